@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Fetch everything the kernel test rig needs, without touching the host's /boot:
+#   - host tools (QEMU, busybox-static, cpio, kmod, iproute2, Debian's ipvsadm and keepalived
+#     as the reference userland that goes into the VM);
+#   - Debian's 6.1 and 6.12 cloud kernels, their headers and kbuild, and linux-source,
+#     downloaded with `apt-get download` and unpacked with `dpkg-deb -x` under $RIG_CACHE.
+#
+# A second run costs nothing: every step is skipped when its result is already there.
+# Prints one line per kernel: "<line> <release> <root dir>".
+set -euo pipefail
+
+RIG_CACHE=${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lvs-rig}
+mkdir -p "$RIG_CACHE/debs" "$RIG_CACHE/kernels"
+
+log() { echo "rig/fetch: $*" >&2; }
+
+host_pkgs=(qemu-system-x86 busybox-static cpio kmod iproute2 xz-utils zstd ipvsadm keepalived
+	gcc make bc libelf-dev flex bison)
+
+need_install=()
+for p in "${host_pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_install+=("$p")
+done
+apt_updated=0
+apt_update() {
+	if [ "$apt_updated" = 0 ]; then
+		log "apt-get update"
+		apt-get update -qq >&2
+		apt_updated=1
+	fi
+}
+if [ "${#need_install[@]}" -gt 0 ]; then
+	apt_update
+	log "installing ${need_install[*]}"
+	# Never start the services these packages ship (keepalived): we only want the binaries.
+	policy=/usr/sbin/policy-rc.d
+	had_policy=0
+	[ -e "$policy" ] && had_policy=1
+	[ "$had_policy" = 1 ] || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_install[@]}" >&2
+	[ "$had_policy" = 1 ] || rm -f "$policy"
+fi
+
+# newest_pkg PATTERN: the newest package name matching an extended regexp.
+newest_pkg() {
+	apt-cache pkgnames 2>/dev/null | grep -E "$1" | sort -V | tail -n 1
+}
+
+# fetch_debs DIR PKG...: download PKGs (once) and unpack them into DIR.
+fetch_debs() {
+	local dir=$1
+	shift
+	mkdir -p "$dir"
+	local p deb
+	for p in "$@"; do
+		deb=$(ls "$RIG_CACHE/debs/${p}_"*.deb 2>/dev/null | head -n 1 || true)
+		if [ -z "$deb" ]; then
+			apt_update
+			log "downloading $p"
+			(cd "$RIG_CACHE/debs" && apt-get download -qq "$p" >&2)
+			deb=$(ls "$RIG_CACHE/debs/${p}_"*.deb | head -n 1)
+		fi
+		if [ ! -e "$dir/.unpacked-$p" ]; then
+			log "unpacking $(basename "$deb")"
+			dpkg-deb -x "$deb" "$dir"
+			touch "$dir/.unpacked-$p"
+		fi
+	done
+}
+
+# Resolve the package names once and remember them, so a cached run needs no apt at all.
+names=$RIG_CACHE/kernels/names
+if [ ! -s "$names" ] || [ -n "${RIG_REFRESH:-}" ]; then
+	apt_update
+	img61=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-6\.1\./ {print $2; exit}')
+	rel61=${img61#linux-image-}
+	img612=$(newest_pkg '^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$')
+	rel612=${img612#linux-image-}
+	rel612=${rel612%-unsigned}
+	[ -n "$rel61" ] && [ -n "$rel612" ] || { log "cannot resolve kernel packages"; exit 1; }
+	printf '6.1 %s\n6.12 %s\n' "$rel61" "$rel612" >"$names.tmp"
+	mv "$names.tmp" "$names"
+fi
+
+while read -r line rel; do
+	root=$RIG_CACHE/kernels/$rel
+	common=${rel%-cloud-amd64}-common
+	# 6.1: linux-kbuild-6.1; 6.12 backports: linux-kbuild-6.12.117+deb12
+	case "$line" in
+	6.1) kbuild=linux-kbuild-6.1 img=linux-image-$rel ;;
+	*) kbuild=linux-kbuild-${rel%-cloud-amd64} img=linux-image-$rel-unsigned ;;
+	esac
+	fetch_debs "$root" "$img" "linux-headers-$rel" "linux-headers-$common" "$kbuild" "linux-source-$line"
+	echo "$line $rel $root"
+done <"$names"
