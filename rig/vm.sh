@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Boot one of Debian's kernels under QEMU with an initramfs made of
+#   base:    busybox-static, iproute2 (ip, tc), Debian's ipvsadm 1.31 and keepalived with their
+#            shared libraries, and the kernel's own modules (the closure of what IPVS tests need),
+#   modules: with --modules ours, our modules from kmod/out/<release>/ over the stock ip_vs*,
+#   payload: a directory given with --payload, unpacked at / (our binaries, tests, scripts),
+# run /opt/fullnat/run/<NAME> inside (--run NAME), and exit with its status.
+# The run fails when the kernel log shows an oops, WARN, BUG, lockdep or refcount splat,
+# or when ip_vs cannot be unloaded at the end.
+#
+# usage: rig/vm.sh --kernel 6.1|6.12 [--modules stock|ours] [--payload DIR] --run NAME
+#                  [--timeout SECONDS] [--mem MiB] [--cpus N] [--log FILE]
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+RIG_CACHE=${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lvs-rig}
+
+kernel=6.1 modules=stock payload= run= timeout=900 mem=2048 cpus=2 log=
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kernel) kernel=$2; shift 2 ;;
+	--modules) modules=$2; shift 2 ;;
+	--payload) payload=$2; shift 2 ;;
+	--run) run=$2; shift 2 ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--mem) mem=$2; shift 2 ;;
+	--cpus) cpus=$2; shift 2 ;;
+	--log) log=$2; shift 2 ;;
+	*) echo "rig/vm.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+[ -n "$run" ] || { echo "rig/vm.sh: --run NAME is required" >&2; exit 2; }
+case "$modules" in stock|ours) ;; *) echo "rig/vm.sh: --modules must be stock or ours" >&2; exit 2 ;; esac
+
+command -v qemu-system-x86_64 >/dev/null || { echo "rig/vm.sh: qemu-system-x86_64 missing: run rig/fetch.sh" >&2; exit 1; }
+rel=$("$here/fetch.sh" | awk -v k="$kernel" '$1 == k {print $2}')
+[ -n "$rel" ] || { echo "rig/vm.sh: unknown kernel line $kernel" >&2; exit 1; }
+kroot=$RIG_CACHE/kernels/$rel
+
+# --- base image (cached per release, rebuilt when this script or init changes) ---------------
+base_key=$(cat "$here/vm.sh" "$here/init" | sha256sum | cut -c1-16)
+base=$RIG_CACHE/initramfs/$rel-base-$base_key.cpio
+stage=$RIG_CACHE/stage/$rel
+if [ ! -s "$base" ]; then
+	echo "rig/vm.sh: building base initramfs for $rel" >&2
+	rm -rf "$stage" "$RIG_CACHE/initramfs/$rel-base-"*.cpio
+	mkdir -p "$stage" "$RIG_CACHE/initramfs"
+	mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,lib,lib64,etc,root,opt/fullnat/bin,opt/fullnat/run}
+	cp /bin/busybox "$stage/bin/busybox"
+	cp "$here/init" "$stage/init"
+	chmod 755 "$stage/init"
+	for b in /usr/sbin/ip /usr/sbin/tc /usr/sbin/ipvsadm /usr/sbin/keepalived /usr/bin/genhash; do
+		[ -e "$b" ] || continue
+		cp "$b" "$stage$b"
+		ldd "$b" | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' | while read -r lib; do
+			mkdir -p "$stage$(dirname "$lib")"
+			cp -L "$lib" "$stage$lib"
+		done
+	done
+	mkdir -p "$stage/lib64"
+	cp -L /lib64/ld-linux-x86-64.so.2 "$stage/lib64/"
+	# Name resolution as the C tools do it: files only.
+	cp /etc/services /etc/protocols "$stage/etc/"
+	printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$stage/etc/hosts"
+	printf 'hosts: files\nnetworks: files\nservices: files\nprotocols: files\npasswd: files\ngroup: files\n' >"$stage/etc/nsswitch.conf"
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$stage/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' >"$stage/etc/group"
+
+	# Kernel modules: the closure of what the tests use, decompressed so busybox can load them.
+	mdir=$kroot/lib/modules/$rel
+	[ -s "$mdir/modules.dep" ] || depmod -b "$kroot" "$rel"
+	roots=$(cd "$mdir" && find kernel/net/netfilter/ipvs -name '*.ko*';
+		for m in veth dummy sch_netem sch_tbf ifb ipip ip6_tunnel ip_gre ip6_gre fou fou6 \
+			nf_conntrack nf_conntrack_ftp nf_nat macvlan 8021q tun bridge; do
+			find kernel -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst"
+		done)
+	want=$(for r in $roots; do
+		echo "$r"
+		awk -v m="$r" -F': *' '$1 == m {print $2}' "$mdir/modules.dep" | tr ' ' '\n'
+	done | sort -u | grep .)
+	smod=$stage/lib/modules/$rel
+	mkdir -p "$smod"
+	for m in $want; do
+		mkdir -p "$smod/$(dirname "$m")"
+		case "$m" in
+		*.xz) xz -dc "$mdir/$m" >"$smod/${m%.xz}" ;;
+		*.zst) zstd -qdc "$mdir/$m" >"$smod/${m%.zst}" ;;
+		*) cp "$mdir/$m" "$smod/$m" ;;
+		esac
+	done
+	cp "$mdir/modules.builtin" "$mdir/modules.order" "$smod/" 2>/dev/null || true
+	[ -e "$mdir/modules.builtin.modinfo" ] && cp "$mdir/modules.builtin.modinfo" "$smod/"
+	depmod -b "$stage" "$rel"
+	(cd "$stage" && find . -mindepth 1 | cpio -o -H newc -R 0:0 --quiet) >"$base.tmp"
+	mv "$base.tmp" "$base"
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/rig.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cp "$base" "$work/initrd"
+
+# --- our modules over the stock ones ---------------------------------------------------------
+if [ "$modules" = ours ]; then
+	out=$top/kmod/out/$rel
+	ls "$out"/ip_vs.ko >/dev/null 2>&1 || { echo "rig/vm.sh: no modules in $out: run make -C kmod KVER=$rel" >&2; exit 1; }
+	ov=$work/ours
+	mkdir -p "$ov"
+	cp -al "$stage/." "$ov/" 2>/dev/null || cp -a "$stage/." "$ov/"
+	smod=$ov/lib/modules/$rel
+	for ko in "$out"/*.ko; do
+		name=$(basename "$ko")
+		dest=$(cd "$smod" && find kernel -name "$name" | head -n 1)
+		[ -n "$dest" ] || dest=extra/$name
+		mkdir -p "$smod/$(dirname "$dest")"
+		rm -f "$smod/$dest"
+		cp "$ko" "$smod/$dest"
+		echo "lib/modules/$rel/$dest" >>"$work/ours.list"
+	done
+	depmod -b "$ov" "$rel"
+	(cd "$smod" && ls modules.*) | sed "s|^|lib/modules/$rel/|" >>"$work/ours.list"
+	(cd "$ov" && cpio -o -H newc -R 0:0 --quiet <"$work/ours.list") >>"$work/initrd"
+fi
+
+# --- payload ---------------------------------------------------------------------------------
+pl=$work/payload
+mkdir -p "$pl/opt/fullnat"
+[ -z "$payload" ] || cp -a "$payload/." "$pl/"
+cat >"$pl/opt/fullnat/env" <<EOF
+export RIG_KERNEL=$kernel RIG_RELEASE=$rel RIG_MODULES=$modules
+EOF
+(cd "$pl" && find . -mindepth 1 | cpio -o -H newc -R 0:0 --quiet) >>"$work/initrd"
+
+# --- boot ------------------------------------------------------------------------------------
+accel=tcg
+# KVM is opt-in: on nested hosts /dev/kvm can exist and still abort QEMU.
+if [ -n "${RIG_KVM:-}" ]; then accel=kvm:tcg; fi
+console=$work/console
+[ -n "$log" ] || log=$console
+start=$(date +%s.%N)
+set +e
+timeout --foreground -k 10 "$timeout" qemu-system-x86_64 \
+	-machine "pc,accel=$accel" -cpu max -smp "$cpus" -m "$mem" \
+	-kernel "$kroot/boot/vmlinuz-$rel" -initrd "$work/initrd" \
+	-append "console=ttyS0 panic=-1 oops=panic loglevel=4 rig.run=$run" \
+	-nographic -no-reboot -nic none -monitor none -serial stdio </dev/null 2>&1 |
+	tr -d '\r' | tee "$log" | sed -n '/RIG-BEGIN/,$p' | sed -n '/^RIG-DMESG-BEGIN/,/^RIG-DMESG-END/!p'
+qrc=${PIPESTATUS[0]}
+set -e
+end=$(date +%s.%N)
+echo "rig: $kernel ($rel, $modules modules) $run: $(echo "$end - $start" | bc) s in the VM (qemu exit $qrc)" >&2
+
+rc=$(awk '/^RIG-EXIT / {print $2}' "$log" | tail -n 1)
+fail=0
+if [ -z "$rc" ]; then
+	echo "rig: FAIL: the VM did not finish (timeout, panic or hang); the end of its console:" >&2
+	tail -n 60 "$log" >&2
+	fail=1
+elif [ "$rc" != 0 ]; then
+	echo "rig: FAIL: $run exited $rc" >&2
+	fail=1
+fi
+if ! grep -q '^RIG-UNLOAD ok' "$log"; then
+	echo "rig: FAIL: IPVS modules could not be unloaded after the run (leaked reference?)" >&2
+	fail=1
+fi
+splat='(Oops|BUG:|WARNING:|------------\[ cut here \]|Kernel panic|general protection fault|refcount_t:|possible recursive locking|circular locking dependency|inconsistent lock state|suspicious RCU usage|kernel BUG at|UBSAN:|KASAN:|Slab cache still has objects|still has objects when called from|unregister_netdevice: waiting for|soft lockup|hung_task|rcu_sched self-detected stall|rcu: INFO: rcu_(pre)?empt)'
+if grep -Eq "$splat" "$log"; then
+	echo "rig: FAIL: kernel splat in the VM log:" >&2
+	grep -En -B2 -A25 "$splat" "$log" | head -n 80 >&2
+	fail=1
+fi
+exit $fail
