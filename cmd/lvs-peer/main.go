@@ -1,0 +1,344 @@
+// Command lvs-peer is the traffic tool of the test rig and of `make demo`: a server that tells each
+// client who it is and whom it sees, and a client that opens many connections through a virtual
+// service and verifies every byte.
+//
+//	lvs-peer serve --name rs1 --listen 198.51.100.11:80 [--listen [2001:db8:2::11]:80] [--udp ...]
+//	lvs-peer dial --addr 203.0.113.10:80 [--udp] [--count 1000] [--parallel 16]
+//	              [--op hello|get|put] [--size 10485760] [--local-port 40000]
+//
+// TCP protocol, one request line per connection:
+//
+//	hello        -> "<name> <remote addr:port>\n"
+//	get N SEED   -> N bytes of the deterministic stream SEED
+//	put N        -> reads N bytes, answers "<sha256 hex>\n"
+//
+// UDP: any datagram is answered with "<name> <remote addr:port>".
+//
+// dial prints one JSON summary line and exits non-zero when any operation failed.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "dial":
+		err = dial(os.Args[2:])
+	case "-h", "--help", "help":
+		usage()
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lvs-peer:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, `usage:
+  lvs-peer serve --name NAME --listen ADDR:PORT [--listen ...] [--udp ADDR:PORT ...]
+  lvs-peer dial --addr ADDR:PORT [--udp] [--count N] [--parallel P] [--op hello|get|put]
+                [--size BYTES] [--local-port PORT] [--timeout 10s]`)
+	os.Exit(2)
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// stream writes n bytes of the deterministic stream seed to w (xorshift64*).
+func stream(w io.Writer, n int64, seed uint64) error {
+	x := seed*2654435761 + 0x9e3779b97f4a7c15
+	buf := make([]byte, 64*1024)
+	for n > 0 {
+		chunk := int64(len(buf))
+		if n < chunk {
+			chunk = n
+		}
+		for i := int64(0); i < chunk; i += 8 {
+			x ^= x >> 12
+			x ^= x << 25
+			x ^= x >> 27
+			v := x * 0x2545f4914f6cdd1d
+			for j := int64(0); j < 8 && i+j < chunk; j++ {
+				buf[i+j] = byte(v >> (8 * j))
+			}
+		}
+		if _, err := w.Write(buf[:chunk]); err != nil {
+			return err
+		}
+		n -= chunk
+	}
+	return nil
+}
+
+func streamSum(n int64, seed uint64) string {
+	h := sha256.New()
+	_ = stream(h, n, seed)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	name := fs.String("name", "", "name reported to clients")
+	var tcp, udp listFlag
+	fs.Var(&tcp, "listen", "TCP address to listen on (repeatable)")
+	fs.Var(&udp, "udp", "UDP address to listen on (repeatable)")
+	_ = fs.Parse(args)
+	if *name == "" || len(tcp)+len(udp) == 0 {
+		return errors.New("serve needs --name and at least one --listen or --udp")
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		_ = c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+		})
+		return serr
+	}}
+	for _, a := range tcp {
+		l, err := lc.Listen(context.Background(), "tcp", a)
+		if err != nil {
+			return fmt.Errorf("listen tcp %s: %w", a, err)
+		}
+		go acceptLoop(l, *name)
+	}
+	for _, a := range udp {
+		c, err := lc.ListenPacket(context.Background(), "udp", a)
+		if err != nil {
+			return fmt.Errorf("listen udp %s: %w", a, err)
+		}
+		go udpLoop(c, *name)
+	}
+	fmt.Println("ready")
+	select {}
+}
+
+func acceptLoop(l net.Listener, name string) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "accept:", err)
+			return
+		}
+		go handle(c, name)
+	}
+}
+
+func handle(c net.Conn, name string) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Minute))
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return
+	}
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		return
+	}
+	switch {
+	case f[0] == "hello":
+		fmt.Fprintf(c, "%s %s\n", name, c.RemoteAddr())
+	case f[0] == "get" && len(f) == 3:
+		n, _ := strconv.ParseInt(f[1], 10, 64)
+		seed, _ := strconv.ParseUint(f[2], 10, 64)
+		bw := bufio.NewWriterSize(c, 64*1024)
+		if stream(bw, n, seed) == nil {
+			_ = bw.Flush()
+		}
+	case f[0] == "put" && len(f) == 2:
+		n, _ := strconv.ParseInt(f[1], 10, 64)
+		h := sha256.New()
+		if _, err := io.CopyN(h, r, n); err != nil {
+			fmt.Fprintf(c, "error %v\n", err)
+			return
+		}
+		fmt.Fprintf(c, "%s\n", hex.EncodeToString(h.Sum(nil)))
+	}
+}
+
+func udpLoop(c net.PacketConn, name string) {
+	buf := make([]byte, 65536)
+	for {
+		_, addr, err := c.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		_, _ = c.WriteTo([]byte(fmt.Sprintf("%s %s", name, addr)), addr)
+	}
+}
+
+type summary struct {
+	OK        int            `json:"ok"`
+	Failed    int            `json:"failed"`
+	Servers   map[string]int `json:"servers"`
+	Peers     map[string]int `json:"peers"`
+	Bytes     int64          `json:"bytes"`
+	ElapsedMS int64          `json:"elapsed_ms"`
+	Errors    []string       `json:"errors,omitempty"`
+}
+
+func dial(args []string) error {
+	fs := flag.NewFlagSet("dial", flag.ExitOnError)
+	addr := fs.String("addr", "", "virtual service address:port")
+	udp := fs.Bool("udp", false, "use UDP (op hello only)")
+	count := fs.Int("count", 1, "number of operations")
+	par := fs.Int("parallel", 1, "operations in flight")
+	op := fs.String("op", "hello", "hello, get or put")
+	size := fs.Int64("size", 1<<20, "bytes for get and put")
+	lport := fs.Int("local-port", 0, "local port to bind (0: any)")
+	timeout := fs.Duration("timeout", 20*time.Second, "timeout of one operation")
+	_ = fs.Parse(args)
+	if *addr == "" {
+		return errors.New("dial needs --addr")
+	}
+	s := summary{Servers: map[string]int{}, Peers: map[string]int{}}
+	var mu sync.Mutex
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < *par; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				server, peer, n, err := once(*addr, *udp, *op, *size, uint64(i+1), *lport, *timeout)
+				mu.Lock()
+				if err != nil {
+					s.Failed++
+					if len(s.Errors) < 10 {
+						s.Errors = append(s.Errors, err.Error())
+					}
+				} else {
+					s.OK++
+					s.Bytes += n
+					if server != "" {
+						s.Servers[server]++
+						s.Peers[peer]++
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := 0; i < *count; i++ {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	s.ElapsedMS = time.Since(start).Milliseconds()
+	out, _ := json.Marshal(s)
+	fmt.Println(string(out))
+	if s.Failed > 0 {
+		return fmt.Errorf("%d of %d operations failed", s.Failed, *count)
+	}
+	return nil
+}
+
+func once(addr string, udp bool, op string, size int64, seed uint64, lport int, timeout time.Duration) (server, peer string, n int64, err error) {
+	d := net.Dialer{Timeout: timeout}
+	network := "tcp"
+	if udp {
+		network = "udp"
+	}
+	if lport != 0 {
+		if udp {
+			d.LocalAddr = &net.UDPAddr{Port: lport}
+		} else {
+			d.LocalAddr = &net.TCPAddr{Port: lport}
+		}
+	}
+	c, err := d.Dial(network, addr)
+	if err != nil {
+		return "", "", 0, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if udp {
+		if _, err := c.Write([]byte("hello")); err != nil {
+			return "", "", 0, fmt.Errorf("udp write: %w", err)
+		}
+		buf := make([]byte, 512)
+		m, err := c.Read(buf)
+		if err != nil {
+			return "", "", 0, fmt.Errorf("udp read: %w", err)
+		}
+		f := strings.Fields(string(buf[:m]))
+		if len(f) != 2 {
+			return "", "", 0, fmt.Errorf("udp: bad reply %q", buf[:m])
+		}
+		return f[0], f[1], 0, nil
+	}
+	switch op {
+	case "hello":
+		if _, err := io.WriteString(c, "hello\n"); err != nil {
+			return "", "", 0, err
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return "", "", 0, fmt.Errorf("hello: %w", err)
+		}
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			return "", "", 0, fmt.Errorf("hello: bad reply %q", line)
+		}
+		return f[0], f[1], 0, nil
+	case "get":
+		if _, err := fmt.Fprintf(c, "get %d %d\n", size, seed); err != nil {
+			return "", "", 0, err
+		}
+		h := sha256.New()
+		got, err := io.Copy(h, c)
+		if err != nil {
+			return "", "", got, fmt.Errorf("get: after %d bytes: %w", got, err)
+		}
+		if got != size || hex.EncodeToString(h.Sum(nil)) != streamSum(size, seed) {
+			return "", "", got, fmt.Errorf("get: %d bytes received, %d expected, or content differs", got, size)
+		}
+		return "", "", got, nil
+	case "put":
+		if _, err := fmt.Fprintf(c, "put %d\n", size); err != nil {
+			return "", "", 0, err
+		}
+		bw := bufio.NewWriterSize(c, 64*1024)
+		if err := stream(bw, size, seed); err != nil {
+			return "", "", 0, fmt.Errorf("put: %w", err)
+		}
+		if err := bw.Flush(); err != nil {
+			return "", "", 0, fmt.Errorf("put: %w", err)
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return "", "", 0, fmt.Errorf("put: reading digest: %w", err)
+		}
+		if strings.TrimSpace(line) != streamSum(size, seed) {
+			return "", "", 0, fmt.Errorf("put: server digest %q differs", strings.TrimSpace(line))
+		}
+		return "", "", size, nil
+	}
+	return "", "", 0, fmt.Errorf("unknown op %q", op)
+}

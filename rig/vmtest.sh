@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Run the project's VM tests: every Go package with files tagged `//go:build vmtest` is compiled
+# into a static test binary, and each package runs in a fresh VM per kernel and module set.
+# Each test's output is printed on the host; the last line is "N passed, N failed".
+#
+# usage: rig/vmtest.sh [--kernels "6.1 6.12"] [--modules "stock ours"] [--run REGEX] [PKG...]
+#
+# A package may hold a file `vmtest.conf` with lines `modules=stock ours` (which module sets it
+# needs; default: both), `timeout=SECONDS` and `mem=MiB`. Module set "ours" needs kmod/out/<release>/
+# (make -C kmod); it is never skipped silently: if it was asked for and is missing, the run fails.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+cd "$top"
+
+kernels="6.1 6.12" modsets="stock ours" runre= pkgs=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kernels) kernels=$2; shift 2 ;;
+	--modules) modsets=$2; shift 2 ;;
+	--run) runre=$2; shift 2 ;;
+	-*) echo "rig/vmtest.sh: unknown option $1" >&2; exit 2 ;;
+	*) pkgs+=("$1"); shift ;;
+	esac
+done
+if [ ${#pkgs[@]} -eq 0 ]; then
+	mapfile -t pkgs < <(grep -rl --include='*_test.go' '^//go:build vmtest' . | xargs -r -n1 dirname | sort -u)
+fi
+[ ${#pkgs[@]} -gt 0 ] || { echo "rig/vmtest.sh: no vmtest packages found" >&2; exit 1; }
+
+"$here/fetch.sh" >/dev/null
+
+pl=$(mktemp -d "${TMPDIR:-/tmp}/rig-payload.XXXXXX")
+trap 'rm -rf "$pl"' EXIT
+mkdir -p "$pl/opt/fullnat/bin" "$pl/opt/fullnat/tests" "$pl/opt/fullnat/run" "$pl/opt/fullnat/src"
+
+export CGO_ENABLED=0
+echo "vmtest: building binaries" >&2
+if [ -d cmd ]; then
+	go build -trimpath -o "$pl/opt/fullnat/bin/" ./cmd/...
+fi
+# The repository's files (tracked and new, not ignored) so tests find their testdata.
+git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} sh -c '[ -f "{}" ] && echo "{}"' |
+	tar -cf - -T - | tar -xf - -C "$pl/opt/fullnat/src"
+
+declare -A conf_modules conf_timeout conf_mem
+for p in "${pkgs[@]}"; do
+	p=./${p#./}
+	name=$(echo "${p#./}" | tr '/' '_')
+	go test -c -tags vmtest -trimpath -o "$pl/opt/fullnat/tests/$name.test" "$p"
+	args="-test.v -test.timeout 30m"
+	[ -z "$runre" ] || args="$args -test.run '$runre'"
+	cat >"$pl/opt/fullnat/run/$name" <<EOF
+#!/bin/sh
+cd /opt/fullnat/src/${p#./} && exec /opt/fullnat/tests/$name.test $args
+EOF
+	chmod +x "$pl/opt/fullnat/run/$name"
+	conf_modules[$p]="stock ours"
+	conf_timeout[$p]=900
+	conf_mem[$p]=2048
+	if [ -f "$p/vmtest.conf" ]; then
+		while IFS='=' read -r k v; do
+			case "$k" in
+			modules) conf_modules[$p]=$v ;;
+			timeout) conf_timeout[$p]=$v ;;
+			mem) conf_mem[$p]=$v ;;
+			esac
+		done <"$p/vmtest.conf"
+	fi
+done
+
+passed=0 failed=0 results=()
+for k in $kernels; do
+	for m in $modsets; do
+		for p in "${pkgs[@]}"; do
+			p=./${p#./}
+			case " ${conf_modules[$p]} " in *" $m "*) ;; *) continue ;; esac
+			name=$(echo "${p#./}" | tr '/' '_')
+			echo "=== vmtest: $p on $k with $m modules" >&2
+			start=$(date +%s)
+			if "$here/vm.sh" --kernel "$k" --modules "$m" --payload "$pl" --run "$name" \
+				--timeout "${conf_timeout[$p]}" --mem "${conf_mem[$p]}"; then
+				passed=$((passed + 1))
+				results+=("PASS $k/$m $p ($(($(date +%s) - start)) s)")
+			else
+				failed=$((failed + 1))
+				results+=("FAIL $k/$m $p ($(($(date +%s) - start)) s)")
+			fi
+		done
+	done
+done
+echo
+echo "vmtest summary:"
+printf '  %s\n' "${results[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
