@@ -29,6 +29,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -193,13 +194,15 @@ func udpLoop(c net.PacketConn, name string) {
 }
 
 type summary struct {
-	OK        int            `json:"ok"`
-	Failed    int            `json:"failed"`
-	Servers   map[string]int `json:"servers"`
-	Peers     map[string]int `json:"peers"`
-	Bytes     int64          `json:"bytes"`
-	ElapsedMS int64          `json:"elapsed_ms"`
-	Errors    []string       `json:"errors,omitempty"`
+	OK      int            `json:"ok"`
+	Failed  int            `json:"failed"`
+	Servers map[string]int `json:"servers"`
+	Peers   map[string]int `json:"peers"`
+	// Seen maps each server to the peer addresses (without port) it saw, with counts.
+	Seen      map[string]map[string]int `json:"seen"`
+	Bytes     int64                     `json:"bytes"`
+	ElapsedMS int64                     `json:"elapsed_ms"`
+	Errors    []string                  `json:"errors,omitempty"`
 }
 
 func dial(args []string) error {
@@ -212,11 +215,12 @@ func dial(args []string) error {
 	size := fs.Int64("size", 1<<20, "bytes for get and put")
 	lport := fs.Int("local-port", 0, "local port to bind (0: any)")
 	timeout := fs.Duration("timeout", 20*time.Second, "timeout of one operation")
+	human := fs.Bool("human", false, "print what each server saw, one line per server, instead of JSON")
 	_ = fs.Parse(args)
 	if *addr == "" {
 		return errors.New("dial needs --addr")
 	}
-	s := summary{Servers: map[string]int{}, Peers: map[string]int{}}
+	s := summary{Servers: map[string]int{}, Peers: map[string]int{}, Seen: map[string]map[string]int{}}
 	var mu sync.Mutex
 	jobs := make(chan int)
 	var wg sync.WaitGroup
@@ -239,6 +243,11 @@ func dial(args []string) error {
 					if server != "" {
 						s.Servers[server]++
 						s.Peers[peer]++
+						host, _, _ := net.SplitHostPort(peer)
+						if s.Seen[server] == nil {
+							s.Seen[server] = map[string]int{}
+						}
+						s.Seen[server][host]++
 					}
 				}
 				mu.Unlock()
@@ -251,8 +260,29 @@ func dial(args []string) error {
 	close(jobs)
 	wg.Wait()
 	s.ElapsedMS = time.Since(start).Milliseconds()
-	out, _ := json.Marshal(s)
-	fmt.Println(string(out))
+	if *human {
+		names := make([]string, 0, len(s.Seen))
+		for n := range s.Seen {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Printf("%s answered %d connections; peers it saw:", n, s.Servers[n])
+			hosts := make([]string, 0, len(s.Seen[n]))
+			for h := range s.Seen[n] {
+				hosts = append(hosts, h)
+			}
+			sort.Strings(hosts)
+			for _, h := range hosts {
+				fmt.Printf(" %s (%d)", h, s.Seen[n][h])
+			}
+			fmt.Println()
+		}
+		fmt.Printf("%d ok, %d failed, %d bytes verified in %d ms\n", s.OK, s.Failed, s.Bytes, s.ElapsedMS)
+	} else {
+		out, _ := json.Marshal(s)
+		fmt.Println(string(out))
+	}
 	if s.Failed > 0 {
 		return fmt.Errorf("%d of %d operations failed", s.Failed, *count)
 	}

@@ -220,13 +220,15 @@ func run(t testing.TB, argv ...string) {
 
 // Summary is what `lvs-peer dial` reports.
 type Summary struct {
-	OK        int            `json:"ok"`
-	Failed    int            `json:"failed"`
-	Servers   map[string]int `json:"servers"`
-	Peers     map[string]int `json:"peers"`
-	Bytes     int64          `json:"bytes"`
-	ElapsedMS int64          `json:"elapsed_ms"`
-	Errors    []string       `json:"errors"`
+	OK      int            `json:"ok"`
+	Failed  int            `json:"failed"`
+	Servers map[string]int `json:"servers"`
+	Peers   map[string]int `json:"peers"`
+	// Seen maps each server name to the peer addresses (without port) it saw, with counts.
+	Seen      map[string]map[string]int `json:"seen"`
+	Bytes     int64                     `json:"bytes"`
+	ElapsedMS int64                     `json:"elapsed_ms"`
+	Errors    []string                  `json:"errors"`
 }
 
 // Dial runs `lvs-peer dial` in ns with args and returns its summary; a failed operation fails

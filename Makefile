@@ -1,0 +1,72 @@
+# SPDX-License-Identifier: Apache-2.0
+#
+#   make demo   install what is needed, build everything, boot a 6.1 VM and show a virtual service at work
+#   make test   the whole suite: Go checks and unit tests, a short fuzz run, the modules, the VM tests on 6.1 and 6.12
+#
+# Both targets install their own dependencies (rig/fetch.sh: apt packages and Debian's kernels; Go modules
+# through the go command). Downloads and builds are cached in $(RIG_CACHE) and Go's caches.
+
+SHELL := /bin/bash
+GO ?= go
+STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME ?= 5s
+KERNELS ?= 6.1 6.12
+export CGO_ENABLED ?= 0
+
+# Module sets for the VM tests: ours too once kmod/ can build them.
+ifneq ($(wildcard kmod/Makefile),)
+MODSETS ?= stock ours
+else
+MODSETS ?= stock
+endif
+
+.PHONY: all demo test fetch build kmod check unit fuzz vmtest clean
+
+all: build
+
+fetch:
+	rig/fetch.sh >/dev/null
+
+build:
+	mkdir -p out/bin
+	$(GO) build -trimpath -o out/bin/ ./cmd/...
+
+kmod: fetch
+ifneq ($(wildcard kmod/Makefile),)
+	$(MAKE) -C kmod
+endif
+
+check:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags vmtest ./...
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags vmtest ./...
+
+unit:
+	$(GO) test -count=1 ./...
+
+# Every FuzzXxx target for $(FUZZTIME), on top of its seed corpus (which `unit` already runs).
+fuzz:
+	@set -e; for f in $$(git grep -l '^func Fuzz' -- '*_test.go'); do \
+		pkg=./$$(dirname $$f); \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+vmtest: fetch kmod
+	rig/vmtest.sh --kernels "$(KERNELS)" --modules "$(MODSETS)"
+
+test: fetch check unit fuzz kmod vmtest
+
+demo: fetch build kmod
+	rig/demo.sh
+
+clean:
+	rm -rf out
+ifneq ($(wildcard kmod/Makefile),)
+	$(MAKE) -C kmod clean
+endif

@@ -1,0 +1,66 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# The demo, inside the VM (see rig/demo.sh). Addresses are documentation ranges.
+set -e
+IP=/usr/sbin/ip
+ADM=/usr/sbin/ipvsadm
+[ -x /opt/fullnat/bin/ipvsadm ] && ADM=/opt/fullnat/bin/ipvsadm
+VIP=203.0.113.10
+say() { printf '\n### %s\n' "$*"; }
+
+say "topology: client (192.0.2.2) -> director (VIP $VIP) -> rs1 198.51.100.11, rs2 198.51.100.12"
+for ns in cl dr rs1 rs2; do $IP netns add $ns; $IP -n $ns link set lo up; done
+$IP -n cl link add eth0 type veth peer name c0 netns dr
+$IP -n cl addr add 192.0.2.2/24 dev eth0; $IP -n cl link set eth0 up
+$IP -n cl route add default via 192.0.2.1
+$IP -n dr addr add 192.0.2.1/24 dev c0; $IP -n dr link set c0 up
+$IP -n dr link add vip0 type dummy; $IP -n dr link set vip0 up
+$IP -n dr addr add $VIP/32 dev vip0
+$IP -n dr link add br0 type bridge; $IP -n dr link set br0 up
+$IP -n dr addr add 198.51.100.1/24 dev br0
+$IP netns exec dr sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
+i=1
+for rs in rs1 rs2; do
+	$IP -n dr link add r$i type veth peer name eth0 netns $rs
+	$IP -n dr link set r$i master br0; $IP -n dr link set r$i up
+	$IP -n $rs addr add 198.51.100.1$i/24 dev eth0; $IP -n $rs link set eth0 up
+	$IP netns exec $rs /opt/fullnat/bin/lvs-peer serve --name $rs --listen 198.51.100.1$i:80 >/dev/null &
+	i=$((i + 1))
+done
+
+fwd=-m
+mode=NAT
+modprobe ip_vs
+if [ "$RIG_MODULES" = ours ] && $IP netns exec dr $ADM -G -t $VIP:80 >/dev/null 2>&1; then
+	mode=FULLNAT
+fi
+if [ $mode = NAT ]; then
+	# NAT: the real servers route back through the director.
+	for rs in rs1 rs2; do $IP -n $rs route add default via 198.51.100.1; done
+fi
+
+say "configure a $mode virtual service with $ADM"
+run() { echo "# $*"; "$@"; }
+run $IP netns exec dr $ADM -A -t $VIP:80 -s rr
+if [ $mode = FULLNAT ]; then
+	$IP -n dr addr add 198.51.100.201/24 dev br0
+	$IP -n dr addr add 198.51.100.202/24 dev br0
+	run $IP netns exec dr $ADM -P -t $VIP:80 -z 198.51.100.201
+	run $IP netns exec dr $ADM -P -t $VIP:80 -z 198.51.100.202
+	fwd=-b
+fi
+run $IP netns exec dr $ADM -a -t $VIP:80 -r 198.51.100.11:80 $fwd
+run $IP netns exec dr $ADM -a -t $VIP:80 -r 198.51.100.12:80 $fwd
+
+say "client: 100 connections to $VIP:80, then 1 MiB down and up, content verified"
+$IP netns exec cl /opt/fullnat/bin/lvs-peer dial --human --addr $VIP:80 --count 100 --parallel 4
+$IP netns exec cl /opt/fullnat/bin/lvs-peer dial --human --addr $VIP:80 --op get --size 1048576 --count 2
+$IP netns exec cl /opt/fullnat/bin/lvs-peer dial --human --addr $VIP:80 --op put --size 1048576 --count 2
+sleep 2.5 # the kernel folds per-CPU counters into the totals every 2 s
+
+say "ipvsadm -Ln --stats"
+$IP netns exec dr $ADM -Ln --stats
+[ $mode = FULLNAT ] && { say "ipvsadm -G (local addresses)"; $IP netns exec dr $ADM -G -t $VIP:80; }
+
+say "what each real server saw (the client is 192.0.2.2)"
+$IP netns exec cl /opt/fullnat/bin/lvs-peer dial --human --addr $VIP:80 --count 10
