@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# build.sh RELEASE: build the patched IPVS modules for one kernel release.
+#
+# 1. find Debian's linux-source tarball for the release's line (or use $KSRC, a kernel tree),
+#    running ../rig/fetch.sh when the cache lacks it;
+# 2. extract net/netfilter/ipvs and the two ip_vs.h headers once into build/RELEASE/pristine;
+# 3. apply patches/<line>/series (or patches/series) to a fresh copy, and copy into
+#    build/RELEASE/src only the files whose content changed, so kbuild rebuilds only those;
+# 4. link our own sources from kmod/ into the module directory and build with kbuild against
+#    the release's headers ($KDIR overrides);
+# 5. copy every module, debug info stripped, into out/RELEASE/.
+set -euo pipefail
+
+rel=${1:?usage: build.sh RELEASE}
+here=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$here/.." && pwd)
+cache=${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lvs-rig}
+
+case "$rel" in
+6.1.*) line=6.1 ;;
+6.12.*) line=6.12 ;;
+*) echo "build.sh: unsupported release $rel (6.1.x and 6.12.x only)" >&2; exit 2 ;;
+esac
+
+log() { echo "kmod[$rel]: $*" >&2; }
+
+root=$cache/kernels/$rel
+kdir=${KDIR:-$root/usr/src/linux-headers-$rel}
+tarball=$root/usr/src/linux-source-$line.tar.xz
+if [ ! -d "$kdir" ] || { [ -z "${KSRC:-}" ] && [ ! -f "$tarball" ]; }; then
+	log "fetching kernel packages"
+	"$top/rig/fetch.sh" >/dev/null
+fi
+[ -d "$kdir" ] || { log "no headers at $kdir"; exit 1; }
+
+b=$here/build/$rel
+mkdir -p "$b"
+
+# 2. pristine sources, extracted once per source.
+files=(net/netfilter/ipvs include/net/ip_vs.h include/uapi/linux/ip_vs.h)
+if [ -n "${KSRC:-}" ]; then
+	origin="tree $(cd "$KSRC" && pwd)"
+else
+	origin="tarball $tarball $(stat -c %Y "$tarball")"
+fi
+if [ ! -f "$b/pristine.stamp" ] || [ "$(cat "$b/pristine.stamp")" != "$origin" ]; then
+	log "extracting ipvs sources ($origin)"
+	rm -rf "$b/pristine" "$b/pristine.tmp"
+	mkdir -p "$b/pristine.tmp"
+	if [ -n "${KSRC:-}" ]; then
+		(cd "$KSRC" && tar -cf - "${files[@]}") | tar -xf - -C "$b/pristine.tmp"
+	else
+		tar -xJf "$tarball" -C "$b/pristine.tmp" --strip-components=1 \
+			--wildcards "${files[@]/#/*/}"
+	fi
+	mv "$b/pristine.tmp" "$b/pristine"
+	echo "$origin" >"$b/pristine.stamp"
+fi
+
+# 3. patch a fresh copy, then sync changed files only.
+series=$top/patches/$line/series
+pdir=$top/patches/$line
+if [ ! -f "$series" ]; then
+	series=$top/patches/series
+	pdir=$top/patches
+fi
+rm -rf "$b/stage"
+cp -a "$b/pristine" "$b/stage"
+if [ -f "$series" ]; then
+	while read -r p _; do
+		case "$p" in '' | '#'*) continue ;; esac
+		patch -d "$b/stage" -p1 -s -N -F0 --no-backup-if-mismatch <"$pdir/$p" ||
+			{ log "patch $p does not apply"; exit 1; }
+	done <"$series"
+fi
+mkdir -p "$b/src"
+(cd "$b/stage" && find . -type f) | while read -r f; do
+	if ! cmp -s "$b/stage/$f" "$b/src/$f"; then
+		mkdir -p "$(dirname "$b/src/$f")"
+		cp "$b/stage/$f" "$b/src/$f"
+	fi
+done
+
+# 4. our sources and the Kbuild that adds them.
+mdir=$b/src/net/netfilter/ipvs
+for f in "$here"/*.c "$here"/*.h; do
+	[ -e "$f" ] || continue
+	ln -sfn "$f" "$mdir/$(basename "$f")"
+done
+sed -e "s|@INCLUDE@|$b/src/include|g" -e "s|@MDIR@|$mdir|g" "$here/Kbuild.in" >"$b/Kbuild.new"
+if cmp -s "$b/Kbuild.new" "$mdir/Kbuild"; then rm -f "$b/Kbuild.new"; else mv "$b/Kbuild.new" "$mdir/Kbuild"; fi
+
+# Debian's headers Makefile includes the common tree by an absolute /usr/src path; point
+# make at the common Makefile next to it instead, so an unpacked cache works too.
+mk=$kdir/Makefile
+inc=$(sed -n 's/^include[[:space:]]\+//p' "$kdir/Makefile" | head -n 1)
+if [ -n "$inc" ]; then
+	if [ -f "$inc" ]; then
+		mk=$inc
+	elif [ -f "$kdir/../$(basename "$(dirname "$inc")")/Makefile" ]; then
+		mk=$(cd "$kdir/../$(basename "$(dirname "$inc")")" && pwd)/Makefile
+	fi
+fi
+log "building against $kdir"
+# No module BTF: it needs pahole and nothing here uses it.
+make -s -C "$kdir" -f "$mk" M="$mdir" -j"$(nproc)" CONFIG_DEBUG_INFO_BTF_MODULES= modules
+
+# 5. install into out/, debug info stripped; only files that changed are touched.
+out=$here/out/$rel
+mkdir -p "$out"
+for ko in "$mdir"/*.ko; do
+	strip --strip-debug -o "$b/strip.tmp" "$ko"
+	if cmp -s "$b/strip.tmp" "$out/$(basename "$ko")"; then rm -f "$b/strip.tmp"; else mv "$b/strip.tmp" "$out/$(basename "$ko")"; fi
+done
+log "$(ls "$out" | wc -l) modules in $out"
