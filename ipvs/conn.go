@@ -1,0 +1,215 @@
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package ipvs
+
+import (
+	"bufio"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"iter"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Paths of the connection tables.
+const (
+	// ConnPath is the stock connection table.
+	ConnPath = "/proc/net/ip_vs_conn"
+	// FullNATConnPath is the extension's table of FULLNAT connections.
+	FullNATConnPath = "/proc/net/ip_vs_conn_fnat"
+)
+
+// Connection is one entry of an IPVS connection table.
+type Connection struct {
+	// Protocol is the protocol name as the kernel prints it ("TCP", "UDP",
+	// "SCTP", or "IP" for others).
+	Protocol string
+	// Client is the client side (FromIP/FPrt).
+	Client netip.AddrPort
+	// Virtual is the virtual service side (ToIP/TPrt).
+	Virtual netip.AddrPort
+	// Local is the FULLNAT local address and port (LocalIP/LPrt); invalid
+	// in the stock table.
+	Local netip.AddrPort
+	// Destination is the real server (DestIP/DPrt).
+	Destination netip.AddrPort
+	// State is the protocol state ("ESTABLISHED", "UDP", "ASSURED"...).
+	State string
+	// Expires is the time left.
+	Expires time.Duration
+	// PEName and PEData are the persistence engine columns, if any.
+	PEName string
+	PEData string
+}
+
+// column indices of a table, from its header line
+type connColumns struct {
+	n                                               int
+	pro, from, fprt, to, tprt, lip, lprt, dst, dprt int
+	state, expires, pename, pedata                  int
+}
+
+func parseConnHeader(line string) (connColumns, error) {
+	c := connColumns{lip: -1, lprt: -1, pename: -1, pedata: -1}
+	idx := map[string]*int{
+		"Pro": &c.pro, "FromIP": &c.from, "FPrt": &c.fprt, "ToIP": &c.to, "TPrt": &c.tprt,
+		"LocalIP": &c.lip, "LPrt": &c.lprt, "DestIP": &c.dst, "DPrt": &c.dprt,
+		"State": &c.state, "Expires": &c.expires, "PEName": &c.pename, "PEData": &c.pedata,
+	}
+	required := []string{"Pro", "FromIP", "FPrt", "ToIP", "TPrt", "DestIP", "DPrt", "State", "Expires"}
+	seen := map[string]bool{}
+	fields := strings.Fields(line)
+	for i, f := range fields {
+		if p, ok := idx[f]; ok {
+			*p = i
+			seen[f] = true
+		}
+	}
+	for _, r := range required {
+		if !seen[r] {
+			return c, fmt.Errorf("connection table header %q lacks column %s", line, r)
+		}
+	}
+	if seen["LocalIP"] != seen["LPrt"] {
+		return c, fmt.Errorf("connection table header %q has only one of LocalIP and LPrt", line)
+	}
+	c.n = len(fields)
+	return c, nil
+}
+
+// parseConnAddr parses an address column: 8 hex digits for IPv4, or an
+// IPv6 address in the kernel's %pI6 form.
+func parseConnAddr(s string) (netip.Addr, error) {
+	if len(s) == 8 && !strings.Contains(s, ":") {
+		b, err := hex.DecodeString(s)
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("address %q: %w", s, err)
+		}
+		return netip.AddrFrom4([4]byte(b)), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is6() {
+		return netip.Addr{}, fmt.Errorf("address %q is neither 8 hex digits nor IPv6", s)
+	}
+	return a, nil
+}
+
+func parseConnAddrPort(addr, port string) (netip.AddrPort, error) {
+	a, err := parseConnAddr(addr)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if len(port) != 4 {
+		return netip.AddrPort{}, fmt.Errorf("port %q is not 4 hex digits", port)
+	}
+	p, err := strconv.ParseUint(port, 16, 16)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("port %q: %w", port, err)
+	}
+	return netip.AddrPortFrom(a, uint16(p)), nil
+}
+
+func (c connColumns) parse(line string) (Connection, error) {
+	f := strings.Fields(line)
+	// PEName and PEData are optional at the end of a line.
+	min := c.n
+	if c.pename >= 0 {
+		min = c.pename
+	}
+	if len(f) < min || len(f) > c.n {
+		return Connection{}, fmt.Errorf("%d fields, want %d..%d", len(f), min, c.n)
+	}
+	var conn Connection
+	var err error
+	conn.Protocol = f[c.pro]
+	if conn.Client, err = parseConnAddrPort(f[c.from], f[c.fprt]); err != nil {
+		return conn, err
+	}
+	if conn.Virtual, err = parseConnAddrPort(f[c.to], f[c.tprt]); err != nil {
+		return conn, err
+	}
+	if c.lip >= 0 {
+		if conn.Local, err = parseConnAddrPort(f[c.lip], f[c.lprt]); err != nil {
+			return conn, err
+		}
+	}
+	if conn.Destination, err = parseConnAddrPort(f[c.dst], f[c.dprt]); err != nil {
+		return conn, err
+	}
+	conn.State = f[c.state]
+	exp, err := strconv.ParseUint(f[c.expires], 10, 32)
+	if err != nil {
+		return conn, fmt.Errorf("expires %q: %w", f[c.expires], err)
+	}
+	conn.Expires = time.Duration(exp) * time.Second
+	if c.pename >= 0 && len(f) > c.pename {
+		conn.PEName = f[c.pename]
+	}
+	if c.pedata >= 0 && len(f) > c.pedata {
+		conn.PEData = f[c.pedata]
+	}
+	return conn, nil
+}
+
+// ParseConnections parses a connection table (the stock
+// /proc/net/ip_vs_conn format or the FULLNAT format, told apart by the
+// header line) from r, one entry at a time. Iteration stops at the first
+// error, which is yielded with the line number.
+func ParseConnections(r io.Reader) iter.Seq2[Connection, error] {
+	return func(yield func(Connection, error) bool) {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 0, 4096), 64*1024)
+		var cols connColumns
+		lineNo := 0
+		for sc.Scan() {
+			lineNo++
+			line := sc.Text()
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			if lineNo == 1 {
+				var err error
+				if cols, err = parseConnHeader(line); err != nil {
+					yield(Connection{}, fmt.Errorf("ipvs: connection table: %w", err))
+					return
+				}
+				continue
+			}
+			conn, err := cols.parse(line)
+			if err != nil {
+				yield(Connection{}, fmt.Errorf("ipvs: connection table line %d: %w", lineNo, err))
+				return
+			}
+			if !yield(conn, nil) {
+				return
+			}
+		}
+		if err := sc.Err(); err != nil {
+			yield(Connection{}, fmt.Errorf("ipvs: connection table: %w", err))
+		}
+	}
+}
+
+// ReadConnections streams the connection table at path (ConnPath or
+// FullNATConnPath). A missing file gives an error matching
+// os.ErrNotExist (no IPVS, or no FULLNAT module).
+func ReadConnections(path string) iter.Seq2[Connection, error] {
+	return func(yield func(Connection, error) bool) {
+		f, err := os.Open(path)
+		if err != nil {
+			yield(Connection{}, fmt.Errorf("ipvs: %w", err))
+			return
+		}
+		defer f.Close()
+		for c, err := range ParseConnections(f) {
+			if !yield(c, err) || err != nil {
+				return
+			}
+		}
+	}
+}

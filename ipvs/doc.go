@@ -1,0 +1,68 @@
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+// Package ipvs programs the Linux IP Virtual Server over its generic
+// netlink family ("IPVS", version 1), including the fullnat extension:
+// the FULLNAT forwarding method, FULLNAT local addresses, the SYNPROXY
+// service flag and the per-service ESTABLISHED timeout.
+//
+// # Client
+//
+// A Client holds one netlink socket in one network namespace (New, or
+// NewInNamespace for another one) and is safe for concurrent use. Every
+// upstream command is covered: services (Services, Service,
+// CreateService, UpdateService, DeleteService), destinations,
+// sync daemons, timeouts, Info, ZeroService, ZeroAll and Flush. The
+// extension adds LocalAddresses, CreateLocalAddress and
+// DeleteLocalAddress.
+//
+// Apply sends a Batch of changes pipelined on the one socket (a window of
+// requests per sendmsg, then their acks) and reports which operations
+// failed and why in a *BatchError. This is what makes restoring
+// thousands of services fast.
+//
+// # Extension features
+//
+// The first request that may need the extension asks the kernel for
+// IPVS_INFO_ATTR_FEATURES once and caches the answer. A request that
+// needs a feature the running module lacks (FullNAT destinations, local
+// addresses, FlagSynProxy, EstablishedTimeout) fails before anything is
+// sent with an error matching ErrNotSupported that names the feature.
+//
+// # Errors
+//
+// Errors are *Error values naming the operation and the object. Kernel
+// errnos map onto the os sentinels: errors.Is(err, os.ErrNotExist) for
+// ESRCH and ENOENT (missing service, destination, scheduler), os.ErrExist
+// for EEXIST and os.ErrPermission for EPERM (no CAP_NET_ADMIN in the
+// initial user namespace; IPVS needs it even for reading).
+//
+// # Wire details
+//
+// Service.Netmask is the mask as a number for IPv4 (0xffffff00) and the
+// prefix length for IPv6, zero meaning a full mask. Create and Update
+// send the whole service, with flag mask ~0, like ipvsadm: fields left
+// zero are reset (scheduler "wlc", no persistence). Destination updates
+// send every field likewise.
+//
+// # Connection tables
+//
+// Upstream IPVS has no netlink dump of connections. ParseConnections and
+// ReadConnections stream the text tables one entry at a time (iter.Seq2),
+// so a million connections never sit in one slice. The stock
+// /proc/net/ip_vs_conn has the header
+//
+//	Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData
+//
+// with IPv4 addresses as 8 hex digits, IPv6 addresses in full colon form,
+// ports as 4 hex digits and Expires in seconds. The extension's
+// /proc/net/ip_vs_conn_fnat lists FULLNAT connections with the same
+// columns plus the local address and port between the virtual and the
+// destination columns (Alibaba's order):
+//
+//	Pro FromIP   FPrt ToIP     TPrt LocalIP  LPrt DestIP   DPrt State       Expires PEName PEData
+//
+// each line formatted like the stock one, "%-3s %08X %04X %08X %04X %08X
+// %04X %08X %04X %-11s %7u" for IPv4. The parser finds the columns from
+// the header, so both files (and Alibaba's) parse with one function.
+package ipvs

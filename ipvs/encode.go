@@ -1,0 +1,318 @@
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package ipvs
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"time"
+
+	"github.com/mdlayher/netlink"
+)
+
+// family returns the service's address family, derived from Address when
+// Family is unset (and INET for a fwmark service without an address).
+func (s Service) family() Family {
+	if s.Family != FamilyUnspec {
+		return s.Family
+	}
+	if s.Address.IsValid() && s.Address.Unmap().Is6() {
+		return INET6
+	}
+	return INET
+}
+
+func (d Destination) family(svc Family) Family {
+	if d.Family != FamilyUnspec {
+		return d.Family
+	}
+	if d.Address.IsValid() {
+		if d.Address.Unmap().Is4() {
+			return INET
+		}
+		return INET6
+	}
+	return svc
+}
+
+// addrBytes returns the wire form of a for family f (4 or 16 bytes).
+func addrBytes(f Family, a netip.Addr) ([]byte, error) {
+	if !a.IsValid() {
+		return nil, errors.New("address missing")
+	}
+	switch f {
+	case INET:
+		a = a.Unmap()
+		if !a.Is4() {
+			return nil, fmt.Errorf("address %s is not IPv4", a)
+		}
+		b := a.As4()
+		return b[:], nil
+	case INET6:
+		if !a.Is6() {
+			return nil, fmt.Errorf("address %s is not IPv6", a)
+		}
+		b := a.As16()
+		return b[:], nil
+	}
+	return nil, fmt.Errorf("unsupported address family %s", f)
+}
+
+func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
+
+// encodeService writes the attributes of a SERVICE nest. With full, the
+// settings the kernel requires for NEW/SET are included.
+func encodeService(ae *netlink.AttributeEncoder, s Service, full bool, have Features) error {
+	f := s.family()
+	if f != INET && f != INET6 {
+		return fmt.Errorf("unsupported address family %s", f)
+	}
+	ae.Uint16(svcAttrAF, uint16(f))
+	if s.FWMark != 0 {
+		ae.Uint32(svcAttrFWMark, s.FWMark)
+	} else {
+		if s.Protocol == 0 {
+			return errors.New("service needs a protocol or a fwmark")
+		}
+		b, err := addrBytes(f, s.Address)
+		if err != nil {
+			return err
+		}
+		ae.Uint16(svcAttrProtocol, uint16(s.Protocol))
+		ae.Bytes(svcAttrAddr, b)
+		ae.Bytes(svcAttrPort, be16(s.Port))
+	}
+	if !full {
+		return nil
+	}
+	sched := s.Scheduler
+	if sched == "" {
+		sched = "wlc"
+	}
+	if len(sched) >= schedNameMax {
+		return fmt.Errorf("scheduler name %q longer than %d bytes", sched, schedNameMax-1)
+	}
+	if len(s.PEName) >= peNameMax {
+		return fmt.Errorf("persistence engine name %q longer than %d bytes", s.PEName, peNameMax-1)
+	}
+	ae.String(svcAttrSchedName, sched)
+	if s.PEName != "" {
+		ae.String(svcAttrPEName, s.PEName)
+	}
+	flags := make([]byte, 8)
+	binary.NativeEndian.PutUint32(flags[0:4], uint32(s.Flags&^FlagHashed))
+	binary.NativeEndian.PutUint32(flags[4:8], math.MaxUint32)
+	ae.Bytes(svcAttrFlags, flags)
+	ae.Uint32(svcAttrTimeout, s.Timeout)
+	mask := s.Netmask
+	if f == INET {
+		if mask == 0 {
+			mask = math.MaxUint32
+		}
+		ae.Bytes(svcAttrNetmask, binary.BigEndian.AppendUint32(nil, mask))
+	} else {
+		if mask == 0 {
+			mask = 128
+		}
+		if mask > 128 {
+			return fmt.Errorf("IPv6 netmask /%d out of range 1..128", mask)
+		}
+		ae.Uint32(svcAttrNetmask, mask)
+	}
+	if have.Has(FeatureEstTimeout) {
+		ae.Uint32(svcAttrEstTimeout, s.EstablishedTimeout)
+	}
+	return nil
+}
+
+// encodeServiceRequest returns the attributes of a request carrying only a
+// SERVICE nest.
+func encodeServiceRequest(s Service, full bool, have Features) ([]byte, error) {
+	ae := netlink.NewAttributeEncoder()
+	var err error
+	ae.Nested(cmdAttrService, func(nae *netlink.AttributeEncoder) error {
+		err = encodeService(nae, s, full, have)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ae.Encode()
+}
+
+// encodeDest writes the attributes of a DEST nest.
+func encodeDest(ae *netlink.AttributeEncoder, d Destination, svcFamily Family, full bool) error {
+	f := d.family(svcFamily)
+	b, err := addrBytes(f, d.Address)
+	if err != nil {
+		return err
+	}
+	ae.Bytes(destAttrAddr, b)
+	ae.Bytes(destAttrPort, be16(d.Port))
+	ae.Uint16(destAttrAddrFamily, uint16(f))
+	if !full {
+		return nil
+	}
+	ae.Uint32(destAttrFwdMethod, uint32(d.ForwardMethod))
+	ae.Uint32(destAttrWeight, uint32(d.Weight))
+	ae.Uint32(destAttrUThresh, d.UpperThreshold)
+	ae.Uint32(destAttrLThresh, d.LowerThreshold)
+	ae.Uint8(destAttrTunType, uint8(d.TunnelType))
+	ae.Bytes(destAttrTunPort, be16(d.TunnelPort))
+	ae.Uint16(destAttrTunFlags, uint16(d.TunnelFlags))
+	return nil
+}
+
+// encodeLaddr writes the attributes of a LADDR nest.
+func encodeLaddr(ae *netlink.AttributeEncoder, la LocalAddress, svcFamily Family) error {
+	b, err := addrBytes(svcFamily, la.Address)
+	if err != nil {
+		return fmt.Errorf("local address: %w", err)
+	}
+	ae.Bytes(laddrAttrAddr, b)
+	return nil
+}
+
+// encodeDaemon writes the attributes of a DAEMON nest.
+func encodeDaemon(ae *netlink.AttributeEncoder, d Daemon, full bool) error {
+	if d.State != DaemonMaster && d.State != DaemonBackup {
+		return fmt.Errorf("daemon state %s is neither master nor backup", d.State)
+	}
+	ae.Uint32(daemonAttrState, uint32(d.State))
+	if !full {
+		return nil
+	}
+	if d.Interface == "" || len(d.Interface) >= ifNameMax {
+		return fmt.Errorf("daemon interface %q must be 1..%d bytes", d.Interface, ifNameMax-1)
+	}
+	ae.String(daemonAttrMcastIfn, d.Interface)
+	ae.Uint32(daemonAttrSyncID, d.SyncID)
+	if d.SyncMaxLen != 0 {
+		ae.Uint16(daemonAttrSyncMaxLen, d.SyncMaxLen)
+	}
+	if d.McastGroup.IsValid() {
+		g := d.McastGroup.Unmap()
+		if g.Is4() {
+			b := g.As4()
+			ae.Bytes(daemonAttrMcastGroup, b[:])
+		} else {
+			b := g.As16()
+			ae.Bytes(daemonAttrMcastGroup6, b[:])
+		}
+	}
+	if d.McastPort != 0 {
+		ae.Uint16(daemonAttrMcastPort, d.McastPort)
+	}
+	if d.McastTTL != 0 {
+		ae.Uint8(daemonAttrMcastTTL, d.McastTTL)
+	}
+	return nil
+}
+
+// seconds converts a timeout to whole seconds, rounding up so that a
+// non-zero duration never becomes 0 ("unchanged").
+func seconds(d time.Duration) (uint32, error) {
+	if d < 0 {
+		return 0, fmt.Errorf("negative timeout %v", d)
+	}
+	s := (d + time.Second - 1) / time.Second
+	if s > math.MaxInt32 {
+		return 0, fmt.Errorf("timeout %v too large", d)
+	}
+	return uint32(s), nil
+}
+
+// encodeTimeouts writes the top-level timeout attributes (zero = omitted).
+func encodeTimeouts(ae *netlink.AttributeEncoder, t Timeouts) error {
+	for _, x := range []struct {
+		typ uint16
+		d   time.Duration
+	}{{cmdAttrTimeoutTCP, t.TCP}, {cmdAttrTimeoutTCPFin, t.TCPFin}, {cmdAttrTimeoutUDP, t.UDP}} {
+		s, err := seconds(x.d)
+		if err != nil {
+			return err
+		}
+		if s != 0 {
+			ae.Uint32(x.typ, s)
+		}
+	}
+	return nil
+}
+
+// encodeOp encodes one change into a command and its attributes.
+func encodeOp(op Op, have Features) (request, error) {
+	ae := netlink.NewAttributeEncoder()
+	var cmd uint8
+	var err error
+	nest := func(typ uint16, fn func(*netlink.AttributeEncoder) error) {
+		if err != nil {
+			return
+		}
+		ae.Nested(typ, func(nae *netlink.AttributeEncoder) error {
+			err = fn(nae)
+			return err
+		})
+	}
+	svc := func(full bool) func(*netlink.AttributeEncoder) error {
+		return func(nae *netlink.AttributeEncoder) error { return encodeService(nae, op.Service, full, have) }
+	}
+	sf := op.Service.family()
+	switch op.Kind {
+	case OpCreateService, OpUpdateService:
+		cmd = cmdNewService
+		if op.Kind == OpUpdateService {
+			cmd = cmdSetService
+		}
+		nest(cmdAttrService, svc(true))
+	case OpDeleteService, OpZeroService:
+		cmd = cmdDelService
+		if op.Kind == OpZeroService {
+			cmd = cmdZero
+		}
+		nest(cmdAttrService, svc(false))
+	case OpCreateDestination, OpUpdateDestination, OpDeleteDestination:
+		cmd = map[OpKind]uint8{OpCreateDestination: cmdNewDest, OpUpdateDestination: cmdSetDest, OpDeleteDestination: cmdDelDest}[op.Kind]
+		nest(cmdAttrService, svc(false))
+		nest(cmdAttrDest, func(nae *netlink.AttributeEncoder) error {
+			return encodeDest(nae, op.Destination, sf, op.Kind != OpDeleteDestination)
+		})
+	case OpCreateLocalAddress, OpDeleteLocalAddress:
+		cmd = cmdNewLaddr
+		if op.Kind == OpDeleteLocalAddress {
+			cmd = cmdDelLaddr
+		}
+		nest(cmdAttrService, svc(false))
+		nest(cmdAttrLaddr, func(nae *netlink.AttributeEncoder) error {
+			return encodeLaddr(nae, op.LocalAddress, sf)
+		})
+	case OpSetTimeouts:
+		cmd = cmdSetConfig
+		err = encodeTimeouts(ae, op.Timeouts)
+	case OpStartDaemon, OpStopDaemon:
+		cmd = cmdNewDaemon
+		if op.Kind == OpStopDaemon {
+			cmd = cmdDelDaemon
+		}
+		nest(cmdAttrDaemon, func(nae *netlink.AttributeEncoder) error {
+			return encodeDaemon(nae, op.Daemon, op.Kind == OpStartDaemon)
+		})
+	case OpZeroAll:
+		cmd = cmdZero
+	case OpFlush:
+		cmd = cmdFlush
+	default:
+		return request{}, fmt.Errorf("unknown operation kind %d", int(op.Kind))
+	}
+	if err != nil {
+		return request{}, err
+	}
+	b, err := ae.Encode()
+	if err != nil {
+		return request{}, err
+	}
+	return request{cmd: cmd, data: b}, nil
+}
