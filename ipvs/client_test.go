@@ -1,0 +1,625 @@
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package ipvs
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// recorder is a fake kernel that answers GET_INFO with the given features
+// and acks (or fails with errno) every other request, recording them.
+type recorder struct {
+	features Features
+	noFeat   bool // omit IPVS_INFO_ATTR_FEATURES, like a stock kernel
+	errno    unix.Errno
+	reqs     []genlReq
+	replies  []reply
+}
+
+func (r *recorder) handle(t testing.TB) func(req genlReq) ([]reply, unix.Errno) {
+	return func(req genlReq) ([]reply, unix.Errno) {
+		if req.cmd == cmdGetInfo {
+			return []reply{{cmdSetInfo, attrs(t, func(ae *netlink.AttributeEncoder) {
+				ae.Uint32(infoAttrVersion, 0x010201)
+				ae.Uint32(infoAttrConnTabSize, 4096)
+				if !r.noFeat {
+					ae.Uint32(infoAttrFeatures, uint32(r.features))
+				}
+			})}}, 0
+		}
+		r.reqs = append(r.reqs, req)
+		if r.errno != 0 {
+			return nil, r.errno
+		}
+		return r.replies, 0
+	}
+}
+
+func (r *recorder) only(t *testing.T) genlReq {
+	t.Helper()
+	if len(r.reqs) != 1 {
+		t.Fatalf("kernel got %d requests, want 1", len(r.reqs))
+	}
+	return r.reqs[0]
+}
+
+func checkReq(t *testing.T, got genlReq, cmd uint8, flags netlink.HeaderFlags, want map[string][]byte) {
+	t.Helper()
+	if got.cmd != cmd {
+		t.Errorf("command %d, want %d", got.cmd, cmd)
+	}
+	if got.flags != flags {
+		t.Errorf("flags %v, want %v", got.flags, flags)
+	}
+	checkAttrs(t, got.attrs, want)
+}
+
+var (
+	svcTCP = Service{Protocol: TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: 80}
+	svcV6  = Service{Protocol: UDP, Address: netip.MustParseAddr("2001:db8::1"), Port: 53}
+)
+
+const ack = netlink.Request | netlink.Acknowledge
+
+// identTCP is the SERVICE nest identifying svcTCP.
+func identTCP() map[string][]byte {
+	return map[string][]byte{
+		"1/": nil, "1/1": le16(2), "1/2": le16(6), "1/3": ip("192.0.2.1"), "1/4": bebytes16(80),
+	}
+}
+
+func merge(ms ...map[string][]byte) map[string][]byte {
+	out := map[string][]byte{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func TestInfo(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		r    recorder
+		want Info
+	}{
+		{"stock", recorder{noFeat: true}, Info{Version{1, 2, 1}, 4096, 0}},
+		{"extension", recorder{features: FeatureFullNAT | FeatureSynProxy | FeatureEstTimeout},
+			Info{Version{1, 2, 1}, 4096, FeatureFullNAT | FeatureSynProxy | FeatureEstTimeout}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got genlReq
+			c := testClient(t, func(req genlReq) ([]reply, unix.Errno) {
+				got = req
+				return tc.r.handle(t)(req)
+			})
+			info, err := c.Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkReq(t, got, cmdGetInfo, netlink.Request, map[string][]byte{})
+			if info != tc.want {
+				t.Errorf("Info() = %+v, want %+v", info, tc.want)
+			}
+			if info.Version.String() != "1.2.1" {
+				t.Errorf("version string %q", info.Version)
+			}
+		})
+	}
+}
+
+func stats32(ae *netlink.AttributeEncoder, base uint32) {
+	ae.Uint32(statsAttrConns, base+1)
+	ae.Uint32(statsAttrInPkts, base+2)
+	ae.Uint32(statsAttrOutPkts, base+3)
+	ae.Uint64(statsAttrInBytes, uint64(base)+4)
+	ae.Uint64(statsAttrOutBytes, uint64(base)+5)
+	ae.Uint32(statsAttrCPS, base+6)
+	ae.Uint32(statsAttrInPPS, base+7)
+	ae.Uint32(statsAttrOutPPS, base+8)
+	ae.Uint32(statsAttrInBPS, base+9)
+	ae.Uint32(statsAttrOutBPS, base+10)
+}
+
+func stats64(ae *netlink.AttributeEncoder, base uint64) {
+	for i := uint16(1); i <= 10; i++ {
+		ae.Uint64(i, base+uint64(i))
+	}
+}
+
+func wantStats(base uint64) Stats {
+	return Stats{base + 1, base + 2, base + 3, base + 4, base + 5, base + 6, base + 7, base + 8, base + 9, base + 10}
+}
+
+func kernelFlags(f ServiceFlags) []byte {
+	return append(le32(uint32(f)), le32(0xffffffff)...)
+}
+
+func TestServices(t *testing.T) {
+	r := &recorder{}
+	r.replies = []reply{
+		{cmdNewService, attrs(t, func(ae *netlink.AttributeEncoder) {
+			kernelNest(ae, cmdAttrService, func(ae *netlink.AttributeEncoder) {
+				ae.Uint16(svcAttrAF, 2)
+				ae.Uint16(svcAttrProtocol, 6)
+				ae.Bytes(svcAttrAddr, ip16("192.0.2.1"))
+				ae.Bytes(svcAttrPort, bebytes16(80))
+				ae.Bytes(svcAttrSchedName, cstr("rr"))
+				ae.Bytes(svcAttrFlags, kernelFlags(FlagHashed|FlagPersistent))
+				ae.Uint32(svcAttrTimeout, 300)
+				ae.Bytes(svcAttrNetmask, []byte{255, 255, 255, 0})
+				kernelNest(ae, svcAttrStats, func(ae *netlink.AttributeEncoder) { stats32(ae, 100) })
+				kernelNest(ae, svcAttrStats64, func(ae *netlink.AttributeEncoder) { stats64(ae, 1<<40) })
+			})
+		})},
+		{cmdNewService, attrs(t, func(ae *netlink.AttributeEncoder) {
+			kernelNest(ae, cmdAttrService, func(ae *netlink.AttributeEncoder) {
+				ae.Uint16(svcAttrAF, 10)
+				ae.Uint32(svcAttrFWMark, 7)
+				ae.Bytes(svcAttrSchedName, cstr("sh"))
+				ae.Bytes(svcAttrPEName, cstr("sip"))
+				ae.Bytes(svcAttrFlags, kernelFlags(FlagHashed|FlagSHFallback|FlagSHPort))
+				ae.Uint32(svcAttrTimeout, 0)
+				ae.Uint32(svcAttrNetmask, 64)
+				ae.Uint32(svcAttrEstTimeout, 60)
+			})
+		})},
+	}
+	c := testClient(t, r.handle(t))
+	got, err := c.Services()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReq(t, r.only(t), cmdGetService, netlink.Request|netlink.Dump, map[string][]byte{})
+	want := []Service{
+		{Family: INET, Protocol: TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: 80, Scheduler: "rr",
+			Flags: FlagHashed | FlagPersistent, Timeout: 300, Netmask: 0xffffff00,
+			Stats: wantStats(100), Stats64: wantStats(1 << 40)},
+		{Family: INET6, FWMark: 7, Scheduler: "sh", PEName: "sip", Flags: FlagHashed | FlagSched1 | FlagSched2,
+			Netmask: 64, EstablishedTimeout: 60},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Services() =\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+func TestServiceGet(t *testing.T) {
+	r := &recorder{replies: []reply{{cmdNewService, attrs(t, func(ae *netlink.AttributeEncoder) {
+		kernelNest(ae, cmdAttrService, func(ae *netlink.AttributeEncoder) {
+			ae.Uint16(svcAttrAF, 10)
+			ae.Uint16(svcAttrProtocol, 17)
+			ae.Bytes(svcAttrAddr, ip16("2001:db8::1"))
+			ae.Bytes(svcAttrPort, bebytes16(53))
+			ae.Bytes(svcAttrSchedName, cstr("wlc"))
+			ae.Bytes(svcAttrFlags, kernelFlags(FlagHashed|FlagOnePacket))
+			ae.Uint32(svcAttrTimeout, 0)
+			ae.Uint32(svcAttrNetmask, 128)
+		})
+	})}}}
+	c := testClient(t, r.handle(t))
+	got, err := c.Service(svcV6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReq(t, r.only(t), cmdGetService, netlink.Request, map[string][]byte{
+		"1/": nil, "1/1": le16(10), "1/2": le16(17), "1/3": ip("2001:db8::1"), "1/4": bebytes16(53),
+	})
+	want := Service{Family: INET6, Protocol: UDP, Address: netip.MustParseAddr("2001:db8::1"), Port: 53,
+		Scheduler: "wlc", Flags: FlagHashed | FlagOnePacket, Netmask: 128}
+	if got != want {
+		t.Errorf("Service() = %+v, want %+v", got, want)
+	}
+
+	r2 := &recorder{errno: unix.ESRCH}
+	c2 := testClient(t, r2.handle(t))
+	_, err = c2.Service(svcTCP)
+	if !errors.Is(err, os.ErrNotExist) || !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("missing service: err = %v, want os.ErrNotExist and ESRCH", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "get service TCP 192.0.2.1:80") {
+		t.Errorf("error %q does not name the operation and the service", err)
+	}
+}
+
+func TestServiceChanges(t *testing.T) {
+	full := Service{Protocol: TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: 80, Scheduler: "sh",
+		Flags: FlagPersistent | FlagSHPort | FlagHashed, Timeout: 600, Netmask: 0xffffff00, PEName: "sip"}
+	fullAttrs := merge(identTCP(), map[string][]byte{
+		"1/6": cstr("sh"), "1/11": cstr("sip"), "1/7": kernelFlags(FlagPersistent | FlagSHPort),
+		"1/8": le32(600), "1/9": {255, 255, 255, 0},
+	})
+	for _, tc := range []struct {
+		name     string
+		features Features
+		do       func(c *Client) error
+		cmd      uint8
+		want     map[string][]byte
+	}{
+		{"create", 0, func(c *Client) error { return c.CreateService(full) }, cmdNewService, fullAttrs},
+		{"update", 0, func(c *Client) error { return c.UpdateService(full) }, cmdSetService, fullAttrs},
+		{"create defaults", 0, func(c *Client) error { return c.CreateService(svcTCP) }, cmdNewService,
+			merge(identTCP(), map[string][]byte{"1/6": cstr("wlc"), "1/7": kernelFlags(0), "1/8": le32(0), "1/9": {255, 255, 255, 255}})},
+		{"create v6 defaults", 0, func(c *Client) error { return c.CreateService(svcV6) }, cmdNewService,
+			map[string][]byte{"1/": nil, "1/1": le16(10), "1/2": le16(17), "1/3": ip("2001:db8::1"), "1/4": bebytes16(53),
+				"1/6": cstr("wlc"), "1/7": kernelFlags(0), "1/8": le32(0), "1/9": le32(128)}},
+		{"create fwmark", 0, func(c *Client) error {
+			return c.CreateService(Service{FWMark: 7, Scheduler: "rr", Netmask: 48, Family: INET6})
+		},
+			cmdNewService, map[string][]byte{"1/": nil, "1/1": le16(10), "1/5": le32(7),
+				"1/6": cstr("rr"), "1/7": kernelFlags(0), "1/8": le32(0), "1/9": le32(48)}},
+		{"create synproxy est-timeout", FeatureSynProxy | FeatureEstTimeout, func(c *Client) error {
+			s := svcTCP
+			s.Flags = FlagSynProxy
+			s.EstablishedTimeout = 90
+			return c.CreateService(s)
+		}, cmdNewService, merge(identTCP(), map[string][]byte{"1/6": cstr("wlc"), "1/7": kernelFlags(FlagSynProxy),
+			"1/8": le32(0), "1/9": {255, 255, 255, 255}, "1/13": le32(90)})},
+		{"update resets est-timeout", FeatureEstTimeout, func(c *Client) error { return c.UpdateService(svcTCP) }, cmdSetService,
+			merge(identTCP(), map[string][]byte{"1/6": cstr("wlc"), "1/7": kernelFlags(0),
+				"1/8": le32(0), "1/9": {255, 255, 255, 255}, "1/13": le32(0)})},
+		{"delete", 0, func(c *Client) error { return c.DeleteService(full) }, cmdDelService, identTCP()},
+		{"zero", 0, func(c *Client) error { return c.ZeroService(full) }, cmdZero, identTCP()},
+		{"zero all", 0, func(c *Client) error { return c.ZeroAll() }, cmdZero, map[string][]byte{}},
+		{"flush", 0, func(c *Client) error { return c.Flush() }, cmdFlush, map[string][]byte{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &recorder{features: tc.features}
+			c := testClient(t, r.handle(t))
+			if err := tc.do(c); err != nil {
+				t.Fatal(err)
+			}
+			checkReq(t, r.only(t), tc.cmd, ack, tc.want)
+		})
+	}
+}
+
+func TestDestinations(t *testing.T) {
+	r := &recorder{replies: []reply{
+		{cmdNewDest, attrs(t, func(ae *netlink.AttributeEncoder) {
+			kernelNest(ae, cmdAttrDest, func(ae *netlink.AttributeEncoder) {
+				ae.Bytes(destAttrAddr, ip16("198.51.100.10"))
+				ae.Bytes(destAttrPort, bebytes16(8080))
+				ae.Uint32(destAttrFwdMethod, uint32(Masquerade))
+				ae.Uint32(destAttrWeight, 3000000000&0x7fffffff)
+				ae.Uint32(destAttrUThresh, 100)
+				ae.Uint32(destAttrLThresh, 10)
+				ae.Uint32(destAttrActiveConns, 5)
+				ae.Uint32(destAttrInactConns, 6)
+				ae.Uint32(destAttrPersistConns, 7)
+				ae.Uint8(destAttrTunType, 0)
+				ae.Bytes(destAttrTunPort, bebytes16(0))
+				ae.Uint16(destAttrTunFlags, 0)
+				kernelNest(ae, destAttrStats, func(ae *netlink.AttributeEncoder) { stats32(ae, 0) })
+				kernelNest(ae, destAttrStats64, func(ae *netlink.AttributeEncoder) { stats64(ae, 0) })
+				ae.Uint16(destAttrAddrFamily, 2)
+			})
+		})},
+		{cmdNewDest, attrs(t, func(ae *netlink.AttributeEncoder) {
+			kernelNest(ae, cmdAttrDest, func(ae *netlink.AttributeEncoder) {
+				ae.Bytes(destAttrAddr, ip16("2001:db8::10"))
+				ae.Bytes(destAttrPort, bebytes16(80))
+				ae.Uint32(destAttrFwdMethod, uint32(Tunnel))
+				ae.Uint32(destAttrWeight, 1)
+				ae.Uint32(destAttrUThresh, 0)
+				ae.Uint32(destAttrLThresh, 0)
+				ae.Uint8(destAttrTunType, uint8(TunnelGUE))
+				ae.Bytes(destAttrTunPort, bebytes16(6080))
+				ae.Uint16(destAttrTunFlags, uint16(TunnelRemoteChecksum))
+				ae.Uint16(destAttrAddrFamily, 10)
+			})
+		})},
+	}}
+	c := testClient(t, r.handle(t))
+	got, err := c.Destinations(svcTCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReq(t, r.only(t), cmdGetDest, netlink.Request|netlink.Dump, identTCP())
+	want := []Destination{
+		{Family: INET, Address: netip.MustParseAddr("198.51.100.10"), Port: 8080, ForwardMethod: Masquerade,
+			Weight: 3000000000 & 0x7fffffff, UpperThreshold: 100, LowerThreshold: 10, ActiveConns: 5, InactiveConns: 6,
+			PersistConns: 7, Stats: wantStats(0), Stats64: wantStats(0)},
+		{Family: INET6, Address: netip.MustParseAddr("2001:db8::10"), Port: 80, ForwardMethod: Tunnel, Weight: 1,
+			TunnelType: TunnelGUE, TunnelPort: 6080, TunnelFlags: TunnelRemoteChecksum},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Destinations() =\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+func TestDestinationChanges(t *testing.T) {
+	d := Destination{Address: netip.MustParseAddr("198.51.100.10"), Port: 8080, ForwardMethod: DirectRoute,
+		Weight: 5, UpperThreshold: 100, LowerThreshold: 10}
+	fullDest := map[string][]byte{"2/": nil, "2/1": ip("198.51.100.10"), "2/2": bebytes16(8080), "2/11": le16(2),
+		"2/3": le32(3), "2/4": le32(5), "2/5": le32(100), "2/6": le32(10), "2/13": {0}, "2/14": bebytes16(0), "2/15": le16(0)}
+	tun := Destination{Address: netip.MustParseAddr("2001:db8::10"), Port: 80, ForwardMethod: Tunnel, Weight: 1,
+		TunnelType: TunnelGRE, TunnelFlags: TunnelChecksum}
+	fn := d
+	fn.ForwardMethod = FullNAT
+	for _, tc := range []struct {
+		name     string
+		features Features
+		do       func(c *Client) error
+		cmd      uint8
+		want     map[string][]byte
+	}{
+		{"create", 0, func(c *Client) error { return c.CreateDestination(svcTCP, d) }, cmdNewDest, merge(identTCP(), fullDest)},
+		{"update", 0, func(c *Client) error { return c.UpdateDestination(svcTCP, d) }, cmdSetDest, merge(identTCP(), fullDest)},
+		{"delete", 0, func(c *Client) error { return c.DeleteDestination(svcTCP, d) }, cmdDelDest,
+			merge(identTCP(), map[string][]byte{"2/": nil, "2/1": ip("198.51.100.10"), "2/2": bebytes16(8080), "2/11": le16(2)})},
+		{"mixed family tunnel", 0, func(c *Client) error { return c.CreateDestination(svcTCP, tun) }, cmdNewDest,
+			merge(identTCP(), map[string][]byte{"2/": nil, "2/1": ip("2001:db8::10"), "2/2": bebytes16(80), "2/11": le16(10),
+				"2/3": le32(2), "2/4": le32(1), "2/5": le32(0), "2/6": le32(0), "2/13": {2}, "2/14": bebytes16(0), "2/15": le16(1)})},
+		{"fullnat", FeatureFullNAT, func(c *Client) error { return c.CreateDestination(svcTCP, fn) }, cmdNewDest,
+			merge(identTCP(), fullDest, map[string][]byte{"2/3": le32(5)})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &recorder{features: tc.features}
+			c := testClient(t, r.handle(t))
+			if err := tc.do(c); err != nil {
+				t.Fatal(err)
+			}
+			checkReq(t, r.only(t), tc.cmd, ack, tc.want)
+		})
+	}
+}
+
+func TestLocalAddresses(t *testing.T) {
+	r := &recorder{features: FeatureFullNAT, replies: []reply{
+		{cmdNewLaddr, attrs(t, func(ae *netlink.AttributeEncoder) {
+			kernelNest(ae, cmdAttrLaddr, func(ae *netlink.AttributeEncoder) {
+				ae.Bytes(laddrAttrAddr, ip16("203.0.113.5"))
+				ae.Uint64(laddrAttrPortConflict, 1<<33)
+				ae.Uint32(laddrAttrConnCounts, 12)
+			})
+		})},
+		{cmdNewLaddr, attrs(t, func(ae *netlink.AttributeEncoder) {
+			kernelNest(ae, cmdAttrLaddr, func(ae *netlink.AttributeEncoder) {
+				ae.Bytes(laddrAttrAddr, ip("203.0.113.6"))
+				ae.Uint64(laddrAttrPortConflict, 0)
+				ae.Uint32(laddrAttrConnCounts, 0)
+			})
+		})},
+	}}
+	c := testClient(t, r.handle(t))
+	got, err := c.LocalAddresses(svcTCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReq(t, r.only(t), cmdGetLaddr, netlink.Request|netlink.Dump, identTCP())
+	want := []LocalAddress{
+		{Address: netip.MustParseAddr("203.0.113.5"), PortConflicts: 1 << 33, Connections: 12},
+		{Address: netip.MustParseAddr("203.0.113.6")},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("LocalAddresses() = %+v, want %+v", got, want)
+	}
+
+	la := LocalAddress{Address: netip.MustParseAddr("203.0.113.5")}
+	for _, tc := range []struct {
+		name string
+		do   func(c *Client) error
+		cmd  uint8
+	}{
+		{"create", func(c *Client) error { return c.CreateLocalAddress(svcTCP, la) }, cmdNewLaddr},
+		{"delete", func(c *Client) error { return c.DeleteLocalAddress(svcTCP, la) }, cmdDelLaddr},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &recorder{features: FeatureFullNAT}
+			c := testClient(t, r.handle(t))
+			if err := tc.do(c); err != nil {
+				t.Fatal(err)
+			}
+			checkReq(t, r.only(t), tc.cmd, ack, merge(identTCP(), map[string][]byte{"7/": nil, "7/1": ip("203.0.113.5")}))
+		})
+	}
+}
+
+func TestNotSupported(t *testing.T) {
+	la := LocalAddress{Address: netip.MustParseAddr("203.0.113.5")}
+	fn := Destination{Address: netip.MustParseAddr("198.51.100.10"), Port: 80, ForwardMethod: FullNAT, Weight: 1}
+	syn, est := svcTCP, svcTCP
+	syn.Flags = FlagSynProxy
+	est.EstablishedTimeout = 30
+	for _, tc := range []struct {
+		name    string
+		have    Features
+		feature string
+		do      func(c *Client) error
+	}{
+		{"fullnat dest", FeatureSynProxy | FeatureEstTimeout, "FULLNAT", func(c *Client) error { return c.CreateDestination(svcTCP, fn) }},
+		{"fullnat dest update", 0, "FULLNAT", func(c *Client) error { return c.UpdateDestination(svcTCP, fn) }},
+		{"laddr create", 0, "local addresses", func(c *Client) error { return c.CreateLocalAddress(svcTCP, la) }},
+		{"laddr delete", 0, "local addresses", func(c *Client) error { return c.DeleteLocalAddress(svcTCP, la) }},
+		{"laddr list", 0, "local addresses", func(c *Client) error { _, err := c.LocalAddresses(svcTCP); return err }},
+		{"synproxy", FeatureFullNAT | FeatureEstTimeout, "SYNPROXY", func(c *Client) error { return c.CreateService(syn) }},
+		{"est timeout", FeatureFullNAT | FeatureSynProxy, "ESTABLISHED", func(c *Client) error { return c.UpdateService(est) }},
+		{"batch", 0, "SYNPROXY", func(c *Client) error {
+			var b Batch
+			b.CreateService(svcTCP)
+			b.CreateService(syn)
+			return c.Apply(&b)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &recorder{features: tc.have}
+			c := testClient(t, r.handle(t))
+			err := tc.do(c)
+			if !errors.Is(err, ErrNotSupported) {
+				t.Fatalf("err = %v, want ErrNotSupported", err)
+			}
+			if !strings.Contains(err.Error(), tc.feature) || !strings.Contains(err.Error(), "module") {
+				t.Errorf("error %q does not name the feature %q and the module", err, tc.feature)
+			}
+			if len(r.reqs) != 0 {
+				t.Errorf("%d requests reached the kernel, want none", len(r.reqs))
+			}
+		})
+	}
+}
+
+func TestErrnoMapping(t *testing.T) {
+	for _, tc := range []struct {
+		errno  unix.Errno
+		target error
+	}{
+		{unix.ESRCH, os.ErrNotExist},
+		{unix.ENOENT, os.ErrNotExist},
+		{unix.EEXIST, os.ErrExist},
+		{unix.EPERM, os.ErrPermission},
+	} {
+		t.Run(tc.errno.Error(), func(t *testing.T) {
+			r := &recorder{errno: tc.errno}
+			c := testClient(t, r.handle(t))
+			err := c.CreateDestination(svcTCP, Destination{Address: netip.MustParseAddr("198.51.100.1"), Port: 80})
+			if !errors.Is(err, tc.target) {
+				t.Errorf("err = %v, want %v", err, tc.target)
+			}
+			if !errors.Is(err, tc.errno) {
+				t.Errorf("err = %v does not wrap %v", err, tc.errno)
+			}
+			var ie *Error
+			if !errors.As(err, &ie) || ie.Op != "create destination" || ie.Object != "198.51.100.1:80 of TCP 192.0.2.1:80" {
+				t.Errorf("err = %#v, want *Error naming op and object", err)
+			}
+		})
+	}
+	r := &recorder{errno: unix.EINVAL}
+	c := testClient(t, r.handle(t))
+	if err := c.Flush(); errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrExist) || !errors.Is(err, unix.EINVAL) {
+		t.Errorf("EINVAL mapped wrongly: %v", err)
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	r := &recorder{replies: []reply{{cmdSetConfig, attrs(t, func(ae *netlink.AttributeEncoder) {
+		ae.Uint32(cmdAttrTimeoutTCP, 900)
+		ae.Uint32(cmdAttrTimeoutTCPFin, 120)
+		ae.Uint32(cmdAttrTimeoutUDP, 300)
+	})}}}
+	c := testClient(t, r.handle(t))
+	got, err := c.Timeouts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReq(t, r.only(t), cmdGetConfig, netlink.Request, map[string][]byte{})
+	if want := (Timeouts{900 * time.Second, 120 * time.Second, 300 * time.Second}); got != want {
+		t.Errorf("Timeouts() = %+v, want %+v", got, want)
+	}
+
+	r = &recorder{}
+	c = testClient(t, r.handle(t))
+	if err := c.SetTimeouts(Timeouts{TCP: time.Hour, UDP: 1500 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	checkReq(t, r.only(t), cmdSetConfig, ack, map[string][]byte{"4": le32(3600), "6": le32(2)})
+
+	if err := c.SetTimeouts(Timeouts{TCP: -time.Second}); err == nil {
+		t.Error("negative timeout accepted")
+	}
+}
+
+func TestDaemons(t *testing.T) {
+	r := &recorder{replies: []reply{
+		{cmdNewDaemon, attrs(t, func(ae *netlink.AttributeEncoder) {
+			kernelNest(ae, cmdAttrDaemon, func(ae *netlink.AttributeEncoder) {
+				ae.Uint32(daemonAttrState, 1)
+				ae.Bytes(daemonAttrMcastIfn, cstr("eth0"))
+				ae.Uint32(daemonAttrSyncID, 9)
+				ae.Uint16(daemonAttrSyncMaxLen, 1472)
+				ae.Uint16(daemonAttrMcastPort, 8848)
+				ae.Uint8(daemonAttrMcastTTL, 1)
+				ae.Bytes(daemonAttrMcastGroup, ip("224.0.0.81"))
+			})
+		})},
+		{cmdNewDaemon, attrs(t, func(ae *netlink.AttributeEncoder) {
+			kernelNest(ae, cmdAttrDaemon, func(ae *netlink.AttributeEncoder) {
+				ae.Uint32(daemonAttrState, 2)
+				ae.Bytes(daemonAttrMcastIfn, cstr("eth1"))
+				ae.Uint32(daemonAttrSyncID, 0)
+				ae.Uint16(daemonAttrSyncMaxLen, 1452)
+				ae.Uint16(daemonAttrMcastPort, 8848)
+				ae.Uint8(daemonAttrMcastTTL, 1)
+				ae.Bytes(daemonAttrMcastGroup6, ip("ff02::81"))
+			})
+		})},
+	}}
+	c := testClient(t, r.handle(t))
+	got, err := c.Daemons()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReq(t, r.only(t), cmdGetDaemon, netlink.Request|netlink.Dump, map[string][]byte{})
+	want := []Daemon{
+		{State: DaemonMaster, Interface: "eth0", SyncID: 9, SyncMaxLen: 1472, McastGroup: netip.MustParseAddr("224.0.0.81"), McastPort: 8848, McastTTL: 1},
+		{State: DaemonBackup, Interface: "eth1", SyncMaxLen: 1452, McastGroup: netip.MustParseAddr("ff02::81"), McastPort: 8848, McastTTL: 1},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Daemons() = %+v, want %+v", got, want)
+	}
+
+	r = &recorder{}
+	c = testClient(t, r.handle(t))
+	if err := c.StartDaemon(Daemon{State: DaemonBackup, Interface: "eth0", SyncID: 3,
+		McastGroup: netip.MustParseAddr("239.1.2.3"), McastPort: 9000, McastTTL: 2, SyncMaxLen: 1400}); err != nil {
+		t.Fatal(err)
+	}
+	checkReq(t, r.only(t), cmdNewDaemon, ack, map[string][]byte{"3/": nil, "3/1": le32(2), "3/2": cstr("eth0"),
+		"3/3": le32(3), "3/4": le16(1400), "3/5": ip("239.1.2.3"), "3/7": le16(9000), "3/8": {2}})
+
+	r = &recorder{}
+	c = testClient(t, r.handle(t))
+	if err := c.StartDaemon(Daemon{State: DaemonMaster, Interface: "eth0", McastGroup: netip.MustParseAddr("ff02::81")}); err != nil {
+		t.Fatal(err)
+	}
+	checkReq(t, r.only(t), cmdNewDaemon, ack, map[string][]byte{"3/": nil, "3/1": le32(1), "3/2": cstr("eth0"),
+		"3/3": le32(0), "3/6": ip("ff02::81")})
+
+	r = &recorder{}
+	c = testClient(t, r.handle(t))
+	if err := c.StopDaemon(Daemon{State: DaemonMaster}); err != nil {
+		t.Fatal(err)
+	}
+	checkReq(t, r.only(t), cmdDelDaemon, ack, map[string][]byte{"3/": nil, "3/1": le32(1)})
+
+	if err := c.StartDaemon(Daemon{State: 3, Interface: "eth0"}); err == nil {
+		t.Error("bad daemon state accepted")
+	}
+}
+
+func TestInvalidRequests(t *testing.T) {
+	r := &recorder{}
+	c := testClient(t, r.handle(t))
+	for name, do := range map[string]func() error{
+		"no address":  func() error { return c.CreateService(Service{Protocol: TCP, Port: 80}) },
+		"no protocol": func() error { return c.CreateService(Service{Address: netip.MustParseAddr("192.0.2.1")}) },
+		"family mismatch": func() error {
+			return c.CreateService(Service{Family: INET, Protocol: TCP, Address: netip.MustParseAddr("2001:db8::1")})
+		},
+		"long scheduler":   func() error { s := svcTCP; s.Scheduler = "abcdefghijklmnop"; return c.CreateService(s) },
+		"v6 netmask":       func() error { s := svcV6; s.Netmask = 129; return c.CreateService(s) },
+		"dest no address":  func() error { return c.CreateDestination(svcTCP, Destination{Port: 80}) },
+		"laddr wrong fam":  func() error { return c.DeleteService(Service{Family: 3, FWMark: 1}) },
+		"unknown op kind":  func() error { return c.Apply(&Batch{Ops: []Op{{Kind: 99}}}) },
+		"daemon interface": func() error { return c.StartDaemon(Daemon{State: DaemonMaster}) },
+	} {
+		if err := do(); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	for _, q := range r.reqs {
+		t.Errorf("invalid request reached the kernel: cmd %d", q.cmd)
+	}
+}
