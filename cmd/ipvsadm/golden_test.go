@@ -1,0 +1,362 @@
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden transcripts with the current output")
+
+const testdataDir = "../../testdata/ipvsadm"
+
+// A transcript is a sequence of commands and their expected results:
+//
+//	# comment
+//	% directive for the fake kernel (features, stats, counters, proc lines)
+//	$ ipvsadm ARGS          a command (shell-like quoting)
+//	< stdin line            input of the command above
+//	> stdout line           expected output, byte for byte
+//	! stderr line
+//	? exit status           (absent = 0)
+type step struct {
+	isCmd     bool
+	directive string
+	args      []string
+	stdin     []string
+	stdout    []string
+	stderr    []string
+	exit      int
+}
+
+func splitShell(s string) ([]string, error) {
+	var args []string
+	var cur strings.Builder
+	in := false
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			} else {
+				cur.WriteByte(c)
+			}
+		case c == '\'' || c == '"':
+			quote = c
+			in = true
+		case c == ' ' || c == '\t':
+			if in {
+				args = append(args, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteByte(c)
+			in = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("unterminated quote in %q", s)
+	}
+	if in {
+		args = append(args, cur.String())
+	}
+	return args, nil
+}
+
+func parseTranscript(data string) ([]step, error) {
+	var steps []step
+	for n, line := range strings.Split(strings.TrimSuffix(data, "\n"), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		tag, rest := line[0], ""
+		if len(line) > 2 {
+			rest = line[2:]
+		}
+		var cur *step
+		if len(steps) > 0 {
+			cur = &steps[len(steps)-1]
+		}
+		switch tag {
+		case '%':
+			steps = append(steps, step{directive: rest})
+		case '$':
+			args, err := splitShell(rest)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %w", n+1, err)
+			}
+			if len(args) == 0 || args[0] != "ipvsadm" {
+				return nil, fmt.Errorf("line %d: command must start with ipvsadm", n+1)
+			}
+			steps = append(steps, step{isCmd: true, args: args[1:]})
+		case '<', '>', '!', '?':
+			if cur == nil || !cur.isCmd {
+				return nil, fmt.Errorf("line %d: result without a command", n+1)
+			}
+			switch tag {
+			case '<':
+				cur.stdin = append(cur.stdin, rest)
+			case '>':
+				cur.stdout = append(cur.stdout, rest)
+			case '!':
+				cur.stderr = append(cur.stderr, rest)
+			case '?':
+				v, err := strconv.Atoi(rest)
+				if err != nil {
+					return nil, fmt.Errorf("line %d: %w", n+1, err)
+				}
+				cur.exit = v
+			}
+		default:
+			return nil, fmt.Errorf("line %d: unknown line %q", n+1, line)
+		}
+	}
+	return steps, nil
+}
+
+func quoteArg(a string) string {
+	if a == "" || strings.ContainsAny(a, " \t'\"") {
+		return "'" + a + "'"
+	}
+	return a
+}
+
+func formatTranscript(comments []string, steps []step) string {
+	var b strings.Builder
+	for _, c := range comments {
+		b.WriteString(c + "\n")
+	}
+	for _, s := range steps {
+		if !s.isCmd {
+			b.WriteString("% " + s.directive + "\n")
+			continue
+		}
+		q := []string{"$ ipvsadm"}
+		for _, a := range s.args {
+			q = append(q, quoteArg(a))
+		}
+		b.WriteString(strings.Join(q, " ") + "\n")
+		for _, l := range s.stdin {
+			b.WriteString("< " + l + "\n")
+		}
+		for _, l := range s.stdout {
+			b.WriteString("> " + l + "\n")
+		}
+		for _, l := range s.stderr {
+			b.WriteString("! " + l + "\n")
+		}
+		if s.exit != 0 {
+			fmt.Fprintf(&b, "? %d\n", s.exit)
+		}
+	}
+	return b.String()
+}
+
+func splitLines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+}
+
+// fakeRig runs commands against one fake kernel.
+type fakeRig struct {
+	k        *fakeKernel
+	connPath string
+}
+
+func newFakeRig(t *testing.T) *fakeRig {
+	return &fakeRig{k: newFakeKernel(), connPath: filepath.Join(t.TempDir(), "ip_vs_conn")}
+}
+
+func (r *fakeRig) env() env {
+	return env{
+		open: func() (backend, error) { return r.k, nil },
+		res: &resolver{hostsPath: filepath.Join(testdataDir, "hosts"),
+			servicesPath: filepath.Join(testdataDir, "services")},
+		connPath: r.connPath,
+	}
+}
+
+func (r *fakeRig) run(args []string, stdin string) (stdout, stderr string, code int) {
+	var o, e bytes.Buffer
+	code = run(append([]string{"ipvsadm"}, args...), strings.NewReader(stdin), &o, &e, r.env())
+	return o.String(), e.String(), code
+}
+
+func parseSvcKey(r *fakeRig, kind, addr string) (service, error) {
+	var ce entry
+	var opts uint64
+	var format uint
+	stdout, stderr := new(bytes.Buffer), new(bytes.Buffer)
+	var err error
+	func() {
+		defer func() {
+			if x := recover(); x != nil {
+				err = fmt.Errorf("bad service %s %s: %s", kind, addr, stderr)
+			}
+		}()
+		tl := &tool{res: r.env().res, stderr: stderr}
+		_ = stdout
+		tl.parseOptions([]string{"ipvsadm", "-L", kind, addr}, &ce, &opts, &format)
+	}()
+	return ce.svc, err
+}
+
+func parseUints(fs []string) ([]uint64, error) {
+	var v []uint64
+	for _, f := range fs {
+		n, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			return nil, err
+		}
+		v = append(v, n)
+	}
+	return v, nil
+}
+
+func statsOf(v []uint64) stats {
+	for len(v) < 10 {
+		v = append(v, 0)
+	}
+	return stats{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]}
+}
+
+// directive applies a "% ..." line to the fake kernel.
+func (r *fakeRig) directive(d string) error {
+	f := strings.Fields(d)
+	if len(f) == 0 {
+		return fmt.Errorf("empty directive")
+	}
+	switch f[0] {
+	case "features":
+		v, err := strconv.ParseUint(f[1], 0, 32)
+		r.k.inf.Features = uint32(v)
+		return err
+	case "proc":
+		fh, err := os.OpenFile(r.connPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		defer fh.Close()
+		_, err = fh.WriteString(strings.TrimPrefix(d, "proc ") + "\n")
+		return err
+	case "svcstats", "deststats", "conns", "laddrstats":
+		key, err := parseSvcKey(r, f[1], f[2])
+		if err != nil {
+			return err
+		}
+		s := r.k.find(key)
+		if s == nil {
+			return fmt.Errorf("no service %s %s", f[1], f[2])
+		}
+		if f[0] == "svcstats" {
+			v, err := parseUints(f[3:])
+			s.s.Stats = statsOf(v)
+			return err
+		}
+		for i := range s.dests {
+			d := &s.dests[i]
+			name := addrString(d.AF, d.Addr) + ":" + strconv.Itoa(int(d.Port))
+			if d.AF == afInet6 {
+				name = "[" + addrString(d.AF, d.Addr) + "]:" + strconv.Itoa(int(d.Port))
+			}
+			if f[0] == "laddrstats" || name != f[3] {
+				continue
+			}
+			v, err := parseUints(f[4:])
+			if err != nil {
+				return err
+			}
+			if f[0] == "deststats" {
+				d.Stats = statsOf(v)
+			} else {
+				d.Active, d.Inactive, d.Persist = uint32(v[0]), uint32(v[1]), uint32(v[2])
+			}
+			return nil
+		}
+		if f[0] == "laddrstats" {
+			for i := range s.laddrs {
+				if s.laddrs[i].Addr == netip.MustParseAddr(f[3]) {
+					v, err := parseUints(f[4:])
+					if err != nil {
+						return err
+					}
+					s.laddrs[i].PortConflicts, s.laddrs[i].Conns = v[0], uint32(v[1])
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("no destination %s", f[3])
+	}
+	return fmt.Errorf("unknown directive %q", f[0])
+}
+
+func TestGolden(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(testdataDir, "golden", "*.txt"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden transcripts: %v", err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			steps, err := parseTranscript(string(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var comments []string
+			for _, l := range strings.Split(string(data), "\n") {
+				if strings.HasPrefix(l, "#") {
+					comments = append(comments, l)
+				} else {
+					break
+				}
+			}
+			r := newFakeRig(t)
+			for i := range steps {
+				s := &steps[i]
+				if !s.isCmd {
+					if err := r.directive(s.directive); err != nil {
+						t.Fatalf("%% %s: %v", s.directive, err)
+					}
+					continue
+				}
+				stdin := ""
+				if len(s.stdin) > 0 {
+					stdin = strings.Join(s.stdin, "\n") + "\n"
+				}
+				stdout, stderr, code := r.run(s.args, stdin)
+				if *update {
+					s.stdout, s.stderr, s.exit = splitLines(stdout), splitLines(stderr), code
+					continue
+				}
+				want := step{stdout: s.stdout, stderr: s.stderr, exit: s.exit}
+				got := step{stdout: splitLines(stdout), stderr: splitLines(stderr), exit: code}
+				if w, g := formatTranscript(nil, []step{{isCmd: true, stdout: want.stdout, stderr: want.stderr, exit: want.exit}}),
+					formatTranscript(nil, []step{{isCmd: true, stdout: got.stdout, stderr: got.stderr, exit: got.exit}}); w != g {
+					t.Errorf("$ ipvsadm %s\n--- want\n%s--- got\n%s", strings.Join(s.args, " "), w, g)
+				}
+			}
+			if *update {
+				if err := os.WriteFile(file, []byte(formatTranscript(comments, steps)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,584 @@
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// kernError prints a kernel error as ipvsadm does and exits with code.
+func (t *tool) kernError(op int, err error, code int) {
+	t.errPrefix()
+	fmt.Fprintf(t.stderr, out.errorLine, t.errorText(op, err, nil))
+	t.exit(code)
+}
+
+func addrString(af uint16, a netip.Addr) string {
+	if !a.IsValid() {
+		if af == afInet6 {
+			return "::"
+		}
+		return "0.0.0.0"
+	}
+	if af == afInet && a.Is6() {
+		b := a.As16()
+		return netip.AddrFrom4([4]byte{b[0], b[1], b[2], b[3]}).String()
+	}
+	if af != afInet && a.Is4() {
+		b := a.As4()
+		var b16 [16]byte
+		copy(b16[:], b[:])
+		return netip.AddrFrom16(b16).String()
+	}
+	return a.String()
+}
+
+// addrportToAnyname formats addr:port, with names unless fmtNumeric.
+func (t *tool) addrportToAnyname(af uint16, a netip.Addr, port uint16, proto uint16, format uint) string {
+	var host, ps string
+	if format&fmtNumeric != 0 {
+		host = addrString(af, a)
+		ps = strconv.Itoa(int(port))
+	} else {
+		host = addrString(af, a)
+		if name, ok := t.res.addrToHost(hostAddr(af, a)); ok {
+			host = name
+		}
+		ps = strconv.Itoa(int(port))
+		if name, ok := t.res.portToService(port, proto); ok {
+			ps = name
+		}
+	}
+	f := out.addrPort6
+	if af == afInet {
+		f = out.addrPort
+	}
+	// ipvsadm formats into a 60-byte buffer.
+	return truncate(fmt.Sprintf(f, host, ps), 59)
+}
+
+func hostAddr(af uint16, a netip.Addr) netip.Addr {
+	s := addrString(af, a)
+	r, _ := netip.ParseAddr(s)
+	return r
+}
+
+func (t *tool) printLargenum(i uint64, format uint) {
+	if format&fmtExact != 0 {
+		n := len(strconv.FormatUint(i, 10))
+		w := n + 1
+		if n <= 8 {
+			w = 9
+		}
+		fmt.Fprintf(t.stdout, out.numExact, w, i)
+		return
+	}
+	switch {
+	case i < 100000000:
+		fmt.Fprintf(t.stdout, out.num, i)
+	case i < 1000000000:
+		fmt.Fprintf(t.stdout, out.numK, i/1000)
+	case i < 100000000000:
+		fmt.Fprintf(t.stdout, out.numM, i/1000000)
+	case i < 100000000000000:
+		fmt.Fprintf(t.stdout, out.numG, i/1000000000)
+	default:
+		fmt.Fprintf(t.stdout, out.numT, i/1000000000000)
+	}
+}
+
+func schedFlagsString(se *service) string {
+	var f []string
+	switch se.Sched {
+	case "sh", "mh":
+		if se.Flags&svcSched1 != 0 {
+			f = append(f, se.Sched+"-fallback")
+		}
+		if se.Flags&svcSched2 != 0 {
+			f = append(f, se.Sched+"-port")
+		}
+	default:
+		for i, b := range []uint32{svcSched1, svcSched2, svcSched3} {
+			if se.Flags&b != 0 {
+				f = append(f, "flag-"+strconv.Itoa(i+1))
+			}
+		}
+	}
+	return strings.Join(f, ",")
+}
+
+func (t *tool) printTitle(format uint) {
+	w := t.stdout
+	switch {
+	case format&fmtStats != 0:
+		fmt.Fprintf(w, out.titleStats, "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes")
+	case format&fmtRate != 0:
+		fmt.Fprintf(w, out.titleRate, "Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS")
+	case format&fmtThresholds != 0:
+		fmt.Fprintf(w, out.titleThresholds, "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn")
+	case format&fmtPersistConn != 0:
+		fmt.Fprintf(w, out.titlePersistConn, "Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn", "InActConn")
+	case format&fmtTunInfo != 0:
+		fmt.Fprint(w, out.titleTunInfo)
+	case format&fmtRule == 0:
+		fmt.Fprint(w, out.titleDefault)
+	}
+}
+
+func protocolName(p uint16) string {
+	switch p {
+	case protoTCP:
+		return "TCP"
+	case protoUDP:
+		return "UDP"
+	case protoSCTP:
+		return "SCTP"
+	}
+	return "?"
+}
+
+func optionFromProtocol(p uint16) string {
+	switch p {
+	case protoTCP:
+		return "-t"
+	case protoUDP:
+		return "-u"
+	case protoSCTP:
+		return "--sctp-service"
+	}
+	return "--xxx-service"
+}
+
+func fwdName(m uint32) string {
+	switch m & fwdMask {
+	case fwdMasq:
+		return "Masq"
+	case fwdLocal:
+		return "Local"
+	case fwdTunnel:
+		return "Tunnel"
+	case fwdDroute:
+		return "Route"
+	case fwdFullNAT:
+		return "FullNat"
+	}
+	return "(null)"
+}
+
+func fwdSwitch(m uint32) string {
+	switch m & fwdMask {
+	case fwdMasq:
+		return "-m"
+	case fwdTunnel:
+		return "-i"
+	case fwdLocal, fwdDroute:
+		return "-g"
+	case fwdFullNAT:
+		return "-b"
+	}
+	return "(null)"
+}
+
+var tunFlagNames = [...]string{"-c", "+c", "r+c"}
+var tunFlagOpts = [...]string{"--tun-nocsum", "--tun-csum", "--tun-remcsum"}
+
+func tunFlagIndex(f uint16) int {
+	if int(f) < len(tunFlagNames) {
+		return int(f)
+	}
+	return 0
+}
+
+func fwdTunInfo(e *dest) string {
+	if e.FwdMethod&fwdMask != fwdTunnel {
+		return "n/a"
+	}
+	switch e.TunType {
+	case tunIPIP:
+		return "ipip"
+	case tunGUE:
+		return truncate(fmt.Sprintf("gue:%d:%s", e.TunPort, tunFlagNames[tunFlagIndex(e.TunFlags)]), 15)
+	case tunGRE:
+		return "gre:" + tunFlagNames[tunFlagIndex(e.TunFlags)]
+	}
+	return "n/a"
+}
+
+// svcName is the service column (or, with fmtRule, the -t/-u/-f part).
+func (t *tool) svcName(se *service, format uint) string {
+	if se.FWMark != 0 {
+		f := out.svcFWM
+		switch {
+		case format&fmtRule != 0 && se.AF == afInet6:
+			f = out.svcRuleFW6
+		case format&fmtRule != 0:
+			f = out.svcRuleFWM
+		case se.AF == afInet6:
+			f = out.svcFWM6
+		}
+		return fmt.Sprintf(f, int32(se.FWMark))
+	}
+	vname := t.addrportToAnyname(se.AF, se.Addr, se.Port, se.Protocol, format)
+	if format&fmtRule != 0 {
+		return fmt.Sprintf(out.svcRule, optionFromProtocol(se.Protocol), vname)
+	}
+	s := fmt.Sprintf(out.svcName, protocolName(se.Protocol), vname)
+	if se.AF != afInet6 {
+		s = truncate(s, 33)
+	}
+	return s
+}
+
+func (t *tool) printServiceEntry(se *service, format uint) {
+	ds, err := t.be.Dests(*se)
+	if err != nil {
+		t.kernError(opGetDests, err, 1)
+	}
+	w := t.stdout
+	name := t.svcName(se, format)
+	switch {
+	case format&fmtRule != 0:
+		fmt.Fprintf(w, out.ruleSvc, name, se.Sched)
+		if se.Flags&svcPersistent != 0 {
+			fmt.Fprintf(w, out.rulePersistent, se.Timeout)
+			if se.AF == afInet && se.Netmask != 0xffffffff {
+				fmt.Fprintf(w, out.ruleMask, maskString(se.Netmask))
+			}
+			if se.AF == afInet6 && se.Netmask != 128 {
+				fmt.Fprintf(w, out.ruleMask6, int32(se.Netmask))
+			}
+		}
+		if se.PE != "" {
+			fmt.Fprintf(w, out.rulePE, se.PE)
+		}
+		if se.Flags&svcOnePacket != 0 {
+			fmt.Fprint(w, out.ruleOps)
+		}
+		if se.Flags&svcSchedMask != 0 {
+			fmt.Fprintf(w, out.ruleSchedFlags, schedFlagsString(se))
+		}
+		if se.Flags&svcSynProxy != 0 {
+			fmt.Fprint(w, out.ruleSynProxy)
+		}
+		if se.EstTimeout != 0 {
+			fmt.Fprintf(w, out.ruleEstTimeout, se.EstTimeout)
+		}
+	case format&fmtStats != 0:
+		fmt.Fprintf(w, out.svcNamePadded, name)
+		st := se.Stats
+		for _, v := range []uint64{st.Conns, st.InPkts, st.OutPkts, st.InBytes, st.OutBytes} {
+			t.printLargenum(v, format)
+		}
+	case format&fmtRate != 0:
+		fmt.Fprintf(w, out.svcNamePadded, name)
+		st := se.Stats
+		for _, v := range []uint64{st.CPS, st.InPPS, st.OutPPS, st.InBPS, st.OutBPS} {
+			t.printLargenum(v, format)
+		}
+	default:
+		fmt.Fprintf(w, out.svcSched, name, se.Sched)
+		if se.Flags&svcSchedMask != 0 {
+			fmt.Fprintf(w, out.svcSchedFlags, schedFlagsString(se))
+		}
+		if se.Flags&svcPersistent != 0 {
+			fmt.Fprintf(w, out.svcPersistent, se.Timeout)
+			if se.AF == afInet && se.Netmask != 0xffffffff {
+				fmt.Fprintf(w, out.svcMask, maskString(se.Netmask))
+			}
+			if se.AF == afInet6 && se.Netmask != 128 {
+				fmt.Fprintf(w, out.svcMask6, int32(se.Netmask))
+			}
+			if se.PE != "" {
+				fmt.Fprintf(w, out.svcPE, se.PE)
+			}
+		}
+		if se.Flags&svcOnePacket != 0 {
+			fmt.Fprint(w, out.svcOps)
+		}
+		if se.Flags&svcSynProxy != 0 {
+			fmt.Fprint(w, out.svcSynProxy)
+		}
+	}
+	fmt.Fprint(w, out.eol)
+
+	if format&fmtNoSort == 0 {
+		msort(ds, cmpDests)
+	}
+	for i := range ds {
+		e := &ds[i]
+		// Destinations of fwmark services print their ports with the
+		// service's protocol, which the kernel reports as 0.
+		dname := t.addrportToAnyname(e.AF, e.Addr, e.Port, se.Protocol, format)
+		if format&fmtRule == 0 && e.AF != afInet6 {
+			dname = truncate(dname, 28)
+		}
+		switch {
+		case format&fmtRule != 0:
+			if e.FwdMethod&fwdMask == fwdTunnel {
+				switch e.TunType {
+				case tunGRE:
+					fmt.Fprintf(w, out.ruleDestGRE, name, dname, fwdSwitch(e.FwdMethod), e.Weight, tunNames[e.TunType], tunFlagOpts[tunFlagIndex(e.TunFlags)])
+				case tunGUE:
+					fmt.Fprintf(w, out.ruleDestGUE, name, dname, fwdSwitch(e.FwdMethod), e.Weight, tunNames[e.TunType], e.TunPort, tunFlagOpts[tunFlagIndex(e.TunFlags)])
+				case tunIPIP:
+					fmt.Fprintf(w, out.ruleDestIPIP, name, dname, fwdSwitch(e.FwdMethod), e.Weight, tunNames[e.TunType])
+				default:
+					fmt.Fprintf(w, out.ruleDest, name, dname, fwdSwitch(e.FwdMethod), e.Weight)
+				}
+			} else {
+				fmt.Fprintf(w, out.ruleDest, name, dname, fwdSwitch(e.FwdMethod), e.Weight)
+			}
+		case format&fmtStats != 0:
+			fmt.Fprintf(w, out.destStatsName, dname)
+			st := e.Stats
+			for _, v := range []uint64{st.Conns, st.InPkts, st.OutPkts, st.InBytes, st.OutBytes} {
+				t.printLargenum(v, format)
+			}
+			fmt.Fprint(w, out.eol)
+		case format&fmtRate != 0:
+			st := e.Stats
+			fmt.Fprintf(w, out.destRate, dname, st.CPS, st.InPPS, st.OutPPS)
+			t.printLargenum(st.InBPS, format)
+			t.printLargenum(st.OutBPS, format)
+			fmt.Fprint(w, out.eol)
+		case format&fmtThresholds != 0:
+			fmt.Fprintf(w, out.destThresholds, dname, e.UThresh, e.LThresh, e.Active, e.Inactive)
+		case format&fmtPersistConn != 0:
+			fmt.Fprintf(w, out.destPersistConn, dname, e.Weight, e.Persist, e.Active, e.Inactive)
+		case format&fmtTunInfo != 0:
+			fmt.Fprintf(w, out.destTunInfo, dname, fwdName(e.FwdMethod), fwdTunInfo(e), e.Weight, e.Active, e.Inactive)
+		default:
+			fmt.Fprintf(w, out.destDefault, dname, fwdName(e.FwdMethod), e.Weight, e.Active, e.Inactive)
+		}
+	}
+}
+
+func maskString(m uint32) string {
+	return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}).String()
+}
+
+func (t *tool) listService(svc *service, format uint) {
+	se, err := t.be.Service(*svc)
+	if err != nil {
+		t.kernError(opGetService, err, 1)
+	}
+	t.printTitle(format)
+	t.printServiceEntry(&se, format)
+}
+
+func (t *tool) sortedServices(format uint) []service {
+	svcs, err := t.be.Services()
+	if err != nil {
+		t.kernError(opGetServices, err, 1)
+	}
+	if format&fmtNoSort == 0 {
+		msort(svcs, cmpServices)
+	}
+	return svcs
+}
+
+func (t *tool) listAll(format uint) {
+	if format&fmtRule == 0 {
+		v := t.inf.Version
+		fmt.Fprintf(t.stdout, out.header, v>>16&0xff, v>>8&0xff, v&0xff, t.inf.Size)
+	}
+	svcs := t.sortedServices(format)
+	t.printTitle(format)
+	for i := range svcs {
+		t.printServiceEntry(&svcs[i], format)
+	}
+	if format&fmtRule != 0 && t.inf.Features&featFullNAT != 0 {
+		for i := range svcs {
+			las, err := t.be.LocalAddrs(svcs[i])
+			if err != nil {
+				t.kernError(opGetLaddrs, err, 1)
+			}
+			name := t.svcName(&svcs[i], format)
+			for _, la := range las {
+				fmt.Fprintf(t.stdout, out.ruleLaddr, name, la.Addr.String())
+			}
+		}
+	}
+}
+
+// listLaddrs is -G: the local addresses of one service or of all.
+func (t *tool) listLaddrs(svc *service, one bool) int {
+	var svcs []service
+	if one {
+		se, err := t.be.Service(*svc)
+		if err != nil {
+			t.kernError(opGetLaddrs, err, 1)
+		}
+		svcs = []service{se}
+	} else {
+		svcs = t.sortedServices(0)
+	}
+	if t.inf.Features&featFullNAT == 0 {
+		t.kernError(opGetLaddrs, errNotSupported, 1)
+	}
+	fmt.Fprintf(t.stdout, out.laddrTitle, "VIP:VPORT", "TOTAL", "SNAT_IP", "CONFLICTS", "CONNS")
+	for i := range svcs {
+		se := &svcs[i]
+		las, err := t.be.LocalAddrs(*se)
+		if err != nil {
+			t.kernError(opGetLaddrs, err, 1)
+		}
+		var name string
+		if se.FWMark != 0 {
+			name = t.svcName(se, fmtNumeric)
+		} else {
+			name = t.addrportToAnyname(se.AF, se.Addr, se.Port, se.Protocol, fmtNumeric)
+		}
+		fmt.Fprintf(t.stdout, out.laddrSvc, name, len(las))
+		for _, la := range las {
+			fmt.Fprintf(t.stdout, out.laddrLine, "", "", la.Addr.String(), la.PortConflicts, la.Conns)
+		}
+	}
+	return 0
+}
+
+func (t *tool) listTimeout() {
+	to, err := t.be.Timeouts()
+	if err != nil {
+		t.exit(1)
+	}
+	fmt.Fprintf(t.stdout, out.timeout, int32(to.TCP), int32(to.TCPFin), int32(to.UDP))
+}
+
+func (t *tool) listDaemon() {
+	ds, err := t.be.Daemons()
+	if err != nil {
+		t.exit(1)
+	}
+	if len(ds) > 2 {
+		ds = ds[:2]
+	}
+	for _, d := range ds {
+		var typ string
+		switch {
+		case d.State&stateMaster != 0:
+			typ = "master"
+		case d.State&stateBackup != 0:
+			typ = "backup"
+		default:
+			continue
+		}
+		fmt.Fprintf(t.stdout, out.daemon, typ, d.Ifname, int32(d.SyncID))
+		if d.SyncMaxLen != 0 {
+			fmt.Fprintf(t.stdout, out.daemonMaxLen, d.SyncMaxLen)
+		}
+		if d.Group.IsValid() {
+			fmt.Fprintf(t.stdout, out.daemonGroup, d.Group.String())
+		}
+		if d.Port != 0 {
+			fmt.Fprintf(t.stdout, out.daemonPort, d.Port)
+		}
+		if d.TTL != 0 {
+			fmt.Fprintf(t.stdout, out.daemonTTL, d.TTL)
+		}
+		fmt.Fprint(t.stdout, out.daemonEnd)
+	}
+}
+
+// listConn is -c: /proc/net/ip_vs_conn, reformatted.
+func (t *tool) listConn(format uint) {
+	f, err := os.Open(t.connPath)
+	if err != nil {
+		t.errPrefix()
+		fmt.Fprintf(t.stderr, "cannot open file %s\n", connProcFile)
+		t.exit(1)
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	if _, err := r.ReadString('\n'); err != nil {
+		t.errPrefix()
+		fmt.Fprintf(t.stderr, "unexpected input from %s\n", connProcFile)
+		t.exit(1)
+	}
+	fmt.Fprint(t.stdout, out.connHeader)
+	if format&fmtPersistConn != 0 {
+		fmt.Fprintf(t.stdout, out.connTitlePE, "state", "source", "virtual", "destination", "pe name", "pe_data")
+	} else {
+		fmt.Fprintf(t.stdout, out.connTitle, "state", "source", "virtual", "destination")
+	}
+	for {
+		line, err := r.ReadString('\n')
+		if line != "" {
+			t.printConn(line, format)
+		}
+		if err != nil {
+			break
+		}
+	}
+}
+
+// connAddr parses an address column of /proc/net/ip_vs_conn: IPv6 text,
+// dotted IPv4 or the kernel's hex IPv4.
+func connAddr(s string) (uint16, netip.Addr) {
+	if a, ok := inetPton6(s); ok {
+		return afInet6, a
+	}
+	if a, ok := inetPton4(s); ok {
+		return afInet, a
+	}
+	v, _ := strconv.ParseUint(s, 16, 32)
+	u := uint32(v)
+	return afInet, netip.AddrFrom4([4]byte{byte(u >> 24), byte(u >> 16), byte(u >> 8), byte(u)})
+}
+
+func (t *tool) printConn(line string, format uint) {
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		t.exit(1)
+	}
+	for len(f) < 9 {
+		f = append(f, "0")
+	}
+	proto := uint16(0)
+	switch f[0] {
+	case "TCP":
+		proto = protoTCP
+	case "UDP":
+		proto = protoUDP
+	case "SCTP":
+		proto = protoSCTP
+	}
+	af, caddr := connAddr(f[1])
+	var vaddr netip.Addr
+	if af == afInet6 {
+		_, vaddr = connAddr(f[3])
+	} else {
+		_, vaddr = connAddr(f[3])
+		if vaddr.Is6() {
+			vaddr = netip.AddrFrom4([4]byte{})
+		}
+	}
+	daf, daddr := connAddr(f[5])
+	hex16 := func(s string) uint16 { v, _ := strconv.ParseUint(s, 16, 16); return uint16(v) }
+	cname := t.addrportToAnyname(af, caddr, hex16(f[2]), proto, format)
+	vname := t.addrportToAnyname(af, vaddr, hex16(f[4]), proto, format)
+	dname := t.addrportToAnyname(daf, daddr, hex16(f[6]), proto, format)
+	exp, _, _, _ := cStrtol(f[8])
+	e := uint32(exp)
+	expire := fmt.Sprintf(out.connExpire, e/60, e%60)
+	if format&fmtPersistConn != 0 && len(f) >= 11 {
+		fmt.Fprintf(t.stdout, out.connLinePE, f[0], expire, f[7], cname, vname, dname, f[9], f[10])
+	} else {
+		fmt.Fprintf(t.stdout, out.connLine, f[0], expire, f[7], cname, vname, dname)
+	}
+}
+
+// errnoOf extracts the kernel errno of err, if any.
+func errnoOf(err error) (syscall.Errno, bool) {
+	var e syscall.Errno
+	ok := errors.As(err, &e)
+	return e, ok
+}

@@ -1,0 +1,127 @@
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+// Command ipvsadm is a drop-in replacement for ipvsadm 1.31 as Debian
+// ships it (same syntax, output, messages and exit codes), with Alibaba's
+// FULLNAT extension options (-P/-Q/-G/-z, -b for real servers, -j, -V).
+//
+// urfave/cli is the outer shell; it hands argv over verbatim to a
+// tokenizer with popt's rules, because ipvsadm's grammar (commands as
+// flags, an optional value for -p, clusters such as -Ln, -b that means
+// two things) is not expressible in urfave's flag grammar.
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	code := 0
+	app := &cli.App{
+		Name:            "ipvsadm",
+		Usage:           "Linux Virtual Server administration",
+		SkipFlagParsing: true,
+		HideHelp:        true,
+		HideVersion:     true,
+		Action: func(c *cli.Context) error {
+			args := append([]string{os.Args[0]}, c.Args().Slice()...)
+			code = run(args, os.Stdin, os.Stdout, os.Stderr, env{
+				open:     openKernel,
+				res:      newSystemResolver(),
+				connPath: connProcFile,
+				posix:    os.Getenv("POSIXLY_CORRECT") != "" || os.Getenv("POSIX_ME_HARDER") != "",
+				modprobe: modprobeIPVS,
+			})
+			return nil
+		},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	os.Exit(code)
+}
+
+// env is what a run depends on besides argv and the standard streams.
+type env struct {
+	open     func() (backend, error)
+	res      *resolver
+	connPath string
+	posix    bool
+	modprobe func() error
+}
+
+func modprobeIPVS() error {
+	return exec.Command("/sbin/modprobe", "--", "ip_vs").Run()
+}
+
+// run is ipvsadm's main: it returns the exit status.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) (code int) {
+	t := &tool{
+		stdout:   bufio.NewWriterSize(stdout, 64*1024),
+		stderr:   stderr,
+		stdin:    bufio.NewReader(stdin),
+		res:      e.res,
+		connPath: e.connPath,
+		posix:    e.posix,
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			c, ok := r.(exitCode)
+			if !ok {
+				panic(r)
+			}
+			code = int(c) & 0xff
+		}
+		_ = t.stdout.Flush()
+		if t.be != nil {
+			_ = t.be.Close()
+		}
+	}()
+
+	be, inf, err := initIPVS(e.open)
+	if err != nil && e.modprobe != nil && e.modprobe() == nil {
+		be, inf, err = initIPVS(e.open)
+	}
+	if err != nil {
+		msg := ipvsStrerror(opOther, syscall.ENOPROTOOPT)
+		if errno, ok := errnoOf(err); ok && errno == syscall.EPERM {
+			msg = ipvsStrerror(opOther, errno)
+		}
+		t.fail(2, "Can't initialize ipvs: %s\nAre you sure that IP Virtual Server is built in the kernel or as module?", msg)
+	}
+	t.be, t.inf = be, inf
+
+	if len(args) == 1 {
+		t.listAll(0)
+		return 0
+	}
+	return t.processOptions(args, false) & 0xff
+}
+
+func initIPVS(open func() (backend, error)) (backend, info, error) {
+	be, err := open()
+	if err != nil {
+		return nil, info{}, err
+	}
+	inf, err := be.Info()
+	if err != nil {
+		_ = be.Close()
+		return nil, info{}, err
+	}
+	return be, inf, nil
+}
+
+// openKernel opens the netlink backend; it is replaced while the ipvs
+// library is not yet available.
+var openKernel = func() (backend, error) {
+	return nil, errors.New("no kernel backend")
+}
