@@ -93,7 +93,7 @@ func parseConnAddr(s string) (netip.Addr, error) {
 		return netip.AddrFrom4([4]byte(b)), nil
 	}
 	a, err := netip.ParseAddr(s)
-	if err != nil || !a.Is6() {
+	if err != nil || !a.Is6() || a.Zone() != "" {
 		return netip.Addr{}, fmt.Errorf("address %q is neither 8 hex digits nor IPv6", s)
 	}
 	return a, nil

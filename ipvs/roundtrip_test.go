@@ -1,0 +1,269 @@
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package ipvs
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/netlink"
+)
+
+func encodeNest(t testing.TB, fn func(ae *netlink.AttributeEncoder) error) []byte {
+	t.Helper()
+	ae := netlink.NewAttributeEncoder()
+	if err := fn(ae); err != nil {
+		t.Fatal(err)
+	}
+	b, err := ae.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestRoundTrip(t *testing.T) {
+	svcs := append([]Service{}, goldenServices...)
+	svcs = append(svcs, Service{Family: INET, Protocol: TCP, Address: netip.MustParseAddr("192.0.2.9"), Port: 443,
+		Scheduler: "wlc", Flags: FlagSynProxy, Netmask: 0xffffffff, EstablishedTimeout: 120})
+	for _, s := range svcs {
+		b := encodeNest(t, func(ae *netlink.AttributeEncoder) error { return encodeService(ae, s, true, FeatureEstTimeout) })
+		got, err := decodeService(b)
+		if err != nil || got != s {
+			t.Errorf("service %v: round trip gives %+v, %v", s, got, err)
+		}
+	}
+	dests := append([]Destination{goldenDest6}, goldenDests...)
+	dests = append(dests, Destination{Family: INET, Address: netip.MustParseAddr("198.51.100.20"), Port: 80, ForwardMethod: FullNAT, Weight: 9})
+	for _, d := range dests {
+		b := encodeNest(t, func(ae *netlink.AttributeEncoder) error { return encodeDest(ae, d, INET, true) })
+		got, err := decodeDest(b, INET)
+		if err != nil || got != d {
+			t.Errorf("destination %v: round trip gives %+v, %v", d, got, err)
+		}
+	}
+	for _, d := range goldenDaemonsListed {
+		b := encodeNest(t, func(ae *netlink.AttributeEncoder) error { return encodeDaemon(ae, d, true) })
+		got, err := decodeDaemon(b)
+		if err != nil || got != d {
+			t.Errorf("daemon %v: round trip gives %+v, %v", d, got, err)
+		}
+	}
+	for _, la := range []LocalAddress{{Address: netip.MustParseAddr("203.0.113.1")}, {Address: netip.MustParseAddr("2001:db8::5")}} {
+		f := INET
+		if la.Address.Is6() {
+			f = INET6
+		}
+		b := encodeNest(t, func(ae *netlink.AttributeEncoder) error { return encodeLaddr(ae, la, f) })
+		got, err := decodeLaddr(b, f)
+		if err != nil || got != la {
+			t.Errorf("local address %v: round trip gives %+v, %v", la, got, err)
+		}
+	}
+	tm := Timeouts{TCP: time.Hour, TCPFin: 2 * time.Minute, UDP: 5 * time.Minute}
+	b := encodeNest(t, func(ae *netlink.AttributeEncoder) error { return encodeTimeouts(ae, tm) })
+	if got, err := decodeTimeouts(b); err != nil || got != tm {
+		t.Errorf("timeouts: round trip gives %+v, %v", got, err)
+	}
+}
+
+// goldenSeeds returns the payloads of every golden fixture message, for
+// fuzz seeds.
+func goldenSeeds(f *testing.F) [][]byte {
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "ipvs", "*", "*.bin"))
+	var out [][]byte
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		msgs, err := splitMessages(b)
+		if err != nil {
+			f.Fatalf("%s: %v", name, err)
+		}
+		for _, m := range msgs {
+			if len(m.Data) >= 4 {
+				out = append(out, m.Data[4:])
+			}
+		}
+	}
+	return out
+}
+
+// nestSeeds returns the nests of type typ inside the golden payloads.
+func nestSeeds(f *testing.F, typ uint16) [][]byte {
+	var out [][]byte
+	for _, p := range goldenSeeds(f) {
+		if n, ok, err := nestOf(p, typ); err == nil && ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func FuzzDecodeService(f *testing.F) {
+	for _, s := range nestSeeds(f, cmdAttrService) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s1, err := decodeService(b)
+		if err != nil {
+			return
+		}
+		// re-encoding a decoded service is stable after one step
+		enc := func(s Service) (Service, bool) {
+			ae := netlink.NewAttributeEncoder()
+			if err := encodeService(ae, s, true, FeatureEstTimeout); err != nil {
+				return Service{}, false
+			}
+			nb, err := ae.Encode()
+			if err != nil {
+				t.Fatalf("encode %+v: %v", s, err)
+			}
+			out, err := decodeService(nb)
+			if err != nil {
+				t.Fatalf("decode of encoded %+v: %v", s, err)
+			}
+			return out, true
+		}
+		s2, ok := enc(s1)
+		if !ok {
+			return
+		}
+		s3, ok := enc(s2)
+		if !ok || s3 != s2 {
+			t.Fatalf("unstable round trip: %+v -> %+v (%v)", s2, s3, ok)
+		}
+	})
+}
+
+func FuzzDecodeDest(f *testing.F) {
+	for _, s := range nestSeeds(f, cmdAttrDest) {
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, b []byte, v6 bool) {
+		fam := INET
+		if v6 {
+			fam = INET6
+		}
+		d1, err := decodeDest(b, fam)
+		if err != nil {
+			return
+		}
+		ae := netlink.NewAttributeEncoder()
+		if err := encodeDest(ae, d1, fam, true); err != nil {
+			return
+		}
+		nb, err := ae.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d2, err := decodeDest(nb, fam)
+		d1.Stats, d1.Stats64 = Stats{}, Stats{}
+		d1.ActiveConns, d1.InactiveConns, d1.PersistConns = 0, 0, 0
+		if err != nil || d2 != d1 {
+			t.Fatalf("round trip %+v -> %+v, %v", d1, d2, err)
+		}
+	})
+}
+
+func FuzzDecodeDaemon(f *testing.F) {
+	for _, s := range nestSeeds(f, cmdAttrDaemon) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d1, err := decodeDaemon(b)
+		if err != nil {
+			return
+		}
+		ae := netlink.NewAttributeEncoder()
+		if err := encodeDaemon(ae, d1, true); err != nil {
+			return
+		}
+		nb, err := ae.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d2, err := decodeDaemon(nb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d1.McastGroup.Is4In6() {
+			return // sent as IPv4, read back as IPv4
+		}
+		if d2 != d1 {
+			t.Fatalf("round trip %+v -> %+v", d1, d2)
+		}
+	})
+}
+
+func FuzzDecodeLaddr(f *testing.F) {
+	f.Add(encodeNest(f, func(ae *netlink.AttributeEncoder) error {
+		ae.Bytes(laddrAttrAddr, ip16("203.0.113.5"))
+		ae.Uint64(laddrAttrPortConflict, 3)
+		ae.Uint32(laddrAttrConnCounts, 4)
+		return nil
+	}), false)
+	f.Fuzz(func(t *testing.T, b []byte, v6 bool) {
+		fam := INET
+		if v6 {
+			fam = INET6
+		}
+		la, err := decodeLaddr(b, fam)
+		if err != nil {
+			return
+		}
+		if !la.Address.IsValid() {
+			t.Fatalf("decoded without address: %+v", la)
+		}
+	})
+}
+
+func FuzzDecodeInfo(f *testing.F) {
+	for _, s := range goldenSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = decodeInfo(b)
+		_, _ = decodeTimeouts(b)
+		_, _ = decodeStats(b)
+	})
+}
+
+func FuzzDecodeMessages(f *testing.F) {
+	for _, s := range goldenSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _, _ = decodeServiceMsg(b)
+		_, _, _ = decodeDestMsg(b, INET6)
+		_, _, _ = decodeLaddrMsg(b, INET)
+		_, _, _ = decodeDaemonMsg(b)
+	})
+}
+
+func FuzzParseConnections(f *testing.F) {
+	f.Add(stockConns)
+	f.Add(fnatConns)
+	f.Fuzz(func(t *testing.T, text string) {
+		n := 0
+		for c, err := range ParseConnections(strings.NewReader(text)) {
+			if err != nil {
+				return
+			}
+			if !c.Client.IsValid() || !c.Virtual.IsValid() || !c.Destination.IsValid() {
+				t.Fatalf("entry with invalid address: %+v", c)
+			}
+			n++
+		}
+		if n > strings.Count(text, "\n")+1 {
+			t.Fatalf("%d entries from %d lines", n, strings.Count(text, "\n")+1)
+		}
+	})
+}
+

@@ -1,0 +1,697 @@
+//go:build vmtest
+
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package ipvs
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fullnat/fullnat/internal/vmnet"
+	"github.com/mdlayher/netlink"
+)
+
+// These tests run as root inside the rig's VM against a real kernel (see
+// rig/README.md). Each works in its own network namespace.
+
+func TestMain(m *testing.M) {
+	if os.Getenv("IPVS_VM_CHILD") == "unprivileged" {
+		os.Exit(unprivilegedChild())
+	}
+	if out, err := exec.Command("modprobe", "ip_vs").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "modprobe ip_vs: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+var nsCount int
+
+// nsClient creates a fresh network namespace and a client in it.
+func nsClient(t *testing.T) (*Client, vmnet.NS) {
+	t.Helper()
+	nsCount++
+	ns := vmnet.Add(t, fmt.Sprintf("ipvs%d", nsCount))
+	c, err := NewInNamespace("/run/netns/" + string(ns))
+	if err != nil {
+		t.Fatalf("NewInNamespace: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, ns
+}
+
+func stockModules() bool { return os.Getenv("RIG_MODULES") != "ours" }
+
+// strip clears what the kernel fills in (stats, counters, HASHED).
+func strip(s Service) Service {
+	s.Stats, s.Stats64 = Stats{}, Stats{}
+	s.Flags &^= FlagHashed
+	return s
+}
+
+func stripDest(d Destination) Destination {
+	d.Stats, d.Stats64 = Stats{}, Stats{}
+	d.ActiveConns, d.InactiveConns, d.PersistConns = 0, 0, 0
+	return d
+}
+
+func TestVMInfo(t *testing.T) {
+	c, _ := nsClient(t)
+	info, err := c.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Version != (Version{1, 2, 1}) || info.ConnTableSize != 4096 {
+		t.Errorf("Info() = %+v, want version 1.2.1 and table size 4096", info)
+	}
+	if stockModules() && info.Features != 0 {
+		t.Errorf("stock module reports features %v", info.Features)
+	}
+	t.Logf("kernel %s modules %s: %+v features %v", os.Getenv("RIG_KERNEL"), os.Getenv("RIG_MODULES"), info, info.Features)
+}
+
+// vmSvcs are the services of golden_test.go.
+var vmSvcs = goldenServices
+
+func TestVMServices(t *testing.T) {
+	c, ns := nsClient(t)
+	for _, s := range vmSvcs {
+		if err := c.CreateService(s); err != nil {
+			t.Fatalf("CreateService(%v): %v", s, err)
+		}
+	}
+	got, err := c.Services()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(vmSvcs) {
+		t.Fatalf("Services() returned %d, want %d: %+v", len(got), len(vmSvcs), got)
+	}
+	byKey := map[string]Service{}
+	for _, s := range got {
+		if s.Flags&FlagHashed == 0 {
+			t.Errorf("%v: kernel did not report HASHED", s)
+		}
+		byKey[s.String()] = strip(s)
+	}
+	for _, want := range vmSvcs {
+		if g := byKey[want.String()]; g != want {
+			t.Errorf("listed %v =\n%+v, want\n%+v", want, g, want)
+		}
+		one, err := c.Service(want)
+		if err != nil {
+			t.Errorf("Service(%v): %v", want, err)
+		} else if strip(one) != want {
+			t.Errorf("Service(%v) = %+v", want, one)
+		}
+	}
+	// The reference tool reads what we wrote.
+	save := ns.Run(t, "/usr/sbin/ipvsadm", "-Sn")
+	for _, line := range []string{
+		"-A -t 192.0.2.1:80 -s rr -p 300 -M 255.255.255.0",
+		"-A -u 192.0.2.1:5060 -s wlc -p 60 --pe sip -o",
+		"-A -u [2001:db8::1]:53 -s sh -b sh-fallback,sh-port",
+		"-A --sctp-service [2001:db8::1]:0 -s mh -p 10 -M 64 -b mh-port",
+		"-A -f 7 -s wrr",
+		"-A -f 8 -6 -s lc -p 3600 -M 48",
+	} {
+		if !strings.Contains(save, line+"\n") && !strings.Contains(save, line+" \n") {
+			t.Errorf("ipvsadm -Sn lacks %q:\n%s", line, save)
+		}
+	}
+
+	// Errors.
+	if err := c.CreateService(vmSvcs[0]); !errors.Is(err, os.ErrExist) {
+		t.Errorf("duplicate CreateService: %v, want os.ErrExist", err)
+	}
+	missing := Service{Protocol: TCP, Address: netip.MustParseAddr("192.0.2.99"), Port: 1}
+	if _, err := c.Service(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Service(missing): %v, want os.ErrNotExist", err)
+	}
+	if err := c.DeleteService(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("DeleteService(missing): %v, want os.ErrNotExist", err)
+	}
+	if err := c.UpdateService(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("UpdateService(missing): %v, want os.ErrNotExist", err)
+	}
+	bad := missing
+	bad.Scheduler = "nosuch"
+	if err := c.CreateService(bad); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "create service TCP 192.0.2.99:1") {
+		t.Errorf("unknown scheduler: %v, want os.ErrNotExist naming the service", err)
+	}
+
+	// Update replaces settings.
+	u := vmSvcs[0]
+	u.Scheduler, u.Flags, u.Timeout, u.Netmask = "wlc", 0, 0, 0xffffffff
+	if err := c.UpdateService(u); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := c.Service(u); err != nil || strip(g) != u {
+		t.Errorf("after update: %+v, %v; want %+v", g, err, u)
+	}
+
+	for _, s := range vmSvcs {
+		if err := c.DeleteService(s); err != nil {
+			t.Errorf("DeleteService(%v): %v", s, err)
+		}
+	}
+	if got, err := c.Services(); err != nil || len(got) != 0 {
+		t.Errorf("after delete: %v, %v", got, err)
+	}
+}
+
+func TestVMDestinations(t *testing.T) {
+	c, ns := nsClient(t)
+	svc := vmSvcs[0]
+	svc6 := vmSvcs[2]
+	for _, s := range []Service{svc, svc6} {
+		if err := c.CreateService(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dests := []Destination{
+		{Family: INET, Address: netip.MustParseAddr("198.51.100.11"), Port: 8080, ForwardMethod: Masquerade, Weight: 2147483647,
+			UpperThreshold: 1000, LowerThreshold: 10},
+		{Family: INET, Address: netip.MustParseAddr("198.51.100.12"), Port: 80, ForwardMethod: DirectRoute, Weight: 0},
+		{Family: INET, Address: netip.MustParseAddr("198.51.100.13"), Port: 80, ForwardMethod: Tunnel, Weight: 3,
+			TunnelType: TunnelGUE, TunnelPort: 6080, TunnelFlags: TunnelRemoteChecksum},
+		{Family: INET, Address: netip.MustParseAddr("198.51.100.14"), Port: 80, ForwardMethod: Tunnel, Weight: 4,
+			TunnelType: TunnelGRE, TunnelFlags: TunnelChecksum},
+		// mixed family: only tunnelling may cross families
+		{Family: INET6, Address: netip.MustParseAddr("2001:db8:2::15"), Port: 80, ForwardMethod: Tunnel, Weight: 5},
+	}
+	for _, d := range dests {
+		if err := c.CreateDestination(svc, d); err != nil {
+			t.Fatalf("CreateDestination(%v): %v", d, err)
+		}
+	}
+	d6 := Destination{Family: INET6, Address: netip.MustParseAddr("2001:db8:2::11"), Port: 53, ForwardMethod: Masquerade, Weight: 1}
+	if err := c.CreateDestination(svc6, d6); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Destinations(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the kernel lists newest first
+	if len(got) != len(dests) {
+		t.Fatalf("Destinations() = %d entries, want %d", len(got), len(dests))
+	}
+	for i, d := range got {
+		if want := dests[len(dests)-1-i]; stripDest(d) != want {
+			t.Errorf("destination %d = %+v, want %+v", i, stripDest(d), want)
+		}
+	}
+	if got, err := c.Destinations(svc6); err != nil || len(got) != 1 || stripDest(got[0]) != d6 {
+		t.Errorf("Destinations(v6) = %+v, %v", got, err)
+	}
+	list := ns.Run(t, "/usr/sbin/ipvsadm", "-Ln", "-t", "192.0.2.1:80")
+	for _, want := range []string{
+		"TCP  192.0.2.1:80 rr persistent 300 mask 255.255.255.0\n",
+		"-> 198.51.100.11:8080           Masq    2147483647 0          0",
+		"-> 198.51.100.12:80             Route   0      0          0",
+		"-> 198.51.100.13:80             Tunnel  3      0          0",
+		"-> [2001:db8:2::15]:80          Tunnel  5      0          0",
+	} {
+		if !strings.Contains(list, want) {
+			t.Errorf("ipvsadm -Ln lacks %q:\n%s", want, list)
+		}
+	}
+
+	// update and errors
+	u := dests[1]
+	u.Weight, u.ForwardMethod = 7, Masquerade
+	if err := c.UpdateDestination(svc, u); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.Destinations(svc); stripDest(got[len(got)-2]) != u {
+		t.Errorf("after update: %+v, want %+v", got[len(got)-2], u)
+	}
+	if err := c.CreateDestination(svc, dests[0]); !errors.Is(err, os.ErrExist) {
+		t.Errorf("duplicate: %v", err)
+	}
+	missing := Destination{Address: netip.MustParseAddr("198.51.100.99"), Port: 80, Weight: 1}
+	if err := c.UpdateDestination(svc, missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("update missing: %v", err)
+	}
+	if err := c.DeleteDestination(svc, missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("delete missing: %v", err)
+	}
+	nosvc := Service{Protocol: TCP, Address: netip.MustParseAddr("192.0.2.99"), Port: 1}
+	if err := c.CreateDestination(nosvc, missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dest of missing service: %v", err)
+	}
+	if err := c.CreateDestination(svc, Destination{Address: netip.MustParseAddr("198.51.100.98"), Port: 80, Weight: -1}); !errors.Is(err, syscall.ERANGE) {
+		t.Errorf("negative weight: %v, want ERANGE", err)
+	}
+	if ds, err := c.Destinations(nosvc); err != nil || len(ds) != 0 {
+		t.Errorf("Destinations(missing service) = %v, %v; want empty", ds, err)
+	}
+	for _, d := range dests {
+		if err := c.DeleteDestination(svc, d); err != nil {
+			t.Errorf("DeleteDestination(%v): %v", d, err)
+		}
+	}
+	if got, _ := c.Destinations(svc); len(got) != 0 {
+		t.Errorf("left: %+v", got)
+	}
+}
+
+func TestVMTimeoutsZeroFlush(t *testing.T) {
+	c, ns := nsClient(t)
+	def, err := c.Timeouts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def != (Timeouts{900 * time.Second, 120 * time.Second, 300 * time.Second}) {
+		t.Errorf("default timeouts %+v", def)
+	}
+	if err := c.SetTimeouts(Timeouts{TCP: 1000 * time.Second, UDP: 30 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.Timeouts(); got != (Timeouts{1000 * time.Second, 120 * time.Second, 30 * time.Second}) {
+		t.Errorf("after set: %+v", got)
+	}
+	if out := ns.Run(t, "/usr/sbin/ipvsadm", "-L", "--timeout"); !strings.Contains(out, "Timeout (tcp tcpfin udp): 1000 120 30") {
+		t.Errorf("ipvsadm sees %q", out)
+	}
+	for _, s := range vmSvcs[:2] {
+		if err := c.CreateService(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.ZeroService(vmSvcs[0]); err != nil {
+		t.Error(err)
+	}
+	if err := c.ZeroService(Service{Protocol: TCP, Address: netip.MustParseAddr("192.0.2.99"), Port: 1}); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("zero missing: %v", err)
+	}
+	if err := c.ZeroAll(); err != nil {
+		t.Error(err)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.Services(); len(got) != 0 {
+		t.Errorf("after flush: %+v", got)
+	}
+}
+
+func TestVMDaemons(t *testing.T) {
+	c, ns := nsClient(t)
+	ns.Run(t, vmnet.IP, "link", "add", "sync0", "type", "dummy")
+	ns.Run(t, vmnet.IP, "link", "set", "sync0", "up", "mtu", "1500")
+	ns.Addr(t, "sync0", "192.0.2.50/24")
+	if ds, err := c.Daemons(); err != nil || len(ds) != 0 {
+		t.Fatalf("Daemons() before start = %v, %v", ds, err)
+	}
+	m := Daemon{State: DaemonMaster, Interface: "sync0", SyncID: 5}
+	if err := c.StartDaemon(m); err != nil {
+		t.Fatal(err)
+	}
+	b := Daemon{State: DaemonBackup, Interface: "sync0", SyncID: 6, McastGroup: netip.MustParseAddr("239.1.1.1"), McastPort: 9000, McastTTL: 3, SyncMaxLen: 1200}
+	if err := c.StartDaemon(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartDaemon(m); !errors.Is(err, os.ErrExist) {
+		t.Errorf("second master: %v", err)
+	}
+	ds, err := c.Daemons()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Daemon{
+		{State: DaemonMaster, Interface: "sync0", SyncID: 5, SyncMaxLen: 1472, McastGroup: netip.MustParseAddr("224.0.0.81"), McastPort: 8848, McastTTL: 1},
+		b,
+	}
+	if !reflect.DeepEqual(ds, want) {
+		t.Errorf("Daemons() = %+v, want %+v", ds, want)
+	}
+	if err := c.StartDaemon(Daemon{State: DaemonMaster, Interface: "nosuch0"}); err == nil {
+		t.Error("daemon on missing interface started")
+	}
+	for _, d := range []Daemon{m, b} {
+		if err := c.StopDaemon(d); err != nil {
+			t.Errorf("StopDaemon(%v): %v", d.State, err)
+		}
+	}
+	if err := c.StopDaemon(m); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stop stopped daemon: %v", err)
+	}
+}
+
+func TestVMNamespaces(t *testing.T) {
+	a, _ := nsClient(t)
+	b, _ := nsClient(t)
+	if err := a.CreateService(vmSvcs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Services(); err != nil || len(got) != 0 {
+		t.Errorf("other namespace sees %+v, %v", got, err)
+	}
+	if got, err := a.Services(); err != nil || len(got) != 1 {
+		t.Errorf("own namespace sees %+v, %v", got, err)
+	}
+	// the same service may exist in both
+	if err := b.CreateService(vmSvcs[0]); err != nil {
+		t.Errorf("same service in second namespace: %v", err)
+	}
+	// the client stays in its namespace whatever thread calls it
+	done := make(chan error)
+	for range 4 {
+		go func() {
+			runtime.LockOSThread()
+			_, err := a.Service(vmSvcs[0])
+			done <- err
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Errorf("concurrent Service(): %v", err)
+		}
+	}
+}
+
+func TestVMUnprivileged(t *testing.T) {
+	c, _ := nsClient(t)
+	if err := c.CreateService(vmSvcs[0]); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), "IPVS_VM_CHILD=unprivileged")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("unprivileged child: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "PERMISSION-OK") {
+		t.Errorf("child output:\n%s", out)
+	}
+	t.Logf("child: %s", out)
+}
+
+// unprivilegedChild runs as nobody: every request must fail with EPERM.
+func unprivilegedChild() int {
+	c, err := New()
+	if err != nil {
+		fmt.Println("New:", err)
+		return 1
+	}
+	defer c.Close()
+	fails := 0
+	check := func(what string, err error) {
+		if !errors.Is(err, os.ErrPermission) {
+			fmt.Printf("%s: %v, want os.ErrPermission\n", what, err)
+			fails++
+		}
+	}
+	_, err = c.Services()
+	check("Services", err)
+	_, err = c.Info()
+	check("Info", err)
+	check("CreateService", c.CreateService(vmSvcs[1]))
+	check("Flush", c.Flush())
+	if fails > 0 {
+		return 1
+	}
+	fmt.Println("PERMISSION-OK", os.Getuid())
+	return 0
+}
+
+func TestVMExtensionGate(t *testing.T) {
+	c, _ := nsClient(t)
+	info, err := c.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := vmSvcs[0]
+	if err := c.CreateService(svc); err != nil {
+		t.Fatal(err)
+	}
+	fn := Destination{Address: netip.MustParseAddr("198.51.100.11"), Port: 80, ForwardMethod: FullNAT, Weight: 1}
+	la := LocalAddress{Address: netip.MustParseAddr("198.51.100.1")}
+	syn := svc
+	syn.Flags |= FlagSynProxy
+	est := svc
+	est.EstablishedTimeout = 77
+	cases := []struct {
+		name string
+		f    Features
+		do   func() error
+	}{
+		{"fullnat dest", FeatureFullNAT, func() error { return c.CreateDestination(svc, fn) }},
+		{"laddr", FeatureFullNAT, func() error { return c.CreateLocalAddress(svc, la) }},
+		{"synproxy", FeatureSynProxy, func() error { return c.UpdateService(syn) }},
+		{"est timeout", FeatureEstTimeout, func() error { return c.UpdateService(est) }},
+	}
+	for _, tc := range cases {
+		err := tc.do()
+		if info.Features.Has(tc.f) {
+			if err != nil {
+				t.Errorf("%s with the feature present: %v", tc.name, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrNotSupported) {
+			t.Errorf("%s without the feature: %v, want ErrNotSupported", tc.name, err)
+		}
+	}
+	if stockModules() {
+		// nothing was half-applied
+		got, err := c.Service(svc)
+		if err != nil || strip(got) != svc {
+			t.Errorf("service changed: %+v, %v", got, err)
+		}
+		if ds, _ := c.Destinations(svc); len(ds) != 0 {
+			t.Errorf("destinations appeared: %+v", ds)
+		}
+	}
+	if info.Features.Has(FeatureFullNAT) {
+		las, err := c.LocalAddresses(svc)
+		if err != nil || len(las) != 1 || las[0].Address != la.Address {
+			t.Errorf("LocalAddresses() = %+v, %v", las, err)
+		}
+		if err := c.CreateLocalAddress(svc, la); !errors.Is(err, os.ErrExist) {
+			t.Errorf("duplicate laddr: %v", err)
+		}
+		if err := c.DeleteLocalAddress(svc, la); err != nil {
+			t.Error(err)
+		}
+		if err := c.DeleteLocalAddress(svc, la); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("delete missing laddr: %v", err)
+		}
+		ds, _ := c.Destinations(svc)
+		if len(ds) != 1 || ds[0].ForwardMethod != FullNAT {
+			t.Errorf("FULLNAT destination reads back as %+v", ds)
+		}
+	}
+	if info.Features.Has(FeatureSynProxy) {
+		if got, _ := c.Service(svc); got.Flags&FlagSynProxy == 0 {
+			t.Errorf("SYNPROXY flag not kept: %v", got.Flags)
+		}
+	}
+}
+
+func TestVMBatch(t *testing.T) {
+	c, _ := nsClient(t)
+	var b Batch
+	for i := range 50 {
+		s := Service{Protocol: TCP, Address: netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}), Port: 80, Scheduler: "rr"}
+		b.CreateService(s)
+		for j := range 3 {
+			b.CreateDestination(s, Destination{Address: netip.AddrFrom4([4]byte{198, 19, byte(i), byte(j)}), Port: 80, Weight: 1, ForwardMethod: DirectRoute})
+		}
+	}
+	dup := b.Ops[0]
+	b.Add(dup) // index 200: EEXIST
+	b.Add(Op{Kind: OpDeleteService, Service: Service{Protocol: TCP, Address: netip.MustParseAddr("198.18.9.9"), Port: 1}}) // 201: ESRCH
+	err := c.Apply(&b)
+	var be *BatchError
+	if !errors.As(err, &be) || len(be.Failed) != 2 || be.Failed[0].Index != 200 || be.Failed[1].Index != 201 ||
+		!errors.Is(be.Failed[0], os.ErrExist) || !errors.Is(be.Failed[1], os.ErrNotExist) {
+		t.Fatalf("Apply: %v, want failures at 200 (exists) and 201 (missing)", err)
+	}
+	svcs, err := c.Services()
+	if err != nil || len(svcs) != 50 {
+		t.Fatalf("Services() = %d, %v", len(svcs), err)
+	}
+	for _, s := range svcs {
+		ds, err := c.Destinations(s)
+		if err != nil || len(ds) != 3 {
+			t.Errorf("Destinations(%v) = %d, %v", s, len(ds), err)
+		}
+	}
+}
+
+func TestVMConnections(t *testing.T) {
+	tp := vmnet.New(t, vmnet.Options{Servers: 2, RouteBack: true})
+	d := tp.Director
+	for i, rs := range tp.Servers {
+		vmnet.Serve(t, rs, fmt.Sprintf("rs%d", i+1), 80, tp.ServerAddrs[i], tp.ServerAddrs6[i])
+	}
+	c, err := NewInNamespace("/run/netns/" + string(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, vip := range []netip.Addr{tp.VIP, tp.VIP6} {
+		svc := Service{Protocol: TCP, Address: vip, Port: 80, Scheduler: "rr"}
+		if err := c.CreateService(svc); err != nil {
+			t.Fatal(err)
+		}
+		rss := tp.ServerAddrs
+		if vip.Is6() {
+			rss = tp.ServerAddrs6
+		}
+		for _, rs := range rss {
+			if err := c.CreateDestination(svc, Destination{Address: rs, Port: 80, Weight: 1, ForwardMethod: Masquerade}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := vmnet.Dial(t, tp.Client, "--addr", netip.AddrPortFrom(vip, 80).String(), "--count", "20", "--parallel", "4")
+		if s.OK != 20 {
+			t.Fatalf("traffic: %+v", s)
+		}
+	}
+	// /proc/net is per namespace: read it from inside the director.
+	text := d.Run(t, "cat", ConnPath)
+	n4, n6 := 0, 0
+	for conn, err := range ParseConnections(strings.NewReader(text)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if conn.Protocol != "TCP" || conn.Local.IsValid() {
+			t.Errorf("entry %+v", conn)
+		}
+		switch conn.Virtual {
+		case netip.AddrPortFrom(tp.VIP, 80):
+			n4++
+			if conn.Client.Addr() != tp.ClientAddr {
+				t.Errorf("v4 client %v", conn.Client)
+			}
+		case netip.AddrPortFrom(tp.VIP6, 80):
+			n6++
+			if conn.Client.Addr() != tp.ClientAddr6 {
+				t.Errorf("v6 client %v", conn.Client)
+			}
+		default:
+			t.Errorf("entry for unknown virtual %v", conn.Virtual)
+		}
+	}
+	lnc := d.Run(t, "/usr/sbin/ipvsadm", "-Lnc")
+	if want := strings.Count(lnc, "\n") - 2; n4+n6 != want || n4 != 20 || n6 != 20 {
+		t.Errorf("parsed %d v4 + %d v6 entries; ipvsadm -Lnc lists %d:\n%s", n4, n6, want, lnc)
+	}
+	if !stockModules() {
+		if _, err := os.Stat(FullNATConnPath); err != nil {
+			t.Errorf("%s: %v", FullNATConnPath, err)
+		}
+	}
+}
+
+// TestVMGolden configures goldenServices, goldenDests, goldenDaemons and
+// goldenTimeouts, records the kernel's replies, prints them as
+// "IPVS-GOLDEN <kernel> <name>.bin <base64>" lines (for
+// ipvs/internal/golden to write into testdata/ipvs/) and compares them with
+// the committed fixtures.
+func TestVMGolden(t *testing.T) {
+	kernel := os.Getenv("RIG_KERNEL")
+	if kernel == "" {
+		t.Fatal("RIG_KERNEL not set")
+	}
+	if !stockModules() {
+		kernel += "-ours"
+	}
+	c, ns := nsClient(t)
+	for _, s := range goldenServices {
+		if err := c.CreateService(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.SetTimeouts(goldenTimeouts); err != nil {
+		t.Fatal(err)
+	}
+	record := func(name string, cmd uint8, flags netlink.HeaderFlags, data []byte) {
+		t.Helper()
+		msgs, err := c.nc.Execute(netlink.Message{
+			Header: netlink.Header{Type: netlink.HeaderType(c.family), Flags: netlink.Request | flags},
+			Data:   genlHeader(cmd, data),
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var raw []byte
+		for _, m := range msgs {
+			m.Header.Sequence, m.Header.PID = 0, 0
+			b, err := m.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw = append(raw, b...)
+		}
+		fmt.Printf("IPVS-GOLDEN %s %s.bin %s\n", kernel, name, base64.StdEncoding.EncodeToString(raw))
+		old, err := os.ReadFile(filepath.Join("..", "testdata", "ipvs", kernel, name+".bin"))
+		if err != nil {
+			t.Errorf("%s: no committed fixture (%v); write it with ipvs/internal/golden", name, err)
+		} else if !bytes.Equal(old, raw) {
+			t.Errorf("%s: the kernel's reply differs from the committed fixture", name)
+		}
+	}
+	// Sync daemons refuse to run with mixed-family destinations: record
+	// them first.
+	ns.Run(t, vmnet.IP, "link", "add", "sync0", "type", "dummy")
+	ns.Run(t, vmnet.IP, "link", "set", "sync0", "up", "mtu", "1500")
+	for _, d := range goldenDaemons {
+		if err := c.StartDaemon(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record("daemons", cmdGetDaemon, netlink.Dump, nil)
+	for _, d := range goldenDaemons {
+		if err := c.StopDaemon(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range goldenDests {
+		if err := c.CreateDestination(goldenServices[0], d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.CreateDestination(goldenServices[2], goldenDest6); err != nil {
+		t.Fatal(err)
+	}
+	record("info", cmdGetInfo, 0, nil)
+	record("config", cmdGetConfig, 0, nil)
+	for i, s := range goldenServices {
+		b, err := encodeServiceRequest(s, false, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		record(goldenServiceFiles[i], cmdGetService, 0, b)
+	}
+	for name, s := range map[string]Service{"dests-tcp4": goldenServices[0], "dests-udp6": goldenServices[2]} {
+		b, err := encodeServiceRequest(s, false, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		record(name, cmdGetDest, netlink.Dump, b)
+	}
+}
