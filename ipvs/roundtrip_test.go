@@ -266,4 +266,3 @@ func FuzzParseConnections(f *testing.F) {
 		}
 	})
 }
-

@@ -521,7 +521,7 @@ func TestVMBatch(t *testing.T) {
 		}
 	}
 	dup := b.Ops[0]
-	b.Add(dup) // index 200: EEXIST
+	b.Add(dup)                                                                                                             // index 200: EEXIST
 	b.Add(Op{Kind: OpDeleteService, Service: Service{Protocol: TCP, Address: netip.MustParseAddr("198.18.9.9"), Port: 1}}) // 201: ESRCH
 	err := c.Apply(&b)
 	var be *BatchError
