@@ -13,7 +13,6 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -59,8 +58,12 @@ type env struct {
 	modprobe func() error
 }
 
+// modprobeIPVS runs modprobe as ipvsadm does, sharing our stdout and
+// stderr.
 func modprobeIPVS() error {
-	return exec.Command("/sbin/modprobe", "--", "ip_vs").Run()
+	cmd := exec.Command("/sbin/modprobe", "--", "ip_vs")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	return cmd.Run()
 }
 
 // run is ipvsadm's main: it returns the exit status.
@@ -120,8 +123,5 @@ func initIPVS(open func() (backend, error)) (backend, info, error) {
 	return be, inf, nil
 }
 
-// openKernel opens the netlink backend; it is replaced while the ipvs
-// library is not yet available.
-var openKernel = func() (backend, error) {
-	return nil, errors.New("no kernel backend")
-}
+// openKernel opens the netlink backend (kernel.go).
+var openKernel func() (backend, error)

@@ -1,0 +1,120 @@
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"fmt"
+	"math/rand"
+	"strings"
+	"testing"
+)
+
+// randomTable returns ipvsadm commands that build a varied table.
+func randomTable(rng *rand.Rand, ext bool) []string {
+	scheds := []string{"rr", "wrr", "lc", "wlc", "sh", "mh", "sed", "nq"}
+	var cmds []string
+	for i := 0; i < 40; i++ {
+		var svc string
+		switch rng.Intn(4) {
+		case 0:
+			svc = fmt.Sprintf("-t 192.0.2.%d:%d", 1+rng.Intn(250), 1+rng.Intn(65535))
+		case 1:
+			svc = fmt.Sprintf("-u [2001:db8::%x]:%d", 1+rng.Intn(0xffff), 1+rng.Intn(65535))
+		case 2:
+			svc = fmt.Sprintf("-f %d", 1+rng.Int31())
+			if rng.Intn(2) == 0 {
+				svc += " -6"
+			}
+		default:
+			svc = fmt.Sprintf("--sctp-service 203.0.113.%d:%d", 1+rng.Intn(250), 1+rng.Intn(65535))
+		}
+		sched := scheds[rng.Intn(len(scheds))]
+		add := "-A " + svc + " -s " + sched
+		if rng.Intn(2) == 0 {
+			add += fmt.Sprintf(" -p %d", 1+rng.Intn(1000))
+			if strings.HasPrefix(svc, "-t") && rng.Intn(2) == 0 {
+				add += " -M 255.255.255.0"
+			}
+		}
+		if sched == "sh" && rng.Intn(2) == 0 {
+			add += " -b sh-port"
+		}
+		if ext && strings.HasPrefix(svc, "-t") {
+			if rng.Intn(2) == 0 {
+				add += " -j enable"
+			}
+			if rng.Intn(2) == 0 {
+				add += fmt.Sprintf(" -V %d", 1+rng.Intn(1000))
+			}
+		}
+		cmds = append(cmds, add)
+		v6 := strings.HasPrefix(svc, "-u [") || strings.HasSuffix(svc, "-6")
+		for j := rng.Intn(4); j > 0; j-- {
+			var rs string
+			if v6 {
+				rs = fmt.Sprintf("[2001:db8:1::%x]:%d", 1+rng.Intn(0xffff), 1+rng.Intn(65535))
+			} else {
+				rs = fmt.Sprintf("198.51.100.%d:%d", 1+rng.Intn(250), 1+rng.Intn(65535))
+			}
+			fwd := []string{"-m", "-g", "-i"}[rng.Intn(3)]
+			if ext && rng.Intn(3) == 0 {
+				fwd = "-b"
+			}
+			cmds = append(cmds, fmt.Sprintf("-a %s -r %s %s -w %d", svc, rs, fwd, rng.Intn(100)))
+		}
+		if ext && !v6 && !strings.HasPrefix(svc, "-f") {
+			for j := rng.Intn(3); j > 0; j-- {
+				cmds = append(cmds, fmt.Sprintf("-P %s -z 203.0.113.%d", svc, 1+rng.Intn(250)))
+			}
+		}
+	}
+	return cmds
+}
+
+func TestSaveRestoreRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ext  bool
+		save []string
+	}{
+		{"numeric", false, []string{"-S", "-n"}},
+		{"names", false, []string{"-S"}},
+		{"extension", true, []string{"-S", "-n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewSource(42))
+			r := newFakeRig(t)
+			if tc.ext {
+				r.k.inf.Features = 7
+			}
+			// Build the table through -R (duplicates fail and are skipped).
+			_, _, _ = r.run([]string{"-R"}, strings.Join(randomTable(rng, tc.ext), "\n")+"\n")
+			saved, stderr, code := r.run(tc.save, "")
+			if code != 0 || stderr != "" {
+				t.Fatalf("save: %d %q", code, stderr)
+			}
+			if strings.Count(saved, "\n") < 40 {
+				t.Fatalf("table too small:\n%s", saved)
+			}
+			before, _, _ := r.run([]string{"-Ln"}, "")
+			if _, _, code := r.run([]string{"-C"}, ""); code != 0 {
+				t.Fatal("clear failed")
+			}
+			if empty, _, _ := r.run([]string{"-S", "-n"}, ""); empty != "" {
+				t.Fatalf("not cleared: %q", empty)
+			}
+			if _, stderr, code := r.run([]string{"-R"}, saved); code != 0 || stderr != "" {
+				t.Fatalf("restore: %d %q", code, stderr)
+			}
+			again, _, _ := r.run(tc.save, "")
+			if again != saved {
+				t.Errorf("save after restore differs:\n--- before\n%s--- after\n%s", saved, again)
+			}
+			after, _, _ := r.run([]string{"-Ln"}, "")
+			if after != before {
+				t.Errorf("-Ln after restore differs:\n--- before\n%s--- after\n%s", before, after)
+			}
+		})
+	}
+}
