@@ -39,8 +39,9 @@ mkdir -p "$pl/opt/fullnat/bin" "$pl/opt/fullnat/tests" "$pl/opt/fullnat/run" "$p
 
 export CGO_ENABLED=0
 echo "vmtest: building binaries" >&2
+# RIG_CMDS narrows the commands built (default: all of ./cmd/...).
 if [ -d cmd ]; then
-	go build -trimpath -o "$pl/opt/fullnat/bin/" ./cmd/...
+	go build -trimpath -o "$pl/opt/fullnat/bin/" ${RIG_CMDS:-./cmd/...}
 fi
 # The repository's files (tracked and new, not ignored) so tests find their testdata.
 git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} sh -c '[ -f "{}" ] && echo "{}"' |

@@ -1,6 +1,6 @@
 //go:build vmtest
 
-package nat
+package compat
 
 import (
 	"fmt"
