@@ -360,3 +360,36 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestCorpusOnFake plays the differential corpus against the fake kernel:
+// every sequence must parse and run without a crash (the comparison with
+// Debian's ipvsadm runs in the VM, diff_vm_test.go).
+func TestCorpusOnFake(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(testdataDir, "corpus", "*.txt"))
+	if err != nil || len(files) < 100 {
+		t.Fatalf("corpus has %d sequences (need >= 100): %v", len(files), err)
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps, err := parseTranscript(string(data))
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		r := newFakeRig(t)
+		for _, s := range steps {
+			if !s.isCmd {
+				t.Fatalf("%s: directive in a corpus sequence", file)
+			}
+			stdin := ""
+			if len(s.stdin) > 0 {
+				stdin = strings.Join(s.stdin, "\n") + "\n"
+			}
+			if _, _, code := r.run(s.args, stdin); code < 0 || code > 255 {
+				t.Errorf("%s: ipvsadm %v: exit %d", file, s.args, code)
+			}
+		}
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"testing"
 )
 
+func newRand() *rand.Rand { return rand.New(rand.NewSource(42)) }
+
 // randomTable returns ipvsadm commands that build a varied table.
 func randomTable(rng *rand.Rand, ext bool) []string {
 	scheds := []string{"rr", "wrr", "lc", "wlc", "sh", "mh", "sed", "nq"}
@@ -83,7 +85,7 @@ func TestSaveRestoreRoundTrip(t *testing.T) {
 		{"extension", true, []string{"-S", "-n"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rng := rand.New(rand.NewSource(42))
+			rng := newRand()
 			r := newFakeRig(t)
 			if tc.ext {
 				r.k.inf.Features = 7

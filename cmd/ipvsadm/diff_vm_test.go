@@ -1,0 +1,215 @@
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build vmtest
+
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	refIpvsadm = "/usr/sbin/ipvsadm"
+	ourIpvsadm = "/opt/fullnat/bin/ipvsadm"
+)
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.code, r.stdout, r.stderr)
+}
+
+// runBin runs one ipvsadm binary with argv[0] "ipvsadm", so that both
+// print the same program name.
+func runBin(t *testing.T, bin string, args []string, stdin string) result {
+	t.Helper()
+	cmd := &exec.Cmd{Path: bin, Args: append([]string{"ipvsadm"}, args...)}
+	cmd.Stdin = strings.NewReader(stdin)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("%s %v: %v", bin, args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return result{o.String(), e.String(), code}
+}
+
+func mustRun(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+}
+
+// resetIPVS brings IPVS to the clean state every sequence starts from.
+func resetIPVS(t *testing.T) {
+	t.Helper()
+	mustRun(t, refIpvsadm, "-C")
+	mustRun(t, refIpvsadm, "--set", "900", "120", "300")
+	for _, st := range []string{"master", "backup"} {
+		_ = exec.Command(refIpvsadm, "--stop-daemon", st).Run()
+	}
+}
+
+// snapshot is the IPVS state as Debian's ipvsadm lists it.
+func snapshot(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	for _, args := range [][]string{{"-Ln"}, {"-S", "-n"}, {"-Ln", "--stats"}, {"-L", "--timeout"}, {"-L", "--daemon"}} {
+		r := runBin(t, refIpvsadm, args, "")
+		fmt.Fprintf(&b, "## ipvsadm %s\n%s", strings.Join(args, " "), r)
+	}
+	return b.String()
+}
+
+func loadIPVS(t *testing.T) {
+	t.Helper()
+	for _, m := range []string{"ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_wlc", "ip_vs_sh", "ip_vs_mh", "ip_vs_pe_sip"} {
+		mustRun(t, "/sbin/modprobe", m)
+	}
+}
+
+func corpusFiles(t *testing.T) []string {
+	files, err := filepath.Glob(filepath.Join(testdataDir, "corpus", "*.txt"))
+	if err != nil || len(files) < 100 {
+		t.Fatalf("corpus has %d sequences (need >= 100): %v", len(files), err)
+	}
+	return files
+}
+
+// TestDifferential runs every corpus sequence with Debian's ipvsadm 1.31
+// and with ours from the same clean state, and requires the same stdout,
+// stderr, exit status and resulting IPVS state.
+func TestDifferential(t *testing.T) {
+	loadIPVS(t)
+	for _, file := range corpusFiles(t) {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			steps, err := parseTranscript(string(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			play := func(bin string) ([]result, string) {
+				resetIPVS(t)
+				var rs []result
+				for _, s := range steps {
+					if !s.isCmd {
+						t.Fatalf("directive %q in a corpus sequence", s.directive)
+					}
+					stdin := ""
+					if len(s.stdin) > 0 {
+						stdin = strings.Join(s.stdin, "\n") + "\n"
+					}
+					rs = append(rs, runBin(t, bin, s.args, stdin))
+				}
+				return rs, snapshot(t)
+			}
+			want, wantState := play(refIpvsadm)
+			got, gotState := play(ourIpvsadm)
+			for i, s := range steps {
+				if want[i] != got[i] {
+					t.Errorf("$ ipvsadm %s\n=== 1.31:\n%s=== ours:\n%s", strings.Join(s.args, " "), want[i], got[i])
+				}
+			}
+			if wantState != gotState {
+				t.Errorf("state after the sequence differs\n=== 1.31:\n%s=== ours:\n%s", wantState, gotState)
+			}
+		})
+	}
+	resetIPVS(t)
+}
+
+// TestKernelRoundTrip saves a varied table with our -S, restores it with
+// our -R after -C and requires the same state (listed by 1.31's ipvsadm,
+// and by ours for the extension's settings on our module).
+func TestKernelRoundTrip(t *testing.T) {
+	loadIPVS(t)
+	resetIPVS(t)
+	ext := os.Getenv("RIG_MODULES") == "ours"
+	for _, save := range [][]string{{"-S", "-n"}, {"-S"}} {
+		resetIPVS(t)
+		table := strings.Join(randomTable(newRand(), ext), "\n") + "\n"
+		if r := runBin(t, ourIpvsadm, []string{"-R"}, table); r.code != 0 && !strings.Contains(r.stderr, "already exists") {
+			t.Fatalf("building the table: %s", r)
+		}
+		before := snapshot(t)
+		saved := runBin(t, ourIpvsadm, save, "")
+		ourBefore := runBin(t, ourIpvsadm, []string{"-S", "-n"}, "")
+		if saved.code != 0 || saved.stderr != "" || strings.Count(saved.stdout, "\n") < 40 {
+			t.Fatalf("save: %s", saved)
+		}
+		mustRun(t, refIpvsadm, "-C")
+		if r := runBin(t, ourIpvsadm, []string{"-R"}, saved.stdout); r.code != 0 || r.stderr != "" {
+			t.Fatalf("restore: %s", r)
+		}
+		if after := snapshot(t); after != before {
+			t.Errorf("%v | -R: state differs\n=== before:\n%s=== after:\n%s", save, before, after)
+		}
+		if ourAfter := runBin(t, ourIpvsadm, []string{"-S", "-n"}, ""); ourAfter != ourBefore {
+			t.Errorf("%v | -R: our -S -n differs\n=== before:\n%s=== after:\n%s", save, ourBefore, ourAfter)
+		}
+	}
+	resetIPVS(t)
+}
+
+// TestBenchmarkRestoreList times -R of 2,000 services x 5 destinations
+// and -Ln of the result, Debian's ipvsadm against ours, and requires the
+// same listing from both.
+func TestBenchmarkRestoreList(t *testing.T) {
+	loadIPVS(t)
+	var b strings.Builder
+	for i := 0; i < 2000; i++ {
+		vip := fmt.Sprintf("198.18.%d.%d:80", i/250, 1+i%250)
+		fmt.Fprintf(&b, "-A -t %s -s wrr\n", vip)
+		for j := 0; j < 5; j++ {
+			fmt.Fprintf(&b, "-a -t %s -r 198.19.%d.%d:8080 -m -w %d\n", vip, j, 1+i%250, 1+j)
+		}
+	}
+	rules := b.String()
+	timeRun := func(bin string, args []string, stdin string) (result, time.Duration) {
+		start := time.Now()
+		r := runBin(t, bin, args, stdin)
+		return r, time.Since(start)
+	}
+	var lists [2]result
+	var tr, tl [2]time.Duration
+	for i, bin := range []string{refIpvsadm, ourIpvsadm} {
+		resetIPVS(t)
+		r, d := timeRun(bin, []string{"-R"}, rules)
+		if r.code != 0 || r.stderr != "" {
+			t.Fatalf("%s -R: %s", bin, r)
+		}
+		tr[i] = d
+		lists[i], tl[i] = timeRun(bin, []string{"-Ln"}, "")
+		if n := strings.Count(lists[i].stdout, "\n"); n != 3+2000*6 {
+			t.Fatalf("%s -Ln printed %d lines", bin, n)
+		}
+	}
+	if lists[0] != lists[1] {
+		t.Errorf("-Ln of the benchmark table differs between 1.31 and ours")
+	}
+	t.Logf("BENCH kernel=%s modules=%s restore 12000 rules: 1.31 %v, ours %v (%.1fx); -Ln: 1.31 %v, ours %v (%.1fx)",
+		os.Getenv("RIG_KERNEL"), os.Getenv("RIG_MODULES"),
+		tr[0].Round(time.Millisecond), tr[1].Round(time.Millisecond), float64(tr[0])/float64(tr[1]),
+		tl[0].Round(time.Millisecond), tl[1].Round(time.Millisecond), float64(tl[0])/float64(tl[1]))
+	resetIPVS(t)
+}
