@@ -205,8 +205,23 @@ type servLine struct {
 	proto string
 }
 
+// newSystemResolver follows /etc/nsswitch.conf's "hosts:" line as far as
+// it matters here: DNS is asked after the files unless the line exists
+// and does not name dns.
 func newSystemResolver() *resolver {
-	return &resolver{hostsPath: "/etc/hosts", servicesPath: "/etc/services", dns: true}
+	r := &resolver{hostsPath: "/etc/hosts", servicesPath: "/etc/services", dns: true}
+	readFields("/etc/nsswitch.conf", func(f []string) {
+		if f[0] != "hosts:" {
+			return
+		}
+		r.dns = false
+		for _, s := range f[1:] {
+			if s == "dns" {
+				r.dns = true
+			}
+		}
+	})
+	return r
 }
 
 func readFields(path string, fn func(f []string)) {
