@@ -75,6 +75,8 @@ if [ -f "$series" ]; then
 			{ log "patch $p does not apply"; exit 1; }
 	done <"$series"
 fi
+# our own headers (include/net/ip_vs_fnat.h) go next to the patched ones
+cp -r "$here/include/." "$b/stage/include/"
 mkdir -p "$b/src"
 (cd "$b/stage" && find . -type f) | while read -r f; do
 	if ! cmp -s "$b/stage/$f" "$b/src/$f"; then

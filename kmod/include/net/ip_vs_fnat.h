@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * IPVS FULLNAT and local-address pools: declarations shared by the patched
+ * IPVS core (include/net/ip_vs.h includes this file) and our own sources.
+ */
+#ifndef _NET_IP_VS_FNAT_H
+#define _NET_IP_VS_FNAT_H
+
+#include <linux/types.h>
+#include <linux/list.h>
+#include <linux/atomic.h>
+#include <linux/refcount.h>
+#include <linux/rcupdate.h>
+#include <linux/netfilter.h>
+
+struct sk_buff;
+struct genl_info;
+struct netlink_callback;
+struct nlattr;
+struct ip_vs_conn;
+struct ip_vs_conn_param;
+struct ip_vs_service;
+struct ip_vs_proto_data;
+struct ip_vs_protocol;
+struct ip_vs_iphdr;
+struct netns_ipvs;
+struct mutex;
+struct genl_family;
+
+/* ip_vs_ctl.c */
+extern struct mutex __ip_vs_mutex;
+extern struct genl_family ip_vs_genl_family;
+struct ip_vs_service *ip_vs_genl_find_service(struct netns_ipvs *ipvs,
+					      struct nlattr *nla);
+
+/* TOA option: the client's address and port for the real server */
+#define IP_VS_TCPOPT_TOA	254
+#define IP_VS_TCPOLEN_TOA	8
+#define IP_VS_TCPOPT_TOA_V6	253
+#define IP_VS_TCPOLEN_TOA_V6	20
+
+/* A local address of a FULLNAT service */
+struct ip_vs_laddr {
+	struct list_head	n_list;		/* in the service's list */
+	int			af;
+	union nf_inet_addr	addr;
+	refcount_t		refcnt;		/* list + connections */
+	atomic_t		port;		/* port cursor */
+	atomic64_t		port_conflict;	/* ports found in use */
+	atomic_t		conn_counts;	/* connections bound */
+	struct rcu_head		rcu_head;
+};
+
+/* Per-service FULLNAT state, embedded in struct ip_vs_service (zeroed) */
+struct ip_vs_fnat_svc {
+	struct list_head	laddrs;		/* RCU, written under __ip_vs_mutex */
+	unsigned int		num_laddrs;
+	atomic_t		next_laddr;	/* round-robin cursor */
+	u32			est_timeout;	/* seconds, 0: global default */
+};
+
+/* Per-connection FULLNAT state, embedded in struct ip_vs_conn */
+struct ip_vs_fnat_conn {
+	struct hlist_node	o_list;		/* in the out-direction table */
+	struct ip_vs_laddr	*laddr;		/* NULL: not a FULLNAT conn */
+	union nf_inet_addr	lip;		/* local address */
+	__be16			lport;		/* local port */
+	u8			flags;
+	u32			init_seq;	/* our ISN towards the RS */
+	u32			delta;		/* init_seq - client ISN */
+	u32			fdata_seq;	/* RS SYN-ACK seq + 1 */
+};
+
+#define IP_VS_FNAT_F_HASHED	0x01		/* in the out-direction table */
+#define IP_VS_FNAT_F_SEQ	0x02		/* init_seq/delta are valid */
+#define IP_VS_FNAT_F_FDATA	0x04		/* fdata_seq is valid */
+
+/* Extended counters, /proc/net/ip_vs_ext_stats (alibaba-lvs.md 4.14) */
+enum {
+	FULLNAT_ADD_TOA_OK = 1,
+	FULLNAT_ADD_TOA_FAIL_LEN,
+	FULLNAT_ADD_TOA_HEAD_FULL,
+	FULLNAT_ADD_TOA_FAIL_MEM,
+	FULLNAT_ADD_TOA_FAIL_PROTO,
+	FULLNAT_CONN_REUSED,
+	FULLNAT_CONN_REUSED_CLOSE,
+	FULLNAT_CONN_REUSED_TIMEWAIT,
+	FULLNAT_CONN_REUSED_FINWAIT,
+	FULLNAT_CONN_REUSED_CLOSEWAIT,
+	FULLNAT_CONN_REUSED_LASTACK,
+	FULLNAT_CONN_REUSED_ESTAB,
+	FULLNAT_NO_LADDR,
+	FULLNAT_LPORT_EXHAUSTED,
+	IP_VS_EXT_STAT_LAST
+};
+
+struct ip_vs_ext_stats {
+	u64 items[IP_VS_EXT_STAT_LAST];
+};
+
+/* Per-netns FULLNAT state (sysctls, counters) */
+struct ip_vs_fnat_net {
+	int	sysctl_timestamp_remove;
+	int	sysctl_mss_adjust;
+	int	sysctl_conn_reused;
+	int	sysctl_toa;
+	int	sysctl_lport_max;
+	int	sysctl_lport_min;
+	int	sysctl_lport_tries;
+	struct ip_vs_ext_stats __percpu *ext_stats;
+	struct ctl_table_header *sysctl_hdr;
+	struct ctl_table *sysctl_tbl;
+};
+
+#define IP_VS_FNAT_INC_STATS(ipvs, item) \
+	this_cpu_inc((ipvs)->fnat->ext_stats->items[item])
+
+/* Feature bits in IPVS_INFO_ATTR_FEATURES */
+#define IP_VS_FEATURES	(IPVS_FEATURE_FULLNAT | IPVS_FEATURE_EST_TIMEOUT)
+
+/* ip_vs_fnat.c: per-netns state, data path */
+int ip_vs_fnat_net_init(struct netns_ipvs *ipvs);
+void ip_vs_fnat_net_cleanup(struct netns_ipvs *ipvs);
+int ip_vs_fnat_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
+		    struct ip_vs_protocol *pp, struct ip_vs_iphdr *ipvsh);
+int ip_vs_fnat_response(struct sk_buff *skb, struct ip_vs_proto_data *pd,
+			struct ip_vs_conn *cp, struct ip_vs_iphdr *iph);
+int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out);
+unsigned long ip_vs_fnat_est_timeout(struct ip_vs_conn *cp,
+				     unsigned long timeout);
+
+/* ip_vs_laddr.c: local addresses, port allocation, out-direction table */
+int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_service *svc);
+void ip_vs_fnat_conn_unbind(struct ip_vs_conn *cp);
+struct ip_vs_conn *ip_vs_fnat_out_get(const struct ip_vs_conn_param *p);
+void ip_vs_fnat_tab_init(void);
+void ip_vs_laddr_flush(struct ip_vs_service *svc);
+int ip_vs_genl_new_laddr(struct sk_buff *skb, struct genl_info *info);
+int ip_vs_genl_del_laddr(struct sk_buff *skb, struct genl_info *info);
+int ip_vs_genl_dump_laddrs(struct sk_buff *skb, struct netlink_callback *cb);
+int ip_vs_fnat_proc_init(struct netns_ipvs *ipvs);
+void ip_vs_fnat_proc_cleanup(struct netns_ipvs *ipvs);
+
+#endif /* _NET_IP_VS_FNAT_H */

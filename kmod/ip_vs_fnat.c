@@ -1,0 +1,779 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * IPVS FULLNAT: both addresses of a connection are translated, so the real
+ * servers need no route back to the clients.
+ *
+ *   client -> VIP:vport      becomes  laddr:lport -> RIP:rport
+ *   RIP:rport -> laddr:lport becomes  VIP:vport -> client
+ *
+ * TCP sequence numbers towards the real server start at a secure ISN of the
+ * director's own; the client's address and port travel to the real server in
+ * the TOA option.  Per network namespace sysctls and counters live here too.
+ */
+
+#define KMSG_COMPONENT "IPVS"
+#define pr_fmt(fmt) KMSG_COMPONENT ": " fmt
+
+#include <linux/kernel.h>
+#include <linux/module.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/icmp.h>
+#include <linux/icmpv6.h>
+#include <linux/slab.h>
+#include <linux/sysctl.h>
+#include <linux/seq_file.h>
+#include <linux/proc_fs.h>
+#include <linux/version.h>
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
+#include <linux/unaligned.h>
+#else
+#include <asm/unaligned.h>
+#endif
+#include <net/icmp.h>
+#include <net/ip.h>
+#include <net/ipv6.h>
+#include <net/ip6_route.h>
+#include <net/route.h>
+#include <net/tcp.h>
+#include <net/secure_seq.h>
+#include <net/ip_vs.h>
+
+/* TCP option walking */
+
+typedef void (*ip_vs_fnat_opt_fn)(u8 *opt, int len, void *arg);
+
+static void ip_vs_fnat_tcp_opts(struct tcphdr *th, u8 kind,
+				ip_vs_fnat_opt_fn fn, void *arg)
+{
+	u8 *p = (u8 *)(th + 1);
+	int left = th->doff * 4 - sizeof(*th);
+
+	while (left > 0) {
+		int len;
+
+		if (*p == TCPOPT_EOL)
+			return;
+		if (*p == TCPOPT_NOP) {
+			p++;
+			left--;
+			continue;
+		}
+		if (left < 2)
+			return;
+		len = p[1];
+		if (len < 2 || len > left)
+			return;
+		if (*p == kind)
+			fn(p, len, arg);
+		p += len;
+		left -= len;
+	}
+}
+
+static void ip_vs_fnat_nop_ts(u8 *opt, int len, void *arg)
+{
+	if (len == TCPOLEN_TIMESTAMP)
+		memset(opt, TCPOPT_NOP, len);
+}
+
+static void ip_vs_fnat_mss(u8 *opt, int len, void *arg)
+{
+	int less = *(int *)arg;
+	u16 mss;
+
+	if (len != TCPOLEN_MSS)
+		return;
+	mss = get_unaligned_be16(opt + 2);
+	if (mss > less + 8)
+		put_unaligned_be16(mss - less, opt + 2);
+}
+
+static void ip_vs_fnat_sack(u8 *opt, int len, void *arg)
+{
+	u32 delta = *(u32 *)arg;
+	u8 *b;
+
+	if (len < TCPOLEN_SACK_BASE + TCPOLEN_SACK_PERBLOCK ||
+	    (len - TCPOLEN_SACK_BASE) % TCPOLEN_SACK_PERBLOCK)
+		return;
+	for (b = opt + TCPOLEN_SACK_BASE; b < opt + len; b += 4)
+		put_unaligned_be32(get_unaligned_be32(b) - delta, b);
+}
+
+/* Checksums: CHECKSUM_PARTIAL (and GSO) skbs keep their offload with a new
+ * pseudo header; anything else is summed again in full.
+ */
+static void ip_vs_fnat_l4_csum(struct sk_buff *skb, int af, unsigned int thoff,
+			       u8 proto)
+{
+	unsigned int len = skb->len - thoff;
+	__sum16 *check;
+	__wsum csum;
+
+	if (proto == IPPROTO_TCP) {
+		check = &((struct tcphdr *)(skb->data + thoff))->check;
+	} else {
+		check = &((struct udphdr *)(skb->data + thoff))->check;
+		/* IPv4 UDP without a checksum stays without one */
+		if (af == AF_INET && !*check &&
+		    skb->ip_summed != CHECKSUM_PARTIAL)
+			return;
+	}
+
+#ifdef CONFIG_IP_VS_IPV6
+	if (af == AF_INET6) {
+		const struct ipv6hdr *ip6h = ipv6_hdr(skb);
+
+		if (skb->ip_summed == CHECKSUM_PARTIAL) {
+			*check = ~csum_ipv6_magic(&ip6h->saddr, &ip6h->daddr,
+						  len, proto, 0);
+			return;
+		}
+		*check = 0;
+		csum = skb_checksum(skb, thoff, len, 0);
+		*check = csum_ipv6_magic(&ip6h->saddr, &ip6h->daddr, len,
+					 proto, csum);
+	} else
+#endif
+	{
+		const struct iphdr *iph = ip_hdr(skb);
+
+		if (skb->ip_summed == CHECKSUM_PARTIAL) {
+			*check = ~csum_tcpudp_magic(iph->saddr, iph->daddr,
+						    len, proto, 0);
+			return;
+		}
+		*check = 0;
+		csum = skb_checksum(skb, thoff, len, 0);
+		*check = csum_tcpudp_magic(iph->saddr, iph->daddr, len, proto,
+					   csum);
+	}
+	if (proto == IPPROTO_UDP && !*check)
+		*check = CSUM_MANGLED_0;
+	skb->ip_summed = CHECKSUM_UNNECESSARY;
+}
+
+static void ip_vs_fnat_set_addrs(struct sk_buff *skb, int af,
+				 const union nf_inet_addr *saddr,
+				 const union nf_inet_addr *daddr)
+{
+#ifdef CONFIG_IP_VS_IPV6
+	if (af == AF_INET6) {
+		ipv6_hdr(skb)->saddr = saddr->in6;
+		ipv6_hdr(skb)->daddr = daddr->in6;
+		return;
+	}
+#endif
+	ip_hdr(skb)->saddr = saddr->ip;
+	ip_hdr(skb)->daddr = daddr->ip;
+	ip_send_check(ip_hdr(skb));
+}
+
+/* Route skb to daddr from saddr; checks the size of the packet (plus extra
+ * bytes we may add) against the route's MTU while skb still is the packet
+ * that arrived, so an ICMP error reaches its sender.
+ */
+static int ip_vs_fnat_route(struct sk_buff *skb, struct ip_vs_conn *cp,
+			    int af, const union nf_inet_addr *saddr,
+			    const union nf_inet_addr *daddr,
+			    unsigned int *mtu)
+{
+	struct net *net = cp->ipvs->net;
+	struct dst_entry *dst;
+
+#ifdef CONFIG_IP_VS_IPV6
+	if (af == AF_INET6) {
+		struct flowi6 fl6 = {
+			.daddr = daddr->in6,
+			.saddr = saddr->in6,
+		};
+
+		dst = ip6_route_output(net, NULL, &fl6);
+		if (dst->error) {
+			dst_release(dst);
+			return -EHOSTUNREACH;
+		}
+		*mtu = dst_mtu(dst);
+		if (!skb_is_gso(skb) && skb->len > *mtu) {
+			if (!skb->dev)
+				skb->dev = net->loopback_dev;
+			icmpv6_send(skb, ICMPV6_PKT_TOOBIG, 0, *mtu);
+			dst_release(dst);
+			return -EMSGSIZE;
+		}
+	} else
+#endif
+	{
+		struct flowi4 fl4 = {
+			.daddr = daddr->ip,
+			.saddr = saddr->ip,
+		};
+		struct rtable *rt;
+
+		rt = ip_route_output_key(net, &fl4);
+		if (IS_ERR(rt))
+			return PTR_ERR(rt);
+		dst = &rt->dst;
+		*mtu = dst_mtu(dst);
+		if (!skb_is_gso(skb) && skb->len > *mtu &&
+		    (ip_hdr(skb)->frag_off & htons(IP_DF))) {
+			icmp_send(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED,
+				  htonl(*mtu));
+			dst_release(dst);
+			return -EMSGSIZE;
+		}
+	}
+	skb_dst_drop(skb);
+	skb_dst_set(skb, dst);
+	return 0;
+}
+
+static int ip_vs_fnat_send(struct sk_buff *skb, int af, struct net *net)
+{
+	skb->ipvs_property = 1;
+	ip_vs_notrack(skb);
+	if (skb->dev)
+		skb_orphan(skb);
+	skb_forward_csum(skb);
+	if (skb->dev)
+		skb_clear_tstamp(skb);
+	NF_HOOK(af == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4,
+		NF_INET_LOCAL_OUT, net, NULL, skb, NULL, skb_dst(skb)->dev,
+		dst_output);
+	return NF_STOLEN;
+}
+
+/* Insert the TOA option right after the fixed TCP header. */
+static void ip_vs_fnat_add_toa(struct sk_buff *skb, struct ip_vs_conn *cp,
+			       unsigned int thoff, unsigned int mtu)
+{
+	struct netns_ipvs *ipvs = cp->ipvs;
+	unsigned int hdrlen = thoff + sizeof(struct tcphdr);
+	int optlen = cp->af == AF_INET6 ? IP_VS_TCPOLEN_TOA_V6 :
+					  IP_VS_TCPOLEN_TOA;
+	struct tcphdr *th = (struct tcphdr *)(skb->data + thoff);
+	u8 *opt;
+
+	if (th->doff * 4 + optlen > 60) {
+		IP_VS_FNAT_INC_STATS(ipvs, FULLNAT_ADD_TOA_HEAD_FULL);
+		return;
+	}
+	if (skb_is_gso(skb) || skb->len + optlen > mtu) {
+		IP_VS_FNAT_INC_STATS(ipvs, FULLNAT_ADD_TOA_FAIL_LEN);
+		return;
+	}
+	if (skb_cow(skb, optlen)) {
+		IP_VS_FNAT_INC_STATS(ipvs, FULLNAT_ADD_TOA_FAIL_MEM);
+		return;
+	}
+	skb_push(skb, optlen);
+	memmove(skb->data, skb->data + optlen, hdrlen);
+	skb_reset_network_header(skb);
+	skb_set_transport_header(skb, thoff);
+	if (skb->ip_summed == CHECKSUM_PARTIAL)
+		skb->csum_start -= optlen;
+
+	opt = skb->data + hdrlen;
+	th = (struct tcphdr *)(skb->data + thoff);
+	th->doff += optlen / 4;
+	opt[1] = optlen;
+	memcpy(opt + 2, &cp->cport, sizeof(cp->cport));
+#ifdef CONFIG_IP_VS_IPV6
+	if (cp->af == AF_INET6) {
+		opt[0] = IP_VS_TCPOPT_TOA_V6;
+		memcpy(opt + 4, &cp->caddr.in6, sizeof(cp->caddr.in6));
+		ipv6_hdr(skb)->payload_len =
+			htons(ntohs(ipv6_hdr(skb)->payload_len) + optlen);
+	} else
+#endif
+	{
+		opt[0] = IP_VS_TCPOPT_TOA;
+		memcpy(opt + 4, &cp->caddr.ip, sizeof(cp->caddr.ip));
+		ip_hdr(skb)->tot_len =
+			htons(ntohs(ip_hdr(skb)->tot_len) + optlen);
+	}
+	IP_VS_FNAT_INC_STATS(ipvs, FULLNAT_ADD_TOA_OK);
+}
+
+static void ip_vs_fnat_count_reuse(struct netns_ipvs *ipvs, int old_state)
+{
+	static const u8 item[IP_VS_TCP_S_LAST] = {
+		[IP_VS_TCP_S_CLOSE]	  = FULLNAT_CONN_REUSED_CLOSE,
+		[IP_VS_TCP_S_TIME_WAIT]	  = FULLNAT_CONN_REUSED_TIMEWAIT,
+		[IP_VS_TCP_S_FIN_WAIT]	  = FULLNAT_CONN_REUSED_FINWAIT,
+		[IP_VS_TCP_S_CLOSE_WAIT]  = FULLNAT_CONN_REUSED_CLOSEWAIT,
+		[IP_VS_TCP_S_LAST_ACK]	  = FULLNAT_CONN_REUSED_LASTACK,
+		[IP_VS_TCP_S_ESTABLISHED] = FULLNAT_CONN_REUSED_ESTAB,
+	};
+
+	IP_VS_FNAT_INC_STATS(ipvs, FULLNAT_CONN_REUSED);
+	if (old_state >= 0 && old_state < IP_VS_TCP_S_LAST && item[old_state])
+		this_cpu_inc(ipvs->fnat->ext_stats->items[item[old_state]]);
+}
+
+static u32 ip_vs_fnat_isn(struct ip_vs_conn *cp)
+{
+#ifdef CONFIG_IP_VS_IPV6
+	if (cp->af == AF_INET6)
+		return secure_tcpv6_seq(cp->fnat.lip.ip6, cp->daddr.ip6,
+					cp->fnat.lport, cp->dport);
+#endif
+	return secure_tcp_seq(cp->fnat.lip.ip, cp->daddr.ip, cp->fnat.lport,
+			      cp->dport);
+}
+
+/* client -> real server, TCP part: sequence numbers, options, TOA */
+static int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
+			     unsigned int thoff, unsigned int mtu)
+{
+	struct ip_vs_fnat_net *fn = cp->ipvs->fnat;
+	struct tcphdr *th;
+	bool syn;
+
+	if (skb_ensure_writable(skb, thoff + sizeof(*th)))
+		return -ENOMEM;
+	th = (struct tcphdr *)(skb->data + thoff);
+	if (th->doff < sizeof(*th) / 4 ||
+	    skb_ensure_writable(skb, thoff + th->doff * 4))
+		return -EINVAL;
+	th = (struct tcphdr *)(skb->data + thoff);
+	syn = th->syn && !th->ack;
+
+	if (syn) {
+		u32 seq = ntohl(th->seq);
+		bool have = cp->fnat.flags & IP_VS_FNAT_F_SEQ;
+		bool retrans = have && seq + cp->fnat.delta == cp->fnat.init_seq;
+
+		if (!have || (!retrans && READ_ONCE(fn->sysctl_conn_reused) &&
+			      (cp->state == IP_VS_TCP_S_SYN_RECV ||
+			       cp->state == IP_VS_TCP_S_SYN_SENT))) {
+			if (have)
+				ip_vs_fnat_count_reuse(cp->ipvs, cp->old_state);
+			cp->fnat.init_seq = ip_vs_fnat_isn(cp);
+			cp->fnat.delta = cp->fnat.init_seq - seq;
+			cp->fnat.flags |= IP_VS_FNAT_F_SEQ;
+			cp->fnat.flags &= ~IP_VS_FNAT_F_FDATA;
+		}
+		if (READ_ONCE(fn->sysctl_timestamp_remove))
+			ip_vs_fnat_tcp_opts(th, TCPOPT_TIMESTAMP,
+					    ip_vs_fnat_nop_ts, NULL);
+	}
+	if (cp->fnat.flags & IP_VS_FNAT_F_SEQ)
+		th->seq = htonl(ntohl(th->seq) + cp->fnat.delta);
+
+	if (syn ||
+	    (READ_ONCE(fn->sysctl_toa) && (cp->fnat.flags & IP_VS_FNAT_F_FDATA) &&
+	     th->ack && !th->syn && !th->rst &&
+	     ntohl(th->ack_seq) == cp->fnat.fdata_seq))
+		ip_vs_fnat_add_toa(skb, cp, thoff, mtu);
+	return 0;
+}
+
+/* real server -> client, TCP part */
+static int ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
+			      unsigned int thoff)
+{
+	struct ip_vs_fnat_net *fn = cp->ipvs->fnat;
+	struct tcphdr *th;
+
+	if (skb_ensure_writable(skb, thoff + sizeof(*th)))
+		return -ENOMEM;
+	th = (struct tcphdr *)(skb->data + thoff);
+	if (th->doff < sizeof(*th) / 4 ||
+	    skb_ensure_writable(skb, thoff + th->doff * 4))
+		return -EINVAL;
+	th = (struct tcphdr *)(skb->data + thoff);
+
+	if (th->syn && th->ack) {
+		cp->fnat.fdata_seq = ntohl(th->seq) + 1;
+		cp->fnat.flags |= IP_VS_FNAT_F_FDATA;
+		if (READ_ONCE(fn->sysctl_mss_adjust)) {
+			int less = cp->af == AF_INET6 ? IP_VS_TCPOLEN_TOA_V6 :
+							IP_VS_TCPOLEN_TOA;
+
+			ip_vs_fnat_tcp_opts(th, TCPOPT_MSS, ip_vs_fnat_mss,
+					    &less);
+		}
+	}
+	if (th->ack && (cp->fnat.flags & IP_VS_FNAT_F_SEQ)) {
+		u32 delta = cp->fnat.delta;
+
+		th->ack_seq = htonl(ntohl(th->ack_seq) - delta);
+		ip_vs_fnat_tcp_opts(th, TCPOPT_SACK, ip_vs_fnat_sack, &delta);
+	}
+	return 0;
+}
+
+static void ip_vs_fnat_set_ports(struct sk_buff *skb, unsigned int thoff,
+				 __be16 sport, __be16 dport)
+{
+	__be16 *ports = (__be16 *)(skb->data + thoff);
+
+	ports[0] = sport;
+	ports[1] = dport;
+}
+
+/* An ICMP error about a FULLNAT connection.  out: it came from the real
+ * server's side and goes to the client; otherwise it came from the client's
+ * side and goes to the real server.  The embedded packet is rewritten into
+ * the one its receiver sent.  Returns NF_STOLEN once sent, NF_DROP otherwise.
+ */
+int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
+{
+	const union nf_inet_addr *osrc, *odst, *isrc, *idst;
+	unsigned int toff, coff, cthoff, mtu;
+	__be16 isport, idport;
+	int af = cp->af;
+	__be16 *ports;
+	__sum16 *check;
+	u8 iproto;
+
+	if (out) {
+		osrc = &cp->vaddr;
+		odst = &cp->caddr;
+		isrc = &cp->caddr;
+		isport = cp->cport;
+		idst = &cp->vaddr;
+		idport = cp->vport;
+	} else {
+		osrc = &cp->fnat.lip;
+		odst = &cp->daddr;
+		isrc = &cp->daddr;
+		isport = cp->dport;
+		idst = &cp->fnat.lip;
+		idport = cp->fnat.lport;
+	}
+	if (!cp->fnat.laddr)
+		return NF_DROP;
+
+#ifdef CONFIG_IP_VS_IPV6
+	if (af == AF_INET6) {
+		if (ipv6_hdr(skb)->nexthdr != IPPROTO_ICMPV6)
+			return NF_DROP;
+		toff = sizeof(struct ipv6hdr);
+		coff = toff + sizeof(struct icmp6hdr);
+		if (skb_ensure_writable(skb, coff + sizeof(struct ipv6hdr)))
+			return NF_DROP;
+		iproto = ((struct ipv6hdr *)(skb->data + coff))->nexthdr;
+		cthoff = coff + sizeof(struct ipv6hdr);
+	} else
+#endif
+	{
+		struct iphdr *ciph;
+
+		toff = ip_hdrlen(skb);
+		coff = toff + sizeof(struct icmphdr);
+		if (skb_ensure_writable(skb, coff + sizeof(struct iphdr)))
+			return NF_DROP;
+		ciph = (struct iphdr *)(skb->data + coff);
+		iproto = ciph->protocol;
+		cthoff = coff + ciph->ihl * 4;
+	}
+	if (iproto != cp->protocol ||
+	    skb_ensure_writable(skb, cthoff + 8))
+		return NF_DROP;
+	if (ip_vs_fnat_route(skb, cp, af, osrc, odst, &mtu))
+		return NF_DROP;
+
+	/* the embedded packet */
+	ports = (__be16 *)(skb->data + cthoff);
+	ports[0] = isport;
+	ports[1] = idport;
+	if (out && iproto == IPPROTO_TCP &&
+	    (cp->fnat.flags & IP_VS_FNAT_F_SEQ)) {
+		__be32 *seq = (__be32 *)(ports + 2);
+
+		*seq = htonl(ntohl(*seq) - cp->fnat.delta);
+	}
+#ifdef CONFIG_IP_VS_IPV6
+	if (af == AF_INET6) {
+		struct ipv6hdr *cip6h = (struct ipv6hdr *)(skb->data + coff);
+
+		cip6h->saddr = isrc->in6;
+		cip6h->daddr = idst->in6;
+	} else
+#endif
+	{
+		struct iphdr *ciph = (struct iphdr *)(skb->data + coff);
+
+		ciph->saddr = isrc->ip;
+		ciph->daddr = idst->ip;
+		ip_send_check(ciph);
+	}
+
+	/* the outer packet and the ICMP checksum */
+	ip_vs_fnat_set_addrs(skb, af, osrc, odst);
+#ifdef CONFIG_IP_VS_IPV6
+	if (af == AF_INET6) {
+		check = &((struct icmp6hdr *)(skb->data + toff))->icmp6_cksum;
+		*check = 0;
+		*check = csum_ipv6_magic(&ipv6_hdr(skb)->saddr,
+					 &ipv6_hdr(skb)->daddr,
+					 skb->len - toff, IPPROTO_ICMPV6,
+					 skb_checksum(skb, toff,
+						      skb->len - toff, 0));
+	} else
+#endif
+	{
+		check = &((struct icmphdr *)(skb->data + toff))->checksum;
+		*check = 0;
+		*check = csum_fold(skb_checksum(skb, toff, skb->len - toff, 0));
+	}
+	skb->ip_summed = CHECKSUM_UNNECESSARY;
+	return ip_vs_fnat_send(skb, af, cp->ipvs->net);
+}
+
+static bool ip_vs_fnat_is_icmp(struct sk_buff *skb, int af)
+{
+#ifdef CONFIG_IP_VS_IPV6
+	if (af == AF_INET6)
+		return ipv6_hdr(skb)->nexthdr == IPPROTO_ICMPV6;
+#endif
+	return ip_hdr(skb)->protocol == IPPROTO_ICMP;
+}
+
+int ip_vs_fnat_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
+		    struct ip_vs_protocol *pp, struct ip_vs_iphdr *ipvsh)
+{
+	unsigned int thoff = ipvsh->len;
+	int af = cp->af;
+	unsigned int mtu;
+
+	if (!cp->fnat.laddr || ipvsh->fragoffs ||
+	    (cp->protocol != IPPROTO_TCP && cp->protocol != IPPROTO_UDP))
+		goto drop;
+	/* an ICMP error from the client's side, about our replies */
+	if (unlikely(ip_vs_fnat_is_icmp(skb, af))) {
+		if (ip_vs_fnat_icmp(skb, cp, false) == NF_STOLEN)
+			return NF_STOLEN;
+		goto drop;
+	}
+	if (skb_ensure_writable(skb, thoff + sizeof(struct udphdr)))
+		goto drop;
+	if (ip_vs_fnat_route(skb, cp, af, &cp->fnat.lip, &cp->daddr, &mtu))
+		goto drop;
+	if (cp->protocol == IPPROTO_TCP &&
+	    ip_vs_fnat_tcp_in(skb, cp, thoff, mtu))
+		goto drop;
+	ip_vs_fnat_set_ports(skb, thoff, cp->fnat.lport, cp->dport);
+	ip_vs_fnat_set_addrs(skb, af, &cp->fnat.lip, &cp->daddr);
+	ip_vs_fnat_l4_csum(skb, af, thoff, cp->protocol);
+	return ip_vs_fnat_send(skb, af, cp->ipvs->net);
+
+drop:
+	kfree_skb(skb);
+	return NF_STOLEN;
+}
+
+/* A reply from the real server: translate back to VIP -> client and send.
+ * Consumes skb and the reference on cp.
+ */
+int ip_vs_fnat_response(struct sk_buff *skb, struct ip_vs_proto_data *pd,
+			struct ip_vs_conn *cp, struct ip_vs_iphdr *iph)
+{
+	unsigned int thoff = iph->len;
+	struct net *net = cp->ipvs->net;
+	int af = cp->af;
+	unsigned int mtu;
+
+	if (iph->fragoffs ||
+	    (cp->protocol != IPPROTO_TCP && cp->protocol != IPPROTO_UDP))
+		goto drop;
+	if (skb_ensure_writable(skb, thoff + sizeof(struct udphdr)))
+		goto drop;
+	if (ip_vs_fnat_route(skb, cp, af, &cp->vaddr, &cp->caddr, &mtu))
+		goto drop;
+	if (cp->protocol == IPPROTO_TCP && ip_vs_fnat_tcp_out(skb, cp, thoff))
+		goto drop;
+	ip_vs_fnat_set_ports(skb, thoff, cp->vport, cp->cport);
+	ip_vs_fnat_set_addrs(skb, af, &cp->vaddr, &cp->caddr);
+	ip_vs_fnat_l4_csum(skb, af, thoff, cp->protocol);
+	ip_vs_conn_put(cp);
+	return ip_vs_fnat_send(skb, af, net);
+
+drop:
+	ip_vs_conn_put(cp);
+	kfree_skb(skb);
+	return NF_STOLEN;
+}
+
+unsigned long ip_vs_fnat_est_timeout(struct ip_vs_conn *cp,
+				     unsigned long timeout)
+{
+	struct ip_vs_dest *dest = cp->dest;
+	struct ip_vs_service *svc;
+	u32 est = 0;
+
+	if (!dest)
+		return timeout;
+	rcu_read_lock();
+	svc = rcu_dereference(dest->svc);
+	if (svc)
+		est = READ_ONCE(svc->fnat.est_timeout);
+	rcu_read_unlock();
+	return est ? (unsigned long)est * HZ : timeout;
+}
+
+/* sysctls */
+
+static int ip_vs_fnat_zero;
+static int ip_vs_fnat_one = 1;
+static int ip_vs_fnat_port_lo = 1025;
+static int ip_vs_fnat_port_hi = 65535;
+static int ip_vs_fnat_tries_lo = 10;
+static int ip_vs_fnat_tries_hi = 60000;
+
+#define IP_VS_FNAT_SYSCTL(name, field, lo, hi)				\
+	{								\
+		.procname	= name,					\
+		.data		= (void *)offsetof(struct ip_vs_fnat_net, field), \
+		.maxlen		= sizeof(int),				\
+		.mode		= 0644,					\
+		.proc_handler	= proc_dointvec_minmax,			\
+		.extra1		= lo,					\
+		.extra2		= hi,					\
+	}
+
+static const struct ctl_table ip_vs_fnat_vars[] = {
+	IP_VS_FNAT_SYSCTL("fullnat_timestamp_remove_entry",
+			  sysctl_timestamp_remove, &ip_vs_fnat_zero,
+			  &ip_vs_fnat_one),
+	IP_VS_FNAT_SYSCTL("fullnat_mss_adjust_entry", sysctl_mss_adjust,
+			  &ip_vs_fnat_zero, &ip_vs_fnat_one),
+	IP_VS_FNAT_SYSCTL("fullnat_conn_reused_entry", sysctl_conn_reused,
+			  &ip_vs_fnat_zero, &ip_vs_fnat_one),
+	IP_VS_FNAT_SYSCTL("fullnat_toa_entry", sysctl_toa, &ip_vs_fnat_zero,
+			  &ip_vs_fnat_one),
+	IP_VS_FNAT_SYSCTL("fullnat_lport_max", sysctl_lport_max,
+			  &ip_vs_fnat_port_lo, &ip_vs_fnat_port_hi),
+	IP_VS_FNAT_SYSCTL("fullnat_lport_min", sysctl_lport_min,
+			  &ip_vs_fnat_port_lo, &ip_vs_fnat_port_hi),
+	IP_VS_FNAT_SYSCTL("fullnat_lport_tries", sysctl_lport_tries,
+			  &ip_vs_fnat_tries_lo, &ip_vs_fnat_tries_hi),
+	{ }
+};
+
+#define IP_VS_FNAT_NVARS (ARRAY_SIZE(ip_vs_fnat_vars) - 1)
+
+static int ip_vs_fnat_sysctl_init(struct netns_ipvs *ipvs)
+{
+	struct ip_vs_fnat_net *fn = ipvs->fnat;
+	struct ctl_table *tbl;
+	unsigned int i;
+
+	tbl = kmemdup(ip_vs_fnat_vars, sizeof(ip_vs_fnat_vars), GFP_KERNEL);
+	if (!tbl)
+		return -ENOMEM;
+	for (i = 0; i < IP_VS_FNAT_NVARS; i++)
+		tbl[i].data = (void *)fn + (unsigned long)tbl[i].data;
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
+	fn->sysctl_hdr = register_net_sysctl_sz(ipvs->net, "net/ipv4/vs", tbl,
+						IP_VS_FNAT_NVARS);
+#else
+	fn->sysctl_hdr = register_net_sysctl(ipvs->net, "net/ipv4/vs", tbl);
+#endif
+	if (!fn->sysctl_hdr) {
+		kfree(tbl);
+		return -ENOMEM;
+	}
+	fn->sysctl_tbl = tbl;
+	return 0;
+}
+
+/* /proc/net/ip_vs_ext_stats */
+
+static const char * const ip_vs_ext_stat_names[IP_VS_EXT_STAT_LAST] = {
+	[FULLNAT_ADD_TOA_OK]		= "fullnat_add_toa_ok",
+	[FULLNAT_ADD_TOA_FAIL_LEN]	= "fullnat_add_toa_fail_len",
+	[FULLNAT_ADD_TOA_HEAD_FULL]	= "fullnat_add_toa_head_full",
+	[FULLNAT_ADD_TOA_FAIL_MEM]	= "fullnat_add_toa_fail_mem",
+	[FULLNAT_ADD_TOA_FAIL_PROTO]	= "fullnat_add_toa_fail_proto",
+	[FULLNAT_CONN_REUSED]		= "fullnat_conn_reused",
+	[FULLNAT_CONN_REUSED_CLOSE]	= "fullnat_conn_reused_close",
+	[FULLNAT_CONN_REUSED_TIMEWAIT]	= "fullnat_conn_reused_timewait",
+	[FULLNAT_CONN_REUSED_FINWAIT]	= "fullnat_conn_reused_finwait",
+	[FULLNAT_CONN_REUSED_CLOSEWAIT]	= "fullnat_conn_reused_closewait",
+	[FULLNAT_CONN_REUSED_LASTACK]	= "fullnat_conn_reused_lastack",
+	[FULLNAT_CONN_REUSED_ESTAB]	= "fullnat_conn_reused_estab",
+	[FULLNAT_NO_LADDR]		= "fullnat_no_laddr",
+	[FULLNAT_LPORT_EXHAUSTED]	= "fullnat_lport_exhausted",
+};
+
+static int ip_vs_ext_stats_show(struct seq_file *seq, void *v)
+{
+	struct netns_ipvs *ipvs = net_ipvs(seq_file_single_net(seq));
+	int i, cpu;
+
+	seq_printf(seq, "%34s", "");
+	for_each_online_cpu(cpu)
+		seq_printf(seq, "CPU%d       ", cpu);
+	seq_putc(seq, '\n');
+	for (i = 1; i < IP_VS_EXT_STAT_LAST; i++) {
+		seq_printf(seq, "%-25s:", ip_vs_ext_stat_names[i]);
+		for_each_online_cpu(cpu)
+			seq_printf(seq, "%10llu ",
+				   per_cpu_ptr(ipvs->fnat->ext_stats, cpu)->items[i]);
+		seq_putc(seq, '\n');
+	}
+	return 0;
+}
+
+int ip_vs_fnat_net_init(struct netns_ipvs *ipvs)
+{
+	struct ip_vs_fnat_net *fn;
+
+	fn = kzalloc(sizeof(*fn), GFP_KERNEL);
+	if (!fn)
+		return -ENOMEM;
+	fn->sysctl_timestamp_remove = 1;
+	fn->sysctl_mss_adjust = 1;
+	fn->sysctl_conn_reused = 1;
+	fn->sysctl_toa = 1;
+	fn->sysctl_lport_max = 65535;
+	fn->sysctl_lport_min = 5000;
+	fn->sysctl_lport_tries = 10000;
+	fn->ext_stats = alloc_percpu(struct ip_vs_ext_stats);
+	if (!fn->ext_stats)
+		goto err_free;
+	ipvs->fnat = fn;
+	ip_vs_fnat_tab_init();
+	if (ip_vs_fnat_sysctl_init(ipvs))
+		goto err_stats;
+	if (!proc_create_net_single("ip_vs_ext_stats", 0444,
+				    ipvs->net->proc_net,
+				    ip_vs_ext_stats_show, NULL))
+		goto err_sysctl;
+	if (ip_vs_fnat_proc_init(ipvs))
+		goto err_proc;
+	return 0;
+
+err_proc:
+	remove_proc_entry("ip_vs_ext_stats", ipvs->net->proc_net);
+err_sysctl:
+	unregister_net_sysctl_table(fn->sysctl_hdr);
+	kfree(fn->sysctl_tbl);
+err_stats:
+	free_percpu(fn->ext_stats);
+err_free:
+	ipvs->fnat = NULL;
+	kfree(fn);
+	return -ENOMEM;
+}
+
+void ip_vs_fnat_net_cleanup(struct netns_ipvs *ipvs)
+{
+	struct ip_vs_fnat_net *fn = ipvs->fnat;
+
+	if (!fn)
+		return;
+	ip_vs_fnat_proc_cleanup(ipvs);
+	remove_proc_entry("ip_vs_ext_stats", ipvs->net->proc_net);
+	unregister_net_sysctl_table(fn->sysctl_hdr);
+	kfree(fn->sysctl_tbl);
+	free_percpu(fn->ext_stats);
+	ipvs->fnat = NULL;
+	kfree(fn);
+}

@@ -1,0 +1,599 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * IPVS FULLNAT local addresses: the per-service pools, local port allocation,
+ * the out-direction connection table keyed by (laddr, lport, rip, rport), the
+ * LADDR generic netlink commands and /proc/net/ip_vs_conn_fnat.
+ */
+
+#define KMSG_COMPONENT "IPVS"
+#define pr_fmt(fmt) KMSG_COMPONENT ": " fmt
+
+#include <linux/kernel.h>
+#include <linux/module.h>
+#include <linux/jhash.h>
+#include <linux/random.h>
+#include <linux/slab.h>
+#include <linux/seq_file.h>
+#include <linux/proc_fs.h>
+#include <linux/version.h>
+#include <net/genetlink.h>
+#include <net/netns/generic.h>
+#include <net/ip_vs.h>
+
+#define IP_VS_FNAT_TAB_BITS	14
+#define IP_VS_FNAT_TAB_SIZE	(1 << IP_VS_FNAT_TAB_BITS)
+#define IP_VS_FNAT_TAB_MASK	(IP_VS_FNAT_TAB_SIZE - 1)
+#define IP_VS_FNAT_LOCKS	256
+
+/* Out-direction table: every FULLNAT connection by its RS-side tuple */
+static struct hlist_head ip_vs_fnat_tab[IP_VS_FNAT_TAB_SIZE];
+static spinlock_t ip_vs_fnat_locks[IP_VS_FNAT_LOCKS] = {
+	[0 ... IP_VS_FNAT_LOCKS - 1] = __SPIN_LOCK_UNLOCKED(ip_vs_fnat_locks),
+};
+static u32 ip_vs_fnat_rnd __read_mostly;
+
+static u32 ip_vs_fnat_addr_fold(int af, const union nf_inet_addr *a)
+{
+#ifdef CONFIG_IP_VS_IPV6
+	if (af == AF_INET6)
+		return (__force u32)(a->ip6[0] ^ a->ip6[1] ^ a->ip6[2] ^
+				     a->ip6[3]);
+#endif
+	return (__force u32)a->ip;
+}
+
+static unsigned int ip_vs_fnat_hash(struct netns_ipvs *ipvs, int af, u16 proto,
+				    const union nf_inet_addr *laddr,
+				    __be16 lport,
+				    const union nf_inet_addr *raddr,
+				    __be16 rport)
+{
+	u32 ports = ((__force u32)lport << 16) | (__force u32)rport;
+
+	return jhash_3words(ip_vs_fnat_addr_fold(af, laddr),
+			    ip_vs_fnat_addr_fold(af, raddr),
+			    ports ^ proto,
+			    ip_vs_fnat_rnd ^ net_hash_mix(ipvs->net)) &
+	       IP_VS_FNAT_TAB_MASK;
+}
+
+static inline spinlock_t *ip_vs_fnat_lock(unsigned int hash)
+{
+	return &ip_vs_fnat_locks[hash & (IP_VS_FNAT_LOCKS - 1)];
+}
+
+/* Lookup for packets from the real server: p->caddr/cport is the source
+ * (rip, rport), p->vaddr/vport the destination (laddr, lport).
+ */
+struct ip_vs_conn *ip_vs_fnat_out_get(const struct ip_vs_conn_param *p)
+{
+	struct ip_vs_conn *cp;
+	unsigned int hash;
+
+	hash = ip_vs_fnat_hash(p->ipvs, p->af, p->protocol, p->vaddr, p->vport,
+			       p->caddr, p->cport);
+	rcu_read_lock();
+	hlist_for_each_entry_rcu(cp, &ip_vs_fnat_tab[hash], fnat.o_list) {
+		if (cp->fnat.lport == p->vport && cp->dport == p->cport &&
+		    cp->af == p->af && cp->protocol == p->protocol &&
+		    cp->ipvs == p->ipvs &&
+		    ip_vs_addr_equal(p->af, &cp->fnat.lip, p->vaddr) &&
+		    ip_vs_addr_equal(p->af, &cp->daddr, p->caddr) &&
+		    (READ_ONCE(cp->flags) & IP_VS_CONN_F_HASHED) &&
+		    __ip_vs_conn_get(cp)) {
+			rcu_read_unlock();
+			return cp;
+		}
+	}
+	rcu_read_unlock();
+	return NULL;
+}
+
+static void ip_vs_laddr_put(struct ip_vs_laddr *la)
+{
+	if (refcount_dec_and_test(&la->refcnt))
+		kfree_rcu(la, rcu_head);
+}
+
+/* Try the ports of one local address for cp; 0 when one was taken. */
+static int ip_vs_fnat_try_laddr(struct ip_vs_conn *cp, struct ip_vs_laddr *la,
+				int min, int range, int tries)
+{
+	struct netns_ipvs *ipvs = cp->ipvs;
+	bool hash_it = !(cp->flags & IP_VS_CONN_F_ONE_PACKET);
+	struct ip_vs_conn *x;
+	unsigned int hash;
+	spinlock_t *lock;
+	__be16 lport;
+	bool busy;
+	int i;
+
+	for (i = 0; i < tries; i++) {
+		lport = htons(min + (u32)atomic_inc_return(&la->port) % range);
+		if (!hash_it)
+			goto bound;
+		hash = ip_vs_fnat_hash(ipvs, cp->af, cp->protocol, &la->addr,
+				       lport, &cp->daddr, cp->dport);
+		lock = ip_vs_fnat_lock(hash);
+		busy = false;
+		spin_lock_bh(lock);
+		hlist_for_each_entry(x, &ip_vs_fnat_tab[hash], fnat.o_list) {
+			if (x->fnat.lport == lport && x->dport == cp->dport &&
+			    x->af == cp->af && x->protocol == cp->protocol &&
+			    x->ipvs == ipvs &&
+			    ip_vs_addr_equal(cp->af, &x->fnat.lip, &la->addr) &&
+			    ip_vs_addr_equal(cp->af, &x->daddr, &cp->daddr)) {
+				busy = true;
+				break;
+			}
+		}
+		if (!busy) {
+			ip_vs_addr_copy(cp->af, &cp->fnat.lip, &la->addr);
+			cp->fnat.lport = lport;
+			cp->fnat.flags |= IP_VS_FNAT_F_HASHED;
+			hlist_add_head_rcu(&cp->fnat.o_list,
+					   &ip_vs_fnat_tab[hash]);
+		}
+		spin_unlock_bh(lock);
+		if (busy) {
+			atomic64_inc(&la->port_conflict);
+			continue;
+		}
+bound:
+		if (!hash_it) {
+			ip_vs_addr_copy(cp->af, &cp->fnat.lip, &la->addr);
+			cp->fnat.lport = lport;
+		}
+		cp->fnat.laddr = la;
+		atomic_inc(&la->conn_counts);
+		return 0;
+	}
+	return -EADDRINUSE;
+}
+
+static void ip_vs_fnat_refuse_log(const struct ip_vs_conn *cp,
+				  const char *what,
+				  const union nf_inet_addr *addr, __be16 port)
+{
+	if (!net_ratelimit())
+		return;
+	if (cp->af == AF_INET6)
+		pr_err("FULLNAT: connection refused: %s %s [%pI6c]:%u\n", what,
+		       ip_vs_proto_name(cp->protocol), &addr->in6, ntohs(port));
+	else
+		pr_err("FULLNAT: connection refused: %s %s %pI4:%u\n", what,
+		       ip_vs_proto_name(cp->protocol), &addr->ip, ntohs(port));
+}
+
+/* Bind a new FULLNAT connection to a local address and port: round-robin
+ * over the service's local addresses, falling through to the next one when
+ * an address has no free port towards this real server.
+ */
+int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_service *svc)
+{
+	struct netns_ipvs *ipvs = cp->ipvs;
+	struct ip_vs_fnat_net *fn = ipvs->fnat;
+	int min, max, tries, range;
+	unsigned int n, start, i;
+	struct ip_vs_laddr *la;
+	int pass;
+
+	if (!svc || cp->daf != cp->af ||
+	    (cp->protocol != IPPROTO_TCP && cp->protocol != IPPROTO_UDP))
+		goto no_laddr;
+	n = READ_ONCE(svc->fnat.num_laddrs);
+	if (!n)
+		goto no_laddr;
+
+	min = READ_ONCE(fn->sysctl_lport_min);
+	max = READ_ONCE(fn->sysctl_lport_max);
+	if (min > max)
+		swap(min, max);
+	range = max - min + 1;
+	tries = min_t(int, READ_ONCE(fn->sysctl_lport_tries), range);
+
+	start = (u32)atomic_inc_return(&svc->fnat.next_laddr) % n;
+	/* two passes: from the round-robin position to the end, then the
+	 * addresses before it
+	 */
+	for (pass = 0; pass < 2; pass++) {
+		i = 0;
+		list_for_each_entry_rcu(la, &svc->fnat.laddrs, n_list) {
+			bool mine = pass ? i < start : i >= start;
+
+			i++;
+			if (!mine)
+				continue;
+			if (!refcount_inc_not_zero(&la->refcnt))
+				continue;
+			if (!ip_vs_fnat_try_laddr(cp, la, min, range, tries))
+				return 0;
+			ip_vs_laddr_put(la);
+		}
+	}
+	IP_VS_FNAT_INC_STATS(ipvs, FULLNAT_LPORT_EXHAUSTED);
+	ip_vs_fnat_refuse_log(cp, "no free local port towards", &cp->daddr,
+			      cp->dport);
+	return -EADDRINUSE;
+
+no_laddr:
+	IP_VS_FNAT_INC_STATS(ipvs, FULLNAT_NO_LADDR);
+	ip_vs_fnat_refuse_log(cp, "no local address for", &cp->vaddr,
+			      cp->vport);
+	return -ENOENT;
+}
+
+void ip_vs_fnat_conn_unbind(struct ip_vs_conn *cp)
+{
+	struct ip_vs_laddr *la = cp->fnat.laddr;
+	unsigned int hash;
+	spinlock_t *lock;
+
+	if (!la)
+		return;
+	if (cp->fnat.flags & IP_VS_FNAT_F_HASHED) {
+		hash = ip_vs_fnat_hash(cp->ipvs, cp->af, cp->protocol,
+				       &cp->fnat.lip, cp->fnat.lport,
+				       &cp->daddr, cp->dport);
+		lock = ip_vs_fnat_lock(hash);
+		spin_lock_bh(lock);
+		hlist_del_rcu(&cp->fnat.o_list);
+		cp->fnat.flags &= ~IP_VS_FNAT_F_HASHED;
+		spin_unlock_bh(lock);
+	}
+	cp->fnat.laddr = NULL;
+	atomic_dec(&la->conn_counts);
+	ip_vs_laddr_put(la);
+}
+
+/* Called with __ip_vs_mutex held when the service goes away. */
+void ip_vs_laddr_flush(struct ip_vs_service *svc)
+{
+	struct ip_vs_laddr *la, *nxt;
+
+	if (!svc->fnat.laddrs.next)
+		return;
+	list_for_each_entry_safe(la, nxt, &svc->fnat.laddrs, n_list) {
+		list_del_rcu(&la->n_list);
+		svc->fnat.num_laddrs--;
+		ip_vs_laddr_put(la);
+	}
+}
+
+static const struct nla_policy ip_vs_laddr_policy[IPVS_LADDR_ATTR_MAX + 1] = {
+	[IPVS_LADDR_ATTR_ADDR]		= NLA_POLICY_MIN_LEN(sizeof(struct in_addr)),
+	[IPVS_LADDR_ATTR_PORT_CONFLICT]	= { .type = NLA_U64 },
+	[IPVS_LADDR_ATTR_CONN_COUNTS]	= { .type = NLA_U32 },
+};
+
+/* Parse the LADDR nest of a request into an address of the service's family:
+ * 4 bytes, or 16 bytes (union nf_inet_addr) for either family.
+ */
+static int ip_vs_genl_parse_laddr(struct genl_info *info, int af,
+				  union nf_inet_addr *addr)
+{
+	struct nlattr *attrs[IPVS_LADDR_ATTR_MAX + 1];
+	struct nlattr *nla = info->attrs[IPVS_CMD_ATTR_LADDR];
+	const u8 *b;
+	int len, i, ret;
+
+	if (!nla) {
+		GENL_SET_ERR_MSG(info, "missing local address");
+		return -EINVAL;
+	}
+	ret = nla_parse_nested(attrs, IPVS_LADDR_ATTR_MAX, nla,
+			       ip_vs_laddr_policy, info->extack);
+	if (ret)
+		return ret;
+	if (!attrs[IPVS_LADDR_ATTR_ADDR]) {
+		GENL_SET_ERR_MSG(info, "missing local address");
+		return -EINVAL;
+	}
+	len = nla_len(attrs[IPVS_LADDR_ATTR_ADDR]);
+	b = nla_data(attrs[IPVS_LADDR_ATTR_ADDR]);
+	if (len != sizeof(struct in_addr) && len != sizeof(*addr)) {
+		GENL_SET_ERR_MSG(info, "local address must be 4 or 16 bytes");
+		return -EINVAL;
+	}
+	memset(addr, 0, sizeof(*addr));
+	if (af == AF_INET) {
+		for (i = sizeof(struct in_addr); i < len; i++)
+			if (b[i])
+				goto wrong_family;
+		memcpy(&addr->ip, b, sizeof(addr->ip));
+		if (ipv4_is_zeronet(addr->ip) || ipv4_is_multicast(addr->ip) ||
+		    ipv4_is_lbcast(addr->ip))
+			goto bad_addr;
+		return 0;
+	}
+	if (len != sizeof(struct in6_addr))
+		goto wrong_family;
+	memcpy(&addr->in6, b, sizeof(addr->in6));
+	if (ipv6_addr_any(&addr->in6) || ipv6_addr_is_multicast(&addr->in6) ||
+	    ipv6_addr_v4mapped(&addr->in6))
+		goto bad_addr;
+	return 0;
+
+wrong_family:
+	GENL_SET_ERR_MSG(info, "local address family differs from the service's");
+	return -EAFNOSUPPORT;
+bad_addr:
+	GENL_SET_ERR_MSG(info, "local address must be a unicast address");
+	return -EINVAL;
+}
+
+static struct ip_vs_laddr *ip_vs_laddr_find(struct ip_vs_service *svc,
+					    const union nf_inet_addr *addr)
+{
+	struct ip_vs_laddr *la;
+
+	list_for_each_entry(la, &svc->fnat.laddrs, n_list)
+		if (ip_vs_addr_equal(svc->af, &la->addr, addr))
+			return la;
+	return NULL;
+}
+
+static int ip_vs_genl_laddr_cmd(struct sk_buff *skb, struct genl_info *info,
+				bool add)
+{
+	struct netns_ipvs *ipvs = net_ipvs(sock_net(skb->sk));
+	struct ip_vs_service *svc;
+	union nf_inet_addr addr;
+	struct ip_vs_laddr *la;
+	int ret;
+
+	if (!info->attrs[IPVS_CMD_ATTR_SERVICE]) {
+		GENL_SET_ERR_MSG(info, "missing service");
+		return -EINVAL;
+	}
+	mutex_lock(&__ip_vs_mutex);
+	svc = ip_vs_genl_find_service(ipvs, info->attrs[IPVS_CMD_ATTR_SERVICE]);
+	if (IS_ERR(svc)) {
+		ret = PTR_ERR(svc);
+		goto out;
+	}
+	if (!svc) {
+		ret = -ESRCH;
+		goto out;
+	}
+	ret = ip_vs_genl_parse_laddr(info, svc->af, &addr);
+	if (ret)
+		goto out;
+	la = ip_vs_laddr_find(svc, &addr);
+	if (!add) {
+		if (!la) {
+			ret = -ENOENT;
+			goto out;
+		}
+		list_del_rcu(&la->n_list);
+		svc->fnat.num_laddrs--;
+		ip_vs_laddr_put(la);
+		goto out;
+	}
+	if (la) {
+		ret = -EEXIST;
+		goto out;
+	}
+	la = kzalloc(sizeof(*la), GFP_KERNEL);
+	if (!la) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	la->af = svc->af;
+	ip_vs_addr_copy(svc->af, &la->addr, &addr);
+	refcount_set(&la->refcnt, 1);
+	atomic_set(&la->port, get_random_u32());
+	list_add_tail_rcu(&la->n_list, &svc->fnat.laddrs);
+	svc->fnat.num_laddrs++;
+out:
+	mutex_unlock(&__ip_vs_mutex);
+	return ret;
+}
+
+int ip_vs_genl_new_laddr(struct sk_buff *skb, struct genl_info *info)
+{
+	return ip_vs_genl_laddr_cmd(skb, info, true);
+}
+
+int ip_vs_genl_del_laddr(struct sk_buff *skb, struct genl_info *info)
+{
+	return ip_vs_genl_laddr_cmd(skb, info, false);
+}
+
+static int ip_vs_genl_fill_laddr(struct sk_buff *skb,
+				 struct netlink_callback *cb,
+				 struct ip_vs_laddr *la)
+{
+	struct nlattr *nest;
+	void *hdr;
+
+	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
+			  &ip_vs_genl_family, NLM_F_MULTI, IPVS_CMD_NEW_LADDR);
+	if (!hdr)
+		return -EMSGSIZE;
+	nest = nla_nest_start(skb, IPVS_CMD_ATTR_LADDR);
+	if (!nest)
+		goto fail;
+	if (nla_put(skb, IPVS_LADDR_ATTR_ADDR, sizeof(la->addr), &la->addr) ||
+	    nla_put_u64_64bit(skb, IPVS_LADDR_ATTR_PORT_CONFLICT,
+			      atomic64_read(&la->port_conflict),
+			      IPVS_LADDR_ATTR_UNSPEC) ||
+	    nla_put_u32(skb, IPVS_LADDR_ATTR_CONN_COUNTS,
+			atomic_read(&la->conn_counts)))
+		goto fail;
+	nla_nest_end(skb, nest);
+	genlmsg_end(skb, hdr);
+	return 0;
+fail:
+	genlmsg_cancel(skb, hdr);
+	return -EMSGSIZE;
+}
+
+int ip_vs_genl_dump_laddrs(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	struct netns_ipvs *ipvs = net_ipvs(sock_net(skb->sk));
+	struct ip_vs_service *svc;
+	struct ip_vs_laddr *la;
+	struct nlattr **attrs;
+	int idx = 0, start = cb->args[0];
+	int ret = 0;
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 2, 0)
+	attrs = genl_info_dump(cb)->attrs;
+#else
+	attrs = genl_dumpit_info(cb)->attrs;
+#endif
+	if (!attrs[IPVS_CMD_ATTR_SERVICE])
+		return -EINVAL;
+	mutex_lock(&__ip_vs_mutex);
+	svc = ip_vs_genl_find_service(ipvs, attrs[IPVS_CMD_ATTR_SERVICE]);
+	if (IS_ERR_OR_NULL(svc)) {
+		ret = svc ? PTR_ERR(svc) : -ESRCH;
+		goto out;
+	}
+	list_for_each_entry(la, &svc->fnat.laddrs, n_list) {
+		if (idx++ < start)
+			continue;
+		if (ip_vs_genl_fill_laddr(skb, cb, la) < 0) {
+			idx--;
+			break;
+		}
+	}
+	cb->args[0] = idx;
+	ret = skb->len;
+out:
+	mutex_unlock(&__ip_vs_mutex);
+	return ret;
+}
+
+/* /proc/net/ip_vs_conn_fnat: FULLNAT connections with their local side */
+#ifdef CONFIG_PROC_FS
+struct ip_vs_fnat_iter {
+	struct seq_net_private p;
+	unsigned int bucket;
+};
+
+static struct ip_vs_conn *ip_vs_fnat_seq_idx(struct seq_file *seq, loff_t pos)
+{
+	struct ip_vs_fnat_iter *it = seq->private;
+	struct ip_vs_conn *cp;
+	unsigned int i;
+
+	for (i = 0; i < IP_VS_FNAT_TAB_SIZE; i++) {
+		hlist_for_each_entry_rcu(cp, &ip_vs_fnat_tab[i], fnat.o_list) {
+			if (cp->ipvs != net_ipvs(seq_file_net(seq)))
+				continue;
+			if (pos-- == 0) {
+				it->bucket = i;
+				return cp;
+			}
+		}
+	}
+	return NULL;
+}
+
+static void *ip_vs_fnat_seq_start(struct seq_file *seq, loff_t *pos)
+	__acquires(RCU)
+{
+	rcu_read_lock();
+	return *pos ? ip_vs_fnat_seq_idx(seq, *pos - 1) : SEQ_START_TOKEN;
+}
+
+static void *ip_vs_fnat_seq_next(struct seq_file *seq, void *v, loff_t *pos)
+{
+	struct ip_vs_fnat_iter *it = seq->private;
+	struct ip_vs_conn *cp = v;
+	struct hlist_node *e;
+	unsigned int i;
+
+	++*pos;
+	if (v == SEQ_START_TOKEN)
+		return ip_vs_fnat_seq_idx(seq, 0);
+	e = rcu_dereference(hlist_next_rcu(&cp->fnat.o_list));
+	for (;;) {
+		for (; e; e = rcu_dereference(hlist_next_rcu(e))) {
+			cp = hlist_entry(e, struct ip_vs_conn, fnat.o_list);
+			if (cp->ipvs == net_ipvs(seq_file_net(seq)))
+				return cp;
+		}
+		i = ++it->bucket;
+		if (i >= IP_VS_FNAT_TAB_SIZE)
+			return NULL;
+		e = rcu_dereference(hlist_first_rcu(&ip_vs_fnat_tab[i]));
+	}
+}
+
+static void ip_vs_fnat_seq_stop(struct seq_file *seq, void *v)
+	__releases(RCU)
+{
+	rcu_read_unlock();
+}
+
+static int ip_vs_fnat_seq_show(struct seq_file *seq, void *v)
+{
+	const struct ip_vs_conn *cp = v;
+
+	if (v == SEQ_START_TOKEN) {
+		seq_puts(seq,
+			 "Pro FromIP   FPrt ToIP     TPrt LocalIP  LPrt DestIP   DPrt State       Expires\n");
+		return 0;
+	}
+#ifdef CONFIG_IP_VS_IPV6
+	if (cp->af == AF_INET6) {
+		seq_printf(seq, "%-3s %pI6 %04X %pI6 %04X %pI6 %04X %pI6 %04X %-11s %7u\n",
+			   ip_vs_proto_name(cp->protocol),
+			   &cp->caddr.in6, ntohs(cp->cport),
+			   &cp->vaddr.in6, ntohs(cp->vport),
+			   &cp->fnat.lip.in6, ntohs(cp->fnat.lport),
+			   &cp->daddr.in6, ntohs(cp->dport),
+			   ip_vs_state_name(cp),
+			   jiffies_delta_to_msecs(cp->timer.expires - jiffies) / 1000);
+		return 0;
+	}
+#endif
+	seq_printf(seq, "%-3s %08X %04X %08X %04X %08X %04X %08X %04X %-11s %7u\n",
+		   ip_vs_proto_name(cp->protocol),
+		   ntohl(cp->caddr.ip), ntohs(cp->cport),
+		   ntohl(cp->vaddr.ip), ntohs(cp->vport),
+		   ntohl(cp->fnat.lip.ip), ntohs(cp->fnat.lport),
+		   ntohl(cp->daddr.ip), ntohs(cp->dport),
+		   ip_vs_state_name(cp),
+		   jiffies_delta_to_msecs(cp->timer.expires - jiffies) / 1000);
+	return 0;
+}
+
+static const struct seq_operations ip_vs_fnat_conn_seq_ops = {
+	.start = ip_vs_fnat_seq_start,
+	.next  = ip_vs_fnat_seq_next,
+	.stop  = ip_vs_fnat_seq_stop,
+	.show  = ip_vs_fnat_seq_show,
+};
+
+int ip_vs_fnat_proc_init(struct netns_ipvs *ipvs)
+{
+	if (!proc_create_net("ip_vs_conn_fnat", 0440, ipvs->net->proc_net,
+			     &ip_vs_fnat_conn_seq_ops,
+			     sizeof(struct ip_vs_fnat_iter)))
+		return -ENOMEM;
+	return 0;
+}
+
+void ip_vs_fnat_proc_cleanup(struct netns_ipvs *ipvs)
+{
+	remove_proc_entry("ip_vs_conn_fnat", ipvs->net->proc_net);
+}
+#else
+int ip_vs_fnat_proc_init(struct netns_ipvs *ipvs)
+{
+	return 0;
+}
+
+void ip_vs_fnat_proc_cleanup(struct netns_ipvs *ipvs)
+{
+}
+#endif
+
+void ip_vs_fnat_tab_init(void)
+{
+	net_get_random_once(&ip_vs_fnat_rnd, sizeof(ip_vs_fnat_rnd));
+}

@@ -1,0 +1,90 @@
+// Copyright The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build vmtest
+
+package fullnat
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/fullnat/fullnat/internal/vmnet"
+	"golang.org/x/sys/unix"
+)
+
+// TestFullNATNoLaddr: a FULLNAT service without local addresses refuses connections and counts
+// them.
+func TestFullNATNoLaddr(t *testing.T) {
+	f := newFixture(t, 1)
+	f.fullnatService(t, unix.IPPROTO_TCP, f.tp.VIP, f.tp.ServerAddrs, nil)
+	vip := netip.AddrPortFrom(f.tp.VIP, 80).String()
+	before := extStats(t, f.tp.Director)["fullnat_no_laddr"]
+	s, _, err := vmnet.TryDial(f.tp.Client, "--addr", vip, "--count", "2", "--timeout", "2s")
+	if err == nil || s.OK != 0 {
+		t.Errorf("connections through a FULLNAT service without local addresses succeeded: %+v", s)
+	}
+	if after := extStats(t, f.tp.Director)["fullnat_no_laddr"]; after <= before {
+		t.Errorf("fullnat_no_laddr did not grow: %d -> %d", before, after)
+	}
+}
+
+// TestFullNATPortExhaustion: with a five-port range, a local address serves five connections to
+// a real server; the next ones fall through to the second local address, and once both are
+// exhausted connections are refused and counted.
+func TestFullNATPortExhaustion(t *testing.T) {
+	f := newFixture(t, 1)
+	d := f.tp.Director
+	d.Sysctl(t, "net.ipv4.vs.fullnat_lport_min", "40000")
+	d.Sysctl(t, "net.ipv4.vs.fullnat_lport_max", "40004")
+	s := f.fullnatService(t, unix.IPPROTO_TCP, f.tp.VIP, f.tp.ServerAddrs, f.laddrs[:1])
+	vip := netip.AddrPortFrom(f.tp.VIP, 80).String()
+
+	// Connections end in TIME_WAIT on the director, which keeps their local ports.
+	first := vmnet.Dial(t, f.tp.Client, "--addr", vip, "--count", "5")
+	onlyFrom(t, "first five", first, f.laddrs[:1])
+	if s, _, err := vmnet.TryDial(f.tp.Client, "--addr", vip, "--count", "1", "--timeout", "2s"); err == nil {
+		t.Fatalf("a sixth connection succeeded with one local address of five ports: %+v", s)
+	}
+	if err := f.ic.addLaddr(s, f.laddrs[1]); err != nil {
+		t.Fatalf("adding the second local address: %v", err)
+	}
+	// Round-robin starts on either address; every connection must land on the second one.
+	next := vmnet.Dial(t, f.tp.Client, "--addr", vip, "--count", "5")
+	onlyFrom(t, "next five", next, f.laddrs[1:])
+	before := extStats(t, d)["fullnat_lport_exhausted"]
+	if s, _, err := vmnet.TryDial(f.tp.Client, "--addr", vip, "--count", "1", "--timeout", "2s"); err == nil {
+		t.Errorf("an eleventh connection succeeded with two local addresses of five ports: %+v", s)
+	}
+	if after := extStats(t, d)["fullnat_lport_exhausted"]; after <= before {
+		t.Errorf("fullnat_lport_exhausted did not grow: %d -> %d", before, after)
+	}
+	las, err := f.ic.laddrs(s)
+	if err != nil || len(las) != 2 {
+		t.Fatalf("GET_LADDR: %+v, %v", las, err)
+	}
+	if las[0].connCounts != 5 || las[1].connCounts != 5 || las[0].portConflict == 0 {
+		t.Errorf("GET_LADDR: want 5 connections on each address and port conflicts on the first, got %+v", las)
+	}
+}
+
+// TestFullNATSameClientPort: a client reconnecting from the same port while the director still
+// holds the old connection in TIME_WAIT gets a fresh connection.
+func TestFullNATSameClientPort(t *testing.T) {
+	f := newFixture(t, 2)
+	for _, sd := range f.sides() {
+		t.Run(sd.name, func(t *testing.T) {
+			f.fullnatService(t, unix.IPPROTO_TCP, sd.vip, sd.rss, sd.laddrs)
+			t.Cleanup(func() { f.tp.Director.Run(t, cipvsadm, "-C") })
+			vip := netip.AddrPortFrom(sd.vip, 80).String()
+			for i := 0; i < 3; i++ {
+				s := vmnet.Dial(t, f.tp.Client, "--addr", vip, "--local-port", "41000", "--timeout", "5s")
+				if s.OK != 1 {
+					t.Errorf("connection %d from client port 41000: %+v", i+1, s)
+				}
+			}
+			before := extStats(t, f.tp.Director)
+			t.Logf("ext stats: reused=%d", before["fullnat_conn_reused"])
+		})
+	}
+}
