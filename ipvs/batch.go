@@ -189,8 +189,9 @@ func (e *BatchError) Unwrap() []error {
 
 // request is an encoded operation.
 type request struct {
-	cmd  uint8
-	data []byte
+	cmd uint8
+	// msg is the genetlink header and the attributes.
+	msg []byte
 }
 
 // prepare checks op against the cached features and encodes it (c.mu held).
@@ -231,18 +232,21 @@ func (c *Client) prepare(op Op) (request, error) {
 	return r, nil
 }
 
-// window is how many requests Apply keeps in flight. Each ack is its own
-// skb in the socket's receive queue, so the window is kept well below what
-// the default receive buffer holds.
+// window is how many requests Apply sends per sendmsg. Only the last
+// request of a window asks for an ack; the kernel answers the others only
+// when they fail, so a window costs one sendmsg and one read plus one read
+// per failure. A window's worth of error messages fits the socket's
+// default receive buffer.
 const window = 128
 
-// Apply sends the operations of b on the client's socket, pipelined: up
-// to a window of requests goes out in one sendmsg, then their acks are
-// collected. Every operation is checked against the module's features
-// and encoded before anything is sent, so a batch that needs a missing
-// feature fails with ErrNotSupported and changes nothing. The kernel
-// applies each operation independently; failures are returned as a
-// *BatchError listing each failed operation and why.
+// Apply sends the operations of b on the client's socket, pipelined: a
+// window of requests goes out in one sendmsg, and only failures and the
+// window's last request are answered by the kernel. Every operation is
+// checked against the module's features and encoded before anything is
+// sent, so a batch that needs a missing feature fails with
+// ErrNotSupported and changes nothing. The kernel applies each operation
+// independently and in order; failures are returned as a *BatchError
+// listing each failed operation and why.
 func (c *Client) Apply(b *Batch) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -253,8 +257,8 @@ func (c *Client) Apply(b *Batch) error {
 			return &BatchError{Failed: []*OpError{{Index: i, Op: op, Err: err}}}
 		}
 		reqs[i] = netlink.Message{
-			Header: netlink.Header{Type: netlink.HeaderType(c.family), Flags: netlink.Request | netlink.Acknowledge},
-			Data:   genlHeader(r.cmd, r.data),
+			Header: netlink.Header{Type: netlink.HeaderType(c.family), Flags: netlink.Request},
+			Data:   r.msg,
 		}
 	}
 	var failed []*OpError
@@ -269,6 +273,23 @@ func (c *Client) Apply(b *Batch) error {
 			}
 			break
 		}
+		if c.raw != nil {
+			msgs := make([][]byte, end-start)
+			for i := range msgs {
+				msgs[i] = reqs[start+i].Data
+			}
+			if err := c.raw.batch(c.family, msgs, func(i int, err error) { fail(start+i, err) }); err != nil {
+				for i := start; i < end; i++ {
+					fail(i, fmt.Errorf("outcome unknown: %w", err))
+				}
+				for i := end; i < len(reqs); i++ {
+					fail(i, ErrNotAttempted)
+				}
+				break
+			}
+			continue
+		}
+		reqs[end-1].Header.Flags |= netlink.Acknowledge
 		sent, err := c.nc.SendMessages(reqs[start:end])
 		if err != nil {
 			for i := start; i < len(reqs); i++ {
@@ -280,9 +301,11 @@ func (c *Client) Apply(b *Batch) error {
 		for i, m := range sent {
 			seqIndex[m.Header.Sequence] = start + i
 		}
-		if err := c.collectAcks(seqIndex, fail); err != nil {
-			for _, i := range seqIndex {
-				fail(i, err)
+		if err := c.collectWindow(seqIndex, sent[len(sent)-1].Header.Sequence, fail); err != nil {
+			// The transport failed: what the kernel did with this
+			// window is unknown.
+			for i := start; i < end; i++ {
+				fail(i, fmt.Errorf("outcome unknown: %w", err))
 			}
 			for i := end; i < len(reqs); i++ {
 				fail(i, ErrNotAttempted)
@@ -293,42 +316,50 @@ func (c *Client) Apply(b *Batch) error {
 	if len(failed) == 0 {
 		return nil
 	}
-	sortOpErrors(failed)
-	return &BatchError{Failed: failed}
+	return &BatchError{Failed: sortOpErrors(failed)}
 }
 
-// collectAcks reads acks until every sequence in pending is answered,
-// reporting failures through fail. pending shrinks as acks arrive; on a
-// transport error the still-pending entries are left in it.
-func (c *Client) collectAcks(pending map[uint32]int, fail func(int, error)) error {
-	for len(pending) > 0 {
+// collectWindow reads the kernel's answers to a window until the ack (or
+// error) of its last request, reporting failures through fail.
+func (c *Client) collectWindow(seqIndex map[uint32]int, last uint32, fail func(int, error)) error {
+	for {
 		msgs, err := c.nc.Receive()
 		if err != nil {
 			var oe *netlink.OpError
 			if errors.As(err, &oe) && oe.Sequence != 0 {
-				if i, ok := pending[oe.Sequence]; ok {
-					delete(pending, oe.Sequence)
+				if i, ok := seqIndex[oe.Sequence]; ok {
 					fail(i, err)
+					if oe.Sequence == last {
+						return nil
+					}
 					continue
 				}
 			}
 			return err
 		}
 		for _, m := range msgs {
-			if m.Header.Type != netlink.Error {
-				continue
+			if m.Header.Type == netlink.Error && m.Header.Sequence == last {
+				return nil
 			}
-			delete(pending, m.Header.Sequence)
 		}
 	}
-	return nil
 }
 
-func sortOpErrors(errs []*OpError) {
-	// insertion sort: failures arrive nearly in order
+// sortOpErrors orders failures by index, keeping the first report of an
+// operation (a kernel answer wins over a later "outcome unknown").
+func sortOpErrors(errs []*OpError) []*OpError {
+	// insertion sort (stable): failures arrive nearly in order
 	for i := 1; i < len(errs); i++ {
 		for j := i; j > 0 && errs[j].Index < errs[j-1].Index; j-- {
 			errs[j], errs[j-1] = errs[j-1], errs[j]
 		}
 	}
+	out := errs[:0]
+	for i, e := range errs {
+		if i > 0 && e.Index == errs[i-1].Index {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }

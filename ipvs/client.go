@@ -19,6 +19,7 @@ import (
 type Client struct {
 	mu     sync.Mutex
 	nc     *netlink.Conn
+	raw    *rawConn // nil over fakes
 	family uint16
 
 	featKnown bool
@@ -27,8 +28,12 @@ type Client struct {
 
 // New opens a client in the calling thread's network namespace.
 func New() (*Client, error) {
-	return dial(&netlink.Config{})
+	return dial(&netlink.Config{MessageBufferSize: recvBufferSize})
 }
+
+// recvBufferSize is netlink.Conn's fixed receive buffer (no peek before
+// each read); see rawBufSize.
+const recvBufferSize = rawBufSize
 
 // NewInNamespace opens a client in the network namespace at path (for
 // example /var/run/netns/blue or /proc/1234/ns/net). The client keeps
@@ -48,7 +53,7 @@ func NewInNamespaceFD(fd int) (*Client, error) {
 	if fd <= 0 {
 		return nil, fmt.Errorf("ipvs: invalid network namespace fd %d", fd)
 	}
-	return dial(&netlink.Config{NetNS: fd})
+	return dial(&netlink.Config{NetNS: fd, MessageBufferSize: recvBufferSize})
 }
 
 func dial(cfg *netlink.Config) (*Client, error) {
@@ -78,7 +83,7 @@ func newClient(nc *netlink.Conn) (*Client, error) {
 		}
 		return nil, wrapErr("resolve family", familyName, err)
 	}
-	return &Client{nc: nc, family: fam.ID}, nil
+	return &Client{nc: nc, raw: newRawConn(nc), family: fam.ID}, nil
 }
 
 // Close releases the socket.
@@ -361,7 +366,7 @@ func (c *Client) apply1(op Op) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.do(req.cmd, netlink.Acknowledge, req.data)
+	_, err = c.doMsg(netlink.Acknowledge, req.msg)
 	return wrapErr(op.Kind.verb(), op.object(), err)
 }
 
@@ -385,9 +390,18 @@ type genlMsg struct {
 
 // do sends one request and collects its replies (c.mu held).
 func (c *Client) do(cmd uint8, flags netlink.HeaderFlags, data []byte) ([]genlMsg, error) {
+	return c.doMsg(flags, genlHeader(cmd, data))
+}
+
+// doMsg sends one genetlink payload (header and attributes) and collects
+// the replies (c.mu held).
+func (c *Client) doMsg(flags netlink.HeaderFlags, msg []byte) ([]genlMsg, error) {
+	if c.raw != nil {
+		return c.raw.exchange(c.family, flags, msg)
+	}
 	req := netlink.Message{
 		Header: netlink.Header{Type: netlink.HeaderType(c.family), Flags: netlink.Request | flags},
-		Data:   genlHeader(cmd, data),
+		Data:   msg,
 	}
 	msgs, err := c.nc.Execute(req)
 	if err != nil {

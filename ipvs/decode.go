@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
-
-	"github.com/mdlayher/netlink"
 )
 
 // uintN reads an unsigned integer attribute of 1, 2, 4 or 8 bytes (native
@@ -73,13 +71,56 @@ func decodeAddr(f Family, b []byte) (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("address of %d bytes for family %s", len(b), f)
 }
 
+// attrIter walks netlink attributes without allocating (the decoders run
+// once per listed object, thousands of times per dump of a large table).
+// Type() masks NLA_F_NESTED and NLA_F_NET_BYTEORDER: kernel replies build
+// nests without the flag, requests with it.
+type attrIter struct {
+	rest []byte
+	typ  uint16
+	data []byte
+	err  error
+}
+
+func newAttrIter(b []byte) *attrIter { return &attrIter{rest: b} }
+
+// Next advances to the next attribute; false at the end or on malformed
+// input (then Err is set).
+func (it *attrIter) Next() bool {
+	if len(it.rest) == 0 || it.err != nil {
+		return false
+	}
+	if len(it.rest) < nlaHdrLen {
+		it.err = fmt.Errorf("%d trailing bytes after attributes", len(it.rest))
+		return false
+	}
+	l := int(binary.NativeEndian.Uint16(it.rest[0:2]))
+	if l < nlaHdrLen || l > len(it.rest) {
+		it.err = fmt.Errorf("attribute length %d out of range (%d bytes left)", l, len(it.rest))
+		return false
+	}
+	it.typ = binary.NativeEndian.Uint16(it.rest[2:4]) & nlaTypeMask
+	it.data = it.rest[nlaHdrLen:l]
+	it.rest = it.rest[min(nlaAlign(l), len(it.rest)):]
+	return true
+}
+
+// Type is the current attribute's type.
+func (it *attrIter) Type() uint16 { return it.typ }
+
+// Bytes is the current attribute's payload (aliasing the input).
+func (it *attrIter) Bytes() []byte { return it.data }
+
+// Err reports malformed input.
+func (it *attrIter) Err() error { return it.err }
+
+// nlaTypeMask strips NLA_F_NESTED and NLA_F_NET_BYTEORDER.
+const nlaTypeMask = 0x3fff
+
 // decodeStats decodes a STATS or STATS64 nest.
 func decodeStats(b []byte) (Stats, error) {
 	var s Stats
-	ad, err := netlink.NewAttributeDecoder(b)
-	if err != nil {
-		return s, err
-	}
+	ad := newAttrIter(b)
 	for ad.Next() {
 		var p *uint64
 		switch ad.Type() {
@@ -118,10 +159,7 @@ func decodeStats(b []byte) (Stats, error) {
 // decodeService decodes the attributes of a SERVICE nest.
 func decodeService(b []byte) (Service, error) {
 	var s Service
-	ad, err := netlink.NewAttributeDecoder(b)
-	if err != nil {
-		return s, err
-	}
+	ad := newAttrIter(b)
 	var addr, netmask []byte
 	for ad.Next() {
 		var err error
@@ -198,10 +236,7 @@ func decodeService(b []byte) (Service, error) {
 // the reply carries no ADDR_FAMILY (kernels before 3.18).
 func decodeDest(b []byte, svcFamily Family) (Destination, error) {
 	var d Destination
-	ad, err := netlink.NewAttributeDecoder(b)
-	if err != nil {
-		return d, err
-	}
+	ad := newAttrIter(b)
 	var addr []byte
 	for ad.Next() {
 		var err error
@@ -274,10 +309,7 @@ func decodeDest(b []byte, svcFamily Family) (Destination, error) {
 // decodeLaddr decodes the attributes of a LADDR nest (extension).
 func decodeLaddr(b []byte, svcFamily Family) (LocalAddress, error) {
 	var la LocalAddress
-	ad, err := netlink.NewAttributeDecoder(b)
-	if err != nil {
-		return la, err
-	}
+	ad := newAttrIter(b)
 	var addr []byte
 	for ad.Next() {
 		var err error
@@ -315,10 +347,7 @@ func decodeLaddr(b []byte, svcFamily Family) (LocalAddress, error) {
 // decodeDaemon decodes the attributes of a DAEMON nest.
 func decodeDaemon(b []byte) (Daemon, error) {
 	var d Daemon
-	ad, err := netlink.NewAttributeDecoder(b)
-	if err != nil {
-		return d, err
-	}
+	ad := newAttrIter(b)
 	for ad.Next() {
 		var err error
 		v := ad.Bytes()
@@ -364,10 +393,7 @@ func decodeDaemon(b []byte) (Daemon, error) {
 // decodeInfo decodes a GET_INFO reply's attributes.
 func decodeInfo(b []byte) (Info, error) {
 	var info Info
-	ad, err := netlink.NewAttributeDecoder(b)
-	if err != nil {
-		return info, err
-	}
+	ad := newAttrIter(b)
 	for ad.Next() {
 		var err error
 		var v uint32
@@ -391,10 +417,7 @@ func decodeInfo(b []byte) (Info, error) {
 // decodeTimeouts decodes a GET_CONFIG reply's attributes.
 func decodeTimeouts(b []byte) (Timeouts, error) {
 	var t Timeouts
-	ad, err := netlink.NewAttributeDecoder(b)
-	if err != nil {
-		return t, err
-	}
+	ad := newAttrIter(b)
 	for ad.Next() {
 		var p *time.Duration
 		switch ad.Type() {
@@ -418,10 +441,7 @@ func decodeTimeouts(b []byte) (Timeouts, error) {
 
 // nestOf returns the payload of the top-level attribute typ, if present.
 func nestOf(b []byte, typ uint16) ([]byte, bool, error) {
-	ad, err := netlink.NewAttributeDecoder(b)
-	if err != nil {
-		return nil, false, err
-	}
+	ad := newAttrIter(b)
 	var out []byte
 	found := false
 	for ad.Next() {

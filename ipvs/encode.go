@@ -10,8 +10,6 @@ import (
 	"math"
 	"net/netip"
 	"time"
-
-	"github.com/mdlayher/netlink"
 )
 
 // family returns the service's address family, derived from Address when
@@ -62,11 +60,9 @@ func addrBytes(f Family, a netip.Addr) ([]byte, error) {
 	return nil, fmt.Errorf("unsupported address family %s", f)
 }
 
-func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
-
 // encodeService writes the attributes of a SERVICE nest. With full, the
 // settings the kernel requires for NEW/SET are included.
-func encodeService(ae *netlink.AttributeEncoder, s Service, full bool, have Features) error {
+func encodeService(ae *attrWriter, s Service, full bool, have Features) error {
 	f := s.family()
 	if f != INET && f != INET6 {
 		return fmt.Errorf("unsupported address family %s", f)
@@ -84,7 +80,7 @@ func encodeService(ae *netlink.AttributeEncoder, s Service, full bool, have Feat
 		}
 		ae.Uint16(svcAttrProtocol, uint16(s.Protocol))
 		ae.Bytes(svcAttrAddr, b)
-		ae.Bytes(svcAttrPort, be16(s.Port))
+		ae.Be16(svcAttrPort, s.Port)
 	}
 	if !full {
 		return nil
@@ -103,17 +99,16 @@ func encodeService(ae *netlink.AttributeEncoder, s Service, full bool, have Feat
 	if s.PEName != "" {
 		ae.String(svcAttrPEName, s.PEName)
 	}
-	flags := make([]byte, 8)
+	flags := ae.reserve(svcAttrFlags, 8)
 	binary.NativeEndian.PutUint32(flags[0:4], uint32(s.Flags&^FlagHashed))
 	binary.NativeEndian.PutUint32(flags[4:8], math.MaxUint32)
-	ae.Bytes(svcAttrFlags, flags)
 	ae.Uint32(svcAttrTimeout, s.Timeout)
 	mask := s.Netmask
 	if f == INET {
 		if mask == 0 {
 			mask = math.MaxUint32
 		}
-		ae.Bytes(svcAttrNetmask, binary.BigEndian.AppendUint32(nil, mask))
+		ae.Be32(svcAttrNetmask, mask)
 	} else {
 		if mask == 0 {
 			mask = 128
@@ -132,27 +127,20 @@ func encodeService(ae *netlink.AttributeEncoder, s Service, full bool, have Feat
 // encodeServiceRequest returns the attributes of a request carrying only a
 // SERVICE nest.
 func encodeServiceRequest(s Service, full bool, have Features) ([]byte, error) {
-	ae := netlink.NewAttributeEncoder()
-	var err error
-	ae.Nested(cmdAttrService, func(nae *netlink.AttributeEncoder) error {
-		err = encodeService(nae, s, full, have)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return ae.Encode()
+	var w attrWriter
+	err := w.Nested(cmdAttrService, func(nw *attrWriter) error { return encodeService(nw, s, full, have) })
+	return w.b, err
 }
 
 // encodeDest writes the attributes of a DEST nest.
-func encodeDest(ae *netlink.AttributeEncoder, d Destination, svcFamily Family, full bool) error {
+func encodeDest(ae *attrWriter, d Destination, svcFamily Family, full bool) error {
 	f := d.family(svcFamily)
 	b, err := addrBytes(f, d.Address)
 	if err != nil {
 		return err
 	}
 	ae.Bytes(destAttrAddr, b)
-	ae.Bytes(destAttrPort, be16(d.Port))
+	ae.Be16(destAttrPort, d.Port)
 	ae.Uint16(destAttrAddrFamily, uint16(f))
 	if !full {
 		return nil
@@ -162,13 +150,13 @@ func encodeDest(ae *netlink.AttributeEncoder, d Destination, svcFamily Family, f
 	ae.Uint32(destAttrUThresh, d.UpperThreshold)
 	ae.Uint32(destAttrLThresh, d.LowerThreshold)
 	ae.Uint8(destAttrTunType, uint8(d.TunnelType))
-	ae.Bytes(destAttrTunPort, be16(d.TunnelPort))
+	ae.Be16(destAttrTunPort, d.TunnelPort)
 	ae.Uint16(destAttrTunFlags, uint16(d.TunnelFlags))
 	return nil
 }
 
 // encodeLaddr writes the attributes of a LADDR nest.
-func encodeLaddr(ae *netlink.AttributeEncoder, la LocalAddress, svcFamily Family) error {
+func encodeLaddr(ae *attrWriter, la LocalAddress, svcFamily Family) error {
 	b, err := addrBytes(svcFamily, la.Address)
 	if err != nil {
 		return fmt.Errorf("local address: %w", err)
@@ -178,7 +166,7 @@ func encodeLaddr(ae *netlink.AttributeEncoder, la LocalAddress, svcFamily Family
 }
 
 // encodeDaemon writes the attributes of a DAEMON nest.
-func encodeDaemon(ae *netlink.AttributeEncoder, d Daemon, full bool) error {
+func encodeDaemon(ae *attrWriter, d Daemon, full bool) error {
 	if d.State != DaemonMaster && d.State != DaemonBackup {
 		return fmt.Errorf("daemon state %s is neither master nor backup", d.State)
 	}
@@ -227,7 +215,7 @@ func seconds(d time.Duration) (uint32, error) {
 }
 
 // encodeTimeouts writes the top-level timeout attributes (zero = omitted).
-func encodeTimeouts(ae *netlink.AttributeEncoder, t Timeouts) error {
+func encodeTimeouts(ae *attrWriter, t Timeouts) error {
 	for _, x := range []struct {
 		typ uint16
 		d   time.Duration
@@ -243,76 +231,69 @@ func encodeTimeouts(ae *netlink.AttributeEncoder, t Timeouts) error {
 	return nil
 }
 
-// encodeOp encodes one change into a command and its attributes.
+// encodeOp encodes one change into a generic netlink payload: the
+// genetlink header followed by the attributes.
 func encodeOp(op Op, have Features) (request, error) {
-	ae := netlink.NewAttributeEncoder()
-	var cmd uint8
-	var err error
-	nest := func(typ uint16, fn func(*netlink.AttributeEncoder) error) {
-		if err != nil {
-			return
-		}
-		ae.Nested(typ, func(nae *netlink.AttributeEncoder) error {
-			err = fn(nae)
-			return err
-		})
+	var w attrWriter
+	w.b = make([]byte, 4, 192)
+	cmd, err := encodeOpTo(&w, op, have)
+	if err != nil {
+		return request{}, err
 	}
-	svc := func(full bool) func(*netlink.AttributeEncoder) error {
-		return func(nae *netlink.AttributeEncoder) error { return encodeService(nae, op.Service, full, have) }
+	w.b[0], w.b[1] = cmd, familyVersion
+	return request{cmd: cmd, msg: w.b}, nil
+}
+
+// encodeOpTo appends the attributes of op to w and returns its command.
+func encodeOpTo(w *attrWriter, op Op, have Features) (uint8, error) {
+	svc := func(full bool) func(*attrWriter) error {
+		return func(nw *attrWriter) error { return encodeService(nw, op.Service, full, have) }
 	}
 	sf := op.Service.family()
 	switch op.Kind {
-	case OpCreateService, OpUpdateService:
-		cmd = cmdNewService
-		if op.Kind == OpUpdateService {
-			cmd = cmdSetService
-		}
-		nest(cmdAttrService, svc(true))
-	case OpDeleteService, OpZeroService:
-		cmd = cmdDelService
-		if op.Kind == OpZeroService {
-			cmd = cmdZero
-		}
-		nest(cmdAttrService, svc(false))
+	case OpCreateService:
+		return cmdNewService, w.Nested(cmdAttrService, svc(true))
+	case OpUpdateService:
+		return cmdSetService, w.Nested(cmdAttrService, svc(true))
+	case OpDeleteService:
+		return cmdDelService, w.Nested(cmdAttrService, svc(false))
+	case OpZeroService:
+		return cmdZero, w.Nested(cmdAttrService, svc(false))
 	case OpCreateDestination, OpUpdateDestination, OpDeleteDestination:
-		cmd = map[OpKind]uint8{OpCreateDestination: cmdNewDest, OpUpdateDestination: cmdSetDest, OpDeleteDestination: cmdDelDest}[op.Kind]
-		nest(cmdAttrService, svc(false))
-		nest(cmdAttrDest, func(nae *netlink.AttributeEncoder) error {
-			return encodeDest(nae, op.Destination, sf, op.Kind != OpDeleteDestination)
+		cmd := uint8(cmdNewDest)
+		switch op.Kind {
+		case OpUpdateDestination:
+			cmd = cmdSetDest
+		case OpDeleteDestination:
+			cmd = cmdDelDest
+		}
+		if err := w.Nested(cmdAttrService, svc(false)); err != nil {
+			return 0, err
+		}
+		return cmd, w.Nested(cmdAttrDest, func(nw *attrWriter) error {
+			return encodeDest(nw, op.Destination, sf, op.Kind != OpDeleteDestination)
 		})
 	case OpCreateLocalAddress, OpDeleteLocalAddress:
-		cmd = cmdNewLaddr
+		cmd := uint8(cmdNewLaddr)
 		if op.Kind == OpDeleteLocalAddress {
 			cmd = cmdDelLaddr
 		}
-		nest(cmdAttrService, svc(false))
-		nest(cmdAttrLaddr, func(nae *netlink.AttributeEncoder) error {
-			return encodeLaddr(nae, op.LocalAddress, sf)
+		if err := w.Nested(cmdAttrService, svc(false)); err != nil {
+			return 0, err
+		}
+		return cmd, w.Nested(cmdAttrLaddr, func(nw *attrWriter) error {
+			return encodeLaddr(nw, op.LocalAddress, sf)
 		})
 	case OpSetTimeouts:
-		cmd = cmdSetConfig
-		err = encodeTimeouts(ae, op.Timeouts)
-	case OpStartDaemon, OpStopDaemon:
-		cmd = cmdNewDaemon
-		if op.Kind == OpStopDaemon {
-			cmd = cmdDelDaemon
-		}
-		nest(cmdAttrDaemon, func(nae *netlink.AttributeEncoder) error {
-			return encodeDaemon(nae, op.Daemon, op.Kind == OpStartDaemon)
-		})
+		return cmdSetConfig, encodeTimeouts(w, op.Timeouts)
+	case OpStartDaemon:
+		return cmdNewDaemon, w.Nested(cmdAttrDaemon, func(nw *attrWriter) error { return encodeDaemon(nw, op.Daemon, true) })
+	case OpStopDaemon:
+		return cmdDelDaemon, w.Nested(cmdAttrDaemon, func(nw *attrWriter) error { return encodeDaemon(nw, op.Daemon, false) })
 	case OpZeroAll:
-		cmd = cmdZero
+		return cmdZero, nil
 	case OpFlush:
-		cmd = cmdFlush
-	default:
-		return request{}, fmt.Errorf("unknown operation kind %d", int(op.Kind))
+		return cmdFlush, nil
 	}
-	if err != nil {
-		return request{}, err
-	}
-	b, err := ae.Encode()
-	if err != nil {
-		return request{}, err
-	}
-	return request{cmd: cmd, data: b}, nil
+	return 0, fmt.Errorf("unknown operation kind %d", int(op.Kind))
 }

@@ -234,7 +234,8 @@ func kernelNest(ae *netlink.AttributeEncoder, typ uint16, fn func(ae *netlink.At
 }
 
 // batchSocket is a netlink.Socket that behaves like the kernel for
-// pipelined requests: every request gets its own ack datagram.
+// pipelined requests: each answer (an ack when asked for, or an error) is
+// its own datagram.
 type batchSocket struct {
 	mu      sync.Mutex
 	t       testing.TB
@@ -263,7 +264,10 @@ func (s *batchSocket) SendMessages(ms []netlink.Message) error {
 			errno = s.errnoOf(len(s.handled), req)
 		}
 		s.handled = append(s.handled, req)
-		s.queue = append(s.queue, []netlink.Message{ackMsg(m, errno)})
+		// like netlink_rcv_skb: answer on failure or when asked to
+		if errno != 0 || m.Header.Flags&netlink.Acknowledge != 0 {
+			s.queue = append(s.queue, []netlink.Message{ackMsg(m, errno)})
+		}
 	}
 	return nil
 }

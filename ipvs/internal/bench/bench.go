@@ -1,0 +1,94 @@
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+// Package bench builds the control-plane workload of issue 3 (2,000
+// services with 5 real servers each) for the VM benchmark in
+// bench_vm_test.go, which times the ipvs library against Debian's C
+// ipvsadm in the same VM.
+package bench
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/fullnat/fullnat/ipvs"
+)
+
+// Workload is a set of services with their destinations.
+type Workload struct {
+	Services []ipvs.Service
+	Dests    [][]ipvs.Destination
+}
+
+// New returns services services with dests destinations each, on
+// benchmark addresses (198.18.0.0/15).
+func New(services, dests int) Workload {
+	var w Workload
+	for i := range services {
+		s := ipvs.Service{Protocol: ipvs.TCP, Address: netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), Port: 80, Scheduler: "wlc"}
+		w.Services = append(w.Services, s)
+		var ds []ipvs.Destination
+		for j := range dests {
+			ds = append(ds, ipvs.Destination{
+				Address:       netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}),
+				Port:          uint16(8000 + j),
+				ForwardMethod: ipvs.Masquerade,
+				Weight:        1,
+			})
+		}
+		w.Dests = append(w.Dests, ds)
+	}
+	return w
+}
+
+// Requests is the number of changes the workload makes.
+func (w Workload) Requests() int {
+	n := len(w.Services)
+	for _, ds := range w.Dests {
+		n += len(ds)
+	}
+	return n
+}
+
+// Batch returns the workload as one ipvs.Batch.
+func (w Workload) Batch() *ipvs.Batch {
+	var b ipvs.Batch
+	for i, s := range w.Services {
+		b.CreateService(s)
+		for _, d := range w.Dests[i] {
+			b.CreateDestination(s, d)
+		}
+	}
+	return &b
+}
+
+// Restore returns the workload as input for "ipvsadm -R".
+func (w Workload) Restore() string {
+	var sb strings.Builder
+	for i, s := range w.Services {
+		vip := netip.AddrPortFrom(s.Address, s.Port)
+		fmt.Fprintf(&sb, "-A -t %s -s %s\n", vip, s.Scheduler)
+		for _, d := range w.Dests[i] {
+			fmt.Fprintf(&sb, "-a -t %s -r %s -m -w %d\n", vip, netip.AddrPortFrom(d.Address, d.Port), d.Weight)
+		}
+	}
+	return sb.String()
+}
+
+// Dump lists every service and its destinations with c, as "ipvsadm -Ln"
+// does, and returns the number of services and destinations.
+func Dump(c *ipvs.Client) (services, dests int, err error) {
+	svcs, err := c.Services()
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, s := range svcs {
+		ds, err := c.Destinations(s)
+		if err != nil {
+			return 0, 0, err
+		}
+		dests += len(ds)
+	}
+	return len(svcs), dests, nil
+}
