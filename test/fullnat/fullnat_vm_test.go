@@ -61,6 +61,13 @@ type side struct {
 	laddrs []netip.Addr
 }
 
+func (f *fixture) clientOf(sd side) netip.Addr {
+	if sd.vip.Is4() {
+		return f.tp.ClientAddr
+	}
+	return f.tp.ClientAddr6
+}
+
 func (f *fixture) sides() []side {
 	return []side{
 		{"IPv4", f.tp.VIP, f.tp.ServerAddrs, f.laddrs},

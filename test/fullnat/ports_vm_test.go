@@ -7,6 +7,7 @@ package fullnat
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/fullnat/fullnat/internal/vmnet"
@@ -69,22 +70,34 @@ func TestFullNATPortExhaustion(t *testing.T) {
 }
 
 // TestFullNATSameClientPort: a client reconnecting from the same port while the director still
-// holds the old connection in TIME_WAIT gets a fresh connection.
+// holds the old connection in TIME_WAIT gets a fresh connection, from another local port.
 func TestFullNATSameClientPort(t *testing.T) {
 	f := newFixture(t, 2)
+	d := f.tp.Director
 	for _, sd := range f.sides() {
 		t.Run(sd.name, func(t *testing.T) {
 			f.fullnatService(t, unix.IPPROTO_TCP, sd.vip, sd.rss, sd.laddrs)
-			t.Cleanup(func() { f.tp.Director.Run(t, cipvsadm, "-C") })
-			vip := netip.AddrPortFrom(sd.vip, 80).String()
+			t.Cleanup(func() { d.Run(t, cipvsadm, "-C") })
+			vip := netip.AddrPortFrom(sd.vip, 80)
+			client := netip.AddrPortFrom(f.clientOf(sd), 41000).String()
+			peers := map[string]bool{}
 			for i := 0; i < 3; i++ {
-				s := vmnet.Dial(t, f.tp.Client, "--addr", vip, "--local-port", "41000", "--timeout", "5s")
-				if s.OK != 1 {
-					t.Errorf("connection %d from client port 41000: %+v", i+1, s)
+				if i > 0 {
+					conns := d.Run(t, cipvsadm, "-Lnc")
+					if !strings.Contains(conns, client) || !strings.Contains(conns, "TIME_WAIT") {
+						t.Fatalf("before connection %d the director holds no TIME_WAIT entry for %s:\n%s", i+1, client, conns)
+					}
 				}
+				server, peer, err := helloFrom(string(f.tp.Client), 41000, vip)
+				if err != nil {
+					t.Fatalf("connection %d from %s: %v", i+1, client, err)
+				}
+				t.Logf("connection %d: %s saw %s", i+1, server, peer)
+				peers[peer] = true
 			}
-			before := extStats(t, f.tp.Director)
-			t.Logf("ext stats: reused=%d", before["fullnat_conn_reused"])
+			if len(peers) != 3 {
+				t.Errorf("the real servers saw %d distinct local address:port pairs over 3 connections, want 3: %v", len(peers), peers)
+			}
 		})
 	}
 }

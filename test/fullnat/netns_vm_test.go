@@ -1,0 +1,89 @@
+// Copyright The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build vmtest
+
+package fullnat
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// inNetns runs fn on an OS thread switched into the named network namespace; sockets fn creates
+// stay in that namespace.
+func inNetns(ns string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		// The thread is left locked and so dies with the goroutine: it never returns to the
+		// pool in the wrong namespace.
+		runtime.LockOSThread()
+		f, err := os.Open("/run/netns/" + ns)
+		if err != nil {
+			errc <- fmt.Errorf("opening netns %s: %w", ns, err)
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("entering netns %s: %w", ns, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// helloFrom connects from client port lport (in namespace ns) to vip, sends "hello", reads the
+// answer "<server> <peer>" and waits for the server to close first, so the client never holds
+// the port in TIME_WAIT.
+func helloFrom(ns string, lport int, vip netip.AddrPort) (server, peer string, err error) {
+	err = inNetns(ns, func() error {
+		d := net.Dialer{
+			Timeout:   5 * time.Second,
+			LocalAddr: &net.TCPAddr{Port: lport},
+			Control: func(_, _ string, c syscall.RawConn) error {
+				var serr error
+				if err := c.Control(func(fd uintptr) {
+					serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+				}); err != nil {
+					return err
+				}
+				return serr
+			},
+		}
+		c, err := d.Dial("tcp", vip.String())
+		if err != nil {
+			return fmt.Errorf("dial %s from port %d: %w", vip, lport, err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "hello\n"); err != nil {
+			return fmt.Errorf("hello: %w", err)
+		}
+		r := bufio.NewReader(c)
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("hello reply: %w", err)
+		}
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			return fmt.Errorf("hello: bad reply %q", line)
+		}
+		server, peer = f[0], f[1]
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return fmt.Errorf("waiting for the server to close: %w", err)
+		}
+		return nil
+	})
+	return server, peer, err
+}
