@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,8 +72,17 @@ var goldenDaemonsListed = []Daemon{
 
 var goldenTimeouts = Timeouts{TCP: 901 * time.Second, TCPFin: 121 * time.Second, UDP: 301 * time.Second}
 
-// goldenKernels are the kernels fixtures must exist for.
-var goldenKernels = []string{"6.1", "6.12"}
+// The extension's fixtures (module set "ours", directories <kernel>-ours).
+var (
+	goldenLaddrs      = []LocalAddress{{Address: netip.MustParseAddr("203.0.113.1")}, {Address: netip.MustParseAddr("203.0.113.2")}}
+	goldenFullNATDest = Destination{Family: INET, Address: netip.MustParseAddr("198.51.100.21"), Port: 5060, ForwardMethod: FullNAT, Weight: 2}
+	goldenEstService  = Service{Family: INET, Protocol: TCP, Address: netip.MustParseAddr("192.0.2.3"), Port: 443, Scheduler: "wlc",
+		Netmask: 0xffffffff, EstablishedTimeout: 600}
+)
+
+// goldenKernels are the kernels fixtures must exist for: Debian's stock
+// modules, and ours (kmod/) with the features it had when recorded.
+var goldenKernels = []string{"6.1", "6.12", "6.1-ours", "6.12-ours"}
 
 // readGolden returns the IPVS payloads (after the genetlink header) of the
 // recorded messages in file name.
@@ -125,9 +135,17 @@ func splitMessages(b []byte) ([]netlink.Message, error) {
 func TestGolden(t *testing.T) {
 	for _, k := range goldenKernels {
 		t.Run(k, func(t *testing.T) {
+			ours := strings.HasSuffix(k, "-ours")
 			info, err := decodeInfo(readGolden(t, k, "info")[0].data)
-			if err != nil || info != (Info{Version{1, 2, 1}, 4096, 0}) {
+			wantFeat := Features(0)
+			if ours {
+				wantFeat = info.Features // whatever the module had; checked below
+			}
+			if err != nil || info != (Info{Version{1, 2, 1}, 4096, wantFeat}) {
 				t.Errorf("info = %+v, %v", info, err)
+			}
+			if ours {
+				checkGoldenExtension(t, k, info.Features)
 			}
 			tm, err := decodeTimeouts(readGolden(t, k, "config")[0].data)
 			if err != nil || tm != goldenTimeouts {
@@ -182,5 +200,43 @@ func TestGolden(t *testing.T) {
 				t.Errorf("daemons = %+v, want %+v", dms, goldenDaemonsListed)
 			}
 		})
+	}
+}
+
+// checkGoldenExtension decodes the extension's fixtures of module set
+// "ours". The module must report at least FULLNAT and the ESTABLISHED
+// timeout (what it had when the fixtures were first recorded).
+func checkGoldenExtension(t *testing.T, k string, f Features) {
+	if !f.Has(FeatureFullNAT | FeatureEstTimeout) {
+		t.Fatalf("%s: module features %v lack fullnat|est-timeout", k, f)
+	}
+	var las []LocalAddress
+	for _, m := range readGolden(t, k, "laddrs-tcp4") {
+		la, ok, err := decodeLaddrMsg(m.data, INET)
+		if err != nil || !ok || m.cmd != cmdNewLaddr {
+			t.Fatalf("laddrs-tcp4: cmd %d %v", m.cmd, err)
+		}
+		las = append(las, la)
+	}
+	if len(las) != len(goldenLaddrs) {
+		t.Fatalf("laddrs-tcp4: %+v", las)
+	}
+	for _, want := range goldenLaddrs {
+		found := false
+		for _, la := range las {
+			found = found || la == want
+		}
+		if !found {
+			t.Errorf("laddrs-tcp4 lacks %v: %+v", want.Address, las)
+		}
+	}
+	m := readGolden(t, k, "dests-fnat")
+	if d, _, err := decodeDestMsg(m[0].data, INET); len(m) != 1 || err != nil || d != goldenFullNATDest {
+		t.Errorf("dests-fnat = %+v, %v", d, err)
+	}
+	s, _, err := decodeServiceMsg(readGolden(t, k, "service-est")[0].data)
+	s.Flags &^= FlagHashed
+	if err != nil || s != goldenEstService {
+		t.Errorf("service-est = %+v, %v", s, err)
 	}
 }

@@ -694,4 +694,41 @@ func TestVMGolden(t *testing.T) {
 		}
 		record(name, cmdGetDest, netlink.Dump, b)
 	}
+	if stockModules() {
+		return
+	}
+	// The extension, as far as the module has it.
+	feat, err := c.Features()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if feat.Has(FeatureFullNAT) {
+		for _, la := range goldenLaddrs {
+			if err := c.CreateLocalAddress(goldenServices[0], la); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := encodeServiceRequest(goldenServices[0], false, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		record("laddrs-tcp4", cmdGetLaddr, netlink.Dump, b)
+		if err := c.CreateDestination(goldenServices[1], goldenFullNATDest); err != nil {
+			t.Fatal(err)
+		}
+		if b, err = encodeServiceRequest(goldenServices[1], false, 0); err != nil {
+			t.Fatal(err)
+		}
+		record("dests-fnat", cmdGetDest, netlink.Dump, b)
+	}
+	if feat.Has(FeatureEstTimeout) {
+		if err := c.CreateService(goldenEstService); err != nil {
+			t.Fatal(err)
+		}
+		b, err := encodeServiceRequest(goldenEstService, false, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		record("service-est", cmdGetService, 0, b)
+	}
 }
