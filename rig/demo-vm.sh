@@ -31,7 +31,8 @@ done
 fwd=-m
 mode=NAT
 modprobe ip_vs
-if [ "$RIG_MODULES" = ours ] && $IP netns exec dr $ADM -G -t $VIP:80 >/dev/null 2>&1; then
+# Our modules carry FULLNAT; our ipvsadm speaks it.
+if [ "$RIG_MODULES" = ours ] && [ "$ADM" = /opt/fullnat/bin/ipvsadm ]; then
 	mode=FULLNAT
 fi
 if [ $mode = NAT ]; then
@@ -64,3 +65,8 @@ $IP netns exec dr $ADM -Ln --stats
 
 say "what each real server saw (the client is 192.0.2.2)"
 $IP netns exec cl /opt/fullnat/bin/lvs-peer dial --human --addr $VIP:80 --count 10
+if [ $mode = FULLNAT ] && modprobe toa 2>/dev/null; then
+	say "with toa.ko loaded on the real servers, getpeername() returns the client from the TOA option"
+	$IP netns exec cl /opt/fullnat/bin/lvs-peer dial --human --addr $VIP:80 --count 10
+	[ -r /proc/net/toa_stats ] && $IP netns exec rs1 cat /proc/net/toa_stats
+fi

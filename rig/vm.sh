@@ -117,6 +117,8 @@ if [ "$modules" = ours ]; then
 		mkdir -p "$smod/$(dirname "$dest")"
 		rm -f "$smod/$dest"
 		cp "$ko" "$smod/$dest"
+		# The kernel's cpio unpacker creates no missing parents: list the directory too.
+		echo "lib/modules/$rel/$(dirname "$dest")" >>"$work/ours.list"
 		echo "lib/modules/$rel/$dest" >>"$work/ours.list"
 	done
 	depmod -b "$ov" "$rel"
