@@ -166,3 +166,32 @@ type backend interface {
 	DelLocalAddr(svc service, a netip.Addr) error
 	Close() error
 }
+
+// Kinds of queued changes (kop.Kind).
+const (
+	kopAddService = iota + 1
+	kopEditService
+	kopDelService
+	kopZeroService
+	kopZeroAll
+	kopAddDest
+	kopEditDest
+	kopDelDest
+	kopFlush
+	kopSetTimeouts
+)
+
+// kop is one change of a batch.
+type kop struct {
+	Kind     int
+	Svc      service
+	Dest     dest
+	Timeouts timeouts
+}
+
+// batcher is implemented by backends that can send many changes at once
+// (pipelined); -R uses it. Apply returns one error (or nil) per change,
+// and applies every change independently, in order.
+type batcher interface {
+	Apply(ops []kop) []error
+}

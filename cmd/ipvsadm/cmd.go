@@ -46,6 +46,102 @@ type tool struct {
 	// lineNumbers prefixes errors with it (--line-numbers).
 	lineNo      int
 	lineNumbers bool
+
+	// pending are -R's changes waiting to go to the kernel as one batch;
+	// they are sent before anything is printed, so messages keep their
+	// order. lastOutcome is the result of the last change sent.
+	pending     []pendingOp
+	flushing    bool
+	lastOutcome int
+}
+
+// pendingOp is a queued change and what is needed to report its failure.
+type pendingOp struct {
+	k    kop
+	op   int
+	ce   entry
+	line int
+}
+
+const (
+	// queuedResult is processOptions' result for a change left in the batch.
+	queuedResult = 1
+	maxPending   = 4096
+)
+
+// flush sends the pending changes and prints their errors in order.
+func (t *tool) flush() {
+	if len(t.pending) == 0 || t.flushing {
+		return
+	}
+	t.flushing = true
+	defer func() { t.flushing = false }()
+	ops := make([]kop, len(t.pending))
+	for i := range t.pending {
+		ops[i] = t.pending[i].k
+	}
+	errs := t.be.(batcher).Apply(ops)
+	saved := t.lineNo
+	t.lastOutcome = 0
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		p := &t.pending[i]
+		t.lineNo = p.line
+		t.printError(p.op, err, &p.ce)
+		if i == len(errs)-1 {
+			t.lastOutcome = -1
+		}
+	}
+	t.lineNo = saved
+	t.pending = t.pending[:0]
+}
+
+// batchable returns the change a command makes when it can wait in a
+// batch: plain changes that need no read-back and no extension feature.
+func (t *tool) batchable(ce *entry) (kop, int, bool) {
+	k := kop{Svc: ce.svc, Dest: ce.dest, Timeouts: ce.timeout}
+	switch ce.cmd {
+	case cmdFlush:
+		k.Kind = kopFlush
+		return k, opOther, true
+	case cmdAdd:
+		k.Kind = kopAddService
+		return k, opAddService, ce.svc.Flags&svcSynProxy == 0 && ce.svc.EstTimeout == 0
+	case cmdEdit:
+		k.Kind = kopEditService
+		return k, opUpdateService, t.inf.Features&(featSynProxy|featEstTimeout) == 0 &&
+			ce.synproxy == 0 && ce.svc.EstTimeout == 0
+	case cmdDel:
+		k.Kind = kopDelService
+		return k, opDelService, true
+	case cmdZero:
+		k.Kind = kopZeroAll
+		if zeroOne(&ce.svc) {
+			k.Kind = kopZeroService
+		}
+		return k, opZeroService, true
+	case cmdAddDest, cmdEditDest:
+		k.Kind = kopAddDest
+		op := opAddDest
+		if ce.cmd == cmdEditDest {
+			k.Kind, op = kopEditDest, opUpdateDest
+		}
+		return k, op, ce.dest.FwdMethod&fwdMask != fwdFullNAT
+	case cmdDelDest:
+		k.Kind = kopDelDest
+		return k, opDelDest, true
+	case cmdTimeout:
+		k.Kind = kopSetTimeouts
+		return k, opOther, true
+	}
+	return k, 0, false
+}
+
+// zeroOne tells -Z of one service from -Z of all, as libipvs does.
+func zeroOne(s *service) bool {
+	return s.FWMark != 0 || (s.Addr.IsValid() && !s.Addr.IsUnspecified()) || s.Port != 0
 }
 
 // entry is ipvsadm's struct ipvs_command_entry plus the extension's fields.
@@ -61,7 +157,10 @@ type entry struct {
 
 func (t *tool) exit(code int) { panic(exitCode(code)) }
 
+// errPrefix runs before every message: it sends pending changes first
+// and, with --line-numbers during -R, names the line.
 func (t *tool) errPrefix() {
+	t.flush()
 	if t.lineNumbers && t.lineNo > 0 {
 		fmt.Fprintf(t.stderr, out.lineError, t.lineNo)
 	}
@@ -84,6 +183,7 @@ func (t *tool) tryhelpExit(prog string, code int) {
 // version prints the version line; the IPVS version is the one ipvsadm
 // 1.31 was compiled with, not the kernel's.
 func (t *tool) version() {
+	t.flush()
 	fmt.Fprintf(t.stdout, out.version, 1, 2, 1)
 }
 
@@ -693,6 +793,19 @@ func (t *tool) processOptions(argv []string, readingStdin bool) int {
 		t.lineNumbers = true
 	}
 
+	if readingStdin {
+		if _, ok := t.be.(batcher); ok {
+			if k, op, ok := t.batchable(&ce); ok {
+				t.pending = append(t.pending, pendingOp{k: k, op: op, ce: ce, line: t.lineNo})
+				if len(t.pending) >= maxPending {
+					t.flush()
+				}
+				return queuedResult
+			}
+		}
+	}
+	t.flush()
+
 	var err error
 	op := opOther
 	switch ce.cmd {
@@ -736,7 +849,7 @@ func (t *tool) processOptions(argv []string, readingStdin bool) int {
 		err = t.be.DelService(ce.svc)
 	case cmdZero:
 		op = opZeroService
-		if ce.svc.FWMark != 0 || (ce.svc.Addr.IsValid() && !ce.svc.Addr.IsUnspecified()) || ce.svc.Port != 0 {
+		if zeroOne(&ce.svc) {
 			err = t.be.ZeroService(ce.svc)
 		} else {
 			err = t.be.ZeroAll()

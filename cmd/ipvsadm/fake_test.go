@@ -18,6 +18,8 @@ type fakeKernel struct {
 	timeouts timeouts
 	daemons  []daemon
 	ifaces   map[string]bool
+	// batches counts Apply calls.
+	batches int
 }
 
 type fakeSvc struct {
@@ -374,4 +376,35 @@ func (k *fakeKernel) DelLocalAddr(svc service, a netip.Addr) error {
 		}
 	}
 	return fmt.Errorf("del laddr: %w", syscall.ENOENT)
+}
+
+// Apply runs ops one by one, as the kernel applies a batch.
+func (k *fakeKernel) Apply(ops []kop) []error {
+	k.batches++
+	errs := make([]error, len(ops))
+	for i, o := range ops {
+		switch o.Kind {
+		case kopAddService:
+			errs[i] = k.AddService(o.Svc)
+		case kopEditService:
+			errs[i] = k.EditService(o.Svc)
+		case kopDelService:
+			errs[i] = k.DelService(o.Svc)
+		case kopZeroService:
+			errs[i] = k.ZeroService(o.Svc)
+		case kopZeroAll:
+			errs[i] = k.ZeroAll()
+		case kopAddDest:
+			errs[i] = k.AddDest(o.Svc, o.Dest)
+		case kopEditDest:
+			errs[i] = k.EditDest(o.Svc, o.Dest)
+		case kopDelDest:
+			errs[i] = k.DelDest(o.Svc, o.Dest)
+		case kopFlush:
+			errs[i] = k.Flush()
+		case kopSetTimeouts:
+			errs[i] = k.SetTimeouts(o.Timeouts)
+		}
+	}
+	return errs
 }

@@ -256,3 +256,56 @@ func (k *kernel) AddLocalAddr(s service, a netip.Addr) error {
 func (k *kernel) DelLocalAddr(s service, a netip.Addr) error {
 	return libErr(k.c.DeleteLocalAddress(toLibService(s), ipvs.LocalAddress{Address: a}))
 }
+
+// Apply sends ops as one pipelined batch.
+func (k *kernel) Apply(ops []kop) []error {
+	var b ipvs.Batch
+	for _, o := range ops {
+		s, d := toLibService(o.Svc), toLibDest(o.Dest)
+		switch o.Kind {
+		case kopAddService:
+			b.Add(ipvs.Op{Kind: ipvs.OpCreateService, Service: s})
+		case kopEditService:
+			b.Add(ipvs.Op{Kind: ipvs.OpUpdateService, Service: s})
+		case kopDelService:
+			b.Add(ipvs.Op{Kind: ipvs.OpDeleteService, Service: s})
+		case kopZeroService:
+			b.Add(ipvs.Op{Kind: ipvs.OpZeroService, Service: s})
+		case kopZeroAll:
+			b.Add(ipvs.Op{Kind: ipvs.OpZeroAll})
+		case kopAddDest:
+			b.Add(ipvs.Op{Kind: ipvs.OpCreateDestination, Service: s, Destination: d})
+		case kopEditDest:
+			b.Add(ipvs.Op{Kind: ipvs.OpUpdateDestination, Service: s, Destination: d})
+		case kopDelDest:
+			b.Add(ipvs.Op{Kind: ipvs.OpDeleteDestination, Service: s, Destination: d})
+		case kopFlush:
+			b.Add(ipvs.Op{Kind: ipvs.OpFlush})
+		case kopSetTimeouts:
+			t := o.Timeouts
+			b.Add(ipvs.Op{Kind: ipvs.OpSetTimeouts, Timeouts: ipvs.Timeouts{
+				TCP:    time.Duration(t.TCP) * time.Second,
+				TCPFin: time.Duration(t.TCPFin) * time.Second,
+				UDP:    time.Duration(t.UDP) * time.Second,
+			}})
+		}
+	}
+	errs := make([]error, len(ops))
+	err := k.c.Apply(&b)
+	if err == nil {
+		return errs
+	}
+	var be *ipvs.BatchError
+	if !errors.As(err, &be) {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	for _, f := range be.Failed {
+		if f.Index >= 0 && f.Index < len(errs) {
+			errs[f.Index] = libErr(f.Err)
+		}
+	}
+	return errs
+}

@@ -96,6 +96,10 @@ func (t *tool) restoreTable(argv []string, readingStdin bool) int {
 		}
 		line += n
 	}
+	t.flush()
+	if result == queuedResult {
+		result = t.lastOutcome
+	}
 	t.lineNo = 0
 	return result
 }

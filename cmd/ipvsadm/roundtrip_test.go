@@ -106,8 +106,13 @@ func TestSaveRestoreRoundTrip(t *testing.T) {
 			if empty, _, _ := r.run([]string{"-S", "-n"}, ""); empty != "" {
 				t.Fatalf("not cleared: %q", empty)
 			}
+			batches := r.k.batches
 			if _, stderr, code := r.run([]string{"-R"}, saved); code != 0 || stderr != "" {
 				t.Fatalf("restore: %d %q", code, stderr)
+			}
+			// Extension changes go one by one; plain ones in one batch.
+			if n := r.k.batches - batches; n < 1 || (!tc.ext && n > 1) {
+				t.Errorf("restore sent %d batches, want the changes batched", n)
 			}
 			again, _, _ := r.run(tc.save, "")
 			if again != saved {
