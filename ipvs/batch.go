@@ -217,7 +217,7 @@ func (c *Client) prepare(op Op) (request, error) {
 	if need != 0 || op.Kind == OpCreateService || op.Kind == OpUpdateService {
 		var err error
 		if have, err = c.featuresLocked(); err != nil {
-			return request{}, err
+			return request{}, &Error{Op: verb, Object: obj, Err: fmt.Errorf("reading the module's features: %w", err)}
 		}
 		for _, f := range []Features{FeatureFullNAT, FeatureSynProxy, FeatureEstTimeout} {
 			if need&f != 0 && !have.Has(f) {

@@ -22,6 +22,11 @@ type Client struct {
 	raw    *rawConn // nil over fakes
 	family uint16
 
+	// nsFile is the client's network namespace, for helper sockets.
+	nsFile      *os.File
+	helpers     []*rawConn
+	helperConns []*netlink.Conn
+
 	featKnown bool
 	features  Features
 }
@@ -69,6 +74,7 @@ func dial(cfg *netlink.Config) (*Client, error) {
 	// Best effort: error messages from the kernel, and short error acks.
 	_ = nc.SetOption(netlink.ExtendedAcknowledge, true)
 	_ = nc.SetOption(netlink.CapAcknowledge, true)
+	c.nsFile = openNamespace(cfg.NetNS)
 	return c, nil
 }
 
@@ -90,6 +96,14 @@ func newClient(nc *netlink.Conn) (*Client, error) {
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for _, h := range c.helperConns {
+		_ = h.Close()
+	}
+	c.helpers, c.helperConns = nil, nil
+	if c.nsFile != nil {
+		_ = c.nsFile.Close()
+		c.nsFile = nil
+	}
 	return c.nc.Close()
 }
 

@@ -623,3 +623,72 @@ func TestInvalidRequests(t *testing.T) {
 		t.Errorf("invalid request reached the kernel: cmd %d", q.cmd)
 	}
 }
+
+func TestFeatureProbeErrors(t *testing.T) {
+	n := 0
+	c := testClient(t, func(req genlReq) ([]reply, unix.Errno) {
+		n++
+		return nil, unix.EPERM // GET_INFO refused: no CAP_NET_ADMIN
+	})
+	err := c.CreateService(svcTCP)
+	if !errors.Is(err, os.ErrPermission) || !strings.Contains(err.Error(), "create service TCP 192.0.2.1:80") {
+		t.Errorf("err = %v, want os.ErrPermission naming the operation", err)
+	}
+	if n != 1 {
+		t.Errorf("%d requests, want only the feature probe", n)
+	}
+	// a failed probe is not cached: the next call asks again
+	_ = c.UpdateService(svcTCP)
+	if n != 2 {
+		t.Errorf("%d requests after a second call, want 2", n)
+	}
+}
+
+func TestServicesWithDestinations(t *testing.T) {
+	svcReply := func(port uint16) reply {
+		return reply{cmdNewService, attrs(t, func(ae *netlink.AttributeEncoder) {
+			kernelNest(ae, cmdAttrService, func(ae *netlink.AttributeEncoder) {
+				ae.Uint16(svcAttrAF, 2)
+				ae.Uint16(svcAttrProtocol, 6)
+				ae.Bytes(svcAttrAddr, ip16("192.0.2.1"))
+				ae.Bytes(svcAttrPort, bebytes16(port))
+				ae.Bytes(svcAttrSchedName, cstr("wlc"))
+			})
+		})}
+	}
+	destReply := func(port uint16) reply {
+		return reply{cmdNewDest, attrs(t, func(ae *netlink.AttributeEncoder) {
+			kernelNest(ae, cmdAttrDest, func(ae *netlink.AttributeEncoder) {
+				ae.Bytes(destAttrAddr, ip16("198.51.100.10"))
+				ae.Bytes(destAttrPort, bebytes16(port))
+				ae.Uint32(destAttrWeight, 1)
+			})
+		})}
+	}
+	c := testClient(t, func(req genlReq) ([]reply, unix.Errno) {
+		switch req.cmd {
+		case cmdGetService:
+			return []reply{svcReply(80), svcReply(443)}, 0
+		case cmdGetDest:
+			n, _, _ := nestOf(req.attrs, cmdAttrService)
+			s, err := decodeService(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Port == 80 {
+				return []reply{destReply(8080), destReply(8081)}, 0
+			}
+			return nil, 0
+		}
+		t.Fatalf("unexpected command %d", req.cmd)
+		return nil, 0
+	})
+	got, err := c.ServicesWithDestinations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Service.Port != 80 || got[1].Service.Port != 443 ||
+		len(got[0].Destinations) != 2 || got[0].Destinations[1].Port != 8081 || len(got[1].Destinations) != 0 {
+		t.Errorf("ServicesWithDestinations() = %+v", got)
+	}
+}

@@ -533,11 +533,28 @@ func TestVMBatch(t *testing.T) {
 	if err != nil || len(svcs) != 50 {
 		t.Fatalf("Services() = %d, %v", len(svcs), err)
 	}
-	for _, s := range svcs {
+	all, err := c.ServicesWithDestinations() // parallel helper sockets
+	if err != nil || len(all) != 50 {
+		t.Fatalf("ServicesWithDestinations() = %d, %v", len(all), err)
+	}
+	for i, s := range svcs {
 		ds, err := c.Destinations(s)
 		if err != nil || len(ds) != 3 {
 			t.Errorf("Destinations(%v) = %d, %v", s, len(ds), err)
 		}
+		if all[i].Service != s || !reflect.DeepEqual(all[i].Destinations, ds) {
+			t.Errorf("ServicesWithDestinations()[%d] = %+v, want %v with %+v", i, all[i], s, ds)
+		}
+	}
+	if len(c.helpers) < 2 {
+		t.Errorf("%d helper sockets: the parallel path did not run", len(c.helpers))
+	}
+	// the helpers live in the client's namespace, not the test's
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if all, err := c.ServicesWithDestinations(); err != nil || len(all) != 0 {
+		t.Errorf("after flush: %d, %v", len(all), err)
 	}
 }
 

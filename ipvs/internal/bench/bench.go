@@ -79,16 +79,12 @@ func (w Workload) Restore() string {
 // Dump lists every service and its destinations with c, as "ipvsadm -Ln"
 // does, and returns the number of services and destinations.
 func Dump(c *ipvs.Client) (services, dests int, err error) {
-	svcs, err := c.Services()
+	all, err := c.ServicesWithDestinations()
 	if err != nil {
 		return 0, 0, err
 	}
-	for _, s := range svcs {
-		ds, err := c.Destinations(s)
-		if err != nil {
-			return 0, 0, err
-		}
-		dests += len(ds)
+	for _, s := range all {
+		dests += len(s.Destinations)
 	}
-	return len(svcs), dests, nil
+	return len(all), dests, nil
 }

@@ -1,0 +1,157 @@
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package ipvs
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// ServiceDestinations is a service with its real servers.
+type ServiceDestinations struct {
+	Service      Service
+	Destinations []Destination
+}
+
+// maxListWorkers bounds the extra sockets ServicesWithDestinations uses.
+const maxListWorkers = 4
+
+// ServicesWithDestinations lists every service and its destinations, as
+// "ipvsadm -L" needs. The kernel has no dump of all destinations, so this
+// is one dump of services and one dump per service; the per-service dumps
+// run in parallel on a few extra sockets in the client's namespace (one
+// dump at a time is all a netlink socket allows). Without extra sockets
+// (over fakes, or when they cannot be opened) the dumps run one after the
+// other on the client's socket. A service deleted between the two steps
+// is listed with no destinations, as with ipvsadm.
+func (c *Client) ServicesWithDestinations() ([]ServiceDestinations, error) {
+	svcs, err := c.Services()
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]ServiceDestinations, len(svcs))
+	for i, s := range svcs {
+		out[i].Service = s
+	}
+	workers := c.listWorkersLocked(len(svcs))
+	if len(workers) < 2 {
+		for i := range out {
+			ds, err := c.destinationsLocked(out[i].Service)
+			if err != nil {
+				return nil, err
+			}
+			out[i].Destinations = ds
+		}
+		return out, nil
+	}
+	var (
+		wg    sync.WaitGroup
+		next  = make(chan int)
+		errMu sync.Mutex
+		first error
+	)
+	for _, w := range workers {
+		wg.Add(1)
+		go func(w *rawConn) {
+			defer wg.Done()
+			for i := range next {
+				ds, err := c.destinationsVia(w, out[i].Service)
+				if err != nil {
+					errMu.Lock()
+					if first == nil {
+						first = err
+					}
+					errMu.Unlock()
+					continue
+				}
+				out[i].Destinations = ds
+			}
+		}(w)
+	}
+	for i := range out {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	return out, nil
+}
+
+// destinationsVia dumps the destinations of svc on the helper socket w.
+func (c *Client) destinationsVia(w *rawConn, svc Service) ([]Destination, error) {
+	obj := svc.String()
+	b, err := encodeServiceRequest(svc, false, 0)
+	if err != nil {
+		return nil, wrapErr("list destinations of", obj, err)
+	}
+	msgs, err := w.exchange(c.family, netlink.Dump, genlHeader(cmdGetDest, b))
+	if err != nil {
+		return nil, wrapErr("list destinations of", obj, err)
+	}
+	ds := make([]Destination, 0, len(msgs))
+	for _, m := range msgs {
+		d, ok, err := decodeDestMsg(m.data, svc.family())
+		if err != nil {
+			return nil, wrapErr("list destinations of", obj, err)
+		}
+		if ok {
+			ds = append(ds, d)
+		}
+	}
+	return ds, nil
+}
+
+// listWorkersLocked returns the helper sockets for parallel listing,
+// opening them on first use in the client's namespace (c.mu held). It
+// returns nil when parallel listing is not worth it or not possible.
+func (c *Client) listWorkersLocked(jobs int) []*rawConn {
+	n := min(runtime.GOMAXPROCS(0), maxListWorkers)
+	if c.raw == nil || c.nsFile == nil || n < 2 || jobs < 16 {
+		return nil
+	}
+	for len(c.helpers) < n {
+		nc, err := netlink.Dial(unix.NETLINK_GENERIC, &netlink.Config{NetNS: int(c.nsFile.Fd()), MessageBufferSize: recvBufferSize})
+		if err != nil {
+			break
+		}
+		r := newRawConn(nc)
+		if r == nil {
+			_ = nc.Close()
+			break
+		}
+		c.helperConns = append(c.helperConns, nc)
+		c.helpers = append(c.helpers, r)
+	}
+	return c.helpers
+}
+
+// openNamespace returns a handle on the namespace a client lives in, so
+// that helper sockets can be opened there later: a duplicate of fd, or
+// the calling thread's namespace when fd is 0. Errors leave the client
+// without helpers.
+func openNamespace(fd int) *os.File {
+	if fd > 0 {
+		nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil
+		}
+		return os.NewFile(uintptr(nfd), "netns")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	f, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+	if err != nil {
+		return nil
+	}
+	return f
+}
