@@ -123,8 +123,7 @@ static void ip_vs_fnat_l4_csum(struct sk_buff *skb, int af, unsigned int thoff,
 			return;
 	}
 
-#ifdef CONFIG_IP_VS_IPV6
-	if (af == AF_INET6) {
+	if (IS_ENABLED(CONFIG_IP_VS_IPV6) && af == AF_INET6) {
 		const struct ipv6hdr *ip6h = ipv6_hdr(skb);
 
 		if (skb->ip_summed == CHECKSUM_PARTIAL) {
@@ -136,9 +135,7 @@ static void ip_vs_fnat_l4_csum(struct sk_buff *skb, int af, unsigned int thoff,
 		csum = skb_checksum(skb, thoff, len, 0);
 		*check = csum_ipv6_magic(&ip6h->saddr, &ip6h->daddr, len,
 					 proto, csum);
-	} else
-#endif
-	{
+	} else {
 		const struct iphdr *iph = ip_hdr(skb);
 
 		if (skb->ip_summed == CHECKSUM_PARTIAL) {
@@ -160,13 +157,11 @@ static void ip_vs_fnat_set_addrs(struct sk_buff *skb, int af,
 				 const union nf_inet_addr *saddr,
 				 const union nf_inet_addr *daddr)
 {
-#ifdef CONFIG_IP_VS_IPV6
-	if (af == AF_INET6) {
+	if (IS_ENABLED(CONFIG_IP_VS_IPV6) && af == AF_INET6) {
 		ipv6_hdr(skb)->saddr = saddr->in6;
 		ipv6_hdr(skb)->daddr = daddr->in6;
 		return;
 	}
-#endif
 	ip_hdr(skb)->saddr = saddr->ip;
 	ip_hdr(skb)->daddr = daddr->ip;
 	ip_send_check(ip_hdr(skb));
@@ -184,8 +179,7 @@ static int ip_vs_fnat_route(struct sk_buff *skb, struct ip_vs_conn *cp,
 	struct net *net = cp->ipvs->net;
 	struct dst_entry *dst;
 
-#ifdef CONFIG_IP_VS_IPV6
-	if (af == AF_INET6) {
+	if (IS_ENABLED(CONFIG_IP_VS_IPV6) && af == AF_INET6) {
 		struct flowi6 fl6 = {
 			.daddr = daddr->in6,
 			.saddr = saddr->in6,
@@ -204,9 +198,7 @@ static int ip_vs_fnat_route(struct sk_buff *skb, struct ip_vs_conn *cp,
 			dst_release(dst);
 			return -EMSGSIZE;
 		}
-	} else
-#endif
-	{
+	} else {
 		struct flowi4 fl4 = {
 			.daddr = daddr->ip,
 			.saddr = saddr->ip,
@@ -281,15 +273,12 @@ static void ip_vs_fnat_add_toa(struct sk_buff *skb, struct ip_vs_conn *cp,
 	th->doff += optlen / 4;
 	opt[1] = optlen;
 	memcpy(opt + 2, &cp->cport, sizeof(cp->cport));
-#ifdef CONFIG_IP_VS_IPV6
-	if (cp->af == AF_INET6) {
+	if (IS_ENABLED(CONFIG_IP_VS_IPV6) && cp->af == AF_INET6) {
 		opt[0] = IP_VS_TCPOPT_TOA_V6;
 		memcpy(opt + 4, &cp->caddr.in6, sizeof(cp->caddr.in6));
 		ipv6_hdr(skb)->payload_len =
 			htons(ntohs(ipv6_hdr(skb)->payload_len) + optlen);
-	} else
-#endif
-	{
+	} else {
 		opt[0] = IP_VS_TCPOPT_TOA;
 		memcpy(opt + 4, &cp->caddr.ip, sizeof(cp->caddr.ip));
 		ip_hdr(skb)->tot_len =
@@ -449,8 +438,7 @@ int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
 	if (!cp->fnat.laddr)
 		return NF_DROP;
 
-#ifdef CONFIG_IP_VS_IPV6
-	if (af == AF_INET6) {
+	if (IS_ENABLED(CONFIG_IP_VS_IPV6) && af == AF_INET6) {
 		if (ipv6_hdr(skb)->nexthdr != IPPROTO_ICMPV6)
 			return NF_DROP;
 		toff = sizeof(struct ipv6hdr);
@@ -459,9 +447,7 @@ int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
 			return NF_DROP;
 		iproto = ((struct ipv6hdr *)(skb->data + coff))->nexthdr;
 		cthoff = coff + sizeof(struct ipv6hdr);
-	} else
-#endif
-	{
+	} else {
 		struct iphdr *ciph;
 
 		toff = ip_hdrlen(skb);
@@ -488,15 +474,12 @@ int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
 
 		*seq = htonl(ntohl(*seq) - cp->fnat.delta);
 	}
-#ifdef CONFIG_IP_VS_IPV6
-	if (af == AF_INET6) {
+	if (IS_ENABLED(CONFIG_IP_VS_IPV6) && af == AF_INET6) {
 		struct ipv6hdr *cip6h = (struct ipv6hdr *)(skb->data + coff);
 
 		cip6h->saddr = isrc->in6;
 		cip6h->daddr = idst->in6;
-	} else
-#endif
-	{
+	} else {
 		struct iphdr *ciph = (struct iphdr *)(skb->data + coff);
 
 		ciph->saddr = isrc->ip;
@@ -506,8 +489,7 @@ int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
 
 	/* the outer packet and the ICMP checksum */
 	ip_vs_fnat_set_addrs(skb, af, osrc, odst);
-#ifdef CONFIG_IP_VS_IPV6
-	if (af == AF_INET6) {
+	if (IS_ENABLED(CONFIG_IP_VS_IPV6) && af == AF_INET6) {
 		check = &((struct icmp6hdr *)(skb->data + toff))->icmp6_cksum;
 		*check = 0;
 		*check = csum_ipv6_magic(&ipv6_hdr(skb)->saddr,
@@ -515,9 +497,7 @@ int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
 					 skb->len - toff, IPPROTO_ICMPV6,
 					 skb_checksum(skb, toff,
 						      skb->len - toff, 0));
-	} else
-#endif
-	{
+	} else {
 		check = &((struct icmphdr *)(skb->data + toff))->checksum;
 		*check = 0;
 		*check = csum_fold(skb_checksum(skb, toff, skb->len - toff, 0));

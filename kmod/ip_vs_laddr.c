@@ -21,7 +21,7 @@
 #include <net/ip_vs.h>
 
 #define IP_VS_FNAT_TAB_BITS	14
-#define IP_VS_FNAT_TAB_SIZE	(1 << IP_VS_FNAT_TAB_BITS)
+#define IP_VS_FNAT_TAB_SIZE	BIT(IP_VS_FNAT_TAB_BITS)
 #define IP_VS_FNAT_TAB_MASK	(IP_VS_FNAT_TAB_SIZE - 1)
 #define IP_VS_FNAT_LOCKS	256
 
@@ -30,6 +30,7 @@ static struct hlist_head ip_vs_fnat_tab[IP_VS_FNAT_TAB_SIZE];
 static spinlock_t ip_vs_fnat_locks[IP_VS_FNAT_LOCKS] = {
 	[0 ... IP_VS_FNAT_LOCKS - 1] = __SPIN_LOCK_UNLOCKED(ip_vs_fnat_locks),
 };
+
 static u32 ip_vs_fnat_rnd __read_mostly;
 
 static u32 ip_vs_fnat_addr_fold(int af, const union nf_inet_addr *a)
@@ -103,7 +104,7 @@ static int ip_vs_fnat_try_laddr(struct ip_vs_conn *cp, struct ip_vs_laddr *la,
 	bool hash_it = !(cp->flags & IP_VS_CONN_F_ONE_PACKET);
 	struct ip_vs_conn *x;
 	unsigned int hash;
-	spinlock_t *lock;
+	spinlock_t *lock;	/* of the bucket */
 	__be16 lport;
 	bool busy;
 	int i;
@@ -227,7 +228,7 @@ void ip_vs_fnat_conn_unbind(struct ip_vs_conn *cp)
 {
 	struct ip_vs_laddr *la = cp->fnat.laddr;
 	unsigned int hash;
-	spinlock_t *lock;
+	spinlock_t *lock;	/* of the bucket */
 
 	if (!la)
 		return;

@@ -3,14 +3,16 @@
 #
 # build.sh RELEASE: build the patched IPVS modules for one kernel release.
 #
-# 1. find Debian's linux-source tarball for the release's line (or use $KSRC, a kernel tree),
-#    running ../rig/fetch.sh when the cache lacks it;
+# 1. find Debian's linux-source tarball for the release's line (or use $KSRC, a kernel tree, or
+#    $TARBALL), running ../rig/fetch.sh when the cache lacks it;
 # 2. extract net/netfilter/ipvs and the two ip_vs.h headers once into build/RELEASE/pristine;
 # 3. apply patches/<line>/series (or patches/series) to a fresh copy, and copy into
 #    build/RELEASE/src only the files whose content changed, so kbuild rebuilds only those;
 # 4. link our own sources from kmod/ into the module directory and build with kbuild against
 #    the release's headers ($KDIR overrides);
 # 5. copy every module, debug info stripped, into out/RELEASE/.
+#
+# Environment: KSRC, KDIR, TARBALL, PATCHES (default ../patches) override the defaults.
 set -euo pipefail
 
 rel=${1:?usage: build.sh RELEASE}
@@ -28,8 +30,14 @@ log() { echo "kmod[$rel]: $*" >&2; }
 
 root=$cache/kernels/$rel
 kdir=${KDIR:-$root/usr/src/linux-headers-$rel}
-tarball=$root/usr/src/linux-source-$line.tar.xz
+tarball=${TARBALL:-$root/usr/src/linux-source-$line.tar.xz}
+# On a real machine (dkms): Debian's linux-source-<line> package.
+[ -f "$tarball" ] || [ ! -f "/usr/src/linux-source-$line.tar.xz" ] || tarball=/usr/src/linux-source-$line.tar.xz
 if [ ! -d "$kdir" ] || { [ -z "${KSRC:-}" ] && [ ! -f "$tarball" ]; }; then
+	if [ ! -x "$top/rig/fetch.sh" ]; then
+		log "need the headers at $kdir and linux-source-$line (apt-get install linux-source-$line), or KSRC=<kernel tree>"
+		exit 1
+	fi
 	log "fetching kernel packages"
 	"$top/rig/fetch.sh" >/dev/null
 fi
@@ -60,11 +68,12 @@ if [ ! -f "$b/pristine.stamp" ] || [ "$(cat "$b/pristine.stamp")" != "$origin" ]
 fi
 
 # 3. patch a fresh copy, then sync changed files only.
-series=$top/patches/$line/series
-pdir=$top/patches/$line
+patches=${PATCHES:-$top/patches}
+series=$patches/$line/series
+pdir=$patches/$line
 if [ ! -f "$series" ]; then
-	series=$top/patches/series
-	pdir=$top/patches
+	series=$patches/series
+	pdir=$patches
 fi
 rm -rf "$b/stage"
 cp -a "$b/pristine" "$b/stage"
