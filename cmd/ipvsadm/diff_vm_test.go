@@ -8,6 +8,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -212,4 +214,74 @@ func TestBenchmarkRestoreList(t *testing.T) {
 		tr[0].Round(time.Millisecond), tr[1].Round(time.Millisecond), float64(tr[0])/float64(tr[1]),
 		tl[0].Round(time.Millisecond), tl[1].Round(time.Millisecond), float64(tl[0])/float64(tl[1]))
 	resetIPVS(t)
+}
+
+// TestDifferentialSeesDifferences checks the harness itself: an option
+// only ours knows must give different results from the two binaries.
+func TestDifferentialSeesDifferences(t *testing.T) {
+	loadIPVS(t)
+	args := []string{"-L", "--line-numbers"}
+	ref, ours := runBin(t, refIpvsadm, args, ""), runBin(t, ourIpvsadm, args, "")
+	if ref == ours {
+		t.Fatalf("1.31 and ours agree on an extension option: %s", ref)
+	}
+	if ref.stderr != "--line-numbers: unknown option\n" || ref.code != 255 {
+		t.Errorf("1.31: %s", ref)
+	}
+}
+
+// TestConnectionListing compares -c and the counters with live
+// connections: a local client talks to a virtual service on 127.0.0.1.
+// Timers tick between the runs, so ours must match 1.31's output from
+// just before or just after it.
+func TestConnectionListing(t *testing.T) {
+	loadIPVS(t)
+	resetIPVS(t)
+	defer resetIPVS(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(c, c) }()
+		}
+	}()
+	mustRun(t, refIpvsadm, "-A", "-t", "127.0.0.1:8080", "-s", "rr")
+	mustRun(t, refIpvsadm, "-a", "-t", "127.0.0.1:8080", "-r", "127.0.0.1:8080", "-m")
+	var conns []net.Conn
+	for i := 0; i < 3; i++ {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:8080", 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("ping\n")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	if r := runBin(t, refIpvsadm, []string{"-Lcn"}, ""); strings.Count(r.stdout, "\n") < 3 {
+		t.Fatalf("no connection entries to compare:\n%s", r)
+	}
+	for _, args := range [][]string{{"-Lcn"}, {"-Lc"}, {"-L", "-c", "-n", "--persistent-conn"},
+		{"-Ln", "--stats"}, {"-Ln", "--stats", "--exact"}, {"-Ln", "--rate"}, {"-L", "--stats"},
+		{"-Ln", "--persistent-conn"}, {"-Ln", "--thresholds"}, {"-Ln"}} {
+		before := runBin(t, refIpvsadm, args, "")
+		ours := runBin(t, ourIpvsadm, args, "")
+		after := runBin(t, refIpvsadm, args, "")
+		if ours != before && ours != after {
+			t.Errorf("ipvsadm %s\n=== 1.31:\n%s=== ours:\n%s", strings.Join(args, " "), before, ours)
+		}
+	}
+	_ = conns
 }
