@@ -571,7 +571,7 @@ func (t *tool) parseOptions(argv []string, ce *entry, options *uint64, format *u
 			t.setOption(options, optMcastGroup)
 			if strings.Contains(*val, ":") {
 				a, ok := inetPton6(*val)
-				if !ok || !a.IsMulticast() {
+				if !ok || a.Is4In6() || !a.IsMulticast() {
 					t.fail(2, "invalid IPv6 mcast-group `%s'", *val)
 				}
 				ce.daemon.Group = a

@@ -21,6 +21,24 @@ func (t *tool) kernError(op int, err error, code int) {
 	t.exit(code)
 }
 
+// ntop formats a as glibc's inet_ntop does. It differs from netip only
+// for the deprecated IPv4-compatible form (::a.b.c.d).
+func ntop(a netip.Addr) string {
+	if a.Is6() && !a.Is4In6() {
+		b := a.As16()
+		zero := true
+		for _, x := range b[:12] {
+			if x != 0 {
+				zero = false
+			}
+		}
+		if zero && (b[12] != 0 || b[13] != 0) {
+			return "::" + netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}).String()
+		}
+	}
+	return a.String()
+}
+
 func addrString(af uint16, a netip.Addr) string {
 	if !a.IsValid() {
 		if af == afInet6 {
@@ -36,9 +54,9 @@ func addrString(af uint16, a netip.Addr) string {
 		b := a.As4()
 		var b16 [16]byte
 		copy(b16[:], b[:])
-		return netip.AddrFrom16(b16).String()
+		return ntop(netip.AddrFrom16(b16))
 	}
-	return a.String()
+	return ntop(a)
 }
 
 // addrportToAnyname formats addr:port, with names unless fmtNumeric.
@@ -403,7 +421,7 @@ func (t *tool) listAll(format uint) {
 			}
 			name := t.svcName(&svcs[i], format)
 			for _, la := range las {
-				fmt.Fprintf(t.stdout, out.ruleLaddr, name, la.Addr.String())
+				fmt.Fprintf(t.stdout, out.ruleLaddr, name, ntop(la.Addr))
 			}
 		}
 	}
@@ -439,7 +457,7 @@ func (t *tool) listLaddrs(svc *service, one bool) int {
 		}
 		fmt.Fprintf(t.stdout, out.laddrSvc, name, len(las))
 		for _, la := range las {
-			fmt.Fprintf(t.stdout, out.laddrLine, "", "", la.Addr.String(), la.PortConflicts, la.Conns)
+			fmt.Fprintf(t.stdout, out.laddrLine, "", "", ntop(la.Addr), la.PortConflicts, la.Conns)
 		}
 	}
 	return 0
@@ -476,7 +494,7 @@ func (t *tool) listDaemon() {
 			fmt.Fprintf(t.stdout, out.daemonMaxLen, d.SyncMaxLen)
 		}
 		if d.Group.IsValid() {
-			fmt.Fprintf(t.stdout, out.daemonGroup, d.Group.String())
+			fmt.Fprintf(t.stdout, out.daemonGroup, ntop(d.Group))
 		}
 		if d.Port != 0 {
 			fmt.Fprintf(t.stdout, out.daemonPort, d.Port)
