@@ -1,0 +1,206 @@
+// Copyright The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build vmtest
+
+package fullnat
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// udpExchange sends one datagram from a connected UDP socket in ns and returns the reply, the
+// local port, or the error of the read.
+func udpExchange(ns string, dst netip.AddrPort) (reply string, lport int, err error) {
+	err = inNetns(ns, func() error {
+		c, err := net.Dial("udp", dst.String())
+		if err != nil {
+			return fmt.Errorf("udp dial %s: %w", dst, err)
+		}
+		defer c.Close()
+		lport = c.LocalAddr().(*net.UDPAddr).Port
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := c.Write([]byte("hello")); err != nil {
+			return fmt.Errorf("udp write: %w", err)
+		}
+		buf := make([]byte, 512)
+		n, err := c.Read(buf)
+		if err != nil {
+			return fmt.Errorf("udp read: %w", err)
+		}
+		reply = string(buf[:n])
+		return nil
+	})
+	return reply, lport, err
+}
+
+// TestFullNATICMP: ICMP errors are translated in both directions. A real server without a
+// listener answers "port unreachable", which must reach the client as such; an ICMP error the
+// client sends about a reply must reach the real server about the packet it sent.
+func TestFullNATICMP(t *testing.T) {
+	f := newFixture(t, 1)
+	for _, sd := range f.sides() {
+		t.Run(sd.name, func(t *testing.T) {
+			s := f.fullnatService(t, unix.IPPROTO_UDP, sd.vip, sd.rss, sd.laddrs[:1])
+			t.Cleanup(func() { f.tp.Director.Run(t, cipvsadm, "-C") })
+			s81 := service{proto: unix.IPPROTO_UDP, vip: netip.AddrPortFrom(sd.vip, 81)}
+			if err := f.ic.newService(s81, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.ic.newFullNATDest(s81, netip.AddrPortFrom(sd.rss[0], 81)); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.ic.addLaddr(s81, sd.laddrs[0]); err != nil {
+				t.Fatal(err)
+			}
+
+			// From the real server's side: port unreachable.
+			_, _, err := udpExchange(string(f.tp.Client), s81.vip)
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Errorf("UDP to a real server port without a listener: got %v, want ECONNREFUSED from the translated ICMP error", err)
+			}
+
+			// From the client's side: an error about the reply to port cport.
+			reply, cport, err := udpExchange(string(f.tp.Client), s.vip)
+			if err != nil {
+				t.Fatalf("UDP exchange: %v", err)
+			}
+			fields := strings.Fields(reply)
+			if len(fields) != 2 {
+				t.Fatalf("UDP reply %q", reply)
+			}
+			seen := netip.MustParseAddrPort(fields[1]) // laddr:lport as the real server saw it
+			onRS := openCapture(t, string(f.tp.Servers[0]), "eth0")
+			client := netip.AddrPortFrom(f.clientOf(sd), uint16(cport))
+			if err := sendRaw(string(f.tp.Client), icmpUnreach(client, s.vip), s.vip.Addr()); err != nil {
+				t.Fatal(err)
+			}
+			got, err := onRS.nextICMP(5 * time.Second)
+			if err != nil {
+				t.Fatalf("ICMP error on the real server: %v", err)
+			}
+			rs := netip.AddrPortFrom(sd.rss[0], 80)
+			if got.src != seen.Addr() || got.dst != rs.Addr() {
+				t.Errorf("ICMP error %s -> %s, want %s -> %s", got.src, got.dst, seen.Addr(), rs.Addr())
+			}
+			if got.inSrc != rs || got.inDst != seen {
+				t.Errorf("embedded packet %s -> %s, want %s -> %s (what the real server sent)", got.inSrc, got.inDst, rs, seen)
+			}
+			if !got.checksumOK {
+				t.Errorf("ICMP checksum wrong after translation")
+			}
+		})
+	}
+}
+
+// icmpUnreach builds "port unreachable" from client about a UDP datagram vip -> client.
+func icmpUnreach(client, vip netip.AddrPort) []byte {
+	udp := make([]byte, 8)
+	binary.BigEndian.PutUint16(udp[0:], vip.Port())
+	binary.BigEndian.PutUint16(udp[2:], client.Port())
+	binary.BigEndian.PutUint16(udp[4:], 8+5)
+	if client.Addr().Is4() {
+		inner := make([]byte, 20)
+		inner[0] = 0x45
+		binary.BigEndian.PutUint16(inner[2:], 20+8+5)
+		inner[8] = 64
+		inner[9] = unix.IPPROTO_UDP
+		copy(inner[12:], vip.Addr().AsSlice())
+		copy(inner[16:], client.Addr().AsSlice())
+		binary.BigEndian.PutUint16(inner[10:], fold(csum16(0, inner)))
+		icmp := append([]byte{3, 3, 0, 0, 0, 0, 0, 0}, inner...)
+		icmp = append(icmp, udp...)
+		binary.BigEndian.PutUint16(icmp[2:], fold(csum16(0, icmp)))
+		ip := make([]byte, 20)
+		ip[0] = 0x45
+		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(icmp)))
+		ip[8] = 64
+		ip[9] = unix.IPPROTO_ICMP
+		copy(ip[12:], client.Addr().AsSlice())
+		copy(ip[16:], vip.Addr().AsSlice())
+		binary.BigEndian.PutUint16(ip[10:], fold(csum16(0, ip)))
+		return append(ip, icmp...)
+	}
+	inner := make([]byte, 40)
+	inner[0] = 0x60
+	binary.BigEndian.PutUint16(inner[4:], 8+5)
+	inner[6] = unix.IPPROTO_UDP
+	inner[7] = 64
+	copy(inner[8:], vip.Addr().AsSlice())
+	copy(inner[24:], client.Addr().AsSlice())
+	icmp := append([]byte{1, 4, 0, 0, 0, 0, 0, 0}, inner...)
+	icmp = append(icmp, udp...)
+	binary.BigEndian.PutUint16(icmp[2:], l4sum(client.Addr(), vip.Addr(), unix.IPPROTO_ICMPV6, icmp))
+	ip := make([]byte, 40)
+	ip[0] = 0x60
+	binary.BigEndian.PutUint16(ip[4:], uint16(len(icmp)))
+	ip[6] = unix.IPPROTO_ICMPV6
+	ip[7] = 64
+	copy(ip[8:], client.Addr().AsSlice())
+	copy(ip[24:], vip.Addr().AsSlice())
+	return append(ip, icmp...)
+}
+
+// icmpError is a captured ICMP error about a UDP or TCP packet.
+type icmpError struct {
+	src, dst     netip.Addr
+	inSrc, inDst netip.AddrPort
+	checksumOK   bool
+}
+
+// nextICMP returns the first ICMP destination-unreachable captured within the timeout.
+func (c *capture) nextICMP(timeout time.Duration) (icmpError, error) {
+	buf := make([]byte, 65536)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		n, from, err := unix.Recvfrom(c.fd, buf, 0)
+		if err != nil {
+			continue
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+			continue
+		}
+		b := buf[:n]
+		var e icmpError
+		switch b[0] >> 4 {
+		case 4:
+			ihl := int(b[0]&0xf) * 4
+			if b[9] != unix.IPPROTO_ICMP || len(b) < ihl+8+20+4 || b[ihl] != 3 {
+				continue
+			}
+			e.src = netip.AddrFrom4([4]byte(b[12:16]))
+			e.dst = netip.AddrFrom4([4]byte(b[16:20]))
+			icmp := b[ihl:int(binary.BigEndian.Uint16(b[2:]))]
+			e.checksumOK = fold(csum16(0, icmp)) == 0
+			in := icmp[8:]
+			iihl := int(in[0]&0xf) * 4
+			e.inSrc = netip.AddrPortFrom(netip.AddrFrom4([4]byte(in[12:16])), binary.BigEndian.Uint16(in[iihl:]))
+			e.inDst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(in[16:20])), binary.BigEndian.Uint16(in[iihl+2:]))
+		case 6:
+			if b[6] != unix.IPPROTO_ICMPV6 || len(b) < 40+8+40+4 || b[40] != 1 {
+				continue
+			}
+			e.src = netip.AddrFrom16([16]byte(b[8:24]))
+			e.dst = netip.AddrFrom16([16]byte(b[24:40]))
+			icmp := b[40 : 40+int(binary.BigEndian.Uint16(b[4:]))]
+			e.checksumOK = l4sum(e.src, e.dst, unix.IPPROTO_ICMPV6, icmp) == 0
+			in := icmp[8:]
+			e.inSrc = netip.AddrPortFrom(netip.AddrFrom16([16]byte(in[8:24])), binary.BigEndian.Uint16(in[40:]))
+			e.inDst = netip.AddrPortFrom(netip.AddrFrom16([16]byte(in[24:40])), binary.BigEndian.Uint16(in[42:]))
+		default:
+			continue
+		}
+		return e, nil
+	}
+	return icmpError{}, fmt.Errorf("no ICMP error within %s", timeout)
+}
