@@ -361,7 +361,7 @@ func truncate(s string, n int) string {
 // parseOptions is ipvsadm's parse_options; it returns -1 after a popt
 // error in a later option.
 func (t *tool) parseOptions(argv []string, ce *entry, options *uint64, format *uint) int {
-	pc := newPopt(optionTable(false), argv[1:], t.posix)
+	pc := newPopt(tableSchedFlags, argv[1:], t.posix)
 	_, val, c := pc.nextOpt()
 	if c < 0 {
 		t.tryhelpExit(argv[0], -1)
@@ -423,7 +423,7 @@ func (t *tool) parseOptions(argv []string, ce *entry, options *uint64, format *u
 	}
 	if ce.cmd == cmdAddDest || ce.cmd == cmdEditDest {
 		// -b means --fullnat for real servers.
-		pc.table = optionTable(true)
+		pc.table = tableFullNAT
 	}
 
 	schedFlagsArg := ""

@@ -43,7 +43,16 @@ func sameSvc(a, b *service) bool {
 	if a.FWMark != 0 || b.FWMark != 0 {
 		return a.FWMark == b.FWMark && a.AF == b.AF
 	}
-	return a.AF == b.AF && a.Protocol == b.Protocol && addrString(a.AF, a.Addr) == addrString(b.AF, b.Addr) && a.Port == b.Port
+	return a.AF == b.AF && a.Protocol == b.Protocol && a.Port == b.Port && canonAddr(a.AF, a.Addr) == canonAddr(b.AF, b.Addr)
+}
+
+// canonAddr is the address the kernel would store for family af.
+func canonAddr(af uint16, a netip.Addr) netip.Addr {
+	if af == afInet && a.Is6() {
+		b := a.As16()
+		return netip.AddrFrom4([4]byte{b[0], b[1], b[2], b[3]})
+	}
+	return a
 }
 
 func (k *fakeKernel) find(key service) *fakeSvc {
@@ -185,7 +194,7 @@ func (k *fakeKernel) ZeroService(svc service) error {
 }
 
 func sameDest(a, b *dest) bool {
-	return a.AF == b.AF && addrString(a.AF, a.Addr) == addrString(b.AF, b.Addr) && a.Port == b.Port
+	return a.AF == b.AF && a.Port == b.Port && canonAddr(a.AF, a.Addr) == canonAddr(b.AF, b.Addr)
 }
 
 func (k *fakeKernel) checkDest(d *dest) error {

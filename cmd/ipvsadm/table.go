@@ -154,6 +154,12 @@ const (
 	tagLineNumbers
 )
 
+// The two popt tables, built once.
+var (
+	tableSchedFlags = optionTable(false)
+	tableFullNAT    = optionTable(true)
+)
+
 // optionTable builds the popt table. With fullnatB, -b means --fullnat
 // (for -a/-e); otherwise it is --sched-flags with a value.
 func optionTable(fullnatB bool) []optDef {

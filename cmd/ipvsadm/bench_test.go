@@ -1,0 +1,34 @@
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func benchRules() string {
+	var b strings.Builder
+	for i := 0; i < 2000; i++ {
+		vip := fmt.Sprintf("198.18.%d.%d:80", i/250, 1+i%250)
+		fmt.Fprintf(&b, "-A -t %s -s wrr\n", vip)
+		for j := 0; j < 5; j++ {
+			fmt.Fprintf(&b, "-a -t %s -r 198.19.%d.%d:8080 -m -w %d\n", vip, j, 1+i%250, 1+j)
+		}
+	}
+	return b.String()
+}
+
+// BenchmarkRestoreParse measures -R's own work (parsing and checking
+// 12,000 lines) against a backend that accepts everything.
+func BenchmarkRestoreParse(b *testing.B) {
+	rules := benchRules()
+	for i := 0; i < b.N; i++ {
+		r := &fakeRig{k: newFakeKernel()}
+		if _, stderr, code := r.run([]string{"-R"}, rules); code != 0 {
+			b.Fatalf("restore: %d %s", code, stderr)
+		}
+	}
+}
