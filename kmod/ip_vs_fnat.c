@@ -103,54 +103,87 @@ static void ip_vs_fnat_sack(u8 *opt, int len, void *arg)
 		put_unaligned_be32(get_unaligned_be32(b) - delta, b);
 }
 
-/* Checksums: CHECKSUM_PARTIAL (and GSO) skbs keep their offload with a new
- * pseudo header; anything else is summed again in full.
+/* Checksums.  CHECKSUM_PARTIAL (and GSO) skbs keep their offload: the check
+ * field only holds the pseudo header, which is computed again.  Otherwise the
+ * checksum is updated by the difference between the sums of the pseudo header
+ * and the L4 header before and after translation (the payload is unchanged,
+ * TOA shifts it by an even count), so a wrong checksum stays wrong.
  */
-static void ip_vs_fnat_l4_csum(struct sk_buff *skb, int af, unsigned int thoff,
-			       u8 proto)
+static __sum16 *ip_vs_fnat_check(struct sk_buff *skb, unsigned int thoff,
+				 u8 proto)
+{
+	if (proto == IPPROTO_TCP)
+		return &((struct tcphdr *)(skb->data + thoff))->check;
+	return &((struct udphdr *)(skb->data + thoff))->check;
+}
+
+/* Make the L4 header writable; *hlen: its length. */
+static int ip_vs_fnat_l4_writable(struct sk_buff *skb, unsigned int thoff,
+				  u8 proto, unsigned int *hlen)
+{
+	struct tcphdr *th;
+
+	if (proto == IPPROTO_UDP) {
+		*hlen = sizeof(struct udphdr);
+		return skb_ensure_writable(skb, thoff + *hlen);
+	}
+	if (skb_ensure_writable(skb, thoff + sizeof(*th)))
+		return -ENOMEM;
+	th = (struct tcphdr *)(skb->data + thoff);
+	if (th->doff < sizeof(*th) / 4)
+		return -EINVAL;
+	*hlen = th->doff * 4;
+	return skb_ensure_writable(skb, thoff + *hlen);
+}
+
+/* Sum of the pseudo header and the L4 header, check field excluded */
+static __wsum ip_vs_fnat_l4_sum(struct sk_buff *skb, int af,
+				unsigned int thoff, u8 proto)
 {
 	unsigned int len = skb->len - thoff;
-	__sum16 *check;
-	__wsum csum;
+	unsigned int hlen = sizeof(struct udphdr);
+	__sum16 *check = ip_vs_fnat_check(skb, thoff, proto);
+	__sum16 saved = *check;
+	__wsum sum;
 
-	if (proto == IPPROTO_TCP) {
-		check = &((struct tcphdr *)(skb->data + thoff))->check;
-	} else {
-		check = &((struct udphdr *)(skb->data + thoff))->check;
-		/* IPv4 UDP without a checksum stays without one */
-		if (af == AF_INET && !*check &&
-		    skb->ip_summed != CHECKSUM_PARTIAL)
-			return;
-	}
-
+	if (proto == IPPROTO_TCP)
+		hlen = ((struct tcphdr *)(skb->data + thoff))->doff * 4;
+	*check = 0;
+	sum = csum_partial(skb->data + thoff, hlen, 0);
+	*check = saved;
 	if (IS_ENABLED(CONFIG_IP_VS_IPV6) && af == AF_INET6) {
-		const struct ipv6hdr *ip6h = ipv6_hdr(skb);
-
-		if (skb->ip_summed == CHECKSUM_PARTIAL) {
-			*check = ~csum_ipv6_magic(&ip6h->saddr, &ip6h->daddr,
-						  len, proto, 0);
-			return;
-		}
-		*check = 0;
-		csum = skb_checksum(skb, thoff, len, 0);
-		*check = csum_ipv6_magic(&ip6h->saddr, &ip6h->daddr, len,
-					 proto, csum);
-	} else {
-		const struct iphdr *iph = ip_hdr(skb);
-
-		if (skb->ip_summed == CHECKSUM_PARTIAL) {
-			*check = ~csum_tcpudp_magic(iph->saddr, iph->daddr,
-						    len, proto, 0);
-			return;
-		}
-		*check = 0;
-		csum = skb_checksum(skb, thoff, len, 0);
-		*check = csum_tcpudp_magic(iph->saddr, iph->daddr, len, proto,
-					   csum);
+		sum = csum_partial(&ipv6_hdr(skb)->saddr,
+				   2 * sizeof(struct in6_addr), sum);
+		return csum_add(sum, (__force __wsum)htonl(len));
 	}
+	sum = csum_partial(&ip_hdr(skb)->saddr, 2 * sizeof(__be32), sum);
+	return csum_add(sum, (__force __wsum)htons(len));
+}
+
+static void ip_vs_fnat_l4_csum(struct sk_buff *skb, int af, unsigned int thoff,
+			       u8 proto, __wsum old)
+{
+	__sum16 *check = ip_vs_fnat_check(skb, thoff, proto);
+	unsigned int len = skb->len - thoff;
+
+	if (skb->ip_summed == CHECKSUM_PARTIAL) {
+		if (IS_ENABLED(CONFIG_IP_VS_IPV6) && af == AF_INET6)
+			*check = ~csum_ipv6_magic(&ipv6_hdr(skb)->saddr,
+						  &ipv6_hdr(skb)->daddr, len,
+						  proto, 0);
+		else
+			*check = ~csum_tcpudp_magic(ip_hdr(skb)->saddr,
+						    ip_hdr(skb)->daddr, len,
+						    proto, 0);
+		return;
+	}
+	/* IPv4 UDP without a checksum stays without one */
+	if (proto == IPPROTO_UDP && af == AF_INET && !*check)
+		return;
+	*check = csum_fold(csum_add(csum_sub(~csum_unfold(*check), old),
+				    ip_vs_fnat_l4_sum(skb, af, thoff, proto)));
 	if (proto == IPPROTO_UDP && !*check)
 		*check = CSUM_MANGLED_0;
-	skb->ip_summed = CHECKSUM_UNNECESSARY;
 }
 
 static void ip_vs_fnat_set_addrs(struct sk_buff *skb, int af,
@@ -519,8 +552,9 @@ int ip_vs_fnat_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
 		    struct ip_vs_protocol *pp, struct ip_vs_iphdr *ipvsh)
 {
 	unsigned int thoff = ipvsh->len;
+	unsigned int mtu, hlen;
 	int af = cp->af;
-	unsigned int mtu;
+	__wsum old;
 
 	if (!cp->fnat.laddr || ipvsh->fragoffs ||
 	    (cp->protocol != IPPROTO_TCP && cp->protocol != IPPROTO_UDP))
@@ -531,16 +565,17 @@ int ip_vs_fnat_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
 			return NF_STOLEN;
 		goto drop;
 	}
-	if (skb_ensure_writable(skb, thoff + sizeof(struct udphdr)))
+	if (ip_vs_fnat_l4_writable(skb, thoff, cp->protocol, &hlen))
 		goto drop;
 	if (ip_vs_fnat_route(skb, cp, af, &cp->fnat.lip, &cp->daddr, &mtu))
 		goto drop;
+	old = ip_vs_fnat_l4_sum(skb, af, thoff, cp->protocol);
 	if (cp->protocol == IPPROTO_TCP &&
 	    ip_vs_fnat_tcp_in(skb, cp, thoff, mtu))
 		goto drop;
 	ip_vs_fnat_set_ports(skb, thoff, cp->fnat.lport, cp->dport);
 	ip_vs_fnat_set_addrs(skb, af, &cp->fnat.lip, &cp->daddr);
-	ip_vs_fnat_l4_csum(skb, af, thoff, cp->protocol);
+	ip_vs_fnat_l4_csum(skb, af, thoff, cp->protocol, old);
 	return ip_vs_fnat_send(skb, af, cp->ipvs->net);
 
 drop:
@@ -556,21 +591,23 @@ int ip_vs_fnat_response(struct sk_buff *skb, struct ip_vs_proto_data *pd,
 {
 	unsigned int thoff = iph->len;
 	struct net *net = cp->ipvs->net;
+	unsigned int mtu, hlen;
 	int af = cp->af;
-	unsigned int mtu;
+	__wsum old;
 
 	if (iph->fragoffs ||
 	    (cp->protocol != IPPROTO_TCP && cp->protocol != IPPROTO_UDP))
 		goto drop;
-	if (skb_ensure_writable(skb, thoff + sizeof(struct udphdr)))
+	if (ip_vs_fnat_l4_writable(skb, thoff, cp->protocol, &hlen))
 		goto drop;
 	if (ip_vs_fnat_route(skb, cp, af, &cp->vaddr, &cp->caddr, &mtu))
 		goto drop;
+	old = ip_vs_fnat_l4_sum(skb, af, thoff, cp->protocol);
 	if (cp->protocol == IPPROTO_TCP && ip_vs_fnat_tcp_out(skb, cp, thoff))
 		goto drop;
 	ip_vs_fnat_set_ports(skb, thoff, cp->vport, cp->cport);
 	ip_vs_fnat_set_addrs(skb, af, &cp->vaddr, &cp->caddr);
-	ip_vs_fnat_l4_csum(skb, af, thoff, cp->protocol);
+	ip_vs_fnat_l4_csum(skb, af, thoff, cp->protocol, old);
 	ip_vs_conn_put(cp);
 	return ip_vs_fnat_send(skb, af, net);
 

@@ -366,3 +366,94 @@ func TestFullNATPacket(t *testing.T) {
 		})
 	}
 }
+
+// clientUDP builds a UDP datagram with payload; a wrong checksum when bad is set.
+func clientUDP(src, dst netip.AddrPort, payload []byte, bad bool) []byte {
+	seg := make([]byte, 8, 8+len(payload))
+	binary.BigEndian.PutUint16(seg[0:], src.Port())
+	binary.BigEndian.PutUint16(seg[2:], dst.Port())
+	binary.BigEndian.PutUint16(seg[4:], uint16(8+len(payload)))
+	seg = append(seg, payload...)
+	sum := l4sum(src.Addr(), dst.Addr(), unix.IPPROTO_UDP, seg)
+	if bad {
+		sum ^= 0x0101
+	}
+	binary.BigEndian.PutUint16(seg[6:], sum)
+	if src.Addr().Is4() {
+		ip := make([]byte, 20)
+		ip[0] = 0x45
+		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(seg)))
+		ip[8] = 64
+		ip[9] = unix.IPPROTO_UDP
+		copy(ip[12:], src.Addr().AsSlice())
+		copy(ip[16:], dst.Addr().AsSlice())
+		binary.BigEndian.PutUint16(ip[10:], fold(csum16(0, ip)))
+		return append(ip, seg...)
+	}
+	ip := make([]byte, 40)
+	ip[0] = 0x60
+	binary.BigEndian.PutUint16(ip[4:], uint16(len(seg)))
+	ip[6] = unix.IPPROTO_UDP
+	ip[7] = 64
+	copy(ip[8:], src.Addr().AsSlice())
+	copy(ip[24:], dst.Addr().AsSlice())
+	return append(ip, seg...)
+}
+
+// nextUDP returns the first captured UDP datagram to port dport within the timeout.
+func (c *capture) nextUDP(timeout time.Duration, dport uint16) ([]byte, error) {
+	buf := make([]byte, 65536)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		n, _, err := unix.Recvfrom(c.fd, buf, 0)
+		if err != nil {
+			continue
+		}
+		b := buf[:n]
+		off := 40
+		if b[0]>>4 == 4 {
+			if b[9] != unix.IPPROTO_UDP {
+				continue
+			}
+			off = int(b[0]&0xf) * 4
+		} else if b[6] != unix.IPPROTO_UDP {
+			continue
+		}
+		if len(b) >= off+8 && binary.BigEndian.Uint16(b[off+2:]) == dport {
+			return append([]byte(nil), b[off+8:]...), nil
+		}
+	}
+	return nil, fmt.Errorf("no UDP datagram to port %d within %s", dport, timeout)
+}
+
+// TestFullNATChecksumNone: datagrams whose checksum is not offloaded (made here, sent on a raw
+// socket) keep a right checksum through the director, so the real server accepts and answers
+// them; a wrong checksum stays wrong, so the real server drops the datagram.
+func TestFullNATChecksumNone(t *testing.T) {
+	f := newFixture(t, 1)
+	for _, sd := range f.sides() {
+		t.Run(sd.name, func(t *testing.T) {
+			f.fullnatService(t, unix.IPPROTO_UDP, sd.vip, sd.rss[:1], sd.laddrs[:1])
+			t.Cleanup(func() { f.tp.Director.Run(t, cipvsadm, "-C") })
+			vip := netip.AddrPortFrom(sd.vip, 80)
+			onClient := openCapture(t, string(f.tp.Client), "eth0")
+			payload := bytes.Repeat([]byte("fullnat!"), 100)
+			for i, bad := range []bool{false, true} {
+				client := netip.AddrPortFrom(f.clientOf(sd), uint16(43000+i))
+				if err := sendRaw(string(f.tp.Client), clientUDP(client, vip, payload, bad), vip.Addr()); err != nil {
+					t.Fatal(err)
+				}
+				reply, err := onClient.nextUDP(2*time.Second, client.Port())
+				switch {
+				case !bad && err != nil:
+					t.Errorf("datagram with a right checksum: no answer from the real server: %v", err)
+				case !bad && !bytes.HasPrefix(reply, []byte("rs1 "+sd.laddrs[0].String())) &&
+					!bytes.HasPrefix(reply, []byte("rs1 ["+sd.laddrs[0].String()+"]")):
+					t.Errorf("answer %q, want rs1 seeing the local address %s", reply, sd.laddrs[0])
+				case bad && err == nil:
+					t.Errorf("datagram with a wrong checksum was answered (%q): the director fixed its checksum", reply)
+				}
+			}
+		})
+	}
+}
