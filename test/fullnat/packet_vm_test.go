@@ -258,6 +258,30 @@ func clientSYN(src, dst netip.AddrPort, seq uint32) []byte {
 	return append(ip, seg...)
 }
 
+// clientACK builds a bare client ACK.
+func clientACK(src, dst netip.AddrPort, seq, ack uint32) []byte {
+	p := clientSYN(src, dst, seq)
+	off := 20
+	if src.Addr().Is6() {
+		off = 40
+	}
+	seg := p[off : off+20]
+	binary.BigEndian.PutUint32(seg[8:], ack)
+	seg[12] = 5 << 4
+	seg[13] = 0x10 // ACK
+	seg[16], seg[17] = 0, 0
+	binary.BigEndian.PutUint16(seg[16:], l4sum(src.Addr(), dst.Addr(), unix.IPPROTO_TCP, seg))
+	p = p[:off+20]
+	if src.Addr().Is4() {
+		binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
+		p[10], p[11] = 0, 0
+		binary.BigEndian.PutUint16(p[10:], fold(csum16(0, p[:20])))
+	} else {
+		binary.BigEndian.PutUint16(p[4:], 20)
+	}
+	return p
+}
+
 // sendRaw sends a complete IP packet from namespace ns.
 func sendRaw(ns string, pkt []byte, dst netip.Addr) error {
 	return inNetns(ns, func() error {
@@ -362,6 +386,27 @@ func TestFullNATPacket(t *testing.T) {
 			m, ok := findOpt(sa.opts, optMSS)
 			if !ok || len(m.data) != 2 || int(binary.BigEndian.Uint16(m.data)) != rsMSS-toa {
 				t.Errorf("SYN-ACK MSS option %x, want %d (the real server's %d less the TOA length)", m.data, rsMSS-toa, rsMSS)
+			}
+
+			// The handshake ACK (it acknowledges the real server's first byte) carries TOA too.
+			ack := clientACK(client, vip, seq+1, sa.seq+1)
+			if err := sendRaw(string(f.tp.Client), ack, vip.Addr()); err != nil {
+				t.Fatal(err)
+			}
+			ga, err := onRS.next(5*time.Second, func(p packet) bool {
+				return p.dst == rs.Addr() && p.dport == rs.Port() && p.flags == 0x10
+			})
+			if err != nil {
+				t.Fatalf("handshake ACK on the real server: %v", err)
+			}
+			if !bytes.HasPrefix(ga.rawOpts, want) {
+				t.Errorf("handshake ACK options %x do not start with the TOA option %x", ga.rawOpts, want)
+			}
+			if ga.seq != got.seq+1 || ga.sport != got.sport {
+				t.Errorf("handshake ACK seq %#x port %d, want %#x port %d (the SYN's + 1)", ga.seq, ga.sport, got.seq+1, got.sport)
+			}
+			if s := l4sum(ga.src, ga.dst, unix.IPPROTO_TCP, ga.segment); s != 0 {
+				t.Errorf("TCP checksum of the translated ACK is wrong (residue %#04x)", s)
 			}
 		})
 	}

@@ -6,9 +6,12 @@
 package fullnat
 
 import (
+	"net"
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fullnat/fullnat/internal/vmnet"
 	"golang.org/x/sys/unix"
@@ -99,5 +102,49 @@ func TestFullNATSameClientPort(t *testing.T) {
 				t.Errorf("the real servers saw %d distinct local address:port pairs over 3 connections, want 3: %v", len(peers), peers)
 			}
 		})
+	}
+}
+
+// TestFullNATEstTimeout: a service's ESTABLISHED timeout (IPVS_SVC_ATTR_EST_TIMEOUT) replaces the
+// global one for its connections.
+func TestFullNATEstTimeout(t *testing.T) {
+	f := newFixture(t, 1)
+	s := service{proto: unix.IPPROTO_TCP, vip: netip.AddrPortFrom(f.tp.VIP, 80)}
+	if err := f.ic.newService(s, 77); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ic.newFullNATDest(s, netip.AddrPortFrom(f.tp.ServerAddrs[0], 80)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ic.addLaddr(s, f.laddrs[0]); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- inNetns(string(f.tp.Client), func() error {
+			c, err := net.DialTimeout("tcp", s.vip.String(), 5*time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			<-done
+			return nil
+		})
+	}()
+	var conns string
+	for i := 0; i < 50; i++ {
+		conns = f.tp.Director.Run(t, cipvsadm, "-Lnc")
+		if strings.Contains(conns, "ESTABLISHED") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(done)
+	if err := <-held; err != nil {
+		t.Fatalf("holding a connection: %v", err)
+	}
+	if !regexp.MustCompile(`TCP\s+01:1[0-7]\s+ESTABLISHED`).MatchString(conns) {
+		t.Errorf("want an ESTABLISHED entry expiring in about 77 s (01:1x), got:\n%s", conns)
 	}
 }
