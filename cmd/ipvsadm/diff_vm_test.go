@@ -192,24 +192,33 @@ func TestBenchmarkRestoreList(t *testing.T) {
 		r := runBin(t, bin, args, stdin)
 		return r, time.Since(start)
 	}
+	// Best of three rounds each, alternating, against the host's noise.
 	var lists [2]result
 	var tr, tl [2]time.Duration
-	for i, bin := range []string{refIpvsadm, ourIpvsadm} {
-		resetIPVS(t)
-		r, d := timeRun(bin, []string{"-R"}, rules)
-		if r.code != 0 || r.stderr != "" {
-			t.Fatalf("%s -R: %s", bin, r)
-		}
-		tr[i] = d
-		lists[i], tl[i] = timeRun(bin, []string{"-Ln"}, "")
-		if n := strings.Count(lists[i].stdout, "\n"); n != 3+2000*6 {
-			t.Fatalf("%s -Ln printed %d lines", bin, n)
+	for round := 0; round < 3; round++ {
+		for i, bin := range []string{refIpvsadm, ourIpvsadm} {
+			resetIPVS(t)
+			r, d := timeRun(bin, []string{"-R"}, rules)
+			if r.code != 0 || r.stderr != "" {
+				t.Fatalf("%s -R: %s", bin, r)
+			}
+			if round == 0 || d < tr[i] {
+				tr[i] = d
+			}
+			l, d := timeRun(bin, []string{"-Ln"}, "")
+			if n := strings.Count(l.stdout, "\n"); n != 3+2000*6 {
+				t.Fatalf("%s -Ln printed %d lines", bin, n)
+			}
+			if round == 0 || d < tl[i] {
+				tl[i] = d
+			}
+			lists[i] = l
 		}
 	}
 	if lists[0] != lists[1] {
 		t.Errorf("-Ln of the benchmark table differs between 1.31 and ours")
 	}
-	t.Logf("BENCH kernel=%s modules=%s restore 12000 rules: 1.31 %v, ours %v (%.1fx); -Ln: 1.31 %v, ours %v (%.1fx)",
+	t.Logf("BENCH (best of 3) kernel=%s modules=%s restore 12000 rules: 1.31 %v, ours %v (%.1fx); -Ln: 1.31 %v, ours %v (%.1fx)",
 		os.Getenv("RIG_KERNEL"), os.Getenv("RIG_MODULES"),
 		tr[0].Round(time.Millisecond), tr[1].Round(time.Millisecond), float64(tr[0])/float64(tr[1]),
 		tl[0].Round(time.Millisecond), tl[1].Round(time.Millisecond), float64(tl[0])/float64(tl[1]))
