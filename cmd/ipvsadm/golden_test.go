@@ -175,6 +175,8 @@ func splitLines(s string) []string {
 type fakeRig struct {
 	k        *fakeKernel
 	connPath string
+	// noIPVS makes opening IPVS fail, as on a kernel without it.
+	noIPVS bool
 }
 
 func newFakeRig(t *testing.T) *fakeRig {
@@ -183,7 +185,12 @@ func newFakeRig(t *testing.T) *fakeRig {
 
 func (r *fakeRig) env() env {
 	return env{
-		open: func() (backend, error) { return r.k, nil },
+		open: func() (backend, error) {
+			if r.noIPVS {
+				return nil, fmt.Errorf("open: %w", os.ErrNotExist)
+			}
+			return r.k, nil
+		},
 		res: &resolver{hostsPath: filepath.Join(testdataDir, "hosts"),
 			servicesPath: filepath.Join(testdataDir, "services")},
 		connPath: r.connPath,
@@ -241,6 +248,9 @@ func (r *fakeRig) directive(d string) error {
 		return fmt.Errorf("empty directive")
 	}
 	switch f[0] {
+	case "noipvs":
+		r.noIPVS = true
+		return nil
 	case "features":
 		v, err := strconv.ParseUint(f[1], 0, 32)
 		r.k.inf.Features = uint32(v)
