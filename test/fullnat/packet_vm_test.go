@@ -502,3 +502,44 @@ func TestFullNATChecksumNone(t *testing.T) {
 		})
 	}
 }
+
+// TestFullNATToaHeadFull: a client SYN whose options already fill the TCP header gets no TOA,
+// passes unchanged otherwise, and is counted in fullnat_add_toa_head_full.
+func TestFullNATToaHeadFull(t *testing.T) {
+	f := newFixture(t, 1)
+	sd := f.sides()[0]
+	f.fullnatService(t, unix.IPPROTO_TCP, sd.vip, sd.rss[:1], sd.laddrs[:1])
+	client := netip.AddrPortFrom(f.clientOf(sd), 42100)
+	vip := netip.AddrPortFrom(sd.vip, 80)
+	onRS := openCapture(t, string(f.tp.Servers[0]), "eth0")
+	syn := clientSYN(client, vip, 0x20000000)
+	// Pad the options to 40 bytes with NOPs: doff 15, no room left.
+	seg := syn[20:]
+	full := append(append([]byte{}, seg...), bytes.Repeat([]byte{optNOP}, 60-len(seg))...)
+	full[12] = 15 << 4
+	full[16], full[17] = 0, 0
+	binary.BigEndian.PutUint16(full[16:], l4sum(client.Addr(), vip.Addr(), unix.IPPROTO_TCP, full))
+	pkt := append(append([]byte{}, syn[:20]...), full...)
+	binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
+	pkt[10], pkt[11] = 0, 0
+	binary.BigEndian.PutUint16(pkt[10:], fold(csum16(0, pkt[:20])))
+	before := extStats(t, f.tp.Director)["fullnat_add_toa_head_full"]
+	if err := sendRaw(string(f.tp.Client), pkt, vip.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := onRS.next(5*time.Second, func(p packet) bool {
+		return p.dport == 80 && p.flags&0x12 == 0x02
+	})
+	if err != nil {
+		t.Fatalf("SYN on the real server: %v", err)
+	}
+	if _, ok := findOpt(got.opts, 254); ok || len(got.rawOpts) != 40 {
+		t.Errorf("SYN with full options: got options %x (%d bytes), want 40 bytes without TOA", got.rawOpts, len(got.rawOpts))
+	}
+	if s := l4sum(got.src, got.dst, unix.IPPROTO_TCP, got.segment); s != 0 {
+		t.Errorf("TCP checksum wrong (residue %#04x)", s)
+	}
+	if after := extStats(t, f.tp.Director)["fullnat_add_toa_head_full"]; after != before+1 {
+		t.Errorf("fullnat_add_toa_head_full went from %d to %d, want +1", before, after)
+	}
+}
