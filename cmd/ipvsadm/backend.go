@@ -195,3 +195,9 @@ type kop struct {
 type batcher interface {
 	Apply(ops []kop) []error
 }
+
+// tableLister is implemented by backends that list every service with
+// its destinations in one call (in parallel); -L and -S use it.
+type tableLister interface {
+	ServicesWithDests() ([]service, [][]dest, error)
+}

@@ -417,3 +417,13 @@ func (k *fakeKernel) Apply(ops []kop) []error {
 	}
 	return errs
 }
+
+// ServicesWithDests lists the table in one call, like the library does.
+func (k *fakeKernel) ServicesWithDests() ([]service, [][]dest, error) {
+	svcs, _ := k.Services()
+	ds := make([][]dest, len(svcs))
+	for i := range svcs {
+		ds[i], _ = k.Dests(svcs[i])
+	}
+	return svcs, ds, nil
+}

@@ -403,3 +403,29 @@ func TestCorpusOnFake(t *testing.T) {
 		}
 	}
 }
+
+// onlyBackend hides the optional interfaces (batcher, tableLister) of a
+// backend.
+type onlyBackend struct{ backend }
+
+// TestListingPathsAgree lists a table through the one-go table listing and
+// through ipvsadm's request order, and requires the same output.
+func TestListingPathsAgree(t *testing.T) {
+	r := newFakeRig(t)
+	for _, c := range []string{"-A -t 192.0.2.1:80 -s rr", "-a -t 192.0.2.1:80 -r 198.51.100.9 -m",
+		"-a -t 192.0.2.1:80 -r 198.51.100.1 -m", "-A -f 3000000000", "-A -u [2001:db8::1]:53",
+		"-a -u [2001:db8::1]:53 -r [2001:db8::3]:53 -m", "-A -t 192.0.2.0:80"} {
+		if _, stderr, code := r.run(strings.Fields(c), ""); code != 0 {
+			t.Fatalf("%s: %s", c, stderr)
+		}
+	}
+	for _, args := range [][]string{{"-Ln"}, {"-S", "-n"}, {"-L"}, {"-Ln", "--nosort"}, {"-Ln", "--stats"}} {
+		want, _, _ := r.run(args, "")
+		var o, e bytes.Buffer
+		env := r.env()
+		env.open = func() (backend, error) { return onlyBackend{r.k}, nil }
+		if code := run(append([]string{"ipvsadm"}, args...), strings.NewReader(""), &o, &e, env); code != 0 || o.String() != want {
+			t.Errorf("ipvsadm %v: one-go listing and request order differ (%d)\n--- one go\n%s--- in order\n%s", args, code, want, o.String())
+		}
+	}
+}

@@ -309,3 +309,21 @@ func (k *kernel) Apply(ops []kop) []error {
 	}
 	return errs
 }
+
+// ServicesWithDests lists the table with the library's parallel dumps.
+func (k *kernel) ServicesWithDests() ([]service, [][]dest, error) {
+	t, err := k.c.ServicesWithDestinations()
+	if err != nil {
+		return nil, nil, err
+	}
+	svcs := make([]service, len(t))
+	ds := make([][]dest, len(t))
+	for i := range t {
+		svcs[i] = fromLibService(t[i].Service)
+		ds[i] = make([]dest, len(t[i].Destinations))
+		for j := range t[i].Destinations {
+			ds[i][j] = fromLibDest(t[i].Destinations[j])
+		}
+	}
+	return svcs, ds, nil
+}

@@ -255,10 +255,14 @@ func (t *tool) svcName(se *service, format uint) string {
 	return s
 }
 
-func (t *tool) printServiceEntry(se *service, format uint) {
-	ds, err := t.be.Dests(*se)
-	if err != nil {
-		t.kernError(opGetDests, err, 1)
+// printServiceEntry prints a service and its destinations; ds nil means
+// they are still to be fetched.
+func (t *tool) printServiceEntry(se *service, ds []dest, format uint) {
+	if ds == nil {
+		var err error
+		if ds, err = t.be.Dests(*se); err != nil {
+			t.kernError(opGetDests, err, 1)
+		}
 	}
 	w := t.stdout
 	name := t.svcName(se, format)
@@ -389,7 +393,7 @@ func (t *tool) listService(svc *service, format uint) {
 		t.kernError(opGetService, err, 1)
 	}
 	t.printTitle(format)
-	t.printServiceEntry(&se, format)
+	t.printServiceEntry(&se, nil, format)
 }
 
 func (t *tool) sortedServices(format uint) []service {
@@ -403,15 +407,56 @@ func (t *tool) sortedServices(format uint) []service {
 	return svcs
 }
 
+// svcDests is a service with its destinations once fetched.
+type svcDests struct {
+	s service
+	d []dest
+}
+
+// table fetches the services, with their destinations when the backend
+// lists them in one go, sorted unless fmtNoSort. On an error of the
+// one-go listing it falls back to ipvsadm's order of requests, so that
+// the error shows where 1.31 shows it.
+func (t *tool) table(format uint) []svcDests {
+	var tab []svcDests
+	if tl, ok := t.be.(tableLister); ok {
+		if svcs, ds, err := tl.ServicesWithDests(); err == nil {
+			tab = make([]svcDests, len(svcs))
+			for i := range svcs {
+				tab[i] = svcDests{svcs[i], ds[i]}
+				if tab[i].d == nil {
+					tab[i].d = []dest{}
+				}
+			}
+		}
+	}
+	if tab == nil {
+		svcs, err := t.be.Services()
+		if err != nil {
+			t.kernError(opGetServices, err, 1)
+		}
+		tab = make([]svcDests, len(svcs))
+		for i := range svcs {
+			tab[i].s = svcs[i]
+		}
+	}
+	if format&fmtNoSort == 0 {
+		msort(tab, func(a, b *svcDests) int { return cmpServices(&a.s, &b.s) })
+	}
+	return tab
+}
+
 func (t *tool) listAll(format uint) {
 	if format&fmtRule == 0 {
 		v := t.inf.Version
 		fmt.Fprintf(t.stdout, out.header, v>>16&0xff, v>>8&0xff, v&0xff, t.inf.Size)
 	}
-	svcs := t.sortedServices(format)
+	tab := t.table(format)
+	svcs := make([]service, len(tab))
 	t.printTitle(format)
-	for i := range svcs {
-		t.printServiceEntry(&svcs[i], format)
+	for i := range tab {
+		svcs[i] = tab[i].s
+		t.printServiceEntry(&tab[i].s, tab[i].d, format)
 	}
 	if format&fmtRule != 0 && t.inf.Features&featFullNAT != 0 {
 		for i := range svcs {
