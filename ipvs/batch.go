@@ -4,6 +4,7 @@
 package ipvs
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -196,7 +197,20 @@ type request struct {
 
 // prepare checks op against the cached features and encodes it (c.mu held).
 func (c *Client) prepare(op Op) (request, error) {
-	verb, obj := op.Kind.verb(), op.object()
+	have, err := c.opFeatures(op)
+	if err != nil {
+		return request{}, err
+	}
+	r, err := encodeOp(op, have)
+	if err != nil {
+		return request{}, &Error{Op: op.Kind.verb(), Object: op.object(), Err: err}
+	}
+	return r, nil
+}
+
+// opFeatures returns the module's features when op depends on them, and
+// ErrNotSupported when op needs one the module lacks (c.mu held).
+func (c *Client) opFeatures(op Op) (Features, error) {
 	var need Features
 	switch op.Kind {
 	case OpCreateService, OpUpdateService:
@@ -213,23 +227,46 @@ func (c *Client) prepare(op Op) (request, error) {
 	case OpCreateLocalAddress, OpDeleteLocalAddress:
 		need |= FeatureFullNAT
 	}
-	var have Features
-	if need != 0 || op.Kind == OpCreateService || op.Kind == OpUpdateService {
-		var err error
-		if have, err = c.featuresLocked(); err != nil {
-			return request{}, &Error{Op: verb, Object: obj, Err: fmt.Errorf("reading the module's features: %w", err)}
-		}
-		for _, f := range []Features{FeatureFullNAT, FeatureSynProxy, FeatureEstTimeout} {
-			if need&f != 0 && !have.Has(f) {
-				return request{}, notSupported(verb, obj, f)
-			}
-		}
+	if need == 0 && op.Kind != OpCreateService && op.Kind != OpUpdateService {
+		return 0, nil
 	}
-	r, err := encodeOp(op, have)
+	have, err := c.featuresLocked()
 	if err != nil {
-		return request{}, &Error{Op: verb, Object: obj, Err: err}
+		return 0, &Error{Op: op.Kind.verb(), Object: op.object(), Err: fmt.Errorf("reading the module's features: %w", err)}
 	}
-	return r, nil
+	for _, f := range []Features{FeatureFullNAT, FeatureSynProxy, FeatureEstTimeout} {
+		if need&f != 0 && !have.Has(f) {
+			return 0, notSupported(op.Kind.verb(), op.object(), f)
+		}
+	}
+	return have, nil
+}
+
+// encodeBatch encodes every operation as a netlink message (header
+// fields other than the length filled in at send time) into one buffer;
+// offs[i] is where message i starts, offs[len(ops)] the end.
+func (c *Client) encodeBatch(ops []Op) (buf []byte, offs []int, err error) {
+	buf = make([]byte, 0, len(ops)*176)
+	offs = make([]int, len(ops)+1)
+	for i, op := range ops {
+		have, err := c.opFeatures(op)
+		if err != nil {
+			return nil, nil, &BatchError{Failed: []*OpError{{Index: i, Op: op, Err: err}}}
+		}
+		start := len(buf)
+		offs[i] = start
+		w := attrWriter{b: append(buf, make([]byte, nlHdrLen+4)...)}
+		cmd, err := encodeOpTo(&w, op, have)
+		if err != nil {
+			return nil, nil, &BatchError{Failed: []*OpError{{Index: i, Op: op, Err: &Error{Op: op.Kind.verb(), Object: op.object(), Err: err}}}}
+		}
+		buf = w.b
+		binary.NativeEndian.PutUint32(buf[start:], uint32(len(buf)-start))
+		buf[start+nlHdrLen] = cmd
+		buf[start+nlHdrLen+1] = familyVersion
+	}
+	offs[len(ops)] = len(buf)
+	return buf, offs, nil
 }
 
 // window is how many requests Apply sends per sendmsg. Only the last
@@ -250,64 +287,35 @@ const window = 128
 func (c *Client) Apply(b *Batch) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	reqs := make([]netlink.Message, len(b.Ops))
-	for i, op := range b.Ops {
-		r, err := c.prepare(op)
-		if err != nil {
-			return &BatchError{Failed: []*OpError{{Index: i, Op: op, Err: err}}}
-		}
-		reqs[i] = netlink.Message{
-			Header: netlink.Header{Type: netlink.HeaderType(c.family), Flags: netlink.Request},
-			Data:   r.msg,
-		}
+	buf, offs, err := c.encodeBatch(b.Ops)
+	if err != nil {
+		return err
 	}
 	var failed []*OpError
 	fail := func(i int, err error) {
 		failed = append(failed, &OpError{Index: i, Op: b.Ops[i], Err: wrapErr(b.Ops[i].Kind.verb(), b.Ops[i].object(), err)})
 	}
-	for start := 0; start < len(reqs); start += window {
-		end := min(start+window, len(reqs))
+	for start := 0; start < len(b.Ops); start += window {
+		end := min(start+window, len(b.Ops))
 		if b.StopOnError && len(failed) > 0 {
-			for i := start; i < len(reqs); i++ {
+			for i := start; i < len(b.Ops); i++ {
 				fail(i, ErrNotAttempted)
 			}
 			break
 		}
+		var err error
 		if c.raw != nil {
-			msgs := make([][]byte, end-start)
-			for i := range msgs {
-				msgs[i] = reqs[start+i].Data
-			}
-			if err := c.raw.batch(c.family, msgs, func(i int, err error) { fail(start+i, err) }); err != nil {
-				for i := start; i < end; i++ {
-					fail(i, fmt.Errorf("outcome unknown: %w", err))
-				}
-				for i := end; i < len(reqs); i++ {
-					fail(i, ErrNotAttempted)
-				}
-				break
-			}
-			continue
+			err = c.raw.batch(c.family, buf[offs[start]:offs[end]], offs[start:end+1], func(i int, err error) { fail(start+i, err) })
+		} else {
+			err = c.sendWindow(buf, offs[start:end+1], func(i int, err error) { fail(start+i, err) })
 		}
-		reqs[end-1].Header.Flags |= netlink.Acknowledge
-		sent, err := c.nc.SendMessages(reqs[start:end])
 		if err != nil {
-			for i := start; i < len(reqs); i++ {
-				fail(i, err)
-			}
-			break
-		}
-		seqIndex := make(map[uint32]int, len(sent))
-		for i, m := range sent {
-			seqIndex[m.Header.Sequence] = start + i
-		}
-		if err := c.collectWindow(seqIndex, sent[len(sent)-1].Header.Sequence, fail); err != nil {
 			// The transport failed: what the kernel did with this
 			// window is unknown.
 			for i := start; i < end; i++ {
 				fail(i, fmt.Errorf("outcome unknown: %w", err))
 			}
-			for i := end; i < len(reqs); i++ {
+			for i := end; i < len(b.Ops); i++ {
 				fail(i, ErrNotAttempted)
 			}
 			break
@@ -317,6 +325,28 @@ func (c *Client) Apply(b *Batch) error {
 		return nil
 	}
 	return &BatchError{Failed: sortOpErrors(failed)}
+}
+
+// sendWindow sends the messages of buf between offs[0] and offs[n] through
+// netlink.Conn (the path of clients over fakes), the last with an ack.
+func (c *Client) sendWindow(buf []byte, offs []int, fail func(int, error)) error {
+	reqs := make([]netlink.Message, len(offs)-1)
+	for i := range reqs {
+		reqs[i] = netlink.Message{
+			Header: netlink.Header{Type: netlink.HeaderType(c.family), Flags: netlink.Request},
+			Data:   buf[offs[i]+nlHdrLen : offs[i+1]],
+		}
+	}
+	reqs[len(reqs)-1].Header.Flags |= netlink.Acknowledge
+	sent, err := c.nc.SendMessages(reqs)
+	if err != nil {
+		return err
+	}
+	seqIndex := make(map[uint32]int, len(sent))
+	for i, m := range sent {
+		seqIndex[m.Header.Sequence] = i
+	}
+	return c.collectWindow(seqIndex, sent[len(sent)-1].Header.Sequence, fail)
 }
 
 // collectWindow reads the kernel's answers to a window until the ack (or

@@ -249,23 +249,24 @@ func (r *rawConn) exchange(family uint16, flags netlink.HeaderFlags, msg []byte)
 	}
 }
 
-// batch sends the requests msgs (genetlink payloads) in one write, all
-// without an ack except the last, and reports each failed request's index
-// through fail. It returns when the last request has been answered.
-func (r *rawConn) batch(family uint16, msgs [][]byte, fail func(i int, err error)) error {
-	size := 0
-	for _, m := range msgs {
-		size += nlHdrLen + len(m) + 3
-	}
-	b := make([]byte, 0, size)
+// batch sends the netlink messages in b (message i at offs[i]-offs[0];
+// lengths set, everything else filled in here) in one write, all without
+// an ack except the last, and reports each failed request's index through
+// fail. It returns when the last request has been answered.
+func (r *rawConn) batch(family uint16, b []byte, offs []int, fail func(i int, err error)) error {
+	n := len(offs) - 1
 	first := r.seq + 1
-	for i, m := range msgs {
+	for i := range n {
+		o := offs[i] - offs[0]
 		flags := netlink.Request
-		if i == len(msgs)-1 {
+		if i == n-1 {
 			flags |= netlink.Acknowledge
 		}
 		r.seq++
-		b = appendNlmsg(b, family, flags, r.seq, m)
+		binary.NativeEndian.PutUint16(b[o+4:], family)
+		binary.NativeEndian.PutUint16(b[o+6:], uint16(flags))
+		binary.NativeEndian.PutUint32(b[o+8:], r.seq)
+		binary.NativeEndian.PutUint32(b[o+12:], 0)
 	}
 	last := r.seq
 	if err := r.write(b); err != nil {
@@ -279,7 +280,7 @@ func (r *rawConn) batch(family uint16, msgs [][]byte, fail func(i int, err error
 		done := false
 		perr := parseNlmsgs(dg, func(m nlmsg) bool {
 			idx := m.seq - first // wraps safely
-			if m.typ != unix.NLMSG_ERROR || idx >= uint32(len(msgs)) {
+			if m.typ != unix.NLMSG_ERROR || idx >= uint32(n) {
 				return true
 			}
 			if err := ackError(m); err != nil {

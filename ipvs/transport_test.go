@@ -101,8 +101,15 @@ func TestRawBatch(t *testing.T) {
 	}
 	// the last one fails too: its error ends the batch
 	msgs = append(msgs, getFamilyMsg(t, "no-such-family"))
+	var buf []byte
+	var offs []int
+	for _, m := range msgs {
+		offs = append(offs, len(buf))
+		buf = appendNlmsg(buf, 0, 0, 0, m)
+	}
+	offs = append(offs, len(buf))
 	var failed []int
-	if err := r.batch(unix.GENL_ID_CTRL, msgs, func(i int, err error) {
+	if err := r.batch(unix.GENL_ID_CTRL, buf, offs, func(i int, err error) {
 		if !errors.Is(err, unix.ENOENT) {
 			t.Errorf("request %d: %v", i, err)
 		}
