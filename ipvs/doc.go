@@ -14,7 +14,9 @@
 // CreateService, UpdateService, DeleteService), destinations,
 // sync daemons, timeouts, Info, ZeroService, ZeroAll and Flush. The
 // extension adds LocalAddresses, CreateLocalAddress and
-// DeleteLocalAddress.
+// DeleteLocalAddress. ServicesWithDestinations lists the whole table
+// (what "ipvsadm -L" shows), running the per-service destination dumps in
+// parallel on a few helper sockets.
 //
 // Apply sends a Batch of changes pipelined on the one socket: a window of
 // requests goes out in one write, and the kernel answers only the failed
