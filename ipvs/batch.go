@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/mdlayher/netlink"
@@ -73,7 +74,7 @@ type Op struct {
 }
 
 // object describes the op's object for error messages.
-func (o Op) object() string {
+func (o *Op) object() string {
 	switch o.Kind {
 	case OpCreateService, OpUpdateService, OpDeleteService, OpZeroService:
 		return o.Service.String()
@@ -101,6 +102,10 @@ type Batch struct {
 
 // Add appends op.
 func (b *Batch) Add(op Op) { b.Ops = append(b.Ops, op) }
+
+// Grow makes room for n more operations (an Op is large: sizing a big
+// batch up front saves copying it while it grows).
+func (b *Batch) Grow(n int) { b.Ops = slices.Grow(b.Ops, n) }
 
 // CreateService appends an OpCreateService.
 func (b *Batch) CreateService(s Service) { b.Add(Op{Kind: OpCreateService, Service: s}) }
@@ -197,11 +202,11 @@ type request struct {
 
 // prepare checks op against the cached features and encodes it (c.mu held).
 func (c *Client) prepare(op Op) (request, error) {
-	have, err := c.opFeatures(op)
+	have, err := c.opFeatures(&op)
 	if err != nil {
 		return request{}, err
 	}
-	r, err := encodeOp(op, have)
+	r, err := encodeOp(&op, have)
 	if err != nil {
 		return request{}, &Error{Op: op.Kind.verb(), Object: op.object(), Err: err}
 	}
@@ -210,7 +215,7 @@ func (c *Client) prepare(op Op) (request, error) {
 
 // opFeatures returns the module's features when op depends on them, and
 // ErrNotSupported when op needs one the module lacks (c.mu held).
-func (c *Client) opFeatures(op Op) (Features, error) {
+func (c *Client) opFeatures(op *Op) (Features, error) {
 	var need Features
 	switch op.Kind {
 	case OpCreateService, OpUpdateService:
@@ -248,17 +253,18 @@ func (c *Client) opFeatures(op Op) (Features, error) {
 func (c *Client) encodeBatch(ops []Op) (buf []byte, offs []int, err error) {
 	buf = make([]byte, 0, len(ops)*176)
 	offs = make([]int, len(ops)+1)
-	for i, op := range ops {
+	for i := range ops {
+		op := &ops[i]
 		have, err := c.opFeatures(op)
 		if err != nil {
-			return nil, nil, &BatchError{Failed: []*OpError{{Index: i, Op: op, Err: err}}}
+			return nil, nil, &BatchError{Failed: []*OpError{{Index: i, Op: *op, Err: err}}}
 		}
 		start := len(buf)
 		offs[i] = start
 		w := attrWriter{b: append(buf, make([]byte, nlHdrLen+4)...)}
 		cmd, err := encodeOpTo(&w, op, have)
 		if err != nil {
-			return nil, nil, &BatchError{Failed: []*OpError{{Index: i, Op: op, Err: &Error{Op: op.Kind.verb(), Object: op.object(), Err: err}}}}
+			return nil, nil, &BatchError{Failed: []*OpError{{Index: i, Op: *op, Err: &Error{Op: op.Kind.verb(), Object: op.object(), Err: err}}}}
 		}
 		buf = w.b
 		binary.NativeEndian.PutUint32(buf[start:], uint32(len(buf)-start))

@@ -37,27 +37,39 @@ func (d Destination) family(svc Family) Family {
 	return svc
 }
 
-// addrBytes returns the wire form of a for family f (4 or 16 bytes).
-func addrBytes(f Family, a netip.Addr) ([]byte, error) {
+// checkAddr validates a for family f.
+func checkAddr(f Family, a netip.Addr) error {
 	if !a.IsValid() {
-		return nil, errors.New("address missing")
+		return errors.New("address missing")
 	}
 	switch f {
 	case INET:
-		a = a.Unmap()
-		if !a.Is4() {
-			return nil, fmt.Errorf("address %s is not IPv4", a)
+		if !a.Unmap().Is4() {
+			return fmt.Errorf("address %s is not IPv4", a)
 		}
-		b := a.As4()
-		return b[:], nil
+		return nil
 	case INET6:
 		if !a.Is6() {
-			return nil, fmt.Errorf("address %s is not IPv6", a)
+			return fmt.Errorf("address %s is not IPv6", a)
 		}
-		b := a.As16()
-		return b[:], nil
+		return nil
 	}
-	return nil, fmt.Errorf("unsupported address family %s", f)
+	return fmt.Errorf("unsupported address family %s", f)
+}
+
+// Addr appends the wire form of a for family f (4 or 16 bytes).
+func (w *attrWriter) Addr(typ uint16, f Family, a netip.Addr) error {
+	if err := checkAddr(f, a); err != nil {
+		return err
+	}
+	if f == INET {
+		b := a.Unmap().As4()
+		copy(w.reserve(typ, 4), b[:])
+	} else {
+		b := a.As16()
+		copy(w.reserve(typ, 16), b[:])
+	}
+	return nil
 }
 
 // encodeService writes the attributes of a SERVICE nest. With full, the
@@ -74,12 +86,11 @@ func encodeService(ae *attrWriter, s Service, full bool, have Features) error {
 		if s.Protocol == 0 {
 			return errors.New("service needs a protocol or a fwmark")
 		}
-		b, err := addrBytes(f, s.Address)
-		if err != nil {
+		if err := checkAddr(f, s.Address); err != nil {
 			return err
 		}
 		ae.Uint16(svcAttrProtocol, uint16(s.Protocol))
-		ae.Bytes(svcAttrAddr, b)
+		_ = ae.Addr(svcAttrAddr, f, s.Address)
 		ae.Be16(svcAttrPort, s.Port)
 	}
 	if !full {
@@ -135,11 +146,9 @@ func encodeServiceRequest(s Service, full bool, have Features) ([]byte, error) {
 // encodeDest writes the attributes of a DEST nest.
 func encodeDest(ae *attrWriter, d Destination, svcFamily Family, full bool) error {
 	f := d.family(svcFamily)
-	b, err := addrBytes(f, d.Address)
-	if err != nil {
+	if err := ae.Addr(destAttrAddr, f, d.Address); err != nil {
 		return err
 	}
-	ae.Bytes(destAttrAddr, b)
 	ae.Be16(destAttrPort, d.Port)
 	ae.Uint16(destAttrAddrFamily, uint16(f))
 	if !full {
@@ -157,11 +166,9 @@ func encodeDest(ae *attrWriter, d Destination, svcFamily Family, full bool) erro
 
 // encodeLaddr writes the attributes of a LADDR nest.
 func encodeLaddr(ae *attrWriter, la LocalAddress, svcFamily Family) error {
-	b, err := addrBytes(svcFamily, la.Address)
-	if err != nil {
+	if err := ae.Addr(laddrAttrAddr, svcFamily, la.Address); err != nil {
 		return fmt.Errorf("local address: %w", err)
 	}
-	ae.Bytes(laddrAttrAddr, b)
 	return nil
 }
 
@@ -233,7 +240,7 @@ func encodeTimeouts(ae *attrWriter, t Timeouts) error {
 
 // encodeOp encodes one change into a generic netlink payload: the
 // genetlink header followed by the attributes.
-func encodeOp(op Op, have Features) (request, error) {
+func encodeOp(op *Op, have Features) (request, error) {
 	var w attrWriter
 	w.b = make([]byte, 4, 192)
 	cmd, err := encodeOpTo(&w, op, have)
@@ -245,7 +252,7 @@ func encodeOp(op Op, have Features) (request, error) {
 }
 
 // encodeOpTo appends the attributes of op to w and returns its command.
-func encodeOpTo(w *attrWriter, op Op, have Features) (uint8, error) {
+func encodeOpTo(w *attrWriter, op *Op, have Features) (uint8, error) {
 	svc := func(full bool) func(*attrWriter) error {
 		return func(nw *attrWriter) error { return encodeService(nw, op.Service, full, have) }
 	}

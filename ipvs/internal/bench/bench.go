@@ -54,6 +54,7 @@ func (w Workload) Requests() int {
 // Batch returns the workload as one ipvs.Batch.
 func (w Workload) Batch() *ipvs.Batch {
 	var b ipvs.Batch
+	b.Grow(w.Requests())
 	for i, s := range w.Services {
 		b.CreateService(s)
 		for _, d := range w.Dests[i] {
