@@ -66,15 +66,17 @@
 //
 // with IPv4 addresses as 8 hex digits, IPv6 addresses in full colon form,
 // ports as 4 hex digits and Expires in seconds. The extension's
-// /proc/net/ip_vs_conn_fnat lists FULLNAT connections with the same
-// columns plus the local address and port between the virtual and the
-// destination columns (Alibaba's order):
+// /proc/net/ip_vs_conn_fnat (kmod/) lists FULLNAT connections with the
+// stock columns up to Expires plus the local address and port between the
+// virtual and the destination columns (Alibaba's order and header):
 //
-//	Pro FromIP   FPrt ToIP     TPrt LocalIP  LPrt DestIP   DPrt State       Expires PEName PEData
+//	Pro FromIP   FPrt ToIP     TPrt LocalIP  LPrt DestIP   DPrt State       Expires
 //
 // each line formatted like the stock one, "%-3s %08X %04X %08X %04X %08X
-// %04X %08X %04X %-11s %7u" for IPv4. The parser finds the columns from
-// the header, so both files (and Alibaba's) parse with one function.
+// %04X %08X %04X %-11s %7u" for IPv4 and %pI6 for IPv6 addresses. The
+// parser finds the columns from the header (PEName and PEData, when a
+// header has them, are optional at the end of a line), so the stock file,
+// ours and Alibaba's parse with one function.
 //
 // /proc/net shows the network namespace of the reading thread's process:
 // to read another namespace's table, read /proc/<pid>/net/ip_vs_conn of a

@@ -617,10 +617,54 @@ func TestVMConnections(t *testing.T) {
 	if want := strings.Count(lnc, "\n") - 2; n4+n6 != want || n4 != 20 || n6 != 20 {
 		t.Errorf("parsed %d v4 + %d v6 entries; ipvsadm -Lnc lists %d:\n%s", n4, n6, want, lnc)
 	}
-	if !stockModules() {
-		if _, err := os.Stat(FullNATConnPath); err != nil {
-			t.Errorf("%s: %v", FullNATConnPath, err)
+	info, err := c.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Features.Has(FeatureFullNAT) {
+		if !stockModules() {
+			t.Errorf("our module lacks FULLNAT: %v", info.Features)
 		}
+		return
+	}
+	// FULLNAT: the extension's table lists the local side.
+	laddr := netip.MustParseAddr("198.51.100.101")
+	d.Addr(t, "br0", laddr.String()+"/24")
+	svc := Service{Protocol: TCP, Address: tp.VIP, Port: 8080, Scheduler: "rr"}
+	if err := c.CreateService(svc); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateLocalAddress(svc, LocalAddress{Address: laddr}); err != nil {
+		t.Fatal(err)
+	}
+	for _, rs := range tp.ServerAddrs {
+		if err := c.CreateDestination(svc, Destination{Address: rs, Port: 80, Weight: 1, ForwardMethod: FullNAT}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := vmnet.Dial(t, tp.Client, "--addr", netip.AddrPortFrom(tp.VIP, 8080).String(), "--count", "10", "--parallel", "2"); s.OK != 10 {
+		t.Fatalf("FULLNAT traffic: %+v", s)
+	}
+	nf := 0
+	for conn, err := range ParseConnections(strings.NewReader(d.Run(t, "cat", FullNATConnPath))) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if conn.Virtual != netip.AddrPortFrom(tp.VIP, 8080) {
+			continue
+		}
+		nf++
+		if conn.Local.Addr() != laddr || conn.Local.Port() == 0 || conn.Client.Addr() != tp.ClientAddr ||
+			(conn.Destination.Addr() != tp.ServerAddrs[0] && conn.Destination.Addr() != tp.ServerAddrs[1]) {
+			t.Errorf("FULLNAT entry %+v", conn)
+		}
+	}
+	if nf != 10 {
+		t.Errorf("%s lists %d connections to %v:8080, want 10", FullNATConnPath, nf, tp.VIP)
+	}
+	las, err := c.LocalAddresses(svc)
+	if err != nil || len(las) != 1 || las[0].Address != laddr {
+		t.Errorf("LocalAddresses() = %+v, %v", las, err)
 	}
 }
 
