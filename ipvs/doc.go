@@ -34,7 +34,8 @@
 // # Extension features
 //
 // The first request that may need the extension asks the kernel for
-// IPVS_INFO_ATTR_FEATURES once and caches the answer. A request that
+// IPVS_INFO_ATTR_FEATURES once and caches the answer for the client's
+// lifetime (open a new client after swapping the ip_vs module). A request that
 // needs a feature the running module lacks (FullNAT destinations, local
 // addresses, FlagSynProxy, EstablishedTimeout) fails before anything is
 // sent with an error matching ErrNotSupported that names the feature.
