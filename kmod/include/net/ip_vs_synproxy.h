@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * IPVS SYNPROXY: declarations shared by the patched IPVS core
+ * (include/net/ip_vs.h includes this file) and ip_vs_synproxy.c.
+ */
+#ifndef _NET_IP_VS_SYNPROXY_H
+#define _NET_IP_VS_SYNPROXY_H
+
+#include <linux/types.h>
+#include <linux/skbuff.h>
+#include <linux/sysctl.h>
+
+struct ip_vs_conn;
+struct ip_vs_proto_data;
+struct ip_vs_iphdr;
+struct netns_ipvs;
+
+#ifndef IP_VS_SVC_F_SYNPROXY
+#define IP_VS_SVC_F_SYNPROXY	0x8000		/* service: SYNPROXY */
+#endif
+#ifndef IP_VS_CONN_F_SYNPROXY
+#define IP_VS_CONN_F_SYNPROXY	0x8000		/* connection: SYNPROXY */
+#endif
+
+/* Per-connection SYNPROXY state, embedded in struct ip_vs_conn */
+struct ip_vs_synproxy_conn {
+	struct sk_buff_head	ack_q;		/* client packets before RS */
+	u32			isn;		/* our cookie ISN to the client */
+	u32			delta;		/* isn - RS ISN */
+	u32			last_seq;	/* ACK storm: last RS seq/ack */
+	u32			last_ack;
+	u16			dup_acks;
+	u8			flags;
+	u8			c_wscale;	/* client's shift, 15: none */
+	u8			d_wscale;	/* our shift to the client */
+	u8			rs_wscale;	/* RS's shift, 15: none */
+};
+
+#define IP_VS_SP_F_EST		0x01		/* RS answered, delta valid */
+
+/* Counters, /proc/net/ip_vs_synproxy_stats (alibaba-lvs.md 4.14 names) */
+enum {
+	SYNPROXY_RS_ERROR = 1,
+	SYNPROXY_NULL_ACK,
+	SYNPROXY_BAD_ACK,
+	SYNPROXY_OK_ACK,
+	SYNPROXY_SYN_CNT,
+	SYNPROXY_ACK_STORM,
+	SYNPROXY_SYNSEND_QLEN,
+	SYNPROXY_CONN_REUSED,
+	DEFENCE_TCP_DROP,
+	SYNPROXY_NO_DEST,
+	IP_VS_SP_STAT_LAST
+};
+
+struct ip_vs_sp_stats {
+	u64 items[IP_VS_SP_STAT_LAST];
+};
+
+/* Per-netns SYNPROXY state */
+struct ip_vs_synproxy_net {
+	int	sysctl_init_mss;
+	int	sysctl_sack;
+	int	sysctl_wscale;
+	int	sysctl_timestamp;
+	int	sysctl_synack_ttl;
+	int	sysctl_defer;
+	int	sysctl_conn_reuse;
+	int	sysctl_ack_skb_store_thresh;
+	int	sysctl_ack_storm_thresh;
+	int	sysctl_syn_retry;
+	int	sysctl_defence_tcp_drop;
+	struct ip_vs_sp_stats __percpu *stats;
+	struct ctl_table_header *sysctl_hdr;
+	struct ctl_table *sysctl_tbl;
+};
+
+int ip_vs_synproxy_net_init(struct netns_ipvs *ipvs);
+void ip_vs_synproxy_net_cleanup(struct netns_ipvs *ipvs);
+void ip_vs_synproxy_conn_init(struct ip_vs_conn *cp);
+void ip_vs_synproxy_conn_free(struct ip_vs_conn *cp);
+bool ip_vs_synproxy_schedule(struct netns_ipvs *ipvs, int af,
+			     struct sk_buff *skb, struct ip_vs_proto_data *pd,
+			     int *verdict, struct ip_vs_iphdr *iph);
+unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
+			       struct ip_vs_proto_data *pd,
+			       struct ip_vs_iphdr *iph);
+unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
+				struct ip_vs_proto_data *pd,
+				struct ip_vs_iphdr *iph);
+
+#endif /* _NET_IP_VS_SYNPROXY_H */

@@ -1,0 +1,903 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * IPVS SYNPROXY: the director answers a client's SYN with a SYN-ACK whose
+ * sequence number is a keyed cookie and keeps no state for it.  The client's
+ * ACK, when its cookie checks, creates the connection; only then is a SYN sent
+ * to the real server, and the client's first packets wait until the real
+ * server's SYN-ACK.  From then on the difference between the cookie and the
+ * real server's ISN is applied in both directions (sequence numbers,
+ * acknowledgements, SACK blocks), and windows are rescaled when the client's
+ * and the real server's window scales differ.
+ *
+ * The cookie: siphash over the addresses and ports with two random keys and
+ * a counter of minutes, like TCP syncookies; the low 24 bits carry the MSS
+ * index, the client's window scale and SACK permission.
+ */
+
+#define KMSG_COMPONENT "IPVS"
+#define pr_fmt(fmt) KMSG_COMPONENT ": " fmt
+
+#include <linux/kernel.h>
+#include <linux/module.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/slab.h>
+#include <linux/siphash.h>
+#include <linux/sysctl.h>
+#include <linux/seq_file.h>
+#include <linux/proc_fs.h>
+#include <linux/version.h>
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
+#include <linux/unaligned.h>
+#else
+#include <asm/unaligned.h>
+#endif
+#include <net/ip.h>
+#include <net/ipv6.h>
+#include <net/ip6_route.h>
+#include <net/ip6_checksum.h>
+#include <net/route.h>
+#include <net/tcp.h>
+#include <net/ip_vs.h>
+
+#define IP_VS_SP_INC(ipvs, item) \
+	this_cpu_inc((ipvs)->synproxy->stats->items[item])
+
+/* Cookie layout: bits 24-31 minute counter, 0-23 hash + data */
+#define IP_VS_SP_COOKIEBITS	24
+#define IP_VS_SP_COOKIEMASK	((1U << IP_VS_SP_COOKIEBITS) - 1)
+#define IP_VS_SP_MAX_AGE	4		/* minutes a cookie stays valid */
+#define IP_VS_SP_WS_NONE	15
+#define IP_VS_SP_D_MSS(d)	((d) & 0xf)
+#define IP_VS_SP_D_WS(d)	(((d) >> 4) & 0xf)
+#define IP_VS_SP_D_SACK		0x100
+#define IP_VS_SP_D_BAD		(~0x1ffU & IP_VS_SP_COOKIEMASK)
+
+static const u16 ip_vs_sp_msstab[] = {
+	64, 256, 512, 536, 1024, 1280, 1440, 1452, 1460, 4312,
+};
+
+static siphash_key_t ip_vs_sp_key[2] __read_mostly;
+
+static u32 ip_vs_sp_hash(int i, int af, const union nf_inet_addr *s,
+			 const union nf_inet_addr *d, __be16 sport,
+			 __be16 dport, u32 count)
+{
+	struct {
+		union nf_inet_addr s, d;
+		__be16 sport, dport;
+		u32 count;
+	} in;
+
+	memset(&in, 0, sizeof(in));
+	if (af == AF_INET6) {
+		in.s.in6 = s->in6;
+		in.d.in6 = d->in6;
+	} else {
+		in.s.ip = s->ip;
+		in.d.ip = d->ip;
+	}
+	in.sport = sport;
+	in.dport = dport;
+	in.count = count;
+	return (u32)siphash(&in, sizeof(in), &ip_vs_sp_key[i]);
+}
+
+static u32 ip_vs_sp_count(void)
+{
+	return (u32)(jiffies / (60 * HZ));
+}
+
+/* client address/port s/sport, VIP d/dport; isn: the client's ISN */
+static u32 ip_vs_sp_cookie(int af, const union nf_inet_addr *s,
+			   const union nf_inet_addr *d, __be16 sport,
+			   __be16 dport, u32 isn, u32 data)
+{
+	u32 count = ip_vs_sp_count();
+
+	return ip_vs_sp_hash(0, af, s, d, sport, dport, 0) + isn +
+	       (count << IP_VS_SP_COOKIEBITS) +
+	       ((ip_vs_sp_hash(1, af, s, d, sport, dport, count) + data) &
+		IP_VS_SP_COOKIEMASK);
+}
+
+/* The cookie's data, or -1 when it does not check. */
+static int ip_vs_sp_check(int af, const union nf_inet_addr *s,
+			  const union nf_inet_addr *d, __be16 sport,
+			  __be16 dport, u32 isn, u32 cookie)
+{
+	u32 now = ip_vs_sp_count(), diff, data;
+
+	cookie -= ip_vs_sp_hash(0, af, s, d, sport, dport, 0) + isn;
+	diff = (now - (cookie >> IP_VS_SP_COOKIEBITS)) & 0xff;
+	if (diff >= IP_VS_SP_MAX_AGE)
+		return -1;
+	data = (cookie - ip_vs_sp_hash(1, af, s, d, sport, dport, now - diff)) &
+	       IP_VS_SP_COOKIEMASK;
+	if ((data & IP_VS_SP_D_BAD) ||
+	    IP_VS_SP_D_MSS(data) >= ARRAY_SIZE(ip_vs_sp_msstab) ||
+	    (IP_VS_SP_D_WS(data) > TCP_MAX_WSCALE &&
+	     IP_VS_SP_D_WS(data) != IP_VS_SP_WS_NONE))
+		return -1;
+	return data;
+}
+
+static u32 ip_vs_sp_mss_index(u32 mss)
+{
+	u32 i;
+
+	for (i = ARRAY_SIZE(ip_vs_sp_msstab) - 1; i > 0; i--)
+		if (ip_vs_sp_msstab[i] <= mss)
+			break;
+	return i;
+}
+
+/* Checksums */
+
+static void ip_vs_sp_tcp_csum(struct sk_buff *skb, int af, unsigned int thoff)
+{
+	struct tcphdr *th = (struct tcphdr *)(skb->data + thoff);
+	unsigned int len = skb->len - thoff;
+	__wsum csum;
+
+	th->check = 0;
+	csum = csum_partial(th, len, 0);
+	if (af == AF_INET6)
+		th->check = csum_ipv6_magic(&ipv6_hdr(skb)->saddr,
+					    &ipv6_hdr(skb)->daddr, len,
+					    IPPROTO_TCP, csum);
+	else
+		th->check = csum_tcpudp_magic(ip_hdr(skb)->saddr,
+					      ip_hdr(skb)->daddr, len,
+					      IPPROTO_TCP, csum);
+	skb->ip_summed = CHECKSUM_NONE;
+}
+
+static void ip_vs_sp_set32(struct sk_buff *skb, struct tcphdr *th, void *p,
+			   u32 val)
+{
+	__be32 old = get_unaligned((__be32 *)p);
+	__be32 new = htonl(val);
+
+	put_unaligned(new, (__be32 *)p);
+	inet_proto_csum_replace4(&th->check, skb, old, new, false);
+}
+
+static void ip_vs_sp_set_window(struct sk_buff *skb, struct tcphdr *th,
+				u32 win)
+{
+	__be16 new = htons(min_t(u32, win, 65535U));
+
+	inet_proto_csum_replace2(&th->check, skb, th->window, new, false);
+	th->window = new;
+}
+
+/* Walk the options of th; fn is called for every option but NOP/EOL. */
+typedef void (*ip_vs_sp_opt_fn)(u8 *opt, int len, void *arg);
+
+static void ip_vs_sp_opts(struct tcphdr *th, ip_vs_sp_opt_fn fn, void *arg)
+{
+	u8 *p = (u8 *)(th + 1);
+	int left = th->doff * 4 - sizeof(*th);
+
+	while (left > 0) {
+		int len;
+
+		if (*p == TCPOPT_EOL)
+			return;
+		if (*p == TCPOPT_NOP) {
+			p++;
+			left--;
+			continue;
+		}
+		if (left < 2)
+			return;
+		len = p[1];
+		if (len < 2 || len > left)
+			return;
+		fn(p, len, arg);
+		p += len;
+		left -= len;
+	}
+}
+
+struct ip_vs_sp_syn {
+	struct ip_vs_synproxy_net *sp;
+	u32 mss;
+	u32 data;
+};
+
+/* The client's SYN becomes our SYN-ACK: options edited in place. */
+static void ip_vs_sp_syn_opt(u8 *opt, int len, void *arg)
+{
+	struct ip_vs_sp_syn *s = arg;
+	int ws;
+
+	switch (opt[0]) {
+	case TCPOPT_MSS:
+		if (len != TCPOLEN_MSS)
+			break;
+		s->mss = get_unaligned_be16(opt + 2);
+		if (!s->mss)
+			s->mss = 536;
+		s->mss = min_t(u32, s->mss, READ_ONCE(s->sp->sysctl_init_mss));
+		s->mss = ip_vs_sp_msstab[ip_vs_sp_mss_index(s->mss)];
+		put_unaligned_be16(s->mss, opt + 2);
+		return;
+	case TCPOPT_WINDOW:
+		ws = READ_ONCE(s->sp->sysctl_wscale);
+		if (len != TCPOLEN_WINDOW || !ws)
+			break;
+		s->data = (s->data & ~0xf0) | (min_t(u8, opt[2], TCP_MAX_WSCALE) << 4);
+		opt[2] = ws;
+		return;
+	case TCPOPT_SACK_PERM:
+		if (len != TCPOLEN_SACK_PERM || !READ_ONCE(s->sp->sysctl_sack))
+			break;
+		s->data |= IP_VS_SP_D_SACK;
+		return;
+	}
+	memset(opt, TCPOPT_NOP, len);
+}
+
+static int ip_vs_sp_route_send(struct sk_buff *skb, int af, struct net *net)
+{
+	struct dst_entry *dst;
+
+	if (af == AF_INET6) {
+		struct flowi6 fl6 = {
+			.daddr = ipv6_hdr(skb)->daddr,
+			.saddr = ipv6_hdr(skb)->saddr,
+			.flowi6_proto = IPPROTO_TCP,
+		};
+
+		dst = ip6_route_output(net, NULL, &fl6);
+		if (dst->error) {
+			dst_release(dst);
+			return -EHOSTUNREACH;
+		}
+	} else {
+		struct flowi4 fl4 = {
+			.daddr = ip_hdr(skb)->daddr,
+			.saddr = ip_hdr(skb)->saddr,
+			.flowi4_proto = IPPROTO_TCP,
+		};
+		struct rtable *rt = ip_route_output_key(net, &fl4);
+
+		if (IS_ERR(rt))
+			return PTR_ERR(rt);
+		dst = &rt->dst;
+	}
+	skb_dst_drop(skb);
+	skb_dst_set(skb, dst);
+	skb->ipvs_property = 1;
+	nf_reset_ct(skb);
+	ip_vs_notrack(skb);
+	skb_orphan(skb);
+	skb_clear_tstamp(skb);
+	if (af == AF_INET6)
+		ip6_local_out(net, NULL, skb);
+	else
+		ip_local_out(net, NULL, skb);
+	return 0;
+}
+
+/* Answer a client SYN with a cookie SYN-ACK; consumes skb. */
+static int ip_vs_sp_synack(struct netns_ipvs *ipvs, int af,
+			   struct sk_buff *skb, struct ip_vs_iphdr *iph)
+{
+	struct ip_vs_sp_syn s = {
+		.sp = ipvs->synproxy,
+		.mss = 536,
+		.data = IP_VS_SP_WS_NONE << 4,
+	};
+	unsigned int thoff = iph->len;
+	union nf_inet_addr tmp;
+	struct tcphdr *th;
+	unsigned int hlen;
+	__be16 port;
+	u32 isn;
+
+	if (af == AF_INET6 && thoff != sizeof(struct ipv6hdr))
+		goto drop;
+	if (skb_ensure_writable(skb, thoff + sizeof(*th)))
+		goto drop;
+	th = (struct tcphdr *)(skb->data + thoff);
+	hlen = th->doff * 4;
+	if (hlen < sizeof(*th) || skb_ensure_writable(skb, thoff + hlen) ||
+	    pskb_trim(skb, thoff + hlen))
+		goto drop;
+	th = (struct tcphdr *)(skb->data + thoff);
+
+	ip_vs_sp_opts(th, ip_vs_sp_syn_opt, &s);
+	s.data |= ip_vs_sp_mss_index(s.mss);
+
+	isn = ntohl(th->seq);
+	th->seq = htonl(ip_vs_sp_cookie(af, &iph->saddr, &iph->daddr,
+					th->source, th->dest, isn, s.data));
+	th->ack_seq = htonl(isn + 1);
+	port = th->source;
+	th->source = th->dest;
+	th->dest = port;
+	tcp_flag_word(th) &= ~(TCP_FLAG_CWR | TCP_FLAG_ECE | TCP_FLAG_URG |
+			       TCP_FLAG_PSH | TCP_FLAG_RST | TCP_FLAG_FIN);
+	tcp_flag_word(th) |= TCP_FLAG_SYN | TCP_FLAG_ACK;
+	th->urg_ptr = 0;
+
+	tmp = iph->saddr;
+	if (af == AF_INET6) {
+		struct ipv6hdr *ip6 = ipv6_hdr(skb);
+
+		ip6->saddr = iph->daddr.in6;
+		ip6->daddr = tmp.in6;
+		ip6->hop_limit = READ_ONCE(ipvs->synproxy->sysctl_synack_ttl);
+		ip6_flow_hdr(ip6, 0, 0);
+		ip6->payload_len = htons(hlen);
+	} else {
+		struct iphdr *ip = ip_hdr(skb);
+
+		ip->saddr = iph->daddr.ip;
+		ip->daddr = tmp.ip;
+		ip->ttl = READ_ONCE(ipvs->synproxy->sysctl_synack_ttl);
+		ip->tos = 0;
+		ip->id = 0;
+		ip->frag_off = htons(IP_DF);
+		ip->tot_len = htons(thoff + hlen);
+		ip_send_check(ip);
+	}
+	ip_vs_sp_tcp_csum(skb, af, thoff);
+	if (ip_vs_sp_route_send(skb, af, ipvs->net))
+		goto drop;
+	return NF_STOLEN;
+
+drop:
+	kfree_skb(skb);
+	return NF_STOLEN;
+}
+
+/* Build the SYN to the real server from the client's ACK and the cookie's
+ * data, and send it through the connection's transmitter.
+ */
+static void ip_vs_sp_send_rs_syn(struct ip_vs_conn *cp,
+				 struct ip_vs_proto_data *pd,
+				 struct sk_buff *ack, struct ip_vs_iphdr *iph,
+				 u32 data)
+{
+	unsigned int iplen = cp->af == AF_INET6 ? sizeof(struct ipv6hdr) :
+						  sizeof(struct iphdr);
+	const struct tcphdr *ath = (struct tcphdr *)(ack->data + iph->len);
+	struct ip_vs_iphdr niph;
+	struct sk_buff *skb;
+	struct tcphdr *th;
+	unsigned int tlen;
+	u8 *opt;
+
+	skb = alloc_skb(LL_MAX_HEADER + 64 + iplen + 60, GFP_ATOMIC);
+	if (!skb)
+		return;
+	skb_reserve(skb, LL_MAX_HEADER + 64);
+	skb_reset_network_header(skb);
+	skb_put(skb, iplen);
+	skb_set_transport_header(skb, iplen);
+	th = skb_put_zero(skb, sizeof(*th));
+	th->source = ath->source;
+	th->dest = ath->dest;
+	th->seq = htonl(ntohl(ath->seq) - 1);
+	th->syn = 1;
+	th->window = htons(5000);
+	opt = skb_put(skb, TCPOLEN_MSS);
+	opt[0] = TCPOPT_MSS;
+	opt[1] = TCPOLEN_MSS;
+	put_unaligned_be16(ip_vs_sp_msstab[IP_VS_SP_D_MSS(data)], opt + 2);
+	if (data & IP_VS_SP_D_SACK) {
+		opt = skb_put(skb, 4);
+		opt[0] = TCPOPT_NOP;
+		opt[1] = TCPOPT_NOP;
+		opt[2] = TCPOPT_SACK_PERM;
+		opt[3] = TCPOLEN_SACK_PERM;
+	}
+	if (IP_VS_SP_D_WS(data) != IP_VS_SP_WS_NONE) {
+		opt = skb_put(skb, 4);
+		opt[0] = TCPOPT_NOP;
+		opt[1] = TCPOPT_WINDOW;
+		opt[2] = TCPOLEN_WINDOW;
+		opt[3] = IP_VS_SP_D_WS(data);
+	}
+	tlen = skb->len - iplen;
+	th->doff = tlen / 4;
+
+	if (cp->af == AF_INET6) {
+		struct ipv6hdr *ip6 = ipv6_hdr(skb);
+
+		ip6_flow_hdr(ip6, 0, 0);
+		ip6->payload_len = htons(tlen);
+		ip6->nexthdr = IPPROTO_TCP;
+		ip6->hop_limit = 64;
+		ip6->saddr = ipv6_hdr(ack)->saddr;
+		ip6->daddr = ipv6_hdr(ack)->daddr;
+		skb->protocol = htons(ETH_P_IPV6);
+	} else {
+		struct iphdr *ip = ip_hdr(skb);
+
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->tos = ip_hdr(ack)->tos & ~INET_ECN_MASK;
+		ip->tot_len = htons(skb->len);
+		ip->id = 0;
+		ip->frag_off = htons(IP_DF);
+		ip->ttl = IPDEFTTL;
+		ip->protocol = IPPROTO_TCP;
+		ip->saddr = ip_hdr(ack)->saddr;
+		ip->daddr = ip_hdr(ack)->daddr;
+		ip_send_check(ip);
+		skb->protocol = htons(ETH_P_IP);
+	}
+	ip_vs_sp_tcp_csum(skb, cp->af, iplen);
+	skb->dev = ack->dev;
+	skb->mark = ack->mark;
+	skb->skb_iif = ack->skb_iif;
+	skb_dst_copy(skb, ack);
+
+	ip_vs_fill_iph_skb(cp->af, skb, false, &niph);
+	if (pd->pp->state_transition)
+		pd->pp->state_transition(cp, IP_VS_DIR_INPUT, skb, pd,
+					 niph.len);
+	if (!cp->packet_xmit ||
+	    cp->packet_xmit(skb, cp, pd->pp, &niph) != NF_STOLEN)
+		kfree_skb(skb);
+}
+
+/* A packet without a connection, to a SYNPROXY service.  True when it was
+ * handled; then *verdict says what to do with skb.
+ */
+bool ip_vs_synproxy_schedule(struct netns_ipvs *ipvs, int af,
+			     struct sk_buff *skb, struct ip_vs_proto_data *pd,
+			     int *verdict, struct ip_vs_iphdr *iph)
+{
+	struct ip_vs_synproxy_net *sp = ipvs->synproxy;
+	struct ip_vs_service *svc;
+	struct tcphdr _th, *th;
+	struct ip_vs_conn *cp;
+	int ignored, data;
+
+	if (!sp || ip_vs_iph_icmp(iph) || ip_vs_iph_inverse(iph) ||
+	    iph->fragoffs)
+		return false;
+	th = skb_header_pointer(skb, iph->len, sizeof(_th), &_th);
+	if (!th)
+		return false;
+	svc = ip_vs_service_find(ipvs, af, skb->mark, IPPROTO_TCP, &iph->daddr,
+				 th->dest);
+	if (!svc || !(svc->flags & IP_VS_SVC_F_SYNPROXY))
+		return false;
+
+	if (th->syn && !th->ack && !th->rst && !th->fin) {
+		if (!READ_ONCE(svc->num_dests)) {
+			IP_VS_SP_INC(ipvs, SYNPROXY_NO_DEST);
+			*verdict = NF_DROP;
+			return true;
+		}
+		IP_VS_SP_INC(ipvs, SYNPROXY_SYN_CNT);
+		*verdict = ip_vs_sp_synack(ipvs, af, skb, iph);
+		return true;
+	}
+	if (!th->ack || th->syn || th->rst || th->fin) {
+		if (READ_ONCE(sp->sysctl_defence_tcp_drop)) {
+			IP_VS_SP_INC(ipvs, DEFENCE_TCP_DROP);
+			*verdict = NF_DROP;
+			return true;
+		}
+		return false;
+	}
+
+	/* a pure ACK: the third packet of a handshake, or an attack */
+	*verdict = NF_DROP;
+	if (READ_ONCE(sp->sysctl_defer) && skb->len <= iph->len + th->doff * 4) {
+		IP_VS_SP_INC(ipvs, SYNPROXY_NULL_ACK);
+		return true;
+	}
+	data = ip_vs_sp_check(af, &iph->saddr, &iph->daddr, th->source,
+			      th->dest, ntohl(th->seq) - 1,
+			      ntohl(th->ack_seq) - 1);
+	if (data < 0) {
+		IP_VS_SP_INC(ipvs, SYNPROXY_BAD_ACK);
+		return true;
+	}
+	if (skb_ensure_writable(skb, iph->len + th->doff * 4))
+		return true;
+	IP_VS_SP_INC(ipvs, SYNPROXY_OK_ACK);
+
+	cp = ip_vs_schedule(svc, skb, pd, &ignored, iph);
+	if (!cp)
+		return true;
+	cp->flags |= IP_VS_CONN_F_SYNPROXY;
+	cp->sp.isn = ntohl(th->ack_seq) - 1;
+	cp->sp.c_wscale = IP_VS_SP_D_WS(data);
+	cp->sp.d_wscale = READ_ONCE(sp->sysctl_wscale);
+
+	skb_dst_force(skb);
+	skb_queue_tail(&cp->sp.ack_q, skb);
+	ip_vs_sp_send_rs_syn(cp, pd, skb, iph, data);
+	ip_vs_conn_put(cp);
+	*verdict = NF_STOLEN;
+	return true;
+}
+
+/* client -> real server, on a SYNPROXY connection */
+unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
+			       struct ip_vs_proto_data *pd,
+			       struct ip_vs_iphdr *iph)
+{
+	struct ip_vs_synproxy_net *sp = cp->ipvs->synproxy;
+	struct tcphdr *th;
+	u32 delta;
+
+	if (cp->protocol != IPPROTO_TCP || iph->fragoffs ||
+	    ip_vs_iph_icmp(iph))
+		return NF_ACCEPT;
+	if (skb_ensure_writable(skb, iph->len + sizeof(*th)))
+		return NF_DROP;
+	th = (struct tcphdr *)(skb->data + iph->len);
+	if (th->doff < 5 || skb_ensure_writable(skb, iph->len + th->doff * 4))
+		return NF_DROP;
+	th = (struct tcphdr *)(skb->data + iph->len);
+
+	if (!(READ_ONCE(cp->sp.flags) & IP_VS_SP_F_EST)) {
+		struct sk_buff_head *q = &cp->sp.ack_q;
+
+		if (th->rst)
+			return NF_ACCEPT;
+		if (th->syn || !th->ack)
+			return NF_DROP;
+		spin_lock_bh(&q->lock);
+		if (!(cp->sp.flags & IP_VS_SP_F_EST)) {
+			if (skb_queue_len(q) >=
+			    READ_ONCE(sp->sysctl_ack_skb_store_thresh)) {
+				spin_unlock_bh(&q->lock);
+				IP_VS_SP_INC(cp->ipvs, SYNPROXY_SYNSEND_QLEN);
+				return NF_DROP;
+			}
+			skb_dst_force(skb);
+			__skb_queue_tail(q, skb);
+			spin_unlock_bh(&q->lock);
+			return NF_STOLEN;
+		}
+		spin_unlock_bh(&q->lock);
+	}
+
+	if (th->syn)
+		return NF_ACCEPT;
+	delta = cp->sp.delta;
+	if (th->ack) {
+		u8 *p = (u8 *)(th + 1);
+		int left = th->doff * 4 - sizeof(*th);
+
+		ip_vs_sp_set32(skb, th, &th->ack_seq, ntohl(th->ack_seq) - delta);
+		/* SACK blocks name the real server's sequence numbers */
+		while (left > 0) {
+			int len, i;
+
+			if (*p == TCPOPT_EOL)
+				break;
+			if (*p == TCPOPT_NOP) {
+				p++;
+				left--;
+				continue;
+			}
+			if (left < 2)
+				break;
+			len = p[1];
+			if (len < 2 || len > left)
+				break;
+			if (*p == TCPOPT_SACK &&
+			    !((len - TCPOLEN_SACK_BASE) % TCPOLEN_SACK_PERBLOCK))
+				for (i = TCPOLEN_SACK_BASE; i < len; i += 4)
+					ip_vs_sp_set32(skb, th, p + i,
+						       get_unaligned_be32(p + i) -
+						       delta);
+			p += len;
+			left -= len;
+		}
+	}
+	/* the client scales its window, the real server does not */
+	if (cp->sp.c_wscale != IP_VS_SP_WS_NONE &&
+	    cp->sp.rs_wscale == IP_VS_SP_WS_NONE && cp->sp.c_wscale)
+		ip_vs_sp_set_window(skb, th,
+				    (u32)ntohs(th->window) << cp->sp.c_wscale);
+	return NF_ACCEPT;
+}
+
+static void ip_vs_sp_rs_wscale(u8 *opt, int len, void *arg)
+{
+	if (opt[0] == TCPOPT_WINDOW && len == TCPOLEN_WINDOW)
+		*(u8 *)arg = min_t(u8, opt[2], TCP_MAX_WSCALE);
+}
+
+/* Send the client packets that waited for the real server. */
+static void ip_vs_sp_flush(struct ip_vs_conn *cp, struct ip_vs_proto_data *pd)
+{
+	struct sk_buff_head list;
+	struct sk_buff *skb;
+
+	__skb_queue_head_init(&list);
+	spin_lock_bh(&cp->sp.ack_q.lock);
+	skb_queue_splice_init(&cp->sp.ack_q, &list);
+	spin_unlock_bh(&cp->sp.ack_q.lock);
+
+	while ((skb = __skb_dequeue(&list))) {
+		struct ip_vs_iphdr iph;
+
+		ip_vs_fill_iph_skb(cp->af, skb, false, &iph);
+		if (ip_vs_synproxy_in(skb, cp, pd, &iph) != NF_ACCEPT) {
+			kfree_skb(skb);
+			continue;
+		}
+		if (pd->pp->state_transition)
+			pd->pp->state_transition(cp, IP_VS_DIR_INPUT, skb, pd,
+						 iph.len);
+		if (!cp->packet_xmit ||
+		    cp->packet_xmit(skb, cp, pd->pp, &iph) != NF_STOLEN)
+			kfree_skb(skb);
+	}
+}
+
+/* real server -> client, on a SYNPROXY connection; NF_ACCEPT: go on */
+unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
+				struct ip_vs_proto_data *pd,
+				struct ip_vs_iphdr *iph)
+{
+	struct ip_vs_synproxy_net *sp = cp->ipvs->synproxy;
+	struct tcphdr *th;
+	u32 seq, thresh;
+	u8 rs_ws;
+
+	if (cp->protocol != IPPROTO_TCP || iph->fragoffs ||
+	    ip_vs_iph_icmp(iph))
+		return NF_ACCEPT;
+	if (skb_ensure_writable(skb, iph->len + sizeof(*th)))
+		return NF_DROP;
+	th = (struct tcphdr *)(skb->data + iph->len);
+	if (th->doff < 5 || skb_ensure_writable(skb, iph->len + th->doff * 4))
+		return NF_DROP;
+	th = (struct tcphdr *)(skb->data + iph->len);
+	seq = ntohl(th->seq);
+
+	if (!(READ_ONCE(cp->sp.flags) & IP_VS_SP_F_EST)) {
+		if (th->syn && th->ack) {
+			rs_ws = IP_VS_SP_WS_NONE;
+			if (cp->sp.c_wscale != IP_VS_SP_WS_NONE)
+				ip_vs_sp_opts(th, ip_vs_sp_rs_wscale, &rs_ws);
+			cp->sp.rs_wscale = rs_ws;
+			cp->sp.delta = cp->sp.isn - seq;
+			if (IP_VS_FWD_METHOD(cp) == IP_VS_CONN_F_FULLNAT) {
+				cp->fnat.fdata_seq = seq + 1;
+				cp->fnat.flags |= IP_VS_FNAT_F_FDATA;
+			}
+			if (pd->pp->state_transition)
+				pd->pp->state_transition(cp, IP_VS_DIR_OUTPUT,
+							 skb, pd, iph->len);
+			spin_lock_bh(&cp->sp.ack_q.lock);
+			cp->sp.flags |= IP_VS_SP_F_EST;
+			spin_unlock_bh(&cp->sp.ack_q.lock);
+			ip_vs_sp_flush(cp, pd);
+			kfree_skb(skb);
+			return NF_STOLEN;
+		}
+		if (!th->rst)
+			return NF_DROP;
+		/* refused: the client sees a RST that fits its window */
+		IP_VS_SP_INC(cp->ipvs, SYNPROXY_RS_ERROR);
+		cp->sp.delta = cp->sp.isn + 1 - seq;
+		cp->sp.rs_wscale = IP_VS_SP_WS_NONE;
+		spin_lock_bh(&cp->sp.ack_q.lock);
+		cp->sp.flags |= IP_VS_SP_F_EST;
+		__skb_queue_purge(&cp->sp.ack_q);
+		spin_unlock_bh(&cp->sp.ack_q.lock);
+	}
+
+	/* ACK storm: the same pure ACK again and again */
+	thresh = READ_ONCE(sp->sysctl_ack_storm_thresh);
+	if (thresh && th->ack && !th->syn && !th->rst && !th->fin &&
+	    skb->len == iph->len + th->doff * 4) {
+		if (seq == cp->sp.last_seq &&
+		    ntohl(th->ack_seq) == cp->sp.last_ack) {
+			if (++cp->sp.dup_acks >= thresh) {
+				IP_VS_SP_INC(cp->ipvs, SYNPROXY_ACK_STORM);
+				return NF_DROP;
+			}
+		} else {
+			cp->sp.last_seq = seq;
+			cp->sp.last_ack = ntohl(th->ack_seq);
+			cp->sp.dup_acks = 0;
+		}
+	}
+
+	ip_vs_sp_set32(skb, th, &th->seq, seq + cp->sp.delta);
+	if (cp->sp.c_wscale != IP_VS_SP_WS_NONE && !th->syn) {
+		u32 rs = cp->sp.rs_wscale == IP_VS_SP_WS_NONE ? 0 :
+			 cp->sp.rs_wscale;
+
+		if (rs != cp->sp.d_wscale)
+			ip_vs_sp_set_window(skb, th,
+					    ((u32)ntohs(th->window) << rs) >>
+					    cp->sp.d_wscale);
+	}
+	return NF_ACCEPT;
+}
+
+void ip_vs_synproxy_conn_init(struct ip_vs_conn *cp)
+{
+	memset(&cp->sp, 0, sizeof(cp->sp));
+	skb_queue_head_init(&cp->sp.ack_q);
+	cp->sp.c_wscale = IP_VS_SP_WS_NONE;
+	cp->sp.rs_wscale = IP_VS_SP_WS_NONE;
+}
+
+void ip_vs_synproxy_conn_free(struct ip_vs_conn *cp)
+{
+	skb_queue_purge(&cp->sp.ack_q);
+}
+
+/* sysctls */
+
+static int ip_vs_sp_zero;
+static int ip_vs_sp_one = 1;
+static int ip_vs_sp_five = 5;
+static int ip_vs_sp_six = 6;
+static int ip_vs_sp_14 = TCP_MAX_WSCALE;
+static int ip_vs_sp_255 = 255;
+static int ip_vs_sp_65535 = 65535;
+
+#define IP_VS_SP_SYSCTL(name, field, lo, hi)				\
+	{								\
+		.procname	= name,					\
+		.data		= (void *)offsetof(struct ip_vs_synproxy_net, field), \
+		.maxlen		= sizeof(int),				\
+		.mode		= 0644,					\
+		.proc_handler	= proc_dointvec_minmax,			\
+		.extra1		= lo,					\
+		.extra2		= hi,					\
+	}
+
+static const struct ctl_table ip_vs_sp_vars[] = {
+	IP_VS_SP_SYSCTL("synproxy_init_mss", sysctl_init_mss, &ip_vs_sp_zero,
+			&ip_vs_sp_65535),
+	IP_VS_SP_SYSCTL("synproxy_sack", sysctl_sack, &ip_vs_sp_zero,
+			&ip_vs_sp_one),
+	IP_VS_SP_SYSCTL("synproxy_wscale", sysctl_wscale, &ip_vs_sp_zero,
+			&ip_vs_sp_14),
+	IP_VS_SP_SYSCTL("synproxy_timestamp", sysctl_timestamp,
+			&ip_vs_sp_zero, &ip_vs_sp_zero),
+	IP_VS_SP_SYSCTL("synproxy_synack_ttl", sysctl_synack_ttl,
+			&ip_vs_sp_one, &ip_vs_sp_255),
+	IP_VS_SP_SYSCTL("synproxy_defer", sysctl_defer, &ip_vs_sp_zero,
+			&ip_vs_sp_one),
+	IP_VS_SP_SYSCTL("synproxy_conn_reuse", sysctl_conn_reuse,
+			&ip_vs_sp_zero, &ip_vs_sp_one),
+	IP_VS_SP_SYSCTL("synproxy_ack_skb_store_thresh",
+			sysctl_ack_skb_store_thresh, &ip_vs_sp_zero,
+			&ip_vs_sp_five),
+	IP_VS_SP_SYSCTL("synproxy_ack_storm_thresh", sysctl_ack_storm_thresh,
+			&ip_vs_sp_zero, &ip_vs_sp_65535),
+	IP_VS_SP_SYSCTL("synproxy_syn_retry", sysctl_syn_retry,
+			&ip_vs_sp_zero, &ip_vs_sp_six),
+	IP_VS_SP_SYSCTL("defence_tcp_drop", sysctl_defence_tcp_drop,
+			&ip_vs_sp_zero, &ip_vs_sp_one),
+	{ }
+};
+
+#define IP_VS_SP_NVARS (ARRAY_SIZE(ip_vs_sp_vars) - 1)
+
+static int ip_vs_sp_sysctl_init(struct netns_ipvs *ipvs)
+{
+	struct ip_vs_synproxy_net *sp = ipvs->synproxy;
+	struct ctl_table *tbl;
+	unsigned int i;
+
+	tbl = kmemdup(ip_vs_sp_vars, sizeof(ip_vs_sp_vars), GFP_KERNEL);
+	if (!tbl)
+		return -ENOMEM;
+	for (i = 0; i < IP_VS_SP_NVARS; i++)
+		tbl[i].data = (void *)sp + (unsigned long)tbl[i].data;
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
+	sp->sysctl_hdr = register_net_sysctl_sz(ipvs->net, "net/ipv4/vs", tbl,
+						IP_VS_SP_NVARS);
+#else
+	sp->sysctl_hdr = register_net_sysctl(ipvs->net, "net/ipv4/vs", tbl);
+#endif
+	if (!sp->sysctl_hdr) {
+		kfree(tbl);
+		return -ENOMEM;
+	}
+	sp->sysctl_tbl = tbl;
+	return 0;
+}
+
+/* /proc/net/ip_vs_synproxy_stats, in the format of ip_vs_ext_stats */
+
+static const char * const ip_vs_sp_stat_names[IP_VS_SP_STAT_LAST] = {
+	[SYNPROXY_RS_ERROR]	= "synproxy_rs_error",
+	[SYNPROXY_NULL_ACK]	= "synproxy_null_ack",
+	[SYNPROXY_BAD_ACK]	= "synproxy_bad_ack",
+	[SYNPROXY_OK_ACK]	= "synproxy_ok_ack",
+	[SYNPROXY_SYN_CNT]	= "synproxy_syn_cnt",
+	[SYNPROXY_ACK_STORM]	= "synproxy_ackstorm",
+	[SYNPROXY_SYNSEND_QLEN]	= "synproxy_synsend_qlen",
+	[SYNPROXY_CONN_REUSED]	= "synproxy_conn_reused",
+	[DEFENCE_TCP_DROP]	= "defence_tcp_drop",
+	[SYNPROXY_NO_DEST]	= "synproxy_no_dest",
+};
+
+static int ip_vs_sp_stats_show(struct seq_file *seq, void *v)
+{
+	struct netns_ipvs *ipvs = net_ipvs(seq_file_single_net(seq));
+	int i, cpu;
+
+	seq_printf(seq, "%34s", "");
+	for_each_online_cpu(cpu)
+		seq_printf(seq, "CPU%d       ", cpu);
+	seq_putc(seq, '\n');
+	for (i = 1; i < IP_VS_SP_STAT_LAST; i++) {
+		seq_printf(seq, "%-25s:", ip_vs_sp_stat_names[i]);
+		for_each_online_cpu(cpu)
+			seq_printf(seq, "%10llu ",
+				   per_cpu_ptr(ipvs->synproxy->stats,
+					       cpu)->items[i]);
+		seq_putc(seq, '\n');
+	}
+	return 0;
+}
+
+int ip_vs_synproxy_net_init(struct netns_ipvs *ipvs)
+{
+	struct ip_vs_synproxy_net *sp;
+
+	net_get_random_once(ip_vs_sp_key, sizeof(ip_vs_sp_key));
+	sp = kzalloc(sizeof(*sp), GFP_KERNEL);
+	if (!sp)
+		return -ENOMEM;
+	sp->sysctl_init_mss = 1452;
+	sp->sysctl_sack = 1;
+	sp->sysctl_synack_ttl = 63;
+	sp->sysctl_conn_reuse = 1;
+	sp->sysctl_ack_skb_store_thresh = 3;
+	sp->sysctl_ack_storm_thresh = 10;
+	sp->sysctl_syn_retry = 3;
+	sp->sysctl_defence_tcp_drop = 1;
+	sp->stats = alloc_percpu(struct ip_vs_sp_stats);
+	if (!sp->stats)
+		goto err_free;
+	ipvs->synproxy = sp;
+	if (ip_vs_sp_sysctl_init(ipvs))
+		goto err_stats;
+	if (!proc_create_net_single("ip_vs_synproxy_stats", 0444,
+				    ipvs->net->proc_net,
+				    ip_vs_sp_stats_show, NULL))
+		goto err_sysctl;
+	return 0;
+
+err_sysctl:
+	unregister_net_sysctl_table(sp->sysctl_hdr);
+	kfree(sp->sysctl_tbl);
+err_stats:
+	free_percpu(sp->stats);
+err_free:
+	ipvs->synproxy = NULL;
+	kfree(sp);
+	return -ENOMEM;
+}
+
+void ip_vs_synproxy_net_cleanup(struct netns_ipvs *ipvs)
+{
+	struct ip_vs_synproxy_net *sp = ipvs->synproxy;
+
+	if (!sp)
+		return;
+	remove_proc_entry("ip_vs_synproxy_stats", ipvs->net->proc_net);
+	unregister_net_sysctl_table(sp->sysctl_hdr);
+	kfree(sp->sysctl_tbl);
+	free_percpu(sp->stats);
+	ipvs->synproxy = NULL;
+	kfree(sp);
+}
