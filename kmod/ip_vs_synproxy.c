@@ -356,13 +356,14 @@ drop:
 	return NF_STOLEN;
 }
 
-/* Build the SYN to the real server from the client's ACK and the cookie's
- * data, and send it through the connection's transmitter.
+/* Build the SYN to the real server (sequence number seq, options from the
+ * cookie's data) with the addresses and route of the client's packet ack, and
+ * send it through the connection's transmitter.
  */
 static void ip_vs_sp_send_rs_syn(struct ip_vs_conn *cp,
 				 struct ip_vs_proto_data *pd,
 				 struct sk_buff *ack, struct ip_vs_iphdr *iph,
-				 u32 data)
+				 u32 seq, u32 data)
 {
 	unsigned int iplen = cp->af == AF_INET6 ? sizeof(struct ipv6hdr) :
 						  sizeof(struct iphdr);
@@ -383,7 +384,7 @@ static void ip_vs_sp_send_rs_syn(struct ip_vs_conn *cp,
 	th = skb_put_zero(skb, sizeof(*th));
 	th->source = ath->source;
 	th->dest = ath->dest;
-	th->seq = htonl(ntohl(ath->seq) - 1);
+	th->seq = htonl(seq);
 	th->syn = 1;
 	th->window = htons(5000);
 	opt = skb_put(skb, TCPOLEN_MSS);
@@ -515,10 +516,13 @@ bool ip_vs_synproxy_schedule(struct netns_ipvs *ipvs, int af,
 	cp->sp.isn = ntohl(th->ack_seq) - 1;
 	cp->sp.c_wscale = IP_VS_SP_D_WS(data);
 	cp->sp.d_wscale = READ_ONCE(sp->sysctl_wscale);
+	cp->sp.cisn = ntohl(th->seq) - 1;
+	cp->sp.data = data;
+	cp->sp.syn_sent = jiffies;
 
 	skb_dst_force(skb);
 	skb_queue_tail(&cp->sp.ack_q, skb);
-	ip_vs_sp_send_rs_syn(cp, pd, skb, iph, data);
+	ip_vs_sp_send_rs_syn(cp, pd, skb, iph, cp->sp.cisn, data);
 	ip_vs_conn_put(cp);
 	*verdict = NF_STOLEN;
 	return true;
@@ -543,13 +547,31 @@ unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 		return NF_DROP;
 	th = (struct tcphdr *)(skb->data + iph->len);
 
-	if (!(READ_ONCE(cp->sp.flags) & IP_VS_SP_F_EST)) {
+	/* pairs with the release in ip_vs_synproxy_out: delta is valid */
+	if (!(smp_load_acquire(&cp->sp.flags) & IP_VS_SP_F_EST)) {
 		struct sk_buff_head *q = &cp->sp.ack_q;
+
+		bool resend;
 
 		if (th->rst)
 			return NF_ACCEPT;
 		if (th->syn || !th->ack)
 			return NF_DROP;
+		/* the client retransmits: the real server's SYN-ACK is late */
+		spin_lock_bh(&q->lock);
+		resend = !(cp->sp.flags & IP_VS_SP_F_EST) &&
+			 cp->sp.retries < READ_ONCE(sp->sysctl_syn_retry) &&
+			 time_after(jiffies, cp->sp.syn_sent + HZ);
+		if (resend) {
+			cp->sp.retries++;
+			cp->sp.syn_sent = jiffies;
+		}
+		spin_unlock_bh(&q->lock);
+		if (resend) {
+			IP_VS_SP_INC(cp->ipvs, SYNPROXY_RS_ERROR);
+			ip_vs_sp_send_rs_syn(cp, pd, skb, iph, cp->sp.cisn,
+					     cp->sp.data);
+		}
 		spin_lock_bh(&q->lock);
 		if (!(cp->sp.flags & IP_VS_SP_F_EST)) {
 			if (skb_queue_len(q) >=
@@ -663,7 +685,8 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 	th = (struct tcphdr *)(skb->data + iph->len);
 	seq = ntohl(th->seq);
 
-	if (!(READ_ONCE(cp->sp.flags) & IP_VS_SP_F_EST)) {
+	/* pairs with the release below */
+	if (!(smp_load_acquire(&cp->sp.flags) & IP_VS_SP_F_EST)) {
 		if (th->syn && th->ack) {
 			rs_ws = IP_VS_SP_WS_NONE;
 			if (cp->sp.c_wscale != IP_VS_SP_WS_NONE)
@@ -678,7 +701,9 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 				pd->pp->state_transition(cp, IP_VS_DIR_OUTPUT,
 							 skb, pd, iph->len);
 			spin_lock_bh(&cp->sp.ack_q.lock);
-			cp->sp.flags |= IP_VS_SP_F_EST;
+			/* delta and rs_wscale before the flag */
+			smp_store_release(&cp->sp.flags,
+					  cp->sp.flags | IP_VS_SP_F_EST);
 			spin_unlock_bh(&cp->sp.ack_q.lock);
 			ip_vs_sp_flush(cp, pd);
 			kfree_skb(skb);
@@ -691,10 +716,16 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 		cp->sp.delta = cp->sp.isn + 1 - seq;
 		cp->sp.rs_wscale = IP_VS_SP_WS_NONE;
 		spin_lock_bh(&cp->sp.ack_q.lock);
-		cp->sp.flags |= IP_VS_SP_F_EST;
+		/* delta before the flag */
+		smp_store_release(&cp->sp.flags,
+				  cp->sp.flags | IP_VS_SP_F_EST);
 		__skb_queue_purge(&cp->sp.ack_q);
 		spin_unlock_bh(&cp->sp.ack_q.lock);
 	}
+
+	/* a SYN-ACK answering a resent SYN: the client has had ours */
+	if (th->syn)
+		return NF_DROP;
 
 	/* ACK storm: the same pure ACK again and again */
 	thresh = READ_ONCE(sp->sysctl_ack_storm_thresh);
@@ -714,7 +745,7 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 	}
 
 	ip_vs_sp_set32(skb, th, &th->seq, seq + cp->sp.delta);
-	if (cp->sp.c_wscale != IP_VS_SP_WS_NONE && !th->syn) {
+	if (cp->sp.c_wscale != IP_VS_SP_WS_NONE) {
 		u32 rs = cp->sp.rs_wscale == IP_VS_SP_WS_NONE ? 0 :
 			 cp->sp.rs_wscale;
 

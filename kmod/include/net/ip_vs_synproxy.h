@@ -29,6 +29,10 @@ struct ip_vs_synproxy_conn {
 	u32			delta;		/* isn - RS ISN */
 	u32			last_seq;	/* ACK storm: last RS seq/ack */
 	u32			last_ack;
+	u32			cisn;		/* client's ISN */
+	u32			data;		/* the cookie's data */
+	unsigned long		syn_sent;	/* jiffies of the last SYN */
+	u8			retries;	/* SYNs resent */
 	u16			dup_acks;
 	u8			flags;
 	u8			c_wscale;	/* client's shift, 15: none */

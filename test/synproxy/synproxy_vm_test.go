@@ -1,0 +1,419 @@
+// Copyright The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build vmtest
+
+package synproxy
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fullnat/fullnat/internal/vmnet"
+	"github.com/fullnat/fullnat/ipvs"
+)
+
+const cipvsadm = "/usr/sbin/ipvsadm"
+
+type fixture struct {
+	tp     *vmnet.Topology
+	c      *ipvs.Client
+	laddrs []netip.Addr
+	lad6   []netip.Addr
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	if os.Getenv("RIG_MODULES") != "ours" {
+		t.Fatalf("SYNPROXY needs our modules (RIG_MODULES=ours), got %q", os.Getenv("RIG_MODULES"))
+	}
+	tp := vmnet.New(t, vmnet.Options{Servers: 2, RouteBack: true})
+	d := tp.Director
+	d.Run(t, "/sbin/modprobe", "ip_vs")
+	d.Run(t, "/sbin/modprobe", "ip_vs_rr")
+	f := &fixture{tp: tp}
+	for i := 1; i <= 2; i++ {
+		a4 := netip.MustParseAddr(fmt.Sprintf("198.51.100.%d", 100+i))
+		a6 := netip.MustParseAddr(fmt.Sprintf("2001:db8:2::%d", 100+i))
+		d.Addr(t, "br0", a4.String()+"/24")
+		d.Addr(t, "br0", a6.String()+"/64")
+		f.laddrs = append(f.laddrs, a4)
+		f.lad6 = append(f.lad6, a6)
+	}
+	// Spoofed flood sources: SYN-ACKs to them go back to the client namespace, which drops
+	// them; no reverse-path filter drops the flood before IPVS sees it.
+	d.Run(t, vmnet.IP, "route", "add", "198.18.0.0/15", "via", "192.0.2.2")
+	d.Sysctl(t, "net.ipv4.conf.all.rp_filter", "0")
+	d.Sysctl(t, "net.ipv4.conf.c0.rp_filter", "0")
+	for i, rs := range tp.Servers {
+		vmnet.Serve(t, rs, fmt.Sprintf("rs%d", i+1), 80, tp.ServerAddrs[i], tp.ServerAddrs6[i])
+	}
+	c, err := ipvs.NewInNamespace("/run/netns/" + string(d))
+	if err != nil {
+		t.Fatalf("IPVS client in the director: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	f.c = c
+	t.Cleanup(func() { _, _ = d.Try(cipvsadm, "-C") })
+	return f
+}
+
+// service creates vip:80 with the servers as destinations of method fwd (FULLNAT also gets
+// the local addresses), with or without the SYNPROXY flag.
+func (f *fixture) service(t *testing.T, vip netip.Addr, fwd ipvs.ForwardMethod, synproxy bool) ipvs.Service {
+	t.Helper()
+	s := ipvs.Service{Protocol: ipvs.Protocol(6), Address: vip, Port: 80, Scheduler: "rr"}
+	if synproxy {
+		s.Flags = ipvs.FlagSynProxy
+	}
+	if err := f.c.CreateService(s); err != nil {
+		t.Fatalf("create %v: %v", s, err)
+	}
+	rss, las := f.tp.ServerAddrs, f.laddrs
+	if vip.Is6() {
+		rss, las = f.tp.ServerAddrs6, f.lad6
+	}
+	for _, rs := range rss {
+		if err := f.c.CreateDestination(s, ipvs.Destination{Address: rs, Port: 80, ForwardMethod: fwd, Weight: 1}); err != nil {
+			t.Fatalf("destination %s: %v", rs, err)
+		}
+	}
+	if fwd == ipvs.FullNAT {
+		for _, la := range las {
+			if err := f.c.CreateLocalAddress(s, ipvs.LocalAddress{Address: la}); err != nil {
+				t.Fatalf("laddr %s: %v", la, err)
+			}
+		}
+	}
+	t.Cleanup(func() { _ = f.c.DeleteService(s) })
+	return s
+}
+
+// stats reads a /proc/net file in the format of ip_vs_ext_stats, summed over the CPUs.
+func stats(t *testing.T, ns vmnet.NS, file string) map[string]uint64 {
+	t.Helper()
+	out := ns.Run(t, "/bin/cat", file)
+	m := map[string]uint64{}
+	for _, line := range strings.Split(out, "\n")[1:] {
+		name, vals, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		var sum uint64
+		for _, v := range strings.Fields(vals) {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				t.Fatalf("%s: bad value %q in %q", file, v, line)
+			}
+			sum += n
+		}
+		m[strings.TrimSpace(name)] = sum
+	}
+	return m
+}
+
+func spStats(t *testing.T, d vmnet.NS) map[string]uint64 {
+	return stats(t, d, "/proc/net/ip_vs_synproxy_stats")
+}
+
+// inSegs is the sum of TCP InSegs over the real servers.
+func (f *fixture) inSegs(t *testing.T) uint64 {
+	t.Helper()
+	var sum uint64
+	for _, rs := range f.tp.Servers {
+		out := rs.Run(t, "/bin/cat", "/proc/net/snmp")
+		var names []string
+		for _, line := range strings.Split(out, "\n") {
+			if !strings.HasPrefix(line, "Tcp:") {
+				continue
+			}
+			fs := strings.Fields(line)[1:]
+			if names == nil {
+				names = fs
+				continue
+			}
+			for i, n := range names {
+				if n == "InSegs" {
+					v, _ := strconv.ParseUint(fs[i], 10, 64)
+					sum += v
+				}
+			}
+		}
+	}
+	return sum
+}
+
+// slab returns the active ip_vs_conn objects and the kernel's total slab memory in kB.
+func slab(t *testing.T) (conns uint64, kb uint64) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/slabinfo")
+	if err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			fs := strings.Fields(line)
+			if len(fs) > 2 && fs[0] == "ip_vs_conn" {
+				conns, _ = strconv.ParseUint(fs[1], 10, 64)
+			}
+		}
+	}
+	m, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		t.Fatalf("meminfo: %v", err)
+	}
+	for _, line := range strings.Split(string(m), "\n") {
+		if strings.HasPrefix(line, "Slab:") {
+			kb, _ = strconv.ParseUint(strings.Fields(line)[1], 10, 64)
+		}
+	}
+	return conns, kb
+}
+
+func TestSynProxyFlagKept(t *testing.T) {
+	f := newFixture(t)
+	feat, err := f.c.Features()
+	if err != nil || !feat.Has(ipvs.FeatureSynProxy) {
+		t.Fatalf("features %v (%v): SYNPROXY bit missing", feat, err)
+	}
+	s := f.service(t, f.tp.VIP, ipvs.FullNAT, true)
+	got, err := f.c.Service(s)
+	if err != nil || got.Flags&ipvs.FlagSynProxy == 0 {
+		t.Fatalf("dump after create: flags %v (%v), want SYNPROXY", got.Flags, err)
+	}
+	s.Flags = 0
+	if err := f.c.UpdateService(s); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = f.c.Service(s); got.Flags&ipvs.FlagSynProxy != 0 {
+		t.Errorf("flag still set after -E without it: %v", got.Flags)
+	}
+	s.Flags = ipvs.FlagSynProxy
+	if err := f.c.UpdateService(s); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = f.c.Service(s); got.Flags&ipvs.FlagSynProxy == 0 {
+		t.Errorf("flag lost through SET_SERVICE: %v", got.Flags)
+	}
+	out := f.tp.Director.Run(t, "/bin/sh", "-c", "ls /proc/sys/net/ipv4/vs/ | grep -E '^(synproxy|defence)_'")
+	for _, n := range []string{"synproxy_init_mss", "synproxy_sack", "synproxy_wscale", "synproxy_defer",
+		"synproxy_ack_skb_store_thresh", "synproxy_ack_storm_thresh", "defence_tcp_drop"} {
+		if !strings.Contains(out, n+"\n") {
+			t.Errorf("sysctl %s missing:\n%s", n, out)
+		}
+	}
+}
+
+// TestSynProxyTraffic: genuine connections through SYNPROXY services, NAT and FULLNAT, IPv4
+// and IPv6, with content verified both ways.
+func TestSynProxyTraffic(t *testing.T) {
+	f := newFixture(t)
+	d := f.tp.Director
+	for _, fwd := range []ipvs.ForwardMethod{ipvs.FullNAT, ipvs.Masquerade} {
+		for _, vip := range []netip.Addr{f.tp.VIP, f.tp.VIP6} {
+			t.Run(fmt.Sprintf("%v/%v", fwd, vip), func(t *testing.T) {
+				s := f.service(t, vip, fwd, true)
+				before := spStats(t, d)
+				addr := netip.AddrPortFrom(vip, 80).String()
+				h := vmnet.Dial(t, f.tp.Client, "--addr", addr, "--count", "100", "--parallel", "8")
+				if h.OK != 100 {
+					t.Errorf("hello: %d/100 ok, errors %v", h.OK, h.Errors)
+				}
+				g := vmnet.Dial(t, f.tp.Client, "--addr", addr, "--op", "get", "--size", "2097152", "--timeout", "60s")
+				p := vmnet.Dial(t, f.tp.Client, "--addr", addr, "--op", "put", "--size", "2097152", "--timeout", "60s")
+				if g.Bytes != 2<<20 || p.Bytes != 2<<20 {
+					t.Errorf("2 MB each way: %d down, %d up (%v %v)", g.Bytes, p.Bytes, g.Errors, p.Errors)
+				}
+				after := spStats(t, d)
+				if ok := after["synproxy_ok_ack"] - before["synproxy_ok_ack"]; ok < 100 {
+					t.Errorf("synproxy_ok_ack grew by %d, want >= 100", ok)
+				}
+				if err := f.c.DeleteService(s); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	}
+}
+
+// TestSynProxyFlood: 200,000 spoofed SYNs never reach the real servers; 200 genuine 1 MB
+// transfers made during a flood succeed; director slab stays bounded. Then the control
+// without the flag, the bad-ACK flood, and SACK/window scaling under loss.
+func TestSynProxyFlood(t *testing.T) {
+	f := newFixture(t)
+	d := f.tp.Director
+	vip := netip.AddrPortFrom(f.tp.VIP, 80)
+	s := f.service(t, f.tp.VIP, ipvs.FullNAT, true)
+
+	c0, kb0 := slab(t)
+	seg0 := f.inSegs(t)
+	st0 := spStats(t, d)
+	n, el, err := flood(string(f.tp.Client), vip, 200000, flagSYN, 4, 240*time.Second)
+	if err != nil || n < 200000 {
+		t.Fatalf("flood: sent %d in %v: %v", n, el, err)
+	}
+	time.Sleep(time.Second)
+	seg1 := f.inSegs(t)
+	st1 := spStats(t, d)
+	c1, kb1 := slab(t)
+	t.Logf("SYN flood: %d SYNs in %v (%.0f/s); synproxy_syn_cnt +%d; RS InSegs +%d",
+		n, el.Round(time.Millisecond), float64(n)/el.Seconds(), st1["synproxy_syn_cnt"]-st0["synproxy_syn_cnt"], seg1-seg0)
+	t.Logf("slab: ip_vs_conn %d -> %d objects, Slab %d kB -> %d kB", c0, c1, kb0, kb1)
+	if seg1 != seg0 {
+		t.Errorf("the real servers received %d TCP segments during the flood, want 0", seg1-seg0)
+	}
+	if got := st1["synproxy_syn_cnt"] - st0["synproxy_syn_cnt"]; got < uint64(n)*9/10 {
+		t.Errorf("synproxy_syn_cnt +%d for %d SYNs", got, n)
+	}
+	if c1 > c0+100 {
+		t.Errorf("ip_vs_conn objects grew from %d to %d during the flood", c0, c1)
+	}
+
+	// 200 genuine connections during a second flood.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var fn int
+	var fel time.Duration
+	go func() {
+		defer wg.Done()
+		fn, fel, _ = flood(string(f.tp.Client), vip, 200000, flagSYN, 2, 240*time.Second)
+	}()
+	g := vmnet.Dial(t, f.tp.Client, "--addr", vip.String(), "--op", "get", "--size", "1048576", "--count", "100", "--parallel", "8", "--timeout", "60s")
+	p := vmnet.Dial(t, f.tp.Client, "--addr", vip.String(), "--op", "put", "--size", "1048576", "--count", "100", "--parallel", "8", "--timeout", "60s")
+	wg.Wait()
+	if g.OK != 100 || p.OK != 100 || g.Bytes != 100<<20 || p.Bytes != 100<<20 {
+		t.Errorf("during the flood: get %d ok %d bytes %v, put %d ok %d bytes %v", g.OK, g.Bytes, g.Errors, p.OK, p.Bytes, p.Errors)
+	}
+	t.Logf("200 x 1 MB during a flood of %d SYNs (%.0f/s): get %d ms, put %d ms", fn, float64(fn)/fel.Seconds(), g.ElapsedMS, p.ElapsedMS)
+
+	// ACKs with bad cookies are dropped and counted.
+	st2 := spStats(t, d)
+	seg2 := f.inSegs(t)
+	an, _, err := flood(string(f.tp.Client), vip, 20000, flagACK, 2, 120*time.Second)
+	if err != nil {
+		t.Fatalf("ACK flood: %v", err)
+	}
+	time.Sleep(time.Second)
+	st3 := spStats(t, d)
+	if bad := st3["synproxy_bad_ack"] - st2["synproxy_bad_ack"]; bad < uint64(an)*99/100 {
+		t.Errorf("synproxy_bad_ack +%d for %d bad ACKs", bad, an)
+	}
+	if okk := st3["synproxy_ok_ack"] - st2["synproxy_ok_ack"]; okk > 2 {
+		t.Errorf("%d forged ACKs passed the cookie check", okk)
+	}
+	if seg3 := f.inSegs(t); seg3 != seg2 {
+		t.Errorf("real servers got %d segments from the ACK flood", seg3-seg2)
+	}
+	t.Logf("ACK flood: %d sent, synproxy_bad_ack +%d", an, st3["synproxy_bad_ack"]-st2["synproxy_bad_ack"])
+
+	// FINs without a connection: defence_tcp_drop.
+	fin, _, err := flood(string(f.tp.Client), vip, 5000, flagFIN|flagACK, 1, 60*time.Second)
+	if err != nil {
+		t.Fatalf("FIN flood: %v", err)
+	}
+	time.Sleep(time.Second)
+	st4 := spStats(t, d)
+	if dr := st4["defence_tcp_drop"] - st3["defence_tcp_drop"]; dr < uint64(fin)*99/100 {
+		t.Errorf("defence_tcp_drop +%d for %d FINs", dr, fin)
+	}
+	if seg4 := f.inSegs(t); seg4 != seg2 {
+		t.Errorf("real servers got %d segments from the ACK and FIN floods", seg4-seg2)
+	}
+
+	// SACK and window scaling across the proxy with 3% loss in the client
+	// namespace; our window scale 4 differs from the real server's, so windows are rescaled.
+	d.Sysctl(t, "net.ipv4.vs.synproxy_wscale", "4")
+	f.tp.Client.Run(t, "/usr/sbin/tc", "qdisc", "add", "dev", "eth0", "root", "netem", "loss", "3%")
+	lg := vmnet.Dial(t, f.tp.Client, "--addr", vip.String(), "--op", "get", "--size", "4194304", "--timeout", "120s")
+	lp := vmnet.Dial(t, f.tp.Client, "--addr", vip.String(), "--op", "put", "--size", "4194304", "--timeout", "120s")
+	f.tp.Client.Run(t, "/usr/sbin/tc", "qdisc", "del", "dev", "eth0", "root")
+	if lg.Bytes != 4<<20 || lp.Bytes != 4<<20 {
+		t.Errorf("4 MB each way with 3%% loss: %d down, %d up (%v %v)", lg.Bytes, lp.Bytes, lg.Errors, lp.Errors)
+	}
+	snmp := f.tp.Client.Run(t, "/bin/sh", "-c", "grep TcpExt /proc/net/netstat")
+	t.Logf("with loss, our window scale 4 (the real server's differs): get %d ms, put %d ms", lg.ElapsedMS, lp.ElapsedMS)
+	if lines := strings.Split(strings.TrimSpace(snmp), "\n"); len(lines) == 2 {
+		names, vals := strings.Fields(lines[0]), strings.Fields(lines[1])
+		for i, n := range names {
+			if strings.HasPrefix(n, "TCPSACKRecovery") || n == "TCPSackRecovery" || n == "TCPSACKReneging" || n == "TCPSackShifted" {
+				t.Logf("client %s = %s", n, vals[i])
+			}
+		}
+	}
+	t.Logf("counters:\n%s", d.Run(t, "/bin/cat", "/proc/net/ip_vs_synproxy_stats"))
+
+	// The control: the same kind of flood without the flag reaches the real servers.
+	if err := f.c.DeleteService(s); err != nil {
+		t.Fatal(err)
+	}
+	f.service(t, f.tp.VIP, ipvs.Masquerade, false)
+	seg4 := f.inSegs(t)
+	cn, _, err := flood(string(f.tp.Client), vip, 20000, flagSYN, 2, 120*time.Second)
+	if err != nil {
+		t.Fatalf("control flood: %v", err)
+	}
+	time.Sleep(2 * time.Second)
+	seg5 := f.inSegs(t)
+	t.Logf("control without SYNPROXY: %d SYNs, RS InSegs +%d", cn, seg5-seg4)
+	if seg5-seg4 < uint64(cn)*9/10 {
+		t.Errorf("control: the real servers got %d segments for %d SYNs without the flag", seg5-seg4, cn)
+	}
+}
+
+// TestSynProxyRefused: a real server that refuses (RST to our SYN) makes the client's
+// connection fail at once instead of hanging.
+func TestSynProxyRefused(t *testing.T) {
+	f := newFixture(t)
+	d := f.tp.Director
+	for _, vip := range []netip.Addr{f.tp.VIP, f.tp.VIP6} {
+		s := ipvs.Service{Protocol: ipvs.Protocol(6), Address: vip, Port: 81, Scheduler: "rr", Flags: ipvs.FlagSynProxy}
+		if err := f.c.CreateService(s); err != nil {
+			t.Fatal(err)
+		}
+		rs := f.tp.ServerAddrs[0]
+		if vip.Is6() {
+			rs = f.tp.ServerAddrs6[0]
+		}
+		if err := f.c.CreateDestination(s, ipvs.Destination{Address: rs, Port: 81, ForwardMethod: ipvs.Masquerade, Weight: 1}); err != nil {
+			t.Fatal(err)
+		}
+		before := spStats(t, d)
+		start := time.Now()
+		sum, out, err := vmnet.TryDial(f.tp.Client, "--addr", netip.AddrPortFrom(vip, 81).String(), "--timeout", "10s")
+		el := time.Since(start)
+		if sum.OK != 0 || el > 5*time.Second {
+			t.Errorf("%s: dial to a refusing server: %+v after %v (%v)\n%s", vip, sum, el, err, out)
+		}
+		t.Logf("%s: refused after %v: %v", vip, el.Round(time.Millisecond), sum.Errors)
+		if e := spStats(t, d)["synproxy_rs_error"] - before["synproxy_rs_error"]; e == 0 {
+			t.Errorf("%s: synproxy_rs_error not counted", vip)
+		}
+		_ = f.c.DeleteService(s)
+	}
+}
+
+// TestSynProxyUnloadDuringFlood removes the service and unloads ip_vs while SYNs arrive.
+func TestSynProxyUnloadDuringFlood(t *testing.T) {
+	f := newFixture(t)
+	d := f.tp.Director
+	vip := netip.AddrPortFrom(f.tp.VIP, 80)
+	f.service(t, f.tp.VIP, ipvs.FullNAT, true)
+	// a few live SYNPROXY connections, some still waiting for their real server
+	vmnet.Dial(t, f.tp.Client, "--addr", vip.String(), "--count", "20", "--parallel", "4")
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, _, _ = flood(string(f.tp.Client), vip, 100000, flagSYN, 2, 60*time.Second)
+	}()
+	time.Sleep(2 * time.Second)
+	_ = f.c.Close()
+	d.Run(t, cipvsadm, "-C")
+	if out, err := d.Try("/sbin/modprobe", "-r", "ip_vs_rr", "ip_vs"); err != nil {
+		t.Errorf("unloading during the flood: %v\n%s", err, out)
+	}
+	wg.Wait()
+}
