@@ -49,6 +49,7 @@
 #define IP_VS_SP_COOKIEMASK	((1U << IP_VS_SP_COOKIEBITS) - 1)
 #define IP_VS_SP_MAX_AGE	4		/* minutes a cookie stays valid */
 #define IP_VS_SP_WS_NONE	15
+#define IP_VS_SP_RETRY_TIME	(3 * HZ)	/* between SYNs to the RS */
 #define IP_VS_SP_D_MSS(d)	((d) & 0xf)
 #define IP_VS_SP_D_WS(d)	(((d) >> 4) & 0xf)
 #define IP_VS_SP_D_SACK		0x100
@@ -523,6 +524,11 @@ bool ip_vs_synproxy_schedule(struct netns_ipvs *ipvs, int af,
 	skb_dst_force(skb);
 	skb_queue_tail(&cp->sp.ack_q, skb);
 	ip_vs_sp_send_rs_syn(cp, pd, skb, iph, cp->sp.cisn, data);
+	if (READ_ONCE(sp->sysctl_syn_retry)) {
+		/* the retransmission timer holds a reference */
+		refcount_inc(&cp->refcnt);
+		mod_timer(&cp->sp.timer, jiffies + IP_VS_SP_RETRY_TIME);
+	}
 	ip_vs_conn_put(cp);
 	*verdict = NF_STOLEN;
 	return true;
@@ -757,9 +763,49 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 	return NF_ACCEPT;
 }
 
+/* The real server has not answered our SYN: send it again, with the
+ * addresses and route of the first client packet that waits.
+ */
+static void ip_vs_sp_retry(struct timer_list *t)
+{
+	struct ip_vs_conn *cp = from_timer(cp, t, sp.timer);
+	struct sk_buff_head *q = &cp->sp.ack_q;
+	struct ip_vs_proto_data *pd;
+	struct sk_buff *tmpl = NULL;
+	struct ip_vs_iphdr iph;
+
+	spin_lock(&q->lock);
+	if (!(cp->sp.flags & IP_VS_SP_F_EST) &&
+	    cp->sp.retries < READ_ONCE(cp->ipvs->synproxy->sysctl_syn_retry) &&
+	    !skb_queue_empty(q)) {
+		tmpl = skb_clone(skb_peek(q), GFP_ATOMIC);
+		if (tmpl) {
+			cp->sp.retries++;
+			cp->sp.syn_sent = jiffies;
+		}
+	}
+	spin_unlock(&q->lock);
+	if (!tmpl) {
+		__ip_vs_conn_put(cp);
+		return;
+	}
+	IP_VS_SP_INC(cp->ipvs, SYNPROXY_RS_ERROR);
+	rcu_read_lock();
+	pd = ip_vs_proto_data_get(cp->ipvs, IPPROTO_TCP);
+	if (pd) {
+		ip_vs_fill_iph_skb(cp->af, tmpl, false, &iph);
+		ip_vs_sp_send_rs_syn(cp, pd, tmpl, &iph, cp->sp.cisn,
+				     cp->sp.data);
+	}
+	rcu_read_unlock();
+	kfree_skb(tmpl);
+	mod_timer(&cp->sp.timer, jiffies + IP_VS_SP_RETRY_TIME);
+}
+
 void ip_vs_synproxy_conn_init(struct ip_vs_conn *cp)
 {
 	memset(&cp->sp, 0, sizeof(cp->sp));
+	timer_setup(&cp->sp.timer, ip_vs_sp_retry, 0);
 	skb_queue_head_init(&cp->sp.ack_q);
 	cp->sp.c_wscale = IP_VS_SP_WS_NONE;
 	cp->sp.rs_wscale = IP_VS_SP_WS_NONE;

@@ -9,6 +9,7 @@
 #include <linux/types.h>
 #include <linux/skbuff.h>
 #include <linux/sysctl.h>
+#include <linux/timer.h>
 
 struct ip_vs_conn;
 struct ip_vs_proto_data;
@@ -25,6 +26,7 @@ struct netns_ipvs;
 /* Per-connection SYNPROXY state, embedded in struct ip_vs_conn */
 struct ip_vs_synproxy_conn {
 	struct sk_buff_head	ack_q;		/* client packets before RS */
+	struct timer_list	timer;		/* SYN retransmission */
 	u32			isn;		/* our cookie ISN to the client */
 	u32			delta;		/* isn - RS ISN */
 	u32			last_seq;	/* ACK storm: last RS seq/ack */
