@@ -906,15 +906,15 @@ static const char * const ip_vs_sp_stat_names[IP_VS_SP_STAT_LAST] = {
 	[SYNPROXY_NO_DEST]	= "synproxy_no_dest",
 };
 
-static int ip_vs_sp_stats_show(struct seq_file *seq, void *v)
+/* The counter lines, for /proc/net/ip_vs_ext_stats too: its owner may call
+ * this after its own lines.
+ */
+void ip_vs_synproxy_stats_lines(struct seq_file *seq, struct netns_ipvs *ipvs)
 {
-	struct netns_ipvs *ipvs = net_ipvs(seq_file_single_net(seq));
 	int i, cpu;
 
-	seq_printf(seq, "%34s", "");
-	for_each_online_cpu(cpu)
-		seq_printf(seq, "CPU%d       ", cpu);
-	seq_putc(seq, '\n');
+	if (!ipvs->synproxy)
+		return;
 	for (i = 1; i < IP_VS_SP_STAT_LAST; i++) {
 		seq_printf(seq, "%-25s:", ip_vs_sp_stat_names[i]);
 		for_each_online_cpu(cpu)
@@ -923,6 +923,17 @@ static int ip_vs_sp_stats_show(struct seq_file *seq, void *v)
 					       cpu)->items[i]);
 		seq_putc(seq, '\n');
 	}
+}
+
+static int ip_vs_sp_stats_show(struct seq_file *seq, void *v)
+{
+	int cpu;
+
+	seq_printf(seq, "%34s", "");
+	for_each_online_cpu(cpu)
+		seq_printf(seq, "CPU%d       ", cpu);
+	seq_putc(seq, '\n');
+	ip_vs_synproxy_stats_lines(seq, net_ipvs(seq_file_single_net(seq)));
 	return 0;
 }
 

@@ -15,6 +15,7 @@ struct ip_vs_conn;
 struct ip_vs_proto_data;
 struct ip_vs_iphdr;
 struct netns_ipvs;
+struct seq_file;
 
 #ifndef IP_VS_SVC_F_SYNPROXY
 #define IP_VS_SVC_F_SYNPROXY	0x8000		/* service: SYNPROXY */
@@ -83,6 +84,7 @@ struct ip_vs_synproxy_net {
 
 int ip_vs_synproxy_net_init(struct netns_ipvs *ipvs);
 void ip_vs_synproxy_net_cleanup(struct netns_ipvs *ipvs);
+void ip_vs_synproxy_stats_lines(struct seq_file *seq, struct netns_ipvs *ipvs);
 void ip_vs_synproxy_conn_init(struct ip_vs_conn *cp);
 void ip_vs_synproxy_conn_free(struct ip_vs_conn *cp);
 bool ip_vs_synproxy_schedule(struct netns_ipvs *ipvs, int af,
