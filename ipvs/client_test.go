@@ -692,3 +692,34 @@ func TestServicesWithDestinations(t *testing.T) {
 		t.Errorf("ServicesWithDestinations() = %+v", got)
 	}
 }
+
+func TestConcurrentUse(t *testing.T) {
+	c, s := batchClient(t, nil)
+	done := make(chan error)
+	for i := range 8 {
+		go func() {
+			var err error
+			for range 50 {
+				if i%2 == 0 {
+					err = c.CreateService(svcTCP)
+				} else {
+					err = c.Apply(bigBatch(2, 2))
+				}
+				if err != nil {
+					break
+				}
+			}
+			done <- err
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	// every request reached the kernel whole, none lost or interleaved
+	// into another exchange
+	if want := 4*50 + 4*50*6; len(s.handled) != want {
+		t.Errorf("kernel saw %d requests, want %d", len(s.handled), want)
+	}
+}

@@ -49,7 +49,9 @@ type Connection struct {
 
 // column indices of a table, from its header line
 type connColumns struct {
-	n                                               int
+	// n is the number of columns; min the fewest fields a line may have
+	// (every column but trailing optional PEName/PEData).
+	n, min                                          int
 	pro, from, fprt, to, tprt, lip, lprt, dst, dprt int
 	state, expires, pename, pedata                  int
 }
@@ -79,6 +81,11 @@ func parseConnHeader(line string) (connColumns, error) {
 		return c, fmt.Errorf("connection table header %q has only one of LocalIP and LPrt", line)
 	}
 	c.n = len(fields)
+	for _, p := range []int{c.pro, c.from, c.fprt, c.to, c.tprt, c.lip, c.lprt, c.dst, c.dprt, c.state, c.expires} {
+		if p+1 > c.min {
+			c.min = p + 1
+		}
+	}
 	return c, nil
 }
 
@@ -117,12 +124,8 @@ func parseConnAddrPort(addr, port string) (netip.AddrPort, error) {
 func (c connColumns) parse(line string) (Connection, error) {
 	f := strings.Fields(line)
 	// PEName and PEData are optional at the end of a line.
-	min := c.n
-	if c.pename >= 0 {
-		min = c.pename
-	}
-	if len(f) < min || len(f) > c.n {
-		return Connection{}, fmt.Errorf("%d fields, want %d..%d", len(f), min, c.n)
+	if len(f) < c.min || len(f) > c.n {
+		return Connection{}, fmt.Errorf("%d fields, want %d..%d", len(f), c.min, c.n)
 	}
 	var conn Connection
 	var err error
