@@ -71,6 +71,9 @@ struct ip_vs_conn *ip_vs_fnat_out_get(const struct ip_vs_conn_param *p)
 	struct ip_vs_conn *cp;
 	unsigned int hash;
 
+	/* most packets here are not IPVS replies at all */
+	if (!p->ipvs->fnat || !atomic_read(&p->ipvs->fnat->conns))
+		return NULL;
 	hash = ip_vs_fnat_hash(p->ipvs, p->af, p->protocol, p->vaddr, p->vport,
 			       p->caddr, p->cport);
 	rcu_read_lock();
@@ -134,6 +137,7 @@ static int ip_vs_fnat_try_laddr(struct ip_vs_conn *cp, struct ip_vs_laddr *la,
 			cp->fnat.flags |= IP_VS_FNAT_F_HASHED;
 			hlist_add_head_rcu(&cp->fnat.o_list,
 					   &ip_vs_fnat_tab[hash]);
+			atomic_inc(&ipvs->fnat->conns);
 		}
 		spin_unlock_bh(lock);
 		if (busy) {
@@ -241,6 +245,7 @@ void ip_vs_fnat_conn_unbind(struct ip_vs_conn *cp)
 		hlist_del_rcu(&cp->fnat.o_list);
 		cp->fnat.flags &= ~IP_VS_FNAT_F_HASHED;
 		spin_unlock_bh(lock);
+		atomic_dec(&cp->ipvs->fnat->conns);
 	}
 	cp->fnat.laddr = NULL;
 	atomic_dec(&la->conn_counts);

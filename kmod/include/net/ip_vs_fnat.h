@@ -107,6 +107,7 @@ struct ip_vs_fnat_net {
 	int	sysctl_lport_max;
 	int	sysctl_lport_min;
 	int	sysctl_lport_tries;
+	atomic_t conns;		/* in the out-direction table */
 	struct ip_vs_ext_stats __percpu *ext_stats;
 	struct ctl_table_header *sysctl_hdr;
 	struct ctl_table *sysctl_tbl;
