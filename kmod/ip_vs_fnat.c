@@ -735,6 +735,7 @@ static int ip_vs_ext_stats_show(struct seq_file *seq, void *v)
 				   per_cpu_ptr(ipvs->fnat->ext_stats, cpu)->items[i]);
 		seq_putc(seq, '\n');
 	}
+	ip_vs_synproxy_stats_lines(seq, ipvs);
 	return 0;
 }
 

@@ -891,7 +891,7 @@ static int ip_vs_sp_sysctl_init(struct netns_ipvs *ipvs)
 	return 0;
 }
 
-/* /proc/net/ip_vs_synproxy_stats, in the format of ip_vs_ext_stats */
+/* SYNPROXY counter names, as in /proc/net/ip_vs_ext_stats */
 
 static const char * const ip_vs_sp_stat_names[IP_VS_SP_STAT_LAST] = {
 	[SYNPROXY_RS_ERROR]	= "synproxy_rs_error",
@@ -906,8 +906,10 @@ static const char * const ip_vs_sp_stat_names[IP_VS_SP_STAT_LAST] = {
 	[SYNPROXY_NO_DEST]	= "synproxy_no_dest",
 };
 
-/* The counter lines, for /proc/net/ip_vs_ext_stats too: its owner may call
- * this after its own lines.
+/* Our lines of /proc/net/ip_vs_ext_stats, printed by its owner after the
+ * FULLNAT ones. The file is removed before ip_vs_synproxy_net_cleanup()
+ * runs (the netns cleanup calls ip_vs_fnat_net_cleanup() first), so
+ * ipvs->synproxy cannot go away under a reader.
  */
 void ip_vs_synproxy_stats_lines(struct seq_file *seq, struct netns_ipvs *ipvs)
 {
@@ -923,18 +925,6 @@ void ip_vs_synproxy_stats_lines(struct seq_file *seq, struct netns_ipvs *ipvs)
 					       cpu)->items[i]);
 		seq_putc(seq, '\n');
 	}
-}
-
-static int ip_vs_sp_stats_show(struct seq_file *seq, void *v)
-{
-	int cpu;
-
-	seq_printf(seq, "%34s", "");
-	for_each_online_cpu(cpu)
-		seq_printf(seq, "CPU%d       ", cpu);
-	seq_putc(seq, '\n');
-	ip_vs_synproxy_stats_lines(seq, net_ipvs(seq_file_single_net(seq)));
-	return 0;
 }
 
 int ip_vs_synproxy_net_init(struct netns_ipvs *ipvs)
@@ -959,15 +949,8 @@ int ip_vs_synproxy_net_init(struct netns_ipvs *ipvs)
 	ipvs->synproxy = sp;
 	if (ip_vs_sp_sysctl_init(ipvs))
 		goto err_stats;
-	if (!proc_create_net_single("ip_vs_synproxy_stats", 0444,
-				    ipvs->net->proc_net,
-				    ip_vs_sp_stats_show, NULL))
-		goto err_sysctl;
 	return 0;
 
-err_sysctl:
-	unregister_net_sysctl_table(sp->sysctl_hdr);
-	kfree(sp->sysctl_tbl);
 err_stats:
 	free_percpu(sp->stats);
 err_free:
@@ -982,7 +965,6 @@ void ip_vs_synproxy_net_cleanup(struct netns_ipvs *ipvs)
 
 	if (!sp)
 		return;
-	remove_proc_entry("ip_vs_synproxy_stats", ipvs->net->proc_net);
 	unregister_net_sysctl_table(sp->sysctl_hdr);
 	kfree(sp->sysctl_tbl);
 	free_percpu(sp->stats);

@@ -120,7 +120,7 @@ func stats(t *testing.T, ns vmnet.NS, file string) map[string]uint64 {
 }
 
 func spStats(t *testing.T, d vmnet.NS) map[string]uint64 {
-	return stats(t, d, "/proc/net/ip_vs_synproxy_stats")
+	return stats(t, d, "/proc/net/ip_vs_ext_stats")
 }
 
 // inSegs is the sum of TCP InSegs over the real servers.
@@ -344,7 +344,7 @@ func TestSynProxyFlood(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("counters:\n%s", d.Run(t, "/bin/cat", "/proc/net/ip_vs_synproxy_stats"))
+	t.Logf("counters:\n%s", d.Run(t, "/bin/cat", "/proc/net/ip_vs_ext_stats"))
 
 	// The control: the same kind of flood without the flag reaches the real servers.
 	if err := f.c.DeleteService(s); err != nil {

@@ -45,7 +45,7 @@ struct ip_vs_synproxy_conn {
 
 #define IP_VS_SP_F_EST		0x01		/* RS answered, delta valid */
 
-/* Counters, /proc/net/ip_vs_synproxy_stats (alibaba-lvs.md 4.14 names) */
+/* Counters, in /proc/net/ip_vs_ext_stats after FULLNAT's (alibaba-lvs.md 4.14 names) */
 enum {
 	SYNPROXY_RS_ERROR = 1,
 	SYNPROXY_NULL_ACK,
