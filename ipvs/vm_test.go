@@ -459,8 +459,10 @@ func TestVMExtensionGate(t *testing.T) {
 	}{
 		{"fullnat dest", FeatureFullNAT, func() error { return c.CreateDestination(svc, fn) }},
 		{"laddr", FeatureFullNAT, func() error { return c.CreateLocalAddress(svc, la) }},
-		{"synproxy", FeatureSynProxy, func() error { return c.UpdateService(syn) }},
+		// last: an update sets every flag, so the est timeout case
+		// would clear SYNPROXY again
 		{"est timeout", FeatureEstTimeout, func() error { return c.UpdateService(est) }},
+		{"synproxy", FeatureSynProxy, func() error { return c.UpdateService(syn) }},
 	}
 	for _, tc := range cases {
 		err := tc.do()
