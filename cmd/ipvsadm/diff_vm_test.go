@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -36,7 +37,16 @@ func (r result) String() string {
 // print the same program name.
 func runBin(t *testing.T, bin string, args []string, stdin string) result {
 	t.Helper()
+	return runBinAs(t, nil, bin, args, stdin)
+}
+
+// runBinAs is runBin with the given credentials (nil: the test's own).
+func runBinAs(t *testing.T, cred *syscall.Credential, bin string, args []string, stdin string) result {
+	t.Helper()
 	cmd := &exec.Cmd{Path: bin, Args: append([]string{"ipvsadm"}, args...)}
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	cmd.Stdin = strings.NewReader(stdin)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
@@ -138,6 +148,53 @@ func TestDifferential(t *testing.T) {
 		})
 	}
 	resetIPVS(t)
+}
+
+// TestDifferentialUnprivileged runs commands as an unprivileged user
+// (nobody) with both binaries against a configured table: same output,
+// errors and exit codes, and the table is left as it was.
+func TestDifferentialUnprivileged(t *testing.T) {
+	loadIPVS(t)
+	resetIPVS(t)
+	defer resetIPVS(t)
+	mustRun(t, refIpvsadm, "-A", "-t", "192.0.2.1:80", "-s", "wrr")
+	mustRun(t, refIpvsadm, "-a", "-t", "192.0.2.1:80", "-r", "198.51.100.1:8080", "-m", "-w", "3")
+	before := snapshot(t)
+	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
+	cmds := []struct {
+		args  []string
+		stdin string
+	}{
+		{[]string{"-Ln"}, ""},
+		{[]string{"-L"}, ""},
+		{[]string{"-Ln", "--stats"}, ""},
+		{[]string{"-Lnc"}, ""},
+		{[]string{"-S", "-n"}, ""},
+		{[]string{"-L", "--timeout"}, ""},
+		{[]string{"-L", "--daemon"}, ""},
+		{[]string{"-A", "-t", "192.0.2.2:80"}, ""},
+		{[]string{"-E", "-t", "192.0.2.1:80", "-s", "rr"}, ""},
+		{[]string{"-D", "-t", "192.0.2.1:80"}, ""},
+		{[]string{"-a", "-t", "192.0.2.1:80", "-r", "198.51.100.2:8080", "-m"}, ""},
+		{[]string{"-d", "-t", "192.0.2.1:80", "-r", "198.51.100.1:8080"}, ""},
+		{[]string{"-C"}, ""},
+		{[]string{"-Z"}, ""},
+		{[]string{"--set", "1", "2", "3"}, ""},
+		{[]string{"--start-daemon", "master"}, ""},
+		{[]string{"-R"}, "-A -t 192.0.2.3:80\n"},
+		{[]string{"-A", "-t", "bad:address"}, ""},
+		{[]string{"-v"}, ""},
+	}
+	for _, c := range cmds {
+		want := runBinAs(t, nobody, refIpvsadm, c.args, c.stdin)
+		got := runBinAs(t, nobody, ourIpvsadm, c.args, c.stdin)
+		if want != got {
+			t.Errorf("as nobody: $ ipvsadm %s\n=== 1.31:\n%s=== ours:\n%s", strings.Join(c.args, " "), want, got)
+		}
+	}
+	if after := snapshot(t); after != before {
+		t.Errorf("unprivileged commands changed the table\n=== before:\n%s=== after:\n%s", before, after)
+	}
 }
 
 // TestKernelRoundTrip saves a varied table with our -S, restores it with
