@@ -44,7 +44,9 @@ if [ -d cmd ]; then
 	go build -trimpath -o "$pl/opt/fullnat/bin/" ${RIG_CMDS:-./cmd/...}
 fi
 # The repository's files (tracked and new, not ignored) so tests find their testdata.
-git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} sh -c '[ -f "{}" ] && echo "{}"' |
+# (Files deleted in the work tree but still tracked are left out.)
+git ls-files -z --cached --others --exclude-standard |
+	while IFS= read -r -d '' f; do [ ! -f "$f" ] || printf '%s\n' "$f"; done |
 	tar -cf - -T - | tar -xf - -C "$pl/opt/fullnat/src"
 
 declare -A conf_modules conf_timeout conf_mem
