@@ -16,13 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fullnat/fullnat/internal/vmnet"
 	"golang.org/x/sys/unix"
 )
 
 // udpExchange sends one datagram from a connected UDP socket in ns and returns the reply, the
 // local port, or the error of the read.
 func udpExchange(ns string, dst netip.AddrPort) (reply string, lport int, err error) {
-	err = inNetns(ns, func() error {
+	err = vmnet.InNetns(ns, func() error {
 		c, err := net.Dial("udp", dst.String())
 		if err != nil {
 			return fmt.Errorf("udp dial %s: %w", dst, err)

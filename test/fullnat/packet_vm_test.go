@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fullnat/fullnat/internal/vmnet"
 	"golang.org/x/sys/unix"
 )
 
@@ -167,7 +168,7 @@ type capture struct{ fd int }
 func openCapture(t *testing.T, ns, ifname string) *capture {
 	t.Helper()
 	var c capture
-	err := inNetns(ns, func() error {
+	err := vmnet.InNetns(ns, func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return fmt.Errorf("interface %s: %w", ifname, err)
@@ -284,7 +285,7 @@ func clientACK(src, dst netip.AddrPort, seq, ack uint32) []byte {
 
 // sendRaw sends a complete IP packet from namespace ns.
 func sendRaw(ns string, pkt []byte, dst netip.Addr) error {
-	return inNetns(ns, func() error {
+	return vmnet.InNetns(ns, func() error {
 		var fd int
 		var err error
 		var sa unix.Sockaddr

@@ -91,7 +91,7 @@ func TestFullNATSameClientPort(t *testing.T) {
 						t.Fatalf("before connection %d the director holds no TIME_WAIT entry for %s:\n%s", i+1, client, conns)
 					}
 				}
-				server, peer, err := helloFrom(string(f.tp.Client), 41000, vip)
+				server, peer, err := vmnet.HelloFrom(string(f.tp.Client), 41000, vip)
 				if err != nil {
 					t.Fatalf("connection %d from %s: %v", i+1, client, err)
 				}
@@ -122,7 +122,7 @@ func TestFullNATEstTimeout(t *testing.T) {
 	done := make(chan struct{})
 	held := make(chan error, 1)
 	go func() {
-		held <- inNetns(string(f.tp.Client), func() error {
+		held <- vmnet.InNetns(string(f.tp.Client), func() error {
 			c, err := net.DialTimeout("tcp", s.vip.String(), 5*time.Second)
 			if err != nil {
 				return err

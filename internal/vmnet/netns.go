@@ -1,9 +1,7 @@
 // Copyright The fullnat Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//go:build vmtest
-
-package fullnat
+package vmnet
 
 import (
 	"bufio"
@@ -20,9 +18,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inNetns runs fn on an OS thread switched into the named network namespace; sockets fn creates
+// InNetns runs fn on an OS thread switched into the named network namespace; sockets fn creates
 // stay in that namespace.
-func inNetns(ns string, fn func() error) error {
+func InNetns(ns string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		// The thread is left locked and so dies with the goroutine: it never returns to the
@@ -43,11 +41,11 @@ func inNetns(ns string, fn func() error) error {
 	return <-errc
 }
 
-// helloFrom connects from client port lport (in namespace ns) to vip, sends "hello", reads the
+// HelloFrom connects from client port lport (in namespace ns) to vip, sends "hello", reads the
 // answer "<server> <peer>" and waits for the server to close first, so the client never holds
 // the port in TIME_WAIT.
-func helloFrom(ns string, lport int, vip netip.AddrPort) (server, peer string, err error) {
-	err = inNetns(ns, func() error {
+func HelloFrom(ns string, lport int, vip netip.AddrPort) (server, peer string, err error) {
+	err = InNetns(ns, func() error {
 		d := net.Dialer{
 			Timeout:   5 * time.Second,
 			LocalAddr: &net.TCPAddr{Port: lport},
