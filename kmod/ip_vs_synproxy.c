@@ -534,6 +534,68 @@ bool ip_vs_synproxy_schedule(struct netns_ipvs *ipvs, int af,
 	return true;
 }
 
+/* The ACK of a new handshake on an old connection with the same addresses
+ * and ports: a client reusing its port while the old connection closes.
+ * When the old one is in a state the synproxy_conn_reuse_* sysctls allow
+ * and the ACK carries a valid cookie, a new connection is created for it
+ * and the old one is left to expire.  True when the packet was taken;
+ * *verdict then says what to do with skb.
+ */
+static bool ip_vs_sp_reuse(struct ip_vs_conn *cp, struct sk_buff *skb,
+			   struct ip_vs_proto_data *pd,
+			   struct ip_vs_iphdr *iph, struct tcphdr *th,
+			   unsigned int *verdict)
+{
+	struct ip_vs_synproxy_net *sp = cp->ipvs->synproxy;
+	int on, item, v;
+
+	if (!READ_ONCE(sp->sysctl_conn_reuse))
+		return false;
+	switch (cp->state) {
+	case IP_VS_TCP_S_CLOSE:
+		on = READ_ONCE(sp->sysctl_conn_reuse_close);
+		item = SYNPROXY_CONN_REUSED_CLOSE;
+		break;
+	case IP_VS_TCP_S_TIME_WAIT:
+		on = READ_ONCE(sp->sysctl_conn_reuse_time_wait);
+		item = SYNPROXY_CONN_REUSED_TIMEWAIT;
+		break;
+	case IP_VS_TCP_S_FIN_WAIT:
+		on = READ_ONCE(sp->sysctl_conn_reuse_fin_wait);
+		item = SYNPROXY_CONN_REUSED_FINWAIT;
+		break;
+	case IP_VS_TCP_S_CLOSE_WAIT:
+		on = READ_ONCE(sp->sysctl_conn_reuse_close_wait);
+		item = SYNPROXY_CONN_REUSED_CLOSEWAIT;
+		break;
+	case IP_VS_TCP_S_LAST_ACK:
+		on = READ_ONCE(sp->sysctl_conn_reuse_last_ack);
+		item = SYNPROXY_CONN_REUSED_LASTACK;
+		break;
+	default:
+		return false;
+	}
+	/* the old handshake's own ACK, retransmitted */
+	if (!on || ntohl(th->ack_seq) - 1 == cp->sp.isn)
+		return false;
+	if (ip_vs_sp_check(cp->af, &iph->saddr, &iph->daddr, th->source,
+			   th->dest, ntohl(th->seq) - 1,
+			   ntohl(th->ack_seq) - 1) < 0) {
+		IP_VS_SP_INC(cp->ipvs, SYNPROXY_BAD_ACK);
+		return false;
+	}
+	if (!ip_vs_synproxy_schedule(cp->ipvs, cp->af, skb, pd, &v, iph))
+		return false;
+	IP_VS_SP_INC(cp->ipvs, SYNPROXY_CONN_REUSED);
+	IP_VS_SP_INC(cp->ipvs, item);
+	/* The new connection is hashed in front of the old one; the
+	 * caller's ip_vs_conn_put() arms the old one's timer with this.
+	 */
+	cp->timeout = 0;
+	*verdict = v;
+	return true;
+}
+
 /* client -> real server, on a SYNPROXY connection */
 unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 			       struct ip_vs_proto_data *pd,
@@ -596,6 +658,12 @@ unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 
 	if (th->syn)
 		return NF_ACCEPT;
+	if (th->ack && !th->rst && !th->fin) {
+		unsigned int verdict;
+
+		if (ip_vs_sp_reuse(cp, skb, pd, iph, th, &verdict))
+			return verdict;
+	}
 	delta = cp->sp.delta;
 	if (th->ack) {
 		u8 *p = (u8 *)(th + 1);
@@ -852,6 +920,20 @@ static const struct ctl_table ip_vs_sp_vars[] = {
 			&ip_vs_sp_one),
 	IP_VS_SP_SYSCTL("synproxy_conn_reuse", sysctl_conn_reuse,
 			&ip_vs_sp_zero, &ip_vs_sp_one),
+	IP_VS_SP_SYSCTL("synproxy_conn_reuse_close", sysctl_conn_reuse_close,
+			&ip_vs_sp_zero, &ip_vs_sp_one),
+	IP_VS_SP_SYSCTL("synproxy_conn_reuse_time_wait",
+			sysctl_conn_reuse_time_wait, &ip_vs_sp_zero,
+			&ip_vs_sp_one),
+	IP_VS_SP_SYSCTL("synproxy_conn_reuse_fin_wait",
+			sysctl_conn_reuse_fin_wait, &ip_vs_sp_zero,
+			&ip_vs_sp_one),
+	IP_VS_SP_SYSCTL("synproxy_conn_reuse_close_wait",
+			sysctl_conn_reuse_close_wait, &ip_vs_sp_zero,
+			&ip_vs_sp_one),
+	IP_VS_SP_SYSCTL("synproxy_conn_reuse_last_ack",
+			sysctl_conn_reuse_last_ack, &ip_vs_sp_zero,
+			&ip_vs_sp_one),
 	IP_VS_SP_SYSCTL("synproxy_ack_skb_store_thresh",
 			sysctl_ack_skb_store_thresh, &ip_vs_sp_zero,
 			&ip_vs_sp_five),
@@ -902,6 +984,11 @@ static const char * const ip_vs_sp_stat_names[IP_VS_SP_STAT_LAST] = {
 	[SYNPROXY_ACK_STORM]	= "synproxy_ackstorm",
 	[SYNPROXY_SYNSEND_QLEN]	= "synproxy_synsend_qlen",
 	[SYNPROXY_CONN_REUSED]	= "synproxy_conn_reused",
+	[SYNPROXY_CONN_REUSED_CLOSE]	 = "synproxy_conn_reused_close",
+	[SYNPROXY_CONN_REUSED_TIMEWAIT]	 = "synproxy_conn_reused_timewait",
+	[SYNPROXY_CONN_REUSED_FINWAIT]	 = "synproxy_conn_reused_finwait",
+	[SYNPROXY_CONN_REUSED_CLOSEWAIT] = "synproxy_conn_reused_closewait",
+	[SYNPROXY_CONN_REUSED_LASTACK]	 = "synproxy_conn_reused_lastack",
 	[DEFENCE_TCP_DROP]	= "defence_tcp_drop",
 	[SYNPROXY_NO_DEST]	= "synproxy_no_dest",
 };
@@ -939,6 +1026,8 @@ int ip_vs_synproxy_net_init(struct netns_ipvs *ipvs)
 	sp->sysctl_sack = 1;
 	sp->sysctl_synack_ttl = 63;
 	sp->sysctl_conn_reuse = 1;
+	sp->sysctl_conn_reuse_close = 1;
+	sp->sysctl_conn_reuse_time_wait = 1;
 	sp->sysctl_ack_skb_store_thresh = 3;
 	sp->sysctl_ack_storm_thresh = 10;
 	sp->sysctl_syn_retry = 3;

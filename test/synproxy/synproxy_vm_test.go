@@ -471,3 +471,43 @@ func TestSynProxyUnloadDuringFlood(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestSynProxySameClientPort: a client reconnecting from the same port while the director
+// still holds the old SYNPROXY connection (TIME_WAIT, or a reference held a little longer)
+// gets a working new connection each time; when the new handshake's ACK meets the old
+// connection it is reused (synproxy_conn_reused and its per-state counter).
+func TestSynProxySameClientPort(t *testing.T) {
+	f := newFixture(t)
+	d := f.tp.Director
+	for _, fwd := range []ipvs.ForwardMethod{ipvs.FullNAT, ipvs.Masquerade} {
+		for _, vip := range []netip.Addr{f.tp.VIP, f.tp.VIP6} {
+			t.Run(fmt.Sprintf("%v/%v", fwd, vip), func(t *testing.T) {
+				s := f.service(t, vip, fwd, true)
+				before := spStats(t, d)
+				dst := netip.AddrPortFrom(vip, 80)
+				for i := 0; i < 5; i++ {
+					if _, _, err := vmnet.HelloFrom(string(f.tp.Client), 41000, dst); err != nil {
+						t.Fatalf("connection %d from port 41000: %v\n%s", i+1, err, d.Run(t, cipvsadm, "-Lnc"))
+					}
+				}
+				after := spStats(t, d)
+				reused := after["synproxy_conn_reused"] - before["synproxy_conn_reused"]
+				perState := uint64(0)
+				for _, st := range []string{"close", "timewait", "finwait", "closewait", "lastack"} {
+					perState += after["synproxy_conn_reused_"+st] - before["synproxy_conn_reused_"+st]
+				}
+				t.Logf("5 connections from one port: synproxy_conn_reused +%d, ok_ack +%d", reused, after["synproxy_ok_ack"]-before["synproxy_ok_ack"])
+				// connections 2-5 come within the old one's lifetime
+				if reused < 4 {
+					t.Errorf("synproxy_conn_reused +%d over 4 reconnections, want 4", reused)
+				}
+				if reused != perState {
+					t.Errorf("synproxy_conn_reused +%d but the per-state counters +%d", reused, perState)
+				}
+				if err := f.c.DeleteService(s); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	}
+}

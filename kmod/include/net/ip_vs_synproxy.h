@@ -55,6 +55,11 @@ enum {
 	SYNPROXY_ACK_STORM,
 	SYNPROXY_SYNSEND_QLEN,
 	SYNPROXY_CONN_REUSED,
+	SYNPROXY_CONN_REUSED_CLOSE,
+	SYNPROXY_CONN_REUSED_TIMEWAIT,
+	SYNPROXY_CONN_REUSED_FINWAIT,
+	SYNPROXY_CONN_REUSED_CLOSEWAIT,
+	SYNPROXY_CONN_REUSED_LASTACK,
 	DEFENCE_TCP_DROP,
 	SYNPROXY_NO_DEST,
 	IP_VS_SP_STAT_LAST
@@ -73,6 +78,11 @@ struct ip_vs_synproxy_net {
 	int	sysctl_synack_ttl;
 	int	sysctl_defer;
 	int	sysctl_conn_reuse;
+	int	sysctl_conn_reuse_close;
+	int	sysctl_conn_reuse_time_wait;
+	int	sysctl_conn_reuse_fin_wait;
+	int	sysctl_conn_reuse_close_wait;
+	int	sysctl_conn_reuse_last_ack;
 	int	sysctl_ack_skb_store_thresh;
 	int	sysctl_ack_storm_thresh;
 	int	sysctl_syn_retry;
