@@ -588,10 +588,12 @@ static bool ip_vs_sp_reuse(struct ip_vs_conn *cp, struct sk_buff *skb,
 		return false;
 	IP_VS_SP_INC(cp->ipvs, SYNPROXY_CONN_REUSED);
 	IP_VS_SP_INC(cp->ipvs, item);
-	/* The new connection is hashed in front of the old one; the
-	 * caller's ip_vs_conn_put() arms the old one's timer with this.
+	/* The new connection is hashed in front of the old one, which
+	 * lingers a second: the caller's ip_vs_conn_put() arms its timer
+	 * with this, and a later expiry finds it still referenced while
+	 * the SYN-retry timer holds it.
 	 */
-	cp->timeout = 0;
+	cp->timeout = HZ;
 	*verdict = v;
 	return true;
 }
