@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 #   make demo   install what is needed, build everything, boot a 6.1 VM and show a virtual service at work
-#   make test   the whole suite: Go checks and unit tests, a short fuzz run, the modules, the VM tests on 6.1 and 6.12
+#   make test   the whole suite: Go checks and unit tests, a short fuzz run, the modules, the VM tests on 6.1 and 6.12,
+#               and the demo checked for what it shows
 #
 # Both targets install their own dependencies (rig/fetch.sh: apt packages and Debian's kernels; Go modules
 # through the go command). Downloads and builds are cached in $(RIG_CACHE) and Go's caches.
@@ -22,7 +23,7 @@ else
 MODSETS ?= stock
 endif
 
-.PHONY: all demo test fetch build kmod check unit fuzz vmtest clean
+.PHONY: all demo demo-check test fetch build kmod check unit fuzz vmtest clean
 
 all: build
 
@@ -62,10 +63,14 @@ fuzz:
 vmtest: fetch kmod
 	rig/vmtest.sh --kernels "$(KERNELS)" --modules "$(MODSETS)"
 
-test: fetch check unit fuzz kmod vmtest
+test: fetch check unit fuzz kmod vmtest demo-check
 
 demo: fetch build kmod
 	rig/demo.sh
+
+# The demo, run and checked for what it shows (see rig/demo-check.sh).
+demo-check: fetch kmod
+	rig/demo-check.sh
 
 clean:
 	rm -rf out

@@ -70,3 +70,45 @@ if [ $mode = FULLNAT ] && modprobe toa 2>/dev/null; then
 	$IP netns exec cl /opt/fullnat/bin/lvs-peer dial --human --addr $VIP:80 --count 10
 	[ -r /proc/net/toa_stats ] && $IP netns exec rs1 cat /proc/net/toa_stats
 fi
+
+if [ $mode = FULLNAT ] && [ -r /proc/net/ip_vs_ext_stats ]; then
+	PEER=/opt/fullnat/bin/lvs-peer
+	# TCP segments the real servers received, summed (InSegs of /proc/net/snmp).
+	insegs() {
+		for rs in rs1 rs2; do
+			$IP netns exec $rs awk '/^Tcp:/ { if (n++) print $11 }' /proc/net/snmp
+		done | awk '{ s += $1 } END { print s }'
+	}
+	# A counter of /proc/net/ip_vs_ext_stats ("name : cpu0 cpu1 ..."), summed over CPUs.
+	spcount() {
+		$IP netns exec dr awk -v k="$1" '$1 == k || $1 == k ":" {
+			for (i = 2; i <= NF; i++) if ($i != ":") s += $i; print s + 0 }' /proc/net/ip_vs_ext_stats
+	}
+
+	say "SYNPROXY on: the director answers SYNs with cookies"
+	run $IP netns exec dr $ADM -E -t $VIP:80 -s rr -j enable
+	run $IP netns exec dr $ADM -Ln
+	say "SYN flood with SYNPROXY: 200,000 spoofed SYNs, and 100 genuine connections meanwhile"
+	s0=$(insegs)
+	c0=$(spcount synproxy_syn_cnt)
+	a0=$(spcount synproxy_ok_ack)
+	$IP netns exec cl $PEER flood --human --addr $VIP:80 --count 200000 &
+	fl=$!
+	$IP netns exec cl $PEER dial --human --addr $VIP:80 --count 100 --parallel 4
+	wait $fl
+	sleep 1
+	echo "the real servers received $(($(insegs) - s0)) TCP segments (those of the 100 genuine connections, about 5 each)"
+	echo "the director answered $(($(spcount synproxy_syn_cnt) - c0)) SYNs with cookies;" \
+		"$(($(spcount synproxy_ok_ack) - a0)) ACKs carried a valid cookie"
+	say "SYNPROXY counters (/proc/net/ip_vs_ext_stats)"
+	$IP netns exec dr grep -E '^(synproxy|defence)_' /proc/net/ip_vs_ext_stats
+	printf 'ip_vs_conn entries on the director: %s\n' "$($IP netns exec dr awk 'END { print NR - 1 }' /proc/net/ip_vs_conn)"
+
+	say "the control: SYNPROXY off, 20,000 spoofed SYNs"
+	run $IP netns exec dr $ADM -E -t $VIP:80 -s rr -j disable
+	s0=$(insegs)
+	$IP netns exec cl $PEER flood --human --addr $VIP:80 --count 20000
+	sleep 1
+	echo "the real servers received $(($(insegs) - s0)) TCP segments; the spoofed SYNs became connections to them:"
+	run $IP netns exec dr $ADM -Ln
+fi

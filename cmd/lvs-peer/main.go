@@ -5,6 +5,7 @@
 //	lvs-peer serve --name rs1 --listen 198.51.100.11:80 [--listen [2001:db8:2::11]:80] [--udp ...]
 //	lvs-peer dial --addr 203.0.113.10:80 [--udp] [--count 1000] [--parallel 16]
 //	              [--op hello|get|put] [--size 10485760] [--local-port 40000]
+//	lvs-peer flood --addr 203.0.113.10:80 [--count 200000] [--kind syn|ack|fin] [--workers 2]
 //
 // TCP protocol, one request line per connection:
 //
@@ -15,6 +16,9 @@
 // UDP: any datagram is answered with "<name> <remote addr:port>".
 //
 // dial prints one JSON summary line and exits non-zero when any operation failed.
+//
+// flood sends spoofed TCP packets (see internal/flood) from the current network namespace and
+// prints what it sent, as JSON or (--human) as a sentence.
 package main
 
 import (
@@ -28,6 +32,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sort"
 	"strconv"
@@ -35,6 +40,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/fullnat/fullnat/internal/flood"
 )
 
 func main() {
@@ -47,6 +54,8 @@ func main() {
 		err = serve(os.Args[2:])
 	case "dial":
 		err = dial(os.Args[2:])
+	case "flood":
+		err = floodCmd(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 	default:
@@ -62,7 +71,9 @@ func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
   lvs-peer serve --name NAME --listen ADDR:PORT [--listen ...] [--udp ADDR:PORT ...]
   lvs-peer dial --addr ADDR:PORT [--udp] [--count N] [--parallel P] [--op hello|get|put]
-                [--size BYTES] [--local-port PORT] [--timeout 10s]`)
+                [--size BYTES] [--local-port PORT] [--timeout 10s]
+  lvs-peer flood --addr ADDR:PORT [--count N] [--kind syn|ack|fin] [--workers W]
+                 [--limit 60s] [--human]`)
 	os.Exit(2)
 }
 
@@ -371,4 +382,35 @@ func once(addr string, udp bool, op string, size int64, seed uint64, lport int, 
 		return "", "", size, nil
 	}
 	return "", "", 0, fmt.Errorf("unknown op %q", op)
+}
+
+// floodKinds maps --kind to the TCP flags of the flood.
+var floodKinds = map[string]byte{"syn": flood.SYN, "ack": flood.ACK, "fin": flood.FIN | flood.ACK}
+
+func floodCmd(args []string) error {
+	fs := flag.NewFlagSet("flood", flag.ExitOnError)
+	addr := fs.String("addr", "", "virtual service address:port")
+	count := fs.Int("count", 200000, "packets to send")
+	kind := fs.String("kind", "syn", "syn, ack (bad cookies) or fin (no connection)")
+	workers := fs.Int("workers", 2, "sending goroutines, one raw socket each")
+	limit := fs.Duration("limit", time.Minute, "stop after this long")
+	human := fs.Bool("human", false, "print a sentence instead of JSON")
+	_ = fs.Parse(args)
+	target, err := netip.ParseAddrPort(*addr)
+	if err != nil {
+		return fmt.Errorf("flood: --addr %q: %w", *addr, err)
+	}
+	flags, ok := floodKinds[*kind]
+	if !ok {
+		return fmt.Errorf("flood: --kind %q: want syn, ack or fin", *kind)
+	}
+	r, err := flood.Run(flood.Config{Target: target, Count: *count, Flags: flags, Workers: *workers, Limit: *limit})
+	if *human {
+		fmt.Printf("sent %d spoofed %s packets to %v in %v (%.0f/s)\n", r.Sent, strings.ToUpper(*kind), target,
+			r.Elapsed.Round(time.Millisecond), r.Rate())
+	} else {
+		out, _ := json.Marshal(map[string]any{"sent": r.Sent, "elapsed_ms": r.Elapsed.Milliseconds(), "rate": int(r.Rate())})
+		fmt.Println(string(out))
+	}
+	return err
 }

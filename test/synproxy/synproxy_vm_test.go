@@ -252,7 +252,7 @@ func TestSynProxyFlood(t *testing.T) {
 	c0, kb0 := slab(t)
 	seg0 := f.inSegs(t)
 	st0 := spStats(t, d)
-	n, el, err := flood(string(f.tp.Client), vip, 200000, flagSYN, 4, 240*time.Second)
+	n, el, err := floodFrom(string(f.tp.Client), vip, 200000, flagSYN, 4, 240*time.Second)
 	if err != nil || n < 200000 {
 		t.Fatalf("flood: sent %d in %v: %v", n, el, err)
 	}
@@ -280,7 +280,7 @@ func TestSynProxyFlood(t *testing.T) {
 	var fel time.Duration
 	go func() {
 		defer wg.Done()
-		fn, fel, _ = flood(string(f.tp.Client), vip, 200000, flagSYN, 2, 240*time.Second)
+		fn, fel, _ = floodFrom(string(f.tp.Client), vip, 200000, flagSYN, 2, 240*time.Second)
 	}()
 	// Known issue (open in the SYNPROXY issue): on 6.12, now and then a
 	// few of the 100 transfers of one batch stall until their deadline.
@@ -308,7 +308,7 @@ func TestSynProxyFlood(t *testing.T) {
 	// ACKs with bad cookies are dropped and counted.
 	st2 := spStats(t, d)
 	seg2 := f.inSegs(t)
-	an, _, err := flood(string(f.tp.Client), vip, 20000, flagACK, 2, 120*time.Second)
+	an, _, err := floodFrom(string(f.tp.Client), vip, 20000, flagACK, 2, 120*time.Second)
 	if err != nil {
 		t.Fatalf("ACK flood: %v", err)
 	}
@@ -326,7 +326,7 @@ func TestSynProxyFlood(t *testing.T) {
 	t.Logf("ACK flood: %d sent, synproxy_bad_ack +%d", an, st3["synproxy_bad_ack"]-st2["synproxy_bad_ack"])
 
 	// FINs without a connection: defence_tcp_drop.
-	fin, _, err := flood(string(f.tp.Client), vip, 5000, flagFIN|flagACK, 1, 60*time.Second)
+	fin, _, err := floodFrom(string(f.tp.Client), vip, 5000, flagFIN|flagACK, 1, 60*time.Second)
 	if err != nil {
 		t.Fatalf("FIN flood: %v", err)
 	}
@@ -367,7 +367,7 @@ func TestSynProxyFlood(t *testing.T) {
 	}
 	f.service(t, f.tp.VIP, ipvs.Masquerade, false)
 	seg4 := f.inSegs(t)
-	cn, _, err := flood(string(f.tp.Client), vip, 20000, flagSYN, 2, 120*time.Second)
+	cn, _, err := floodFrom(string(f.tp.Client), vip, 20000, flagSYN, 2, 120*time.Second)
 	if err != nil {
 		t.Fatalf("control flood: %v", err)
 	}
@@ -389,7 +389,7 @@ func TestSynProxyFlood6(t *testing.T) {
 	f.service(t, f.tp.VIP6, ipvs.FullNAT, true)
 	seg0 := f.inSegs(t)
 	st0 := spStats(t, d)
-	n, el, err := flood(string(f.tp.Client), vip, 100000, flagSYN, 2, 120*time.Second)
+	n, el, err := floodFrom(string(f.tp.Client), vip, 100000, flagSYN, 2, 120*time.Second)
 	if err != nil || n < 100000 {
 		t.Fatalf("IPv6 flood: sent %d in %v: %v", n, el, err)
 	}
@@ -408,7 +408,7 @@ func TestSynProxyFlood6(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_, _, _ = flood(string(f.tp.Client), vip, 100000, flagSYN, 1, 60*time.Second)
+		_, _, _ = floodFrom(string(f.tp.Client), vip, 100000, flagSYN, 1, 60*time.Second)
 	}()
 	g := vmnet.Dial(t, f.tp.Client, "--addr", vip.String(), "--op", "get", "--size", "1048576", "--count", "20", "--parallel", "4", "--timeout", "60s")
 	wg.Wait()
@@ -461,7 +461,7 @@ func TestSynProxyUnloadDuringFlood(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_, _, _ = flood(string(f.tp.Client), vip, 100000, flagSYN, 2, 60*time.Second)
+		_, _, _ = floodFrom(string(f.tp.Client), vip, 100000, flagSYN, 2, 60*time.Second)
 	}()
 	time.Sleep(2 * time.Second)
 	_ = f.c.Close()
