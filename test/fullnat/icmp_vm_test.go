@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fullnat/fullnat/internal/inet"
 	"github.com/fullnat/fullnat/internal/vmnet"
 	"golang.org/x/sys/unix"
 )
@@ -118,10 +119,10 @@ func icmpUnreach(client, vip netip.AddrPort) []byte {
 		inner[9] = unix.IPPROTO_UDP
 		copy(inner[12:], vip.Addr().AsSlice())
 		copy(inner[16:], client.Addr().AsSlice())
-		binary.BigEndian.PutUint16(inner[10:], fold(csum16(0, inner)))
+		binary.BigEndian.PutUint16(inner[10:], inet.Checksum(inner))
 		icmp := append([]byte{3, 3, 0, 0, 0, 0, 0, 0}, inner...)
 		icmp = append(icmp, udp...)
-		binary.BigEndian.PutUint16(icmp[2:], fold(csum16(0, icmp)))
+		binary.BigEndian.PutUint16(icmp[2:], inet.Checksum(icmp))
 		ip := make([]byte, 20)
 		ip[0] = 0x45
 		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(icmp)))
@@ -129,7 +130,7 @@ func icmpUnreach(client, vip netip.AddrPort) []byte {
 		ip[9] = unix.IPPROTO_ICMP
 		copy(ip[12:], client.Addr().AsSlice())
 		copy(ip[16:], vip.Addr().AsSlice())
-		binary.BigEndian.PutUint16(ip[10:], fold(csum16(0, ip)))
+		binary.BigEndian.PutUint16(ip[10:], inet.Checksum(ip))
 		return append(ip, icmp...)
 	}
 	inner := make([]byte, 40)
@@ -141,7 +142,7 @@ func icmpUnreach(client, vip netip.AddrPort) []byte {
 	copy(inner[24:], client.Addr().AsSlice())
 	icmp := append([]byte{1, 4, 0, 0, 0, 0, 0, 0}, inner...)
 	icmp = append(icmp, udp...)
-	binary.BigEndian.PutUint16(icmp[2:], l4sum(client.Addr(), vip.Addr(), unix.IPPROTO_ICMPV6, icmp))
+	binary.BigEndian.PutUint16(icmp[2:], inet.L4Checksum(client.Addr(), vip.Addr(), unix.IPPROTO_ICMPV6, icmp))
 	ip := make([]byte, 40)
 	ip[0] = 0x60
 	binary.BigEndian.PutUint16(ip[4:], uint16(len(icmp)))
@@ -182,7 +183,7 @@ func (c *capture) nextICMP(timeout time.Duration) (icmpError, error) {
 			e.src = netip.AddrFrom4([4]byte(b[12:16]))
 			e.dst = netip.AddrFrom4([4]byte(b[16:20]))
 			icmp := b[ihl:int(binary.BigEndian.Uint16(b[2:]))]
-			e.checksumOK = fold(csum16(0, icmp)) == 0
+			e.checksumOK = inet.Checksum(icmp) == 0
 			in := icmp[8:]
 			iihl := int(in[0]&0xf) * 4
 			e.inSrc = netip.AddrPortFrom(netip.AddrFrom4([4]byte(in[12:16])), binary.BigEndian.Uint16(in[iihl:]))
@@ -194,7 +195,7 @@ func (c *capture) nextICMP(timeout time.Duration) (icmpError, error) {
 			e.src = netip.AddrFrom16([16]byte(b[8:24]))
 			e.dst = netip.AddrFrom16([16]byte(b[24:40]))
 			icmp := b[40 : 40+int(binary.BigEndian.Uint16(b[4:]))]
-			e.checksumOK = l4sum(e.src, e.dst, unix.IPPROTO_ICMPV6, icmp) == 0
+			e.checksumOK = inet.L4Checksum(e.src, e.dst, unix.IPPROTO_ICMPV6, icmp) == 0
 			in := icmp[8:]
 			e.inSrc = netip.AddrPortFrom(netip.AddrFrom16([16]byte(in[8:24])), binary.BigEndian.Uint16(in[40:]))
 			e.inDst = netip.AddrPortFrom(netip.AddrFrom16([16]byte(in[24:40])), binary.BigEndian.Uint16(in[42:]))

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fullnat/fullnat/internal/inet"
 	"github.com/fullnat/fullnat/internal/vmnet"
 	"golang.org/x/sys/unix"
 )
@@ -66,40 +67,6 @@ func findOpt(opts []tcpOpt, kind byte) (tcpOpt, bool) {
 	return tcpOpt{}, false
 }
 
-// csum16 is the Internet checksum of b folded into sum.
-func csum16(sum uint32, b []byte) uint32 {
-	for len(b) > 1 {
-		sum += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	return sum
-}
-
-func fold(sum uint32) uint16 {
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
-}
-
-// l4sum is the TCP/UDP checksum over the pseudo header of src, dst and segment seg (with its
-// checksum field as it is): 0 means the checksum in seg is right.
-func l4sum(src, dst netip.Addr, proto byte, seg []byte) uint16 {
-	var ph []byte
-	ph = append(ph, src.AsSlice()...)
-	ph = append(ph, dst.AsSlice()...)
-	if src.Is4() {
-		ph = append(ph, 0, proto, byte(len(seg)>>8), byte(len(seg)))
-	} else {
-		ph = binary.BigEndian.AppendUint32(ph, uint32(len(seg)))
-		ph = append(ph, 0, 0, 0, proto)
-	}
-	return fold(csum16(csum16(0, ph), seg))
-}
-
 // packet is a parsed IPv4 or IPv6 TCP segment.
 type packet struct {
 	src, dst         netip.Addr
@@ -127,7 +94,7 @@ func parsePacket(b []byte) (packet, bool) {
 		}
 		p.src = netip.AddrFrom4([4]byte(b[12:16]))
 		p.dst = netip.AddrFrom4([4]byte(b[16:20]))
-		p.ipHeaderChecksum = fold(csum16(0, b[:ihl])) == 0
+		p.ipHeaderChecksum = inet.Checksum(b[:ihl]) == 0
 		seg = b[ihl:tot]
 	case 6:
 		if len(b) < 60 || b[6] != unix.IPPROTO_TCP {
@@ -236,7 +203,7 @@ func clientSYN(src, dst netip.AddrPort, seq uint32) []byte {
 	seg[12] = byte(len(seg)/4) << 4
 	seg[13] = 0x02 // SYN
 	binary.BigEndian.PutUint16(seg[14:], 64240)
-	binary.BigEndian.PutUint16(seg[16:], l4sum(src.Addr(), dst.Addr(), unix.IPPROTO_TCP, seg))
+	binary.BigEndian.PutUint16(seg[16:], inet.L4Checksum(src.Addr(), dst.Addr(), unix.IPPROTO_TCP, seg))
 	if src.Addr().Is4() {
 		ip := make([]byte, 20)
 		ip[0] = 0x45
@@ -246,7 +213,7 @@ func clientSYN(src, dst netip.AddrPort, seq uint32) []byte {
 		ip[9] = unix.IPPROTO_TCP
 		copy(ip[12:], src.Addr().AsSlice())
 		copy(ip[16:], dst.Addr().AsSlice())
-		binary.BigEndian.PutUint16(ip[10:], fold(csum16(0, ip)))
+		binary.BigEndian.PutUint16(ip[10:], inet.Checksum(ip))
 		return append(ip, seg...)
 	}
 	ip := make([]byte, 40)
@@ -271,12 +238,12 @@ func clientACK(src, dst netip.AddrPort, seq, ack uint32) []byte {
 	seg[12] = 5 << 4
 	seg[13] = 0x10 // ACK
 	seg[16], seg[17] = 0, 0
-	binary.BigEndian.PutUint16(seg[16:], l4sum(src.Addr(), dst.Addr(), unix.IPPROTO_TCP, seg))
+	binary.BigEndian.PutUint16(seg[16:], inet.L4Checksum(src.Addr(), dst.Addr(), unix.IPPROTO_TCP, seg))
 	p = p[:off+20]
 	if src.Addr().Is4() {
 		binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
 		p[10], p[11] = 0, 0
-		binary.BigEndian.PutUint16(p[10:], fold(csum16(0, p[:20])))
+		binary.BigEndian.PutUint16(p[10:], inet.Checksum(p[:20]))
 	} else {
 		binary.BigEndian.PutUint16(p[4:], 20)
 	}
@@ -339,7 +306,7 @@ func TestFullNATPacket(t *testing.T) {
 			if !got.ipHeaderChecksum {
 				t.Errorf("IPv4 header checksum wrong after translation")
 			}
-			if s := l4sum(got.src, got.dst, unix.IPPROTO_TCP, got.segment); s != 0 {
+			if s := inet.L4Checksum(got.src, got.dst, unix.IPPROTO_TCP, got.segment); s != 0 {
 				t.Errorf("TCP checksum of the translated SYN is wrong (residue %#04x)", s)
 			}
 			// TOA first, right after the fixed header: kind, length, client port, client address.
@@ -406,7 +373,7 @@ func TestFullNATPacket(t *testing.T) {
 			if ga.seq != got.seq+1 || ga.sport != got.sport {
 				t.Errorf("handshake ACK seq %#x port %d, want %#x port %d (the SYN's + 1)", ga.seq, ga.sport, got.seq+1, got.sport)
 			}
-			if s := l4sum(ga.src, ga.dst, unix.IPPROTO_TCP, ga.segment); s != 0 {
+			if s := inet.L4Checksum(ga.src, ga.dst, unix.IPPROTO_TCP, ga.segment); s != 0 {
 				t.Errorf("TCP checksum of the translated ACK is wrong (residue %#04x)", s)
 			}
 		})
@@ -420,7 +387,7 @@ func clientUDP(src, dst netip.AddrPort, payload []byte, bad bool) []byte {
 	binary.BigEndian.PutUint16(seg[2:], dst.Port())
 	binary.BigEndian.PutUint16(seg[4:], uint16(8+len(payload)))
 	seg = append(seg, payload...)
-	sum := l4sum(src.Addr(), dst.Addr(), unix.IPPROTO_UDP, seg)
+	sum := inet.L4Checksum(src.Addr(), dst.Addr(), unix.IPPROTO_UDP, seg)
 	if bad {
 		sum ^= 0x0101
 	}
@@ -433,7 +400,7 @@ func clientUDP(src, dst netip.AddrPort, payload []byte, bad bool) []byte {
 		ip[9] = unix.IPPROTO_UDP
 		copy(ip[12:], src.Addr().AsSlice())
 		copy(ip[16:], dst.Addr().AsSlice())
-		binary.BigEndian.PutUint16(ip[10:], fold(csum16(0, ip)))
+		binary.BigEndian.PutUint16(ip[10:], inet.Checksum(ip))
 		return append(ip, seg...)
 	}
 	ip := make([]byte, 40)
@@ -519,11 +486,11 @@ func TestFullNATToaHeadFull(t *testing.T) {
 	full := append(append([]byte{}, seg...), bytes.Repeat([]byte{optNOP}, 60-len(seg))...)
 	full[12] = 15 << 4
 	full[16], full[17] = 0, 0
-	binary.BigEndian.PutUint16(full[16:], l4sum(client.Addr(), vip.Addr(), unix.IPPROTO_TCP, full))
+	binary.BigEndian.PutUint16(full[16:], inet.L4Checksum(client.Addr(), vip.Addr(), unix.IPPROTO_TCP, full))
 	pkt := append(append([]byte{}, syn[:20]...), full...)
 	binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
 	pkt[10], pkt[11] = 0, 0
-	binary.BigEndian.PutUint16(pkt[10:], fold(csum16(0, pkt[:20])))
+	binary.BigEndian.PutUint16(pkt[10:], inet.Checksum(pkt[:20]))
 	before := extStats(t, f.tp.Director)["fullnat_add_toa_head_full"]
 	if err := sendRaw(string(f.tp.Client), pkt, vip.Addr()); err != nil {
 		t.Fatal(err)
@@ -537,7 +504,7 @@ func TestFullNATToaHeadFull(t *testing.T) {
 	if _, ok := findOpt(got.opts, 254); ok || len(got.rawOpts) != 40 {
 		t.Errorf("SYN with full options: got options %x (%d bytes), want 40 bytes without TOA", got.rawOpts, len(got.rawOpts))
 	}
-	if s := l4sum(got.src, got.dst, unix.IPPROTO_TCP, got.segment); s != 0 {
+	if s := inet.L4Checksum(got.src, got.dst, unix.IPPROTO_TCP, got.segment); s != 0 {
 		t.Errorf("TCP checksum wrong (residue %#04x)", s)
 	}
 	if after := extStats(t, f.tp.Director)["fullnat_add_toa_head_full"]; after != before+1 {

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/fullnat/fullnat/internal/inet"
 )
 
 // TCP flags.
@@ -74,30 +76,6 @@ func NOPs(n int) []byte {
 	return b
 }
 
-// Checksum is the Internet checksum (RFC 1071) of the concatenated byte slices.
-func Checksum(parts ...[]byte) uint16 {
-	var sum uint32
-	odd := false
-	var carry byte
-	for _, p := range parts {
-		for _, c := range p {
-			if odd {
-				sum += uint32(carry)<<8 | uint32(c)
-			} else {
-				carry = c
-			}
-			odd = !odd
-		}
-	}
-	if odd {
-		sum += uint32(carry) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
-}
-
 // TCP returns the TCP header, options and payload of s with the checksum filled in.
 func (s Segment) TCP() ([]byte, error) {
 	if s.Src.Addr().Is4() != s.Dst.Addr().Is4() {
@@ -124,24 +102,8 @@ func (s Segment) TCP() ([]byte, error) {
 	binary.BigEndian.PutUint16(h[14:], win)
 	h = append(h, opts...)
 	h = append(h, s.Payload...)
-	binary.BigEndian.PutUint16(h[16:], Checksum(pseudoHeader(s.Src.Addr(), s.Dst.Addr(), len(h)), h))
+	binary.BigEndian.PutUint16(h[16:], inet.L4Checksum(s.Src.Addr(), s.Dst.Addr(), 6, h))
 	return h, nil
-}
-
-func pseudoHeader(src, dst netip.Addr, tcpLen int) []byte {
-	var p []byte
-	if src.Is4() {
-		s, d := src.As4(), dst.As4()
-		p = append(p, s[:]...)
-		p = append(p, d[:]...)
-		p = append(p, 0, 6, byte(tcpLen>>8), byte(tcpLen))
-		return p
-	}
-	s, d := src.As16(), dst.As16()
-	p = append(p, s[:]...)
-	p = append(p, d[:]...)
-	p = binary.BigEndian.AppendUint32(p, uint32(tcpLen))
-	return append(p, 0, 0, 0, 6)
 }
 
 // Packet returns s as an IPv4 or IPv6 packet.
@@ -160,7 +122,7 @@ func (s Segment) Packet() ([]byte, error) {
 		sa, da := s.Src.Addr().As4(), s.Dst.Addr().As4()
 		copy(ip[12:], sa[:])
 		copy(ip[16:], da[:])
-		binary.BigEndian.PutUint16(ip[10:], Checksum(ip))
+		binary.BigEndian.PutUint16(ip[10:], inet.Checksum(ip))
 		return append(ip, tcp...), nil
 	}
 	ip := make([]byte, 40, 40+len(tcp))

@@ -67,27 +67,6 @@ func mapped(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom16(ap.Addr().As16()), ap.Port())
 }
 
-// inNS runs fn on an OS thread that has joined the network namespace ns. The thread is
-// discarded afterwards; sockets created by fn stay in ns.
-func inNS(ns vmnet.NS, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		f, err := os.Open("/run/netns/" + string(ns))
-		if err != nil {
-			errc <- fmt.Errorf("open netns %s: %w", ns, err)
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
 // ---- module ------------------------------------------------------------------------------
 
 func toaLoaded() bool {
@@ -140,7 +119,7 @@ func newLink(t *testing.T) *link {
 	l.cl.Sysctl(t, "net.ipv6.conf.d0.disable_ipv6", "1")
 	l.rs.Addr(t, "r0", srv4.String()+"/24")
 	l.rs.Addr(t, "r0", srv6.String()+"/64")
-	err := inNS(l.cl, func() error {
+	err := vmnet.InNetns(string(l.cl), func() error {
 		ifi, err := net.InterfaceByName("d0")
 		if err != nil {
 			return err
@@ -151,7 +130,7 @@ func newLink(t *testing.T) *link {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = inNS(l.rs, func() error {
+	err = vmnet.InNetns(string(l.rs), func() error {
 		ifi, err := net.InterfaceByName("r0")
 		if err != nil {
 			return err
@@ -181,7 +160,7 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 func (l *link) tap(t testing.TB) *tap {
 	t.Helper()
 	tp := &tap{l: l, fd: -1}
-	err := inNS(l.cl, func() error {
+	err := vmnet.InNetns(string(l.cl), func() error {
 		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
 		if err != nil {
 			return fmt.Errorf("packet socket: %w", err)
@@ -272,7 +251,7 @@ type listener struct {
 func (l *link) listen(t testing.TB, v6, v6only bool) *listener {
 	t.Helper()
 	ln := &listener{fd: -1, port: port(), v6: v6}
-	err := inNS(l.rs, func() error {
+	err := vmnet.InNetns(string(l.rs), func() error {
 		family := unix.AF_INET
 		var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(ln.port)}
 		if v6 {
@@ -413,7 +392,7 @@ func (ln *listener) real(src netip.AddrPort) netip.AddrPort {
 // readStats reads /proc/net/toa_stats in ns and sums each counter over the CPUs.
 func readStats(ns vmnet.NS) (map[string]uint64, error) {
 	var b []byte
-	err := inNS(ns, func() error {
+	err := vmnet.InNetns(string(ns), func() error {
 		var err error
 		b, err = os.ReadFile("/proc/thread-self/net/toa_stats")
 		return err

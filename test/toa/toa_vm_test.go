@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fullnat/fullnat/internal/vmnet"
 	"golang.org/x/sys/unix"
 )
 
@@ -87,7 +88,7 @@ func TestClientAddress(t *testing.T) {
 		lnl := l.listen(t, false, false)
 		var cfd int
 		var local netip.AddrPort
-		err := inNS(l.rs, func() error {
+		err := vmnet.InNetns(string(l.rs), func() error {
 			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 			if err != nil {
 				return err
