@@ -1,0 +1,24 @@
+// Copyright The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+// Package packets runs the packet fixtures of testdata/packets in the VM rig: each fixture sets
+// up a virtual service, sends hand-made packets from the client or a real server, and pins every
+// header field of what the director makes of them (internal/pktfix is the packet language).
+//
+// A fixture is a list of steps, one per line ('#' starts a comment):
+//
+//	run NODE SHELL-COMMAND          run a command in NODE's namespace; our ipvsadm is first in PATH
+//	send NODE PACKET                send PACKET from NODE on a raw socket
+//	expect NODE in|out PACKET       the next TCP or UDP packet NODE receives (in) or sends (out)
+//	                                on eth0, within 3 s, is PACKET (every field given)
+//	quiet NODE in|out DURATION      NODE receives (sends) no TCP or UDP packet for DURATION
+//	sleep DURATION
+//
+// NODE is client, director or rs1 (198.51.100.11, 2001:db8:2::11; lvs-peer serves TCP and UDP
+// port 80 there). Packets sent from the client use the ghost addresses 192.0.2.3 and
+// 2001:db8:1::3: the director has a permanent neighbour entry for them pointing at the client's
+// eth0, so replies are captured there, but the client's stack does not own them and so does not
+// reset a handshake it never made. Variables bound by one step hold in the next ones.
+//
+// The tests are tagged vmtest and run with our modules (RIG_MODULES=ours, see rig/README.md).
+package packets
