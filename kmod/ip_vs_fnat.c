@@ -204,6 +204,31 @@ static void ip_vs_fnat_set_addrs(struct sk_buff *skb, int af,
  * bytes we may add) against the route's MTU while skb still is the packet
  * that arrived, so an ICMP error reaches its sender.
  */
+/* The director is a hop: like a router, and like upstream's transmitters
+ * (__ip_vs_get_out_rt()), it decrements the TTL or hop limit of what it
+ * passes on and answers a packet whose TTL runs out with ICMP time exceeded.
+ * The header is writable (ip_vs_fnat_l4_writable()).
+ */
+static bool ip_vs_fnat_ttl(struct sk_buff *skb, int af, struct net *net)
+{
+	if (IS_ENABLED(CONFIG_IP_VS_IPV6) && af == AF_INET6) {
+		if (ipv6_hdr(skb)->hop_limit <= 1) {
+			if (!skb->dev)
+				skb->dev = net->loopback_dev;
+			icmpv6_send(skb, ICMPV6_TIME_EXCEED, ICMPV6_EXC_HOPLIMIT, 0);
+			return false;
+		}
+		ipv6_hdr(skb)->hop_limit--;
+		return true;
+	}
+	if (ip_hdr(skb)->ttl <= 1) {
+		icmp_send(skb, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0);
+		return false;
+	}
+	ip_decrease_ttl(ip_hdr(skb));
+	return true;
+}
+
 static int ip_vs_fnat_route(struct sk_buff *skb, struct ip_vs_conn *cp,
 			    int af, const union nf_inet_addr *saddr,
 			    const union nf_inet_addr *daddr,
@@ -565,7 +590,8 @@ int ip_vs_fnat_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
 			return NF_STOLEN;
 		goto drop;
 	}
-	if (ip_vs_fnat_l4_writable(skb, thoff, cp->protocol, &hlen))
+	if (ip_vs_fnat_l4_writable(skb, thoff, cp->protocol, &hlen) ||
+	    !ip_vs_fnat_ttl(skb, af, cp->ipvs->net))
 		goto drop;
 	if (ip_vs_fnat_route(skb, cp, af, &cp->fnat.lip, &cp->daddr, &mtu))
 		goto drop;
@@ -598,7 +624,8 @@ int ip_vs_fnat_response(struct sk_buff *skb, struct ip_vs_proto_data *pd,
 	if (iph->fragoffs ||
 	    (cp->protocol != IPPROTO_TCP && cp->protocol != IPPROTO_UDP))
 		goto drop;
-	if (ip_vs_fnat_l4_writable(skb, thoff, cp->protocol, &hlen))
+	if (ip_vs_fnat_l4_writable(skb, thoff, cp->protocol, &hlen) ||
+	    !ip_vs_fnat_ttl(skb, af, cp->ipvs->net))
 		goto drop;
 	if (ip_vs_fnat_route(skb, cp, af, &cp->vaddr, &cp->caddr, &mtu))
 		goto drop;
