@@ -23,7 +23,7 @@ else
 MODSETS ?= stock
 endif
 
-.PHONY: all demo demo-check test fetch build kmod check unit fuzz vmtest clean
+.PHONY: all checkpatch demo demo-check test fetch build kmod check unit fuzz vmtest clean
 
 all: build
 
@@ -63,10 +63,14 @@ fuzz:
 vmtest: fetch kmod
 	rig/vmtest.sh --kernels "$(KERNELS)" --modules "$(MODSETS)"
 
-test: fetch check unit fuzz kmod vmtest demo-check
+test: fetch check unit fuzz kmod checkpatch vmtest demo-check
 
 demo: fetch build kmod
 	rig/demo.sh
+
+# The kernel's checkpatch.pl --strict over kmod/ and patches/.
+checkpatch: fetch
+	$(MAKE) -C kmod checkpatch
 
 # The demo, run and checked for what it shows (see rig/demo-check.sh).
 demo-check: fetch kmod

@@ -12,9 +12,10 @@
 //	tcp4 198.51.100.201:$LPORT > 198.51.100.11:80 ttl=64 ... seq=$RSEQ ... opts=toa:192.0.2.2:42000,...
 //
 // A value is a literal (decimal or 0x hex number, address, flag letters, hex bytes), `*` (any),
-// `$NAME` (binds NAME to the value the first time, must equal it after) or `$NAME+N` / `$NAME-N`
-// (NAME must be bound; arithmetic wraps at the field's width, so sequence numbers work). data
-// takes `$NAME` too, bound to the hex bytes.
+// `$NAME` (binds NAME to the value the first time, must equal it after) or NAME followed by
+// +N, -N, >>N or <<N, applied left to right (NAME must be bound; each step wraps at the field's
+// width, so sequence numbers work; the shifts rescale windows). data takes `$NAME` too, bound
+// to the hex bytes.
 //
 // Fields, in this order: for IPv4 ttl, tos, id, df; for IPv6 hlim, tc, flow; for TCP flags (the
 // letters of FSRPAUEC in that order, `-` for none), seq, ack, win, urg, opts; then data (hex,

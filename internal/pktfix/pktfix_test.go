@@ -225,3 +225,27 @@ func TestDataVariable(t *testing.T) {
 		t.Errorf("other data matched a bound variable: %v", err)
 	}
 }
+
+func TestExpressions(t *testing.T) {
+	vars := Vars{"W": "1000", "S": "4294967290"}
+	for expr, want := range map[string]uint64{
+		"$W>>2":         250,
+		"$W<<7>>9":      250,
+		"$W+24>>3":      128,
+		"$S+10":         4,
+		"$S-4294967290": 0,
+		"$W":            1000,
+	} {
+		if got, err := evalNum(expr, 32, vars); err != nil || got != want {
+			t.Errorf("%s = %d (%v), want %d", expr, got, err, want)
+		}
+	}
+	if got, _ := evalNum("$W<<7", 16, vars); got != 1000<<7&0xffff {
+		t.Errorf("16-bit shift does not wrap: %d", got)
+	}
+	for _, bad := range []string{"$W*2", "$W>>", "$W+x", "$W>2"} {
+		if _, err := evalNum(bad, 32, vars); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}

@@ -381,22 +381,40 @@ func matchAddr(s string, a netip.Addr, vars Vars) error {
 	return nil
 }
 
-// parseExpr splits $NAME, $NAME+N and $NAME-N.
-func parseExpr(s string) (name string, off int64, err error) {
+// exprOp is one step of an expression: + - >> or << and its operand.
+type exprOp struct {
+	op string
+	n  uint64
+}
+
+// parseExpr splits $NAME followed by any of +N, -N, >>N and <<N, applied left to right.
+func parseExpr(s string) (name string, ops []exprOp, err error) {
 	body := s[1:]
-	i := strings.IndexAny(body, "+-")
+	i := strings.IndexAny(body, "+-<>")
 	if i < 0 {
-		return body, 0, nil
+		return body, nil, nil
 	}
-	n, err := strconv.ParseUint(body[i+1:], 0, 64)
-	if err != nil {
-		return "", 0, fmt.Errorf("%q: bad offset: %w", s, err)
+	name, rest := body[:i], body[i:]
+	for rest != "" {
+		var o exprOp
+		switch {
+		case strings.HasPrefix(rest, ">>"), strings.HasPrefix(rest, "<<"):
+			o.op, rest = rest[:2], rest[2:]
+		case rest[0] == '+' || rest[0] == '-':
+			o.op, rest = rest[:1], rest[1:]
+		default:
+			return "", nil, fmt.Errorf("%q: want $NAME followed by +N, -N, >>N or <<N", s)
+		}
+		j := strings.IndexAny(rest, "+-<>")
+		if j < 0 {
+			j = len(rest)
+		}
+		if o.n, err = strconv.ParseUint(rest[:j], 0, 64); err != nil {
+			return "", nil, fmt.Errorf("%q: bad operand %q", s, rest[:j])
+		}
+		ops, rest = append(ops, o), rest[j:]
 	}
-	off = int64(n)
-	if body[i] == '-' {
-		off = -off
-	}
-	return body[:i], off, nil
+	return name, ops, nil
 }
 
 func mask(width uint) uint64 { return 1<<width - 1 }
@@ -406,7 +424,7 @@ func evalNum(s string, width uint, vars Vars) (uint64, error) {
 		return 0, errors.New("`*` only matches; a sent packet needs a value")
 	}
 	if strings.HasPrefix(s, "$") {
-		name, off, err := parseExpr(s)
+		name, ops, err := parseExpr(s)
 		if err != nil {
 			return 0, err
 		}
@@ -418,7 +436,20 @@ func evalNum(s string, width uint, vars Vars) (uint64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("$%s is %q, not a number", name, v)
 		}
-		return uint64(int64(n)+off) & mask(width), nil
+		for _, o := range ops {
+			switch o.op {
+			case "+":
+				n += o.n
+			case "-":
+				n -= o.n
+			case ">>":
+				n >>= o.n
+			case "<<":
+				n <<= o.n
+			}
+			n &= mask(width)
+		}
+		return n, nil
 	}
 	n, err := strconv.ParseUint(s, 0, 64)
 	if err != nil {
@@ -435,12 +466,12 @@ func matchNum(s string, got uint64, width uint, vars Vars) error {
 		return nil
 	}
 	if strings.HasPrefix(s, "$") {
-		name, off, err := parseExpr(s)
+		name, ops, err := parseExpr(s)
 		if err != nil {
 			return err
 		}
 		if _, ok := vars[name]; !ok {
-			if off != 0 {
+			if len(ops) != 0 {
 				return fmt.Errorf("%s uses $%s before it is bound", s, name)
 			}
 			vars[name] = strconv.FormatUint(got, 10)
