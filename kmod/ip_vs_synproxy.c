@@ -450,6 +450,61 @@ static void ip_vs_sp_send_rs_syn(struct ip_vs_conn *cp,
 		kfree_skb(skb);
 }
 
+/* The client's ACK carried a valid cookie (data): create the connection,
+ * keep the ACK until the real server answers and send it our SYN.  False
+ * when nothing was opened; *verdict is then left as it was.
+ */
+static bool ip_vs_sp_open(struct ip_vs_service *svc, struct sk_buff *skb,
+			  struct ip_vs_proto_data *pd, struct ip_vs_iphdr *iph,
+			  const struct tcphdr *th, int data, int *verdict)
+{
+	struct netns_ipvs *ipvs = svc->ipvs;
+	struct ip_vs_synproxy_net *sp = ipvs->synproxy;
+	struct ip_vs_conn *cp;
+	int ignored;
+
+	/* synproxy_defer: wait for the first data before bothering the RS */
+	if (READ_ONCE(sp->sysctl_defer) && skb->len <= iph->len + th->doff * 4) {
+		IP_VS_SP_INC(ipvs, SYNPROXY_NULL_ACK);
+		return false;
+	}
+	if (skb_ensure_writable(skb, iph->len + th->doff * 4))
+		return false;
+	IP_VS_SP_INC(ipvs, SYNPROXY_OK_ACK);
+
+	cp = ip_vs_schedule(svc, skb, pd, &ignored, iph);
+	if (!cp)
+		return false;
+	cp->flags |= IP_VS_CONN_F_SYNPROXY;
+	cp->sp.isn = ntohl(th->ack_seq) - 1;
+	cp->sp.c_wscale = IP_VS_SP_D_WS(data);
+	cp->sp.d_wscale = READ_ONCE(sp->sysctl_wscale);
+	cp->sp.cisn = ntohl(th->seq) - 1;
+	cp->sp.data = data;
+	cp->sp.syn_sent = jiffies;
+
+	skb_dst_force(skb);
+	skb_queue_tail(&cp->sp.ack_q, skb);
+	ip_vs_sp_send_rs_syn(cp, pd, skb, iph, cp->sp.cisn, data);
+	if (READ_ONCE(sp->sysctl_syn_retry)) {
+		/* the retransmission timer holds a reference */
+		refcount_inc(&cp->refcnt);
+		mod_timer(&cp->sp.timer, jiffies + IP_VS_SP_RETRY_TIME);
+	}
+	ip_vs_conn_put(cp);
+	*verdict = NF_STOLEN;
+	return true;
+}
+
+/* The cookie an ACK acknowledges: its data bits, or < 0 when it is not ours */
+static int ip_vs_sp_ack_cookie(int af, struct ip_vs_iphdr *iph,
+			       const struct tcphdr *th)
+{
+	return ip_vs_sp_check(af, &iph->saddr, &iph->daddr, th->source,
+			      th->dest, ntohl(th->seq) - 1,
+			      ntohl(th->ack_seq) - 1);
+}
+
 /* A packet without a connection, to a SYNPROXY service.  True when it was
  * handled; then *verdict says what to do with skb.
  */
@@ -460,8 +515,7 @@ bool ip_vs_synproxy_schedule(struct netns_ipvs *ipvs, int af,
 	struct ip_vs_synproxy_net *sp = ipvs->synproxy;
 	struct ip_vs_service *svc;
 	struct tcphdr _th, *th;
-	struct ip_vs_conn *cp;
-	int ignored, data;
+	int data;
 
 	if (!sp || ip_vs_iph_icmp(iph) || ip_vs_iph_inverse(iph) ||
 	    iph->fragoffs)
@@ -493,107 +547,86 @@ bool ip_vs_synproxy_schedule(struct netns_ipvs *ipvs, int af,
 		return false;
 	}
 
-	/* a pure ACK: the third packet of a handshake, or an attack */
+	/* an ACK: the third packet of a handshake, or an attack */
 	*verdict = NF_DROP;
-	if (READ_ONCE(sp->sysctl_defer) && skb->len <= iph->len + th->doff * 4) {
-		IP_VS_SP_INC(ipvs, SYNPROXY_NULL_ACK);
-		return true;
-	}
-	data = ip_vs_sp_check(af, &iph->saddr, &iph->daddr, th->source,
-			      th->dest, ntohl(th->seq) - 1,
-			      ntohl(th->ack_seq) - 1);
-	if (data < 0) {
+	data = ip_vs_sp_ack_cookie(af, iph, th);
+	if (data < 0)
 		IP_VS_SP_INC(ipvs, SYNPROXY_BAD_ACK);
-		return true;
-	}
-	if (skb_ensure_writable(skb, iph->len + th->doff * 4))
-		return true;
-	IP_VS_SP_INC(ipvs, SYNPROXY_OK_ACK);
-
-	cp = ip_vs_schedule(svc, skb, pd, &ignored, iph);
-	if (!cp)
-		return true;
-	cp->flags |= IP_VS_CONN_F_SYNPROXY;
-	cp->sp.isn = ntohl(th->ack_seq) - 1;
-	cp->sp.c_wscale = IP_VS_SP_D_WS(data);
-	cp->sp.d_wscale = READ_ONCE(sp->sysctl_wscale);
-	cp->sp.cisn = ntohl(th->seq) - 1;
-	cp->sp.data = data;
-	cp->sp.syn_sent = jiffies;
-
-	skb_dst_force(skb);
-	skb_queue_tail(&cp->sp.ack_q, skb);
-	ip_vs_sp_send_rs_syn(cp, pd, skb, iph, cp->sp.cisn, data);
-	if (READ_ONCE(sp->sysctl_syn_retry)) {
-		/* the retransmission timer holds a reference */
-		refcount_inc(&cp->refcnt);
-		mod_timer(&cp->sp.timer, jiffies + IP_VS_SP_RETRY_TIME);
-	}
-	ip_vs_conn_put(cp);
-	*verdict = NF_STOLEN;
+	else
+		ip_vs_sp_open(svc, skb, pd, iph, th, data, verdict);
 	return true;
 }
+
+/* Connection reuse, per state of the old connection: the sysctl that allows
+ * it (an offset in struct ip_vs_synproxy_net) and its counter.
+ */
+static const struct {
+	size_t sysctl;
+	int item;
+} ip_vs_sp_reuse_tab[IP_VS_TCP_S_LAST] = {
+#define IP_VS_SP_REUSE(state, field, counter)				\
+	[state] = { offsetof(struct ip_vs_synproxy_net, field), counter }
+	IP_VS_SP_REUSE(IP_VS_TCP_S_CLOSE, sysctl_conn_reuse_close,
+		       SYNPROXY_CONN_REUSED_CLOSE),
+	IP_VS_SP_REUSE(IP_VS_TCP_S_TIME_WAIT, sysctl_conn_reuse_time_wait,
+		       SYNPROXY_CONN_REUSED_TIMEWAIT),
+	IP_VS_SP_REUSE(IP_VS_TCP_S_FIN_WAIT, sysctl_conn_reuse_fin_wait,
+		       SYNPROXY_CONN_REUSED_FINWAIT),
+	IP_VS_SP_REUSE(IP_VS_TCP_S_CLOSE_WAIT, sysctl_conn_reuse_close_wait,
+		       SYNPROXY_CONN_REUSED_CLOSEWAIT),
+	IP_VS_SP_REUSE(IP_VS_TCP_S_LAST_ACK, sysctl_conn_reuse_last_ack,
+		       SYNPROXY_CONN_REUSED_LASTACK),
+#undef IP_VS_SP_REUSE
+};
 
 /* The ACK of a new handshake on an old connection with the same addresses
  * and ports: a client reusing its port while the old connection closes.
  * When the old one is in a state the synproxy_conn_reuse_* sysctls allow
  * and the ACK carries a valid cookie, a new connection is created for it
  * and the old one is left to expire.  True when the packet was taken;
- * *verdict then says what to do with skb.
+ * *verdict then says what to do with skb.  Otherwise the packet is the old
+ * connection's.
  */
 static bool ip_vs_sp_reuse(struct ip_vs_conn *cp, struct sk_buff *skb,
 			   struct ip_vs_proto_data *pd,
 			   struct ip_vs_iphdr *iph, struct tcphdr *th,
 			   unsigned int *verdict)
 {
-	struct ip_vs_synproxy_net *sp = cp->ipvs->synproxy;
-	int on, item, v;
+	struct netns_ipvs *ipvs = cp->ipvs;
+	struct ip_vs_synproxy_net *sp = ipvs->synproxy;
+	struct ip_vs_service *svc;
+	int item, data, v;
 
-	if (!READ_ONCE(sp->sysctl_conn_reuse))
+	if (!READ_ONCE(sp->sysctl_conn_reuse) ||
+	    cp->state >= IP_VS_TCP_S_LAST)
 		return false;
-	switch (cp->state) {
-	case IP_VS_TCP_S_CLOSE:
-		on = READ_ONCE(sp->sysctl_conn_reuse_close);
-		item = SYNPROXY_CONN_REUSED_CLOSE;
-		break;
-	case IP_VS_TCP_S_TIME_WAIT:
-		on = READ_ONCE(sp->sysctl_conn_reuse_time_wait);
-		item = SYNPROXY_CONN_REUSED_TIMEWAIT;
-		break;
-	case IP_VS_TCP_S_FIN_WAIT:
-		on = READ_ONCE(sp->sysctl_conn_reuse_fin_wait);
-		item = SYNPROXY_CONN_REUSED_FINWAIT;
-		break;
-	case IP_VS_TCP_S_CLOSE_WAIT:
-		on = READ_ONCE(sp->sysctl_conn_reuse_close_wait);
-		item = SYNPROXY_CONN_REUSED_CLOSEWAIT;
-		break;
-	case IP_VS_TCP_S_LAST_ACK:
-		on = READ_ONCE(sp->sysctl_conn_reuse_last_ack);
-		item = SYNPROXY_CONN_REUSED_LASTACK;
-		break;
-	default:
+	item = ip_vs_sp_reuse_tab[cp->state].item;
+	if (!item ||
+	    !READ_ONCE(*(int *)((char *)sp + ip_vs_sp_reuse_tab[cp->state].sysctl)))
 		return false;
-	}
 	/* the old handshake's own ACK, retransmitted */
-	if (!on || ntohl(th->ack_seq) - 1 == cp->sp.isn)
+	if (ntohl(th->ack_seq) - 1 == cp->sp.isn)
 		return false;
-	if (ip_vs_sp_check(cp->af, &iph->saddr, &iph->daddr, th->source,
-			   th->dest, ntohl(th->seq) - 1,
-			   ntohl(th->ack_seq) - 1) < 0) {
-		IP_VS_SP_INC(cp->ipvs, SYNPROXY_BAD_ACK);
+	data = ip_vs_sp_ack_cookie(cp->af, iph, th);
+	if (data < 0) {
+		IP_VS_SP_INC(ipvs, SYNPROXY_BAD_ACK);
 		return false;
 	}
-	if (!ip_vs_synproxy_schedule(cp->ipvs, cp->af, skb, pd, &v, iph))
+	svc = ip_vs_service_find(ipvs, cp->af, skb->mark, IPPROTO_TCP,
+				 &iph->daddr, th->dest);
+	if (!svc || !(svc->flags & IP_VS_SVC_F_SYNPROXY))
 		return false;
-	IP_VS_SP_INC(cp->ipvs, SYNPROXY_CONN_REUSED);
-	IP_VS_SP_INC(cp->ipvs, item);
-	/* The new connection is hashed in front of the old one, which
-	 * lingers a second: the caller's ip_vs_conn_put() arms its timer
-	 * with this, and a later expiry finds it still referenced while
-	 * the SYN-retry timer holds it.
-	 */
-	cp->timeout = HZ;
+	v = NF_DROP;
+	if (ip_vs_sp_open(svc, skb, pd, iph, th, data, &v)) {
+		IP_VS_SP_INC(ipvs, SYNPROXY_CONN_REUSED);
+		IP_VS_SP_INC(ipvs, item);
+		/* The new connection is hashed in front of the old one,
+		 * which lingers a second: the caller's ip_vs_conn_put()
+		 * arms its timer with this, and a later expiry finds it
+		 * still referenced while the SYN-retry timer holds it.
+		 */
+		cp->timeout = HZ;
+	}
 	*verdict = v;
 	return true;
 }

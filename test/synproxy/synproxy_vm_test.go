@@ -208,36 +208,44 @@ func TestSynProxyFlagKept(t *testing.T) {
 	}
 }
 
-// TestSynProxyTraffic: genuine connections through SYNPROXY services, NAT and FULLNAT, IPv4
-// and IPv6, with content verified both ways.
-func TestSynProxyTraffic(t *testing.T) {
-	f := newFixture(t)
-	d := f.tp.Director
+// eachService runs fn as a subtest on a SYNPROXY service of each forwarding method (FULLNAT,
+// NAT) and family, deleting the service afterwards.
+func (f *fixture) eachService(t *testing.T, fn func(t *testing.T, vip netip.Addr)) {
 	for _, fwd := range []ipvs.ForwardMethod{ipvs.FullNAT, ipvs.Masquerade} {
 		for _, vip := range []netip.Addr{f.tp.VIP, f.tp.VIP6} {
 			t.Run(fmt.Sprintf("%v/%v", fwd, vip), func(t *testing.T) {
 				s := f.service(t, vip, fwd, true)
-				before := spStats(t, d)
-				addr := netip.AddrPortFrom(vip, 80).String()
-				h := vmnet.Dial(t, f.tp.Client, "--addr", addr, "--count", "100", "--parallel", "8")
-				if h.OK != 100 {
-					t.Errorf("hello: %d/100 ok, errors %v", h.OK, h.Errors)
-				}
-				g := vmnet.Dial(t, f.tp.Client, "--addr", addr, "--op", "get", "--size", "2097152", "--timeout", "60s")
-				p := vmnet.Dial(t, f.tp.Client, "--addr", addr, "--op", "put", "--size", "2097152", "--timeout", "60s")
-				if g.Bytes != 2<<20 || p.Bytes != 2<<20 {
-					t.Errorf("2 MB each way: %d down, %d up (%v %v)", g.Bytes, p.Bytes, g.Errors, p.Errors)
-				}
-				after := spStats(t, d)
-				if ok := after["synproxy_ok_ack"] - before["synproxy_ok_ack"]; ok < 100 {
-					t.Errorf("synproxy_ok_ack grew by %d, want >= 100", ok)
-				}
+				fn(t, vip)
 				if err := f.c.DeleteService(s); err != nil {
 					t.Fatal(err)
 				}
 			})
 		}
 	}
+}
+
+// TestSynProxyTraffic: genuine connections through SYNPROXY services, NAT and FULLNAT, IPv4
+// and IPv6, with content verified both ways.
+func TestSynProxyTraffic(t *testing.T) {
+	f := newFixture(t)
+	d := f.tp.Director
+	f.eachService(t, func(t *testing.T, vip netip.Addr) {
+		before := spStats(t, d)
+		addr := netip.AddrPortFrom(vip, 80).String()
+		h := vmnet.Dial(t, f.tp.Client, "--addr", addr, "--count", "100", "--parallel", "8")
+		if h.OK != 100 {
+			t.Errorf("hello: %d/100 ok, errors %v", h.OK, h.Errors)
+		}
+		g := vmnet.Dial(t, f.tp.Client, "--addr", addr, "--op", "get", "--size", "2097152", "--timeout", "60s")
+		p := vmnet.Dial(t, f.tp.Client, "--addr", addr, "--op", "put", "--size", "2097152", "--timeout", "60s")
+		if g.Bytes != 2<<20 || p.Bytes != 2<<20 {
+			t.Errorf("2 MB each way: %d down, %d up (%v %v)", g.Bytes, p.Bytes, g.Errors, p.Errors)
+		}
+		after := spStats(t, d)
+		if ok := after["synproxy_ok_ack"] - before["synproxy_ok_ack"]; ok < 100 {
+			t.Errorf("synproxy_ok_ack grew by %d, want >= 100", ok)
+		}
+	})
 }
 
 // TestSynProxyFlood: 200,000 spoofed SYNs never reach the real servers; 200 genuine 1 MB
@@ -479,35 +487,27 @@ func TestSynProxyUnloadDuringFlood(t *testing.T) {
 func TestSynProxySameClientPort(t *testing.T) {
 	f := newFixture(t)
 	d := f.tp.Director
-	for _, fwd := range []ipvs.ForwardMethod{ipvs.FullNAT, ipvs.Masquerade} {
-		for _, vip := range []netip.Addr{f.tp.VIP, f.tp.VIP6} {
-			t.Run(fmt.Sprintf("%v/%v", fwd, vip), func(t *testing.T) {
-				s := f.service(t, vip, fwd, true)
-				before := spStats(t, d)
-				dst := netip.AddrPortFrom(vip, 80)
-				for i := 0; i < 5; i++ {
-					if _, _, err := vmnet.HelloFrom(string(f.tp.Client), 41000, dst); err != nil {
-						t.Fatalf("connection %d from port 41000: %v\n%s", i+1, err, d.Run(t, cipvsadm, "-Lnc"))
-					}
-				}
-				after := spStats(t, d)
-				reused := after["synproxy_conn_reused"] - before["synproxy_conn_reused"]
-				perState := uint64(0)
-				for _, st := range []string{"close", "timewait", "finwait", "closewait", "lastack"} {
-					perState += after["synproxy_conn_reused_"+st] - before["synproxy_conn_reused_"+st]
-				}
-				t.Logf("5 connections from one port: synproxy_conn_reused +%d, ok_ack +%d", reused, after["synproxy_ok_ack"]-before["synproxy_ok_ack"])
-				// connections 2-5 come within the old one's lifetime
-				if reused < 4 {
-					t.Errorf("synproxy_conn_reused +%d over 4 reconnections, want 4", reused)
-				}
-				if reused != perState {
-					t.Errorf("synproxy_conn_reused +%d but the per-state counters +%d", reused, perState)
-				}
-				if err := f.c.DeleteService(s); err != nil {
-					t.Fatal(err)
-				}
-			})
+	f.eachService(t, func(t *testing.T, vip netip.Addr) {
+		before := spStats(t, d)
+		dst := netip.AddrPortFrom(vip, 80)
+		for i := 0; i < 5; i++ {
+			if _, _, err := vmnet.HelloFrom(string(f.tp.Client), 41000, dst); err != nil {
+				t.Fatalf("connection %d from port 41000: %v\n%s", i+1, err, d.Run(t, cipvsadm, "-Lnc"))
+			}
 		}
-	}
+		after := spStats(t, d)
+		reused := after["synproxy_conn_reused"] - before["synproxy_conn_reused"]
+		perState := uint64(0)
+		for _, st := range []string{"close", "timewait", "finwait", "closewait", "lastack"} {
+			perState += after["synproxy_conn_reused_"+st] - before["synproxy_conn_reused_"+st]
+		}
+		t.Logf("5 connections from one port: synproxy_conn_reused +%d, ok_ack +%d", reused, after["synproxy_ok_ack"]-before["synproxy_ok_ack"])
+		// connections 2-5 come within the old one's lifetime
+		if reused < 4 {
+			t.Errorf("synproxy_conn_reused +%d over 4 reconnections, want 4", reused)
+		}
+		if reused != perState {
+			t.Errorf("synproxy_conn_reused +%d but the per-state counters +%d", reused, perState)
+		}
+	})
 }
