@@ -110,6 +110,12 @@ if [ "$modules" = ours ]; then
 	mkdir -p "$ov"
 	cp -al "$stage/." "$ov/" 2>/dev/null || cp -a "$stage/." "$ov/"
 	smod=$ov/lib/modules/$rel
+	# The stock IPVS modules stay at /opt/fullnat/stock (for insmod) so a benchmark can set
+	# them against ours in the same VM.
+	mkdir -p "$ov/opt/fullnat/stock"
+	cp "$smod"/kernel/net/netfilter/ipvs/*.ko "$ov/opt/fullnat/stock/"
+	printf 'opt\nopt/fullnat\nopt/fullnat/stock\n' >>"$work/ours.list"
+	(cd "$ov" && ls opt/fullnat/stock/*.ko) >>"$work/ours.list"
 	for ko in "$out"/*.ko; do
 		name=$(basename "$ko")
 		dest=$(cd "$smod" && find kernel -name "$name" | head -n 1)
