@@ -203,15 +203,7 @@ func (t *Template) Match(p Packet, vars Vars) error {
 	bad := func(what string, err error) error {
 		return fmt.Errorf("%w: %s: %v\n  got:  %s\n  want: %s", ErrMismatch, what, err, Format(p), t.line)
 	}
-	kind := "tcp"
-	if p.Proto == 17 {
-		kind = "udp"
-	}
-	if p.Is6() {
-		kind += "6"
-	} else {
-		kind += "4"
-	}
+	kind := p.kind()
 	if kind != t.kind {
 		return bad("kind", fmt.Errorf("%s, want %s", kind, t.kind))
 	}
@@ -272,17 +264,21 @@ func (f fieldDef) match(p *Packet, v string, vars Vars) error {
 	return matchNum(v, f.get(p), f.width, vars)
 }
 
-// Format writes p as a packet line with literal values.
-func Format(p Packet) string {
-	kind := "tcp"
+// kind is p's packet kind: tcp4, tcp6, udp4 or udp6.
+func (p Packet) kind() string {
+	k := "tcp"
 	if p.Proto == 17 {
-		kind = "udp"
+		k = "udp"
 	}
 	if p.Is6() {
-		kind += "6"
-	} else {
-		kind += "4"
+		return k + "6"
 	}
+	return k + "4"
+}
+
+// Format writes p as a packet line with literal values.
+func Format(p Packet) string {
+	kind := p.kind()
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%s %s > %s", kind, p.Src, p.Dst)
 	if p.Is6() {
