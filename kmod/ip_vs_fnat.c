@@ -200,10 +200,6 @@ static void ip_vs_fnat_set_addrs(struct sk_buff *skb, int af,
 	ip_send_check(ip_hdr(skb));
 }
 
-/* Route skb to daddr from saddr; checks the size of the packet (plus extra
- * bytes we may add) against the route's MTU while skb still is the packet
- * that arrived, so an ICMP error reaches its sender.
- */
 /* The director is a hop: like a router, and like upstream's transmitters
  * (__ip_vs_get_out_rt()), it decrements the TTL or hop limit of what it
  * passes on and answers a packet whose TTL runs out with ICMP time exceeded.
@@ -229,6 +225,10 @@ static bool ip_vs_fnat_ttl(struct sk_buff *skb, int af, struct net *net)
 	return true;
 }
 
+/* Route skb to daddr from saddr; checks the size of the packet (plus extra
+ * bytes we may add) against the route's MTU while skb still is the packet
+ * that arrived, so an ICMP error reaches its sender.
+ */
 static int ip_vs_fnat_route(struct sk_buff *skb, struct ip_vs_conn *cp,
 			    int af, const union nf_inet_addr *saddr,
 			    const union nf_inet_addr *daddr,
