@@ -10,8 +10,10 @@
  * and the real server's window scales differ.
  *
  * The cookie: siphash over the addresses and ports with two random keys and
- * a counter of minutes, like TCP syncookies; the low 24 bits carry the MSS
- * index, the client's window scale and SACK permission.
+ * a counter of minutes, like TCP syncookies; its low 9 bits carry the MSS
+ * index, the client's window scale and SACK permission, and unlike TCP
+ * syncookies the hash covers them: a client cannot alter its options by
+ * acknowledging another number.
  */
 
 #define KMSG_COMPONENT "IPVS"
@@ -44,16 +46,19 @@
 #define IP_VS_SP_INC(ipvs, item) \
 	this_cpu_inc((ipvs)->synproxy->stats->items[item])
 
-/* Cookie layout: bits 24-31 minute counter, 0-23 hash + data */
+/* Cookie layout, after the first hash and the client's ISN are taken off:
+ * bits 24-31 minute counter, 9-23 a hash over everything, 0-8 data
+ */
 #define IP_VS_SP_COOKIEBITS	24
 #define IP_VS_SP_COOKIEMASK	((1U << IP_VS_SP_COOKIEBITS) - 1)
+#define IP_VS_SP_DATABITS	9
+#define IP_VS_SP_DATAMASK	((1U << IP_VS_SP_DATABITS) - 1)
 #define IP_VS_SP_MAX_AGE	4		/* minutes a cookie stays valid */
 #define IP_VS_SP_WS_NONE	15
 #define IP_VS_SP_RETRY_TIME	(3 * HZ)	/* between SYNs to the RS */
 #define IP_VS_SP_D_MSS(d)	((d) & 0xf)
 #define IP_VS_SP_D_WS(d)	(((d) >> 4) & 0xf)
 #define IP_VS_SP_D_SACK		0x100
-#define IP_VS_SP_D_BAD		(~0x1ffU & IP_VS_SP_COOKIEMASK)
 
 static const u16 ip_vs_sp_msstab[] = {
 	64, 256, 512, 536, 1024, 1280, 1440, 1452, 1460, 4312,
@@ -63,12 +68,12 @@ static siphash_key_t ip_vs_sp_key[2] __read_mostly;
 
 static u32 ip_vs_sp_hash(int i, int af, const union nf_inet_addr *s,
 			 const union nf_inet_addr *d, __be16 sport,
-			 __be16 dport, u32 count)
+			 __be16 dport, u32 count, u32 data)
 {
 	struct {
 		union nf_inet_addr s, d;
 		__be16 sport, dport;
-		u32 count;
+		u32 count, data;
 	} in;
 
 	memset(&in, 0, sizeof(in));
@@ -82,6 +87,7 @@ static u32 ip_vs_sp_hash(int i, int af, const union nf_inet_addr *s,
 	in.sport = sport;
 	in.dport = dport;
 	in.count = count;
+	in.data = data;
 	return (u32)siphash(&in, sizeof(in), &ip_vs_sp_key[i]);
 }
 
@@ -96,11 +102,11 @@ static u32 ip_vs_sp_cookie(int af, const union nf_inet_addr *s,
 			   __be16 dport, u32 isn, u32 data)
 {
 	u32 count = ip_vs_sp_count();
+	u32 mac = ip_vs_sp_hash(1, af, s, d, sport, dport, count, data);
 
-	return ip_vs_sp_hash(0, af, s, d, sport, dport, 0) + isn +
+	return ip_vs_sp_hash(0, af, s, d, sport, dport, 0, 0) + isn +
 	       (count << IP_VS_SP_COOKIEBITS) +
-	       ((ip_vs_sp_hash(1, af, s, d, sport, dport, count) + data) &
-		IP_VS_SP_COOKIEMASK);
+	       (((mac << IP_VS_SP_DATABITS) | data) & IP_VS_SP_COOKIEMASK);
 }
 
 /* The cookie's data, or -1 when it does not check. */
@@ -108,16 +114,18 @@ static int ip_vs_sp_check(int af, const union nf_inet_addr *s,
 			  const union nf_inet_addr *d, __be16 sport,
 			  __be16 dport, u32 isn, u32 cookie)
 {
-	u32 now = ip_vs_sp_count(), diff, data;
+	u32 now = ip_vs_sp_count(), diff, data, mac;
 
-	cookie -= ip_vs_sp_hash(0, af, s, d, sport, dport, 0) + isn;
+	cookie -= ip_vs_sp_hash(0, af, s, d, sport, dport, 0, 0) + isn;
 	diff = (now - (cookie >> IP_VS_SP_COOKIEBITS)) & 0xff;
 	if (diff >= IP_VS_SP_MAX_AGE)
 		return -1;
-	data = (cookie - ip_vs_sp_hash(1, af, s, d, sport, dport, now - diff)) &
-	       IP_VS_SP_COOKIEMASK;
-	if ((data & IP_VS_SP_D_BAD) ||
-	    IP_VS_SP_D_MSS(data) >= ARRAY_SIZE(ip_vs_sp_msstab) ||
+	data = cookie & IP_VS_SP_DATAMASK;
+	mac = ip_vs_sp_hash(1, af, s, d, sport, dport, now - diff, data);
+	if ((cookie ^ (mac << IP_VS_SP_DATABITS)) & IP_VS_SP_COOKIEMASK &
+	    ~IP_VS_SP_DATAMASK)
+		return -1;
+	if (IP_VS_SP_D_MSS(data) >= ARRAY_SIZE(ip_vs_sp_msstab) ||
 	    (IP_VS_SP_D_WS(data) > TCP_MAX_WSCALE &&
 	     IP_VS_SP_D_WS(data) != IP_VS_SP_WS_NONE))
 		return -1;
