@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,8 @@ type Config struct {
 	Workers int
 	// Limit stops the flood early when it has run that long (no limit if 0).
 	Limit time.Duration
+	// CPUs, when not empty, are the only CPUs the senders run on.
+	CPUs []int
 }
 
 // Result is what a flood did.
@@ -106,6 +109,18 @@ func Run(c Config) (Result, error) {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
+			if len(c.CPUs) > 0 {
+				// The thread stays locked, and so dies with the goroutine.
+				runtime.LockOSThread()
+				var set unix.CPUSet
+				for _, cpu := range c.CPUs {
+					set.Set(cpu)
+				}
+				if err := unix.SchedSetaffinity(0, &set); err != nil {
+					errs[w] = fmt.Errorf("flood: pinning to CPUs %v: %w", c.CPUs, err)
+					return
+				}
+			}
 			errs[w] = send(fds[w], to, target, c.Flags, first, n, deadline, &sent)
 		}(w)
 	}

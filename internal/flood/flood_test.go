@@ -140,7 +140,8 @@ func TestRunLoopback(t *testing.T) {
 					return err
 				}
 				defer unix.Close(rx)
-				r, err := Run(Config{Target: ap, Count: 100, Flags: SYN, Workers: 3})
+				// Three senders, pinned to CPU 0.
+				r, err := Run(Config{Target: ap, Count: 100, Flags: SYN, Workers: 3, CPUs: []int{0}})
 				if err != nil {
 					return err
 				}
