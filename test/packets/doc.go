@@ -20,5 +20,6 @@
 // eth0, so replies are captured there, but the client's stack does not own them and so does not
 // reset a handshake it never made. Variables bound by one step hold in the next ones.
 //
-// The tests are tagged vmtest and run with our modules (RIG_MODULES=ours, see rig/README.md).
+// The fixtures are played by a vmtest-tagged test with our modules (RIG_MODULES=ours, see
+// rig/README.md); on the host, every fixture is parsed, so a typo fails in the unit tests.
 package packets
