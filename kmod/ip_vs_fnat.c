@@ -404,7 +404,9 @@ static int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 			cp->fnat.flags |= IP_VS_FNAT_F_SEQ;
 			cp->fnat.flags &= ~IP_VS_FNAT_F_FDATA;
 		}
-		if (READ_ONCE(fn->sysctl_timestamp_remove))
+		/* SYNPROXY's SYN has timestamps when it translates them */
+		if (READ_ONCE(fn->sysctl_timestamp_remove) &&
+		    !(cp->sp.flags & IP_VS_SP_F_TS))
 			ip_vs_fnat_tcp_opts(th, TCPOPT_TIMESTAMP,
 					    ip_vs_fnat_nop_ts, NULL);
 	}

@@ -10,10 +10,19 @@
  * and the real server's window scales differ.
  *
  * The cookie: siphash over the addresses and ports with two random keys and
- * a counter of minutes, like TCP syncookies; its low 9 bits carry the MSS
- * index, the client's window scale and SACK permission, and unlike TCP
- * syncookies the hash covers them: a client cannot alter its options by
+ * a counter of minutes, like TCP syncookies; its low 10 bits carry the MSS
+ * index, the client's window scale, SACK and timestamp permission, and unlike
+ * TCP syncookies the hash covers them: a client cannot alter its options by
  * acknowledging another number.
+ *
+ * Timestamps (synproxy_timestamp=1): the SYN-ACK carries the director's own
+ * clock, in milliseconds plus a keyed offset per address pair as the kernel's
+ * TCP does.  The real server's clock differs from it, so on every packet
+ * TSval and TSecr are translated by the difference, like sequence numbers.
+ * On FULLNAT the real server sees the director's clock too, not the
+ * client's: many clients share one local address, and the real server's
+ * PAWS must see its timestamps grow, which is why FULLNAT strips them from
+ * plain SYNs.
  */
 
 #define KMSG_COMPONENT "IPVS"
@@ -47,24 +56,29 @@
 	this_cpu_inc((ipvs)->synproxy->stats->items[item])
 
 /* Cookie layout, after the first hash and the client's ISN are taken off:
- * bits 24-31 minute counter, 9-23 a hash over everything, 0-8 data
+ * bits 30-31 the minute counter's low bits, 10-29 a hash over everything
+ * (the whole counter included), 0-9 data.  A cookie is valid for the four
+ * minutes its two counter bits can name: it is checked against the hash of
+ * the one they name, so an older cookie fails on its hash.
  */
-#define IP_VS_SP_COOKIEBITS	24
+#define IP_VS_SP_COOKIEBITS	30
 #define IP_VS_SP_COOKIEMASK	((1U << IP_VS_SP_COOKIEBITS) - 1)
-#define IP_VS_SP_DATABITS	9
+#define IP_VS_SP_AGEMASK	3		/* minutes a cookie stays valid - 1 */
+#define IP_VS_SP_DATABITS	10
 #define IP_VS_SP_DATAMASK	((1U << IP_VS_SP_DATABITS) - 1)
-#define IP_VS_SP_MAX_AGE	4		/* minutes a cookie stays valid */
 #define IP_VS_SP_WS_NONE	15
 #define IP_VS_SP_RETRY_TIME	(3 * HZ)	/* between SYNs to the RS */
 #define IP_VS_SP_D_MSS(d)	((d) & 0xf)
 #define IP_VS_SP_D_WS(d)	(((d) >> 4) & 0xf)
 #define IP_VS_SP_D_SACK		0x100
+#define IP_VS_SP_D_TS		0x200
 
 static const u16 ip_vs_sp_msstab[] = {
 	64, 256, 512, 536, 1024, 1280, 1440, 1452, 1460, 4312,
 };
 
-static siphash_key_t ip_vs_sp_key[2] __read_mostly;
+/* two for the cookie, one for the timestamp offsets */
+static siphash_key_t ip_vs_sp_key[3] __read_mostly;
 
 static u32 ip_vs_sp_hash(int i, int af, const union nf_inet_addr *s,
 			 const union nf_inet_addr *d, __be16 sport,
@@ -117,9 +131,7 @@ static int ip_vs_sp_check(int af, const union nf_inet_addr *s,
 	u32 now = ip_vs_sp_count(), diff, data, mac;
 
 	cookie -= ip_vs_sp_hash(0, af, s, d, sport, dport, 0, 0) + isn;
-	diff = (now - (cookie >> IP_VS_SP_COOKIEBITS)) & 0xff;
-	if (diff >= IP_VS_SP_MAX_AGE)
-		return -1;
+	diff = (now - (cookie >> IP_VS_SP_COOKIEBITS)) & IP_VS_SP_AGEMASK;
 	data = cookie & IP_VS_SP_DATAMASK;
 	mac = ip_vs_sp_hash(1, af, s, d, sport, dport, now - diff, data);
 	if ((cookie ^ (mac << IP_VS_SP_DATABITS)) & IP_VS_SP_COOKIEMASK &
@@ -140,6 +152,14 @@ static u32 ip_vs_sp_mss_index(u32 mss)
 		if (ip_vs_sp_msstab[i] <= mss)
 			break;
 	return i;
+}
+
+/* The director's timestamp clock as seen from address s to address d */
+static u32 ip_vs_sp_ts_now(int af, const union nf_inet_addr *s,
+			   const union nf_inet_addr *d)
+{
+	return (u32)div_u64(tcp_clock_ns(), NSEC_PER_MSEC) +
+	       ip_vs_sp_hash(2, af, s, d, 0, 0, 0, 0);
 }
 
 /* Checksums */
@@ -215,6 +235,7 @@ struct ip_vs_sp_syn {
 	struct ip_vs_synproxy_net *sp;
 	u32 mss;
 	u32 data;
+	u32 tsval;		/* ours, when synproxy_timestamp is on */
 };
 
 /* The client's SYN becomes our SYN-ACK: options edited in place. */
@@ -245,6 +266,14 @@ static void ip_vs_sp_syn_opt(u8 *opt, int len, void *arg)
 		if (len != TCPOLEN_SACK_PERM || !READ_ONCE(s->sp->sysctl_sack))
 			break;
 		s->data |= IP_VS_SP_D_SACK;
+		return;
+	case TCPOPT_TIMESTAMP:
+		if (len != TCPOLEN_TIMESTAMP || !READ_ONCE(s->sp->sysctl_timestamp))
+			break;
+		/* TSecr echoes the client's TSval, TSval is our clock */
+		memcpy(opt + 6, opt + 2, 4);
+		put_unaligned_be32(s->tsval, opt + 2);
+		s->data |= IP_VS_SP_D_TS;
 		return;
 	}
 	memset(opt, TCPOPT_NOP, len);
@@ -319,6 +348,8 @@ static int ip_vs_sp_synack(struct netns_ipvs *ipvs, int af,
 		goto drop;
 	th = (struct tcphdr *)(skb->data + thoff);
 
+	if (READ_ONCE(s.sp->sysctl_timestamp))
+		s.tsval = ip_vs_sp_ts_now(af, &iph->daddr, &iph->saddr);
 	ip_vs_sp_opts(th, ip_vs_sp_syn_opt, &s);
 	s.data |= ip_vs_sp_mss_index(s.mss);
 
@@ -400,7 +431,23 @@ static void ip_vs_sp_send_rs_syn(struct ip_vs_conn *cp,
 	opt[0] = TCPOPT_MSS;
 	opt[1] = TCPOLEN_MSS;
 	put_unaligned_be16(ip_vs_sp_msstab[IP_VS_SP_D_MSS(data)], opt + 2);
-	if (data & IP_VS_SP_D_SACK) {
+	/* SACK permission shares the timestamp's padding, as Linux lays
+	 * them out: with TOA for IPv6 every byte of the 40 is taken
+	 */
+	if (cp->sp.flags & IP_VS_SP_F_TS) {
+		opt = skb_put(skb, 2 + TCPOLEN_TIMESTAMP);
+		if (data & IP_VS_SP_D_SACK) {
+			opt[0] = TCPOPT_SACK_PERM;
+			opt[1] = TCPOLEN_SACK_PERM;
+		} else {
+			opt[0] = TCPOPT_NOP;
+			opt[1] = TCPOPT_NOP;
+		}
+		opt[2] = TCPOPT_TIMESTAMP;
+		opt[3] = TCPOLEN_TIMESTAMP;
+		put_unaligned_be32(cp->sp.ts_syn, opt + 4);
+		put_unaligned_be32(0, opt + 8);
+	} else if (data & IP_VS_SP_D_SACK) {
 		opt = skb_put(skb, 4);
 		opt[0] = TCPOPT_NOP;
 		opt[1] = TCPOPT_NOP;
@@ -458,6 +505,41 @@ static void ip_vs_sp_send_rs_syn(struct ip_vs_conn *cp,
 		kfree_skb(skb);
 }
 
+struct ip_vs_sp_ts {
+	bool found;
+	u32 val, ecr;
+};
+
+static void ip_vs_sp_get_ts(u8 *opt, int len, void *arg)
+{
+	struct ip_vs_sp_ts *ts = arg;
+
+	if (opt[0] != TCPOPT_TIMESTAMP || len != TCPOLEN_TIMESTAMP)
+		return;
+	ts->found = true;
+	ts->val = get_unaligned_be32(opt + 2);
+	ts->ecr = get_unaligned_be32(opt + 6);
+}
+
+/* Timestamps were negotiated with the client: the ACK's TSecr is our
+ * SYN-ACK's TSval, and the SYN to the real server carries the client's
+ * TSval (NAT) or the director's clock from the local address (FULLNAT).
+ */
+static void ip_vs_sp_open_ts(struct ip_vs_conn *cp, const struct tcphdr *th)
+{
+	struct ip_vs_sp_ts ts = { };
+
+	ip_vs_sp_opts((struct tcphdr *)th, ip_vs_sp_get_ts, &ts);
+	if (!ts.found)
+		return;		/* the client dropped them: none from here on */
+	cp->sp.ts_ours = ts.ecr;
+	if (IP_VS_FWD_METHOD(cp) == IP_VS_CONN_F_FULLNAT)
+		cp->sp.ts_coff = ip_vs_sp_ts_now(cp->af, &cp->fnat.lip,
+						 &cp->daddr) - ts.val;
+	cp->sp.ts_syn = ts.val + cp->sp.ts_coff;
+	cp->sp.flags |= IP_VS_SP_F_TS;
+}
+
 /* The client's ACK carried a valid cookie (data): create the connection,
  * keep the ACK until the real server answers and send it our SYN.  False
  * when nothing was opened; *verdict is then left as it was.
@@ -490,6 +572,8 @@ static bool ip_vs_sp_open(struct ip_vs_service *svc, struct sk_buff *skb,
 	cp->sp.cisn = ntohl(th->seq) - 1;
 	cp->sp.data = data;
 	cp->sp.syn_sent = jiffies;
+	if (data & IP_VS_SP_D_TS)
+		ip_vs_sp_open_ts(cp, th);
 
 	skb_dst_force(skb);
 	skb_queue_tail(&cp->sp.ack_q, skb);
@@ -639,14 +723,51 @@ static bool ip_vs_sp_reuse(struct ip_vs_conn *cp, struct sk_buff *skb,
 	return true;
 }
 
+/* Translation of the options of a packet on a SYNPROXY connection: SACK
+ * blocks less sack, TSval plus tsval, TSecr less tsecr
+ */
+struct ip_vs_sp_xlate {
+	struct sk_buff *skb;
+	struct tcphdr *th;
+	u32 sack, tsval, tsecr;
+	bool ts;
+};
+
+static void ip_vs_sp_xlate_opt(u8 *opt, int len, void *arg)
+{
+	struct ip_vs_sp_xlate *t = arg;
+	int i;
+
+	switch (opt[0]) {
+	case TCPOPT_SACK:
+		if (!t->sack ||
+		    (len - TCPOLEN_SACK_BASE) % TCPOLEN_SACK_PERBLOCK)
+			return;
+		for (i = TCPOLEN_SACK_BASE; i < len; i += 4)
+			ip_vs_sp_set32(t->skb, t->th, opt + i,
+				       get_unaligned_be32(opt + i) - t->sack);
+		return;
+	case TCPOPT_TIMESTAMP:
+		if (!t->ts || len != TCPOLEN_TIMESTAMP)
+			return;
+		ip_vs_sp_set32(t->skb, t->th, opt + 2,
+			       get_unaligned_be32(opt + 2) + t->tsval);
+		/* a zero TSecr echoes nothing */
+		if (get_unaligned_be32(opt + 6))
+			ip_vs_sp_set32(t->skb, t->th, opt + 6,
+				       get_unaligned_be32(opt + 6) - t->tsecr);
+		return;
+	}
+}
+
 /* client -> real server, on a SYNPROXY connection */
 unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 			       struct ip_vs_proto_data *pd,
 			       struct ip_vs_iphdr *iph)
 {
 	struct ip_vs_synproxy_net *sp = cp->ipvs->synproxy;
+	struct ip_vs_sp_xlate t = { };
 	struct tcphdr *th;
-	u32 delta;
 
 	if (cp->protocol != IPPROTO_TCP || iph->fragoffs ||
 	    ip_vs_iph_icmp(iph))
@@ -707,38 +828,20 @@ unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 		if (ip_vs_sp_reuse(cp, skb, pd, iph, th, &verdict))
 			return verdict;
 	}
-	delta = cp->sp.delta;
-	if (th->ack) {
-		u8 *p = (u8 *)(th + 1);
-		int left = th->doff * 4 - sizeof(*th);
-
-		ip_vs_sp_set32(skb, th, &th->ack_seq, ntohl(th->ack_seq) - delta);
-		/* SACK blocks name the real server's sequence numbers */
-		while (left > 0) {
-			int len, i;
-
-			if (*p == TCPOPT_EOL)
-				break;
-			if (*p == TCPOPT_NOP) {
-				p++;
-				left--;
-				continue;
-			}
-			if (left < 2)
-				break;
-			len = p[1];
-			if (len < 2 || len > left)
-				break;
-			if (*p == TCPOPT_SACK &&
-			    !((len - TCPOLEN_SACK_BASE) % TCPOLEN_SACK_PERBLOCK))
-				for (i = TCPOLEN_SACK_BASE; i < len; i += 4)
-					ip_vs_sp_set32(skb, th, p + i,
-						       get_unaligned_be32(p + i) -
-						       delta);
-			p += len;
-			left -= len;
-		}
+	t.skb = skb;
+	t.th = th;
+	t.sack = th->ack ? cp->sp.delta : 0;
+	if (cp->sp.flags & IP_VS_SP_F_TS) {
+		t.ts = true;
+		t.tsval = cp->sp.ts_coff;
+		t.tsecr = cp->sp.ts_soff;
 	}
+	if (th->ack)
+		ip_vs_sp_set32(skb, th, &th->ack_seq,
+			       ntohl(th->ack_seq) - cp->sp.delta);
+	/* SACK blocks name the real server's sequence numbers */
+	if (th->ack || t.ts)
+		ip_vs_sp_opts(th, ip_vs_sp_xlate_opt, &t);
 	/* the client scales its window, the real server does not */
 	if (cp->sp.c_wscale != IP_VS_SP_WS_NONE &&
 	    cp->sp.rs_wscale == IP_VS_SP_WS_NONE && cp->sp.c_wscale)
@@ -805,11 +908,24 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 	/* pairs with the release below */
 	if (!(smp_load_acquire(&cp->sp.flags) & IP_VS_SP_F_EST)) {
 		if (th->syn && th->ack) {
+			struct ip_vs_sp_ts ts = { };
+			u8 flags = cp->sp.flags | IP_VS_SP_F_EST;
+
 			rs_ws = IP_VS_SP_WS_NONE;
 			if (cp->sp.c_wscale != IP_VS_SP_WS_NONE)
 				ip_vs_sp_opts(th, ip_vs_sp_rs_wscale, &rs_ws);
 			cp->sp.rs_wscale = rs_ws;
 			cp->sp.delta = cp->sp.isn - seq;
+			/* the client sees our clock, not the real server's;
+			 * a real server without timestamps gets none
+			 */
+			if (flags & IP_VS_SP_F_TS) {
+				ip_vs_sp_opts(th, ip_vs_sp_get_ts, &ts);
+				if (ts.found)
+					cp->sp.ts_soff = cp->sp.ts_ours - ts.val;
+				else
+					flags &= ~IP_VS_SP_F_TS;
+			}
 			if (IP_VS_FWD_METHOD(cp) == IP_VS_CONN_F_FULLNAT) {
 				cp->fnat.fdata_seq = seq + 1;
 				cp->fnat.flags |= IP_VS_FNAT_F_FDATA;
@@ -818,9 +934,8 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 				pd->pp->state_transition(cp, IP_VS_DIR_OUTPUT,
 							 skb, pd, iph->len);
 			spin_lock_bh(&cp->sp.ack_q.lock);
-			/* delta and rs_wscale before the flag */
-			smp_store_release(&cp->sp.flags,
-					  cp->sp.flags | IP_VS_SP_F_EST);
+			/* delta, rs_wscale and ts_soff before the flag */
+			smp_store_release(&cp->sp.flags, flags);
 			spin_unlock_bh(&cp->sp.ack_q.lock);
 			ip_vs_sp_flush(cp, pd);
 			kfree_skb(skb);
@@ -862,6 +977,17 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 	}
 
 	ip_vs_sp_set32(skb, th, &th->seq, seq + cp->sp.delta);
+	if (cp->sp.flags & IP_VS_SP_F_TS) {
+		struct ip_vs_sp_xlate t = {
+			.skb = skb,
+			.th = th,
+			.tsval = cp->sp.ts_soff,
+			.tsecr = cp->sp.ts_coff,
+			.ts = true,
+		};
+
+		ip_vs_sp_opts(th, ip_vs_sp_xlate_opt, &t);
+	}
 	if (cp->sp.c_wscale != IP_VS_SP_WS_NONE) {
 		u32 rs = cp->sp.rs_wscale == IP_VS_SP_WS_NONE ? 0 :
 			 cp->sp.rs_wscale;
@@ -956,7 +1082,7 @@ static const struct ctl_table ip_vs_sp_vars[] = {
 	IP_VS_SP_SYSCTL("synproxy_wscale", sysctl_wscale, &ip_vs_sp_zero,
 			&ip_vs_sp_14),
 	IP_VS_SP_SYSCTL("synproxy_timestamp", sysctl_timestamp,
-			&ip_vs_sp_zero, &ip_vs_sp_zero),
+			&ip_vs_sp_zero, &ip_vs_sp_one),
 	IP_VS_SP_SYSCTL("synproxy_synack_ttl", sysctl_synack_ttl,
 			&ip_vs_sp_one, &ip_vs_sp_255),
 	IP_VS_SP_SYSCTL("synproxy_defer", sysctl_defer, &ip_vs_sp_zero,

@@ -235,6 +235,9 @@ func TestExpressions(t *testing.T) {
 		"$S+10":         4,
 		"$S-4294967290": 0,
 		"$W":            1000,
+		"$W+$S":         994,
+		"$S-$W+$W":      4294967290,
+		"$W-$W+7":       7,
 	} {
 		if got, err := evalNum(expr, 32, vars); err != nil || got != want {
 			t.Errorf("%s = %d (%v), want %d", expr, got, err, want)
@@ -243,7 +246,7 @@ func TestExpressions(t *testing.T) {
 	if got, _ := evalNum("$W<<7", 16, vars); got != 1000<<7&0xffff {
 		t.Errorf("16-bit shift does not wrap: %d", got)
 	}
-	for _, bad := range []string{"$W*2", "$W>>", "$W+x", "$W>2"} {
+	for _, bad := range []string{"$W*2", "$W>>", "$W+x", "$W>2", "$W>>$W", "$W+$NOPE", "$W+$"} {
 		if _, err := evalNum(bad, 32, vars); err == nil {
 			t.Errorf("%s: no error", bad)
 		}

@@ -377,13 +377,16 @@ func matchAddr(s string, a netip.Addr, vars Vars) error {
 	return nil
 }
 
-// exprOp is one step of an expression: + - >> or << and its operand.
+// exprOp is one step of an expression: + - >> or << and its operand, a number n or, for + and
+// -, the variable ref.
 type exprOp struct {
-	op string
-	n  uint64
+	op  string
+	n   uint64
+	ref string
 }
 
-// parseExpr splits $NAME followed by any of +N, -N, >>N and <<N, applied left to right.
+// parseExpr splits $NAME followed by any of +N, -N, >>N and <<N, applied left to right; N of +
+// and - may be another variable, $OTHER.
 func parseExpr(s string) (name string, ops []exprOp, err error) {
 	body := s[1:]
 	i := strings.IndexAny(body, "+-<>")
@@ -405,7 +408,9 @@ func parseExpr(s string) (name string, ops []exprOp, err error) {
 		if j < 0 {
 			j = len(rest)
 		}
-		if o.n, err = strconv.ParseUint(rest[:j], 0, 64); err != nil {
+		if ref, ok := strings.CutPrefix(rest[:j], "$"); ok && len(o.op) == 1 && ref != "" {
+			o.ref = ref
+		} else if o.n, err = strconv.ParseUint(rest[:j], 0, 64); err != nil {
 			return "", nil, fmt.Errorf("%q: bad operand %q", s, rest[:j])
 		}
 		ops, rest = append(ops, o), rest[j:]
@@ -414,6 +419,19 @@ func parseExpr(s string) (name string, ops []exprOp, err error) {
 }
 
 func mask(width uint) uint64 { return 1<<width - 1 }
+
+// varNum is the number bound to $name.
+func varNum(name string, vars Vars) (uint64, error) {
+	v, ok := vars[name]
+	if !ok {
+		return 0, fmt.Errorf("$%s is not bound", name)
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("$%s is %q, not a number", name, v)
+	}
+	return n, nil
+}
 
 func evalNum(s string, width uint, vars Vars) (uint64, error) {
 	if s == "*" {
@@ -424,15 +442,16 @@ func evalNum(s string, width uint, vars Vars) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		v, ok := vars[name]
-		if !ok {
-			return 0, fmt.Errorf("$%s is not bound", name)
-		}
-		n, err := strconv.ParseUint(v, 10, 64)
+		n, err := varNum(name, vars)
 		if err != nil {
-			return 0, fmt.Errorf("$%s is %q, not a number", name, v)
+			return 0, err
 		}
 		for _, o := range ops {
+			if o.ref != "" {
+				if o.n, err = varNum(o.ref, vars); err != nil {
+					return 0, err
+				}
+			}
 			switch o.op {
 			case "+":
 				n += o.n

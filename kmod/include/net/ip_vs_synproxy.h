@@ -34,6 +34,10 @@ struct ip_vs_synproxy_conn {
 	u32			last_ack;
 	u32			cisn;		/* client's ISN */
 	u32			data;		/* the cookie's data */
+	u32			ts_ours;	/* our SYN-ACK's TSval */
+	u32			ts_syn;		/* TSval of our SYN to the RS */
+	u32			ts_coff;	/* client TSval -> RS */
+	u32			ts_soff;	/* RS TSval -> client */
 	unsigned long		syn_sent;	/* jiffies of the last SYN */
 	u8			retries;	/* SYNs resent */
 	u16			dup_acks;
@@ -44,6 +48,7 @@ struct ip_vs_synproxy_conn {
 };
 
 #define IP_VS_SP_F_EST		0x01		/* RS answered, delta valid */
+#define IP_VS_SP_F_TS		0x02		/* timestamps translated */
 
 /* Counters, in /proc/net/ip_vs_ext_stats after FULLNAT's (alibaba-lvs.md 4.14 names) */
 enum {
