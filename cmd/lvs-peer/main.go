@@ -12,6 +12,8 @@
 //	hello        -> "<name> <remote addr:port>\n"
 //	get N SEED   -> N bytes of the deterministic stream SEED
 //	put N        -> reads N bytes, answers "<sha256 hex>\n"
+//	opts         -> "<tcpi_options>\n": the TCP options the server's socket agreed (TCP_INFO,
+//	                1 timestamps, 2 SACK, 4 window scaling)
 //
 // UDP: any datagram is answered with "<name> <remote addr:port>".
 //
@@ -42,6 +44,7 @@ import (
 	"time"
 
 	"github.com/fullnat/fullnat/internal/flood"
+	"github.com/fullnat/fullnat/internal/tcpopt"
 )
 
 func main() {
@@ -182,6 +185,13 @@ func handle(c net.Conn, name string) {
 		if stream(bw, n, seed) == nil {
 			_ = bw.Flush()
 		}
+	case f[0] == "opts":
+		o, err := tcpopt.Agreed(c)
+		if err != nil {
+			fmt.Fprintf(c, "error %v\n", err)
+			return
+		}
+		fmt.Fprintf(c, "%d\n", uint8(o))
 	case f[0] == "put" && len(f) == 2:
 		n, _ := strconv.ParseInt(f[1], 10, 64)
 		h := sha256.New()
