@@ -85,13 +85,6 @@ if [ $mode = FULLNAT ] && [ -r /proc/net/ip_vs_ext_stats ]; then
 			for (i = 2; i <= NF; i++) if ($i != ":") s += $i; print s + 0 }' /proc/net/ip_vs_ext_stats
 	}
 
-	# The kernel's own syncookies run once before the floods: their first use patches kernel
-	# text (static keys), which under QEMU's TCG can oops a vCPU running the same code.
-	$IP netns exec rs1 sh -c 'echo 2 > /proc/sys/net/ipv4/tcp_syncookies'
-	$IP netns exec rs1 $PEER dial --addr 198.51.100.11:80 >/dev/null
-	$IP netns exec rs1 sh -c 'echo 1 > /proc/sys/net/ipv4/tcp_syncookies'
-	sleep 0.2
-
 	say "SYNPROXY on: the director answers SYNs with cookies"
 	run $IP netns exec dr $ADM -E -t $VIP:80 -s rr -j enable
 	run $IP netns exec dr $ADM -Ln

@@ -7,7 +7,6 @@ package synproxy
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -30,48 +29,12 @@ type fixture struct {
 	lad6   []netip.Addr
 }
 
-var warmOnce sync.Once
-
-// warmSyncookies makes the kernel's own TCP syncookies run once, IPv4 and IPv6, before any
-// flood. Their first use flips static keys (DO_ONCE), which patches kernel text, and under
-// QEMU's TCG a vCPU running a stale translation of the code being patched oopses on its int3
-// (seen once in cookie_hash on 6.12, when the control flood made a real server fall back to
-// syncookies on both CPUs at once). Done here, nothing else runs that code.
-func warmSyncookies(t *testing.T, ns vmnet.NS) {
-	warmOnce.Do(func() {
-		ns.Sysctl(t, "net.ipv4.tcp_syncookies", "2")
-		defer ns.Sysctl(t, "net.ipv4.tcp_syncookies", "1")
-		err := vmnet.InNetns(string(ns), func() error {
-			for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
-				l, err := net.Listen("tcp", addr)
-				if err != nil {
-					return err
-				}
-				c, err := net.Dial("tcp", l.Addr().String())
-				if err == nil {
-					c.Close()
-				}
-				l.Close()
-				if err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("warming up syncookies: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond) // the static-key flip runs from a workqueue
-	})
-}
-
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	if os.Getenv("RIG_MODULES") != "ours" {
 		t.Fatalf("SYNPROXY needs our modules (RIG_MODULES=ours), got %q", os.Getenv("RIG_MODULES"))
 	}
 	tp := vmnet.New(t, vmnet.Options{Servers: 2, RouteBack: true})
-	warmSyncookies(t, tp.Servers[0])
 	d := tp.Director
 	d.Run(t, "/sbin/modprobe", "ip_vs")
 	d.Run(t, "/sbin/modprobe", "ip_vs_rr")
