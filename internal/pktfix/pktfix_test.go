@@ -252,3 +252,10 @@ func TestExpressions(t *testing.T) {
 		}
 	}
 }
+
+func TestEnviron(t *testing.T) {
+	got := Vars{"LPORT": "5001", "A": "1"}.Environ()
+	if strings.Join(got, " ") != "A=1 LPORT=5001" {
+		t.Errorf("Environ() = %q", got)
+	}
+}

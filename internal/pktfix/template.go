@@ -20,6 +20,17 @@ var ErrMismatch = errors.New("packet differs from the fixture")
 // Vars holds the values bound by `$NAME`: numbers in decimal, addresses in netip's form.
 type Vars map[string]string
 
+// Environ lists the bindings as NAME=value, sorted, for the environment of a command (numbers
+// in decimal, data in hex).
+func (v Vars) Environ() []string {
+	env := make([]string, 0, len(v))
+	for name, val := range v {
+		env = append(env, name+"="+val)
+	}
+	slices.Sort(env)
+	return env
+}
+
 // Template is one parsed packet line.
 type Template struct {
 	kind     string // tcp4, tcp6, udp4 or udp6

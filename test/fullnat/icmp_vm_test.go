@@ -82,12 +82,12 @@ func TestFullNATICMP(t *testing.T) {
 				t.Fatalf("UDP reply %q", reply)
 			}
 			seen := netip.MustParseAddrPort(fields[1]) // laddr:lport as the real server saw it
-			onRS := openCapture(t, string(f.tp.Servers[0]), "eth0")
+			onRS := vmnet.OpenCapture(t, f.tp.Servers[0], "eth0")
 			client := netip.AddrPortFrom(f.clientOf(sd), uint16(cport))
-			if err := sendRaw(string(f.tp.Client), icmpUnreach(client, s.vip), s.vip.Addr()); err != nil {
+			if err := vmnet.SendRaw(f.tp.Client, icmpUnreach(client, s.vip), s.vip.Addr()); err != nil {
 				t.Fatal(err)
 			}
-			got, err := onRS.nextICMP(5 * time.Second)
+			got, err := nextICMP(onRS, 5*time.Second)
 			if err != nil {
 				t.Fatalf("ICMP error on the real server: %v", err)
 			}
@@ -160,49 +160,66 @@ type icmpError struct {
 	checksumOK   bool
 }
 
-// nextICMP returns the first ICMP destination-unreachable captured within the timeout.
-func (c *capture) nextICMP(timeout time.Duration) (icmpError, error) {
-	buf := make([]byte, 65536)
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		n, from, err := unix.Recvfrom(c.fd, buf, 0)
-		if err != nil {
-			continue
-		}
-		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
-			continue
-		}
-		b := buf[:n]
-		var e icmpError
-		switch b[0] >> 4 {
-		case 4:
-			ihl := int(b[0]&0xf) * 4
-			if b[9] != unix.IPPROTO_ICMP || len(b) < ihl+8+20+4 || b[ihl] != 3 {
-				continue
-			}
-			e.src = netip.AddrFrom4([4]byte(b[12:16]))
-			e.dst = netip.AddrFrom4([4]byte(b[16:20]))
-			icmp := b[ihl:int(binary.BigEndian.Uint16(b[2:]))]
-			e.checksumOK = inet.Checksum(icmp) == 0
-			in := icmp[8:]
-			iihl := int(in[0]&0xf) * 4
-			e.inSrc = netip.AddrPortFrom(netip.AddrFrom4([4]byte(in[12:16])), binary.BigEndian.Uint16(in[iihl:]))
-			e.inDst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(in[16:20])), binary.BigEndian.Uint16(in[iihl+2:]))
-		case 6:
-			if b[6] != unix.IPPROTO_ICMPV6 || len(b) < 40+8+40+4 || b[40] != 1 {
-				continue
-			}
-			e.src = netip.AddrFrom16([16]byte(b[8:24]))
-			e.dst = netip.AddrFrom16([16]byte(b[24:40]))
-			icmp := b[40 : 40+int(binary.BigEndian.Uint16(b[4:]))]
-			e.checksumOK = inet.L4Checksum(e.src, e.dst, unix.IPPROTO_ICMPV6, icmp) == 0
-			in := icmp[8:]
-			e.inSrc = netip.AddrPortFrom(netip.AddrFrom16([16]byte(in[8:24])), binary.BigEndian.Uint16(in[40:]))
-			e.inDst = netip.AddrPortFrom(netip.AddrFrom16([16]byte(in[24:40])), binary.BigEndian.Uint16(in[42:]))
-		default:
-			continue
-		}
-		return e, nil
+// nextICMP returns the first ICMP destination-unreachable c receives within the timeout.
+func nextICMP(c *vmnet.Capture, timeout time.Duration) (icmpError, error) {
+	var e icmpError
+	_, err := c.Next(false, timeout, func(f vmnet.Frame) bool {
+		var ok bool
+		e, ok = parseICMPError(f.Data)
+		return ok
+	})
+	if err != nil {
+		return icmpError{}, fmt.Errorf("no ICMP error: %w", err)
 	}
-	return icmpError{}, fmt.Errorf("no ICMP error within %s", timeout)
+	return e, nil
+}
+
+// parseICMPError reads b as an ICMP or ICMPv6 destination-unreachable about a UDP or TCP packet.
+func parseICMPError(b []byte) (e icmpError, ok bool) {
+	if len(b) < 1 {
+		return e, false
+	}
+	switch b[0] >> 4 {
+	case 4:
+		ihl := int(b[0]&0xf) * 4
+		if len(b) < ihl+8+20+4 || b[9] != unix.IPPROTO_ICMP || b[ihl] != 3 {
+			return e, false
+		}
+		tot := int(binary.BigEndian.Uint16(b[2:]))
+		if tot > len(b) {
+			return e, false
+		}
+		e.src = netip.AddrFrom4([4]byte(b[12:16]))
+		e.dst = netip.AddrFrom4([4]byte(b[16:20]))
+		icmp := b[ihl:tot]
+		e.checksumOK = inet.Checksum(icmp) == 0
+		in := icmp[8:]
+		iihl := int(in[0]&0xf) * 4
+		if len(in) < iihl+4 {
+			return e, false
+		}
+		e.inSrc = netip.AddrPortFrom(netip.AddrFrom4([4]byte(in[12:16])), binary.BigEndian.Uint16(in[iihl:]))
+		e.inDst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(in[16:20])), binary.BigEndian.Uint16(in[iihl+2:]))
+	case 6:
+		if len(b) < 40+8+40+4 || b[6] != unix.IPPROTO_ICMPV6 || b[40] != 1 {
+			return e, false
+		}
+		end := 40 + int(binary.BigEndian.Uint16(b[4:]))
+		if end > len(b) {
+			return e, false
+		}
+		e.src = netip.AddrFrom16([16]byte(b[8:24]))
+		e.dst = netip.AddrFrom16([16]byte(b[24:40]))
+		icmp := b[40:end]
+		if len(icmp) < 8+40+4 {
+			return e, false
+		}
+		e.checksumOK = inet.L4Checksum(e.src, e.dst, unix.IPPROTO_ICMPV6, icmp) == 0
+		in := icmp[8:]
+		e.inSrc = netip.AddrPortFrom(netip.AddrFrom16([16]byte(in[8:24])), binary.BigEndian.Uint16(in[40:]))
+		e.inDst = netip.AddrPortFrom(netip.AddrFrom16([16]byte(in[24:40])), binary.BigEndian.Uint16(in[42:]))
+	default:
+		return e, false
+	}
+	return e, true
 }

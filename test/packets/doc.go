@@ -8,6 +8,9 @@
 // A fixture is a list of steps, one per line ('#' starts a comment):
 //
 //	run NODE SHELL-COMMAND          run a command in NODE's namespace; our ipvsadm is first in PATH
+//	                                and the variables bound so far are in the environment, so
+//	                                `run client test "${LPORT:?}" -ge 5000` checks one; a command
+//	                                that fails fails the fixture
 //	send NODE PACKET                send PACKET from NODE on a raw socket
 //	expect NODE in|out PACKET       the next TCP or UDP packet NODE receives (in) or sends (out)
 //	                                on eth0, within 3 s, is PACKET (every field given)
