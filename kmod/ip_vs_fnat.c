@@ -518,8 +518,10 @@ int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
 		iproto = ciph->protocol;
 		cthoff = coff + ciph->ihl * 4;
 	}
+	/* a hop for errors too; none is sent about an error whose TTL ends */
 	if (iproto != cp->protocol ||
-	    skb_ensure_writable(skb, cthoff + 8))
+	    skb_ensure_writable(skb, cthoff + 8) ||
+	    !ip_vs_fnat_ttl(skb, af, cp->ipvs->net))
 		return NF_DROP;
 	if (ip_vs_fnat_route(skb, cp, af, osrc, odst, &mtu))
 		return NF_DROP;

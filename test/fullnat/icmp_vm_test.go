@@ -101,6 +101,9 @@ func TestFullNATICMP(t *testing.T) {
 			if !got.checksumOK {
 				t.Errorf("ICMP checksum wrong after translation")
 			}
+			if got.ttl != 63 {
+				t.Errorf("ICMP error reached the real server with TTL %d, want 63: the director is a hop", got.ttl)
+			}
 		})
 	}
 }
@@ -158,6 +161,7 @@ type icmpError struct {
 	src, dst     netip.Addr
 	inSrc, inDst netip.AddrPort
 	checksumOK   bool
+	ttl          uint8 // TTL or hop limit
 }
 
 // nextICMP returns the first ICMP destination-unreachable c receives within the timeout.
@@ -191,6 +195,7 @@ func parseICMPError(b []byte) (e icmpError, ok bool) {
 		}
 		e.src = netip.AddrFrom4([4]byte(b[12:16]))
 		e.dst = netip.AddrFrom4([4]byte(b[16:20]))
+		e.ttl = b[8]
 		icmp := b[ihl:tot]
 		e.checksumOK = inet.Checksum(icmp) == 0
 		in := icmp[8:]
@@ -210,6 +215,7 @@ func parseICMPError(b []byte) (e icmpError, ok bool) {
 		}
 		e.src = netip.AddrFrom16([16]byte(b[8:24]))
 		e.dst = netip.AddrFrom16([16]byte(b[24:40]))
+		e.ttl = b[7]
 		icmp := b[40:end]
 		if len(icmp) < 8+40+4 {
 			return e, false
