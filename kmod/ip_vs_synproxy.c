@@ -38,6 +38,11 @@
 #include <linux/sysctl.h>
 #include <linux/seq_file.h>
 #include <linux/proc_fs.h>
+#include <linux/hash.h>
+#include <linux/mutex.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6.h>
 #include <linux/version.h>
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
 #include <linux/unaligned.h>
@@ -588,6 +593,208 @@ static bool ip_vs_sp_open(struct ip_vs_service *svc, struct sk_buff *skb,
 	return true;
 }
 
+/* Defences (the defence_*_drop sysctls).  Their scope is the addresses of
+ * SYNPROXY TCP services, which are there for their services only: TCP
+ * without a connection to a port with no TCP service, and UDP to a port
+ * with no UDP service, are dropped there instead of reaching the director's
+ * own stack (and its RSTs and ICMP errors).  The set of those addresses is
+ * changed under __ip_vs_mutex and read under RCU.
+ */
+struct ip_vs_sp_vip {
+	struct hlist_node	node;
+	struct rcu_head		rcu;
+	union nf_inet_addr	addr;
+	int			af;
+	unsigned int		refs;	/* SYNPROXY TCP services on addr */
+};
+
+static u32 ip_vs_sp_vip_hash(int af, const union nf_inet_addr *a)
+{
+	if (af == AF_INET6)
+		return hash_32(ipv6_addr_hash(&a->in6), IP_VS_SP_VIP_BITS);
+	return hash_32((__force u32)a->ip, IP_VS_SP_VIP_BITS);
+}
+
+static struct ip_vs_sp_vip *ip_vs_sp_vip_find(struct ip_vs_synproxy_net *sp,
+					      int af,
+					      const union nf_inet_addr *a)
+{
+	struct ip_vs_sp_vip *v;
+
+	hlist_for_each_entry_rcu(v, &sp->vips[ip_vs_sp_vip_hash(af, a)], node,
+				 lockdep_is_held(&__ip_vs_mutex))
+		if (v->af == af && ip_vs_addr_equal(af, &v->addr, a))
+			return v;
+	return NULL;
+}
+
+/* The flags of svc change (0 before it is created, after it is deleted):
+ * its address joins or leaves the set.  Called with __ip_vs_mutex held.
+ */
+void ip_vs_synproxy_svc_flags(struct ip_vs_service *svc, unsigned int from,
+			      unsigned int to)
+{
+	struct ip_vs_synproxy_net *sp = svc->ipvs->synproxy;
+	bool was = from & IP_VS_SVC_F_SYNPROXY, is = to & IP_VS_SVC_F_SYNPROXY;
+	struct ip_vs_sp_vip *v;
+
+	if (!sp || was == is || svc->fwmark || svc->protocol != IPPROTO_TCP)
+		return;
+	v = ip_vs_sp_vip_find(sp, svc->af, &svc->addr);
+	if (is) {
+		if (v) {
+			v->refs++;
+			return;
+		}
+		v = kzalloc(sizeof(*v), GFP_KERNEL);
+		if (!v)		/* the defences then leave the address alone */
+			return;
+		v->af = svc->af;
+		v->addr = svc->addr;
+		v->refs = 1;
+		hlist_add_head_rcu(&v->node,
+				   &sp->vips[ip_vs_sp_vip_hash(v->af, &v->addr)]);
+		sp->nvips++;
+		return;
+	}
+	if (!v || --v->refs)
+		return;
+	hlist_del_rcu(&v->node);
+	kfree_rcu(v, rcu);
+	sp->nvips--;
+}
+
+/* A packet without a connection or service to daddr: true when a defence
+ * (its sysctl on) drops it, counted in item.
+ */
+static bool ip_vs_sp_defend(struct netns_ipvs *ipvs, int af,
+			    struct ip_vs_iphdr *iph, int on, int item)
+{
+	struct ip_vs_synproxy_net *sp = ipvs->synproxy;
+
+	if (!on || !READ_ONCE(sp->nvips) || ip_vs_iph_icmp(iph) ||
+	    ip_vs_iph_inverse(iph) ||
+	    !ip_vs_sp_vip_find(sp, af, &iph->daddr))
+		return false;
+	IP_VS_SP_INC(ipvs, item);
+	return true;
+}
+
+/* defence_udp_drop: UDP to a port of a SYNPROXY address without a service */
+bool ip_vs_synproxy_udp_drop(struct netns_ipvs *ipvs, int af,
+			     struct ip_vs_iphdr *iph)
+{
+	return ipvs->synproxy &&
+	       ip_vs_sp_defend(ipvs, af, iph,
+			       READ_ONCE(ipvs->synproxy->sysctl_defence_udp_drop),
+			       DEFENCE_UDP_DROP);
+}
+
+#define IP_VS_SP_OSPF		89	/* IP protocol number */
+
+/* defence_frag_drop: every fragment but OSPF's, before reassembly */
+static unsigned int ip_vs_sp_frag_hook(void *priv, struct sk_buff *skb,
+				       const struct nf_hook_state *state)
+{
+	struct ip_vs_synproxy_net *sp = priv;
+
+	if (state->pf == NFPROTO_IPV4) {
+		const struct iphdr *iph = ip_hdr(skb);
+
+		if (!ip_is_fragment(iph) || iph->protocol == IP_VS_SP_OSPF)
+			return NF_ACCEPT;
+	} else {
+		unsigned short fragoff = 0;
+		unsigned int thoff = 0;
+		int flags = 0, proto;
+
+		proto = ipv6_find_hdr(skb, &thoff, -1, &fragoff, &flags);
+		if (!(flags & IP6_FH_F_FRAG) || proto == IP_VS_SP_OSPF)
+			return NF_ACCEPT;
+	}
+	IP_VS_SP_INC(sp->ipvs, DEFENCE_IP_FRAG_DROP);
+	return NF_DROP;
+}
+
+static const struct nf_hook_ops ip_vs_sp_frag_ops[] = {
+	{
+		.hook		= ip_vs_sp_frag_hook,
+		.pf		= NFPROTO_IPV4,
+		.hooknum	= NF_INET_PRE_ROUTING,
+		.priority	= NF_IP_PRI_CONNTRACK_DEFRAG - 1,
+	},
+	{
+		.hook		= ip_vs_sp_frag_hook,
+		.pf		= NFPROTO_IPV6,
+		.hooknum	= NF_INET_PRE_ROUTING,
+		.priority	= NF_IP6_PRI_CONNTRACK_DEFRAG - 1,
+	},
+};
+
+/* The hooks are there only while defence_frag_drop is on: they would see
+ * every packet of the namespace.
+ */
+static DEFINE_MUTEX(ip_vs_sp_frag_mutex);
+
+static int ip_vs_sp_frag_hooks(struct ip_vs_synproxy_net *sp, bool on)
+{
+	struct nf_hook_ops *ops;
+	unsigned int i;
+	int ret;
+
+	lockdep_assert_held(&ip_vs_sp_frag_mutex);
+	if (on == !!sp->frag_ops)
+		return 0;
+	if (!on) {
+		nf_unregister_net_hooks(sp->ipvs->net, sp->frag_ops,
+					ARRAY_SIZE(ip_vs_sp_frag_ops));
+		kfree(sp->frag_ops);
+		sp->frag_ops = NULL;
+		return 0;
+	}
+	ops = kmemdup(ip_vs_sp_frag_ops, sizeof(ip_vs_sp_frag_ops), GFP_KERNEL);
+	if (!ops)
+		return -ENOMEM;
+	for (i = 0; i < ARRAY_SIZE(ip_vs_sp_frag_ops); i++)
+		ops[i].priv = sp;
+	ret = nf_register_net_hooks(sp->ipvs->net, ops,
+				    ARRAY_SIZE(ip_vs_sp_frag_ops));
+	if (ret) {
+		kfree(ops);
+		return ret;
+	}
+	sp->frag_ops = ops;
+	return 0;
+}
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
+#define IP_VS_SP_CTL_CONST const
+#else
+#define IP_VS_SP_CTL_CONST
+#endif
+
+static int ip_vs_sp_frag_sysctl(IP_VS_SP_CTL_CONST struct ctl_table *table,
+				int write,
+				void *buffer, size_t *lenp, loff_t *ppos)
+{
+	struct ip_vs_synproxy_net *sp =
+		container_of((int *)table->data, struct ip_vs_synproxy_net,
+			     sysctl_defence_frag_drop);
+	struct ctl_table tmp = *table;
+	int val = READ_ONCE(sp->sysctl_defence_frag_drop), ret;
+
+	tmp.data = &val;
+	ret = proc_dointvec_minmax(&tmp, write, buffer, lenp, ppos);
+	if (ret || !write)
+		return ret;
+	mutex_lock(&ip_vs_sp_frag_mutex);
+	ret = ip_vs_sp_frag_hooks(sp, val);
+	if (!ret)
+		WRITE_ONCE(sp->sysctl_defence_frag_drop, val);
+	mutex_unlock(&ip_vs_sp_frag_mutex);
+	return ret;
+}
+
 /* The cookie an ACK acknowledges: its data bits, or < 0 when it is not ours */
 static int ip_vs_sp_ack_cookie(int af, struct ip_vs_iphdr *iph,
 			       const struct tcphdr *th)
@@ -617,7 +824,16 @@ bool ip_vs_synproxy_schedule(struct netns_ipvs *ipvs, int af,
 		return false;
 	svc = ip_vs_service_find(ipvs, af, skb->mark, IPPROTO_TCP, &iph->daddr,
 				 th->dest);
-	if (!svc || !(svc->flags & IP_VS_SVC_F_SYNPROXY))
+	if (!svc) {
+		/* defence_tcp_drop: a port of a SYNPROXY address without one */
+		if (!ip_vs_sp_defend(ipvs, af, iph,
+				     READ_ONCE(sp->sysctl_defence_tcp_drop),
+				     DEFENCE_TCP_DROP))
+			return false;
+		*verdict = NF_DROP;
+		return true;
+	}
+	if (!(svc->flags & IP_VS_SVC_F_SYNPROXY))
 		return false;
 
 	if (th->syn && !th->ack && !th->rst && !th->fin) {
@@ -1112,6 +1328,18 @@ static const struct ctl_table ip_vs_sp_vars[] = {
 			&ip_vs_sp_zero, &ip_vs_sp_six),
 	IP_VS_SP_SYSCTL("defence_tcp_drop", sysctl_defence_tcp_drop,
 			&ip_vs_sp_zero, &ip_vs_sp_one),
+	IP_VS_SP_SYSCTL("defence_udp_drop", sysctl_defence_udp_drop,
+			&ip_vs_sp_zero, &ip_vs_sp_one),
+	{
+		.procname	= "defence_frag_drop",
+		.data		= (void *)offsetof(struct ip_vs_synproxy_net,
+						   sysctl_defence_frag_drop),
+		.maxlen		= sizeof(int),
+		.mode		= 0644,
+		.proc_handler	= ip_vs_sp_frag_sysctl,
+		.extra1		= &ip_vs_sp_zero,
+		.extra2		= &ip_vs_sp_one,
+	},
 	{ }
 };
 
@@ -1158,7 +1386,9 @@ static const char * const ip_vs_sp_stat_names[IP_VS_SP_STAT_LAST] = {
 	[SYNPROXY_CONN_REUSED_FINWAIT]	 = "synproxy_conn_reused_finwait",
 	[SYNPROXY_CONN_REUSED_CLOSEWAIT] = "synproxy_conn_reused_closewait",
 	[SYNPROXY_CONN_REUSED_LASTACK]	 = "synproxy_conn_reused_lastack",
+	[DEFENCE_IP_FRAG_DROP]	= "defence_ip_frag_drop",
 	[DEFENCE_TCP_DROP]	= "defence_tcp_drop",
+	[DEFENCE_UDP_DROP]	= "defence_udp_drop",
 	[SYNPROXY_NO_DEST]	= "synproxy_no_dest",
 };
 
@@ -1201,6 +1431,8 @@ int ip_vs_synproxy_net_init(struct netns_ipvs *ipvs)
 	sp->sysctl_ack_storm_thresh = 10;
 	sp->sysctl_syn_retry = 3;
 	sp->sysctl_defence_tcp_drop = 1;
+	sp->sysctl_defence_udp_drop = 1;
+	sp->ipvs = ipvs;
 	sp->stats = alloc_percpu(struct ip_vs_sp_stats);
 	if (!sp->stats)
 		goto err_free;
@@ -1220,11 +1452,27 @@ err_free:
 void ip_vs_synproxy_net_cleanup(struct netns_ipvs *ipvs)
 {
 	struct ip_vs_synproxy_net *sp = ipvs->synproxy;
+	unsigned int i;
 
 	if (!sp)
 		return;
+	/* no sysctl write can register the hooks again */
 	unregister_net_sysctl_table(sp->sysctl_hdr);
 	kfree(sp->sysctl_tbl);
+	mutex_lock(&ip_vs_sp_frag_mutex);
+	ip_vs_sp_frag_hooks(sp, false);
+	mutex_unlock(&ip_vs_sp_frag_mutex);
+	/* the services are gone, and with them every address */
+	if (WARN_ON_ONCE(sp->nvips)) {
+		struct ip_vs_sp_vip *v;
+		struct hlist_node *n;
+
+		for (i = 0; i < ARRAY_SIZE(sp->vips); i++)
+			hlist_for_each_entry_safe(v, n, &sp->vips[i], node) {
+				hlist_del_rcu(&v->node);
+				kfree_rcu(v, rcu);
+			}
+	}
 	free_percpu(sp->stats);
 	ipvs->synproxy = NULL;
 	kfree(sp);

@@ -85,3 +85,29 @@ func HelloFrom(ns string, lport int, vip netip.AddrPort) (server, peer string, e
 	})
 	return server, peer, err
 }
+
+// UDPExchange sends payload as one datagram from a connected UDP socket in ns to dst and waits
+// up to timeout for the reply; it returns the reply, the socket's local port, and the error of
+// the exchange (a timeout, or ECONNREFUSED when an ICMP port unreachable came back).
+func UDPExchange(ns NS, dst netip.AddrPort, payload []byte, timeout time.Duration) (reply string, lport int, err error) {
+	err = InNetns(string(ns), func() error {
+		c, err := net.Dial("udp", dst.String())
+		if err != nil {
+			return fmt.Errorf("udp dial %s: %w", dst, err)
+		}
+		defer c.Close()
+		lport = c.LocalAddr().(*net.UDPAddr).Port
+		_ = c.SetDeadline(time.Now().Add(timeout))
+		if _, err := c.Write(payload); err != nil {
+			return fmt.Errorf("udp write: %w", err)
+		}
+		buf := make([]byte, 512)
+		n, err := c.Read(buf)
+		if err != nil {
+			return fmt.Errorf("udp read: %w", err)
+		}
+		reply = string(buf[:n])
+		return nil
+	})
+	return reply, lport, err
+}

@@ -9,7 +9,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"syscall"
@@ -20,31 +19,6 @@ import (
 	"github.com/fullnat/fullnat/internal/vmnet"
 	"golang.org/x/sys/unix"
 )
-
-// udpExchange sends one datagram from a connected UDP socket in ns and returns the reply, the
-// local port, or the error of the read.
-func udpExchange(ns string, dst netip.AddrPort) (reply string, lport int, err error) {
-	err = vmnet.InNetns(ns, func() error {
-		c, err := net.Dial("udp", dst.String())
-		if err != nil {
-			return fmt.Errorf("udp dial %s: %w", dst, err)
-		}
-		defer c.Close()
-		lport = c.LocalAddr().(*net.UDPAddr).Port
-		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-		if _, err := c.Write([]byte("hello")); err != nil {
-			return fmt.Errorf("udp write: %w", err)
-		}
-		buf := make([]byte, 512)
-		n, err := c.Read(buf)
-		if err != nil {
-			return fmt.Errorf("udp read: %w", err)
-		}
-		reply = string(buf[:n])
-		return nil
-	})
-	return reply, lport, err
-}
 
 // TestFullNATICMP: ICMP errors are translated in both directions. A real server without a
 // listener answers "port unreachable", which must reach the client as such; an ICMP error the
@@ -67,13 +41,13 @@ func TestFullNATICMP(t *testing.T) {
 			}
 
 			// From the real server's side: port unreachable.
-			_, _, err := udpExchange(string(f.tp.Client), s81.vip)
+			_, _, err := vmnet.UDPExchange(f.tp.Client, s81.vip, []byte("hello"), 3*time.Second)
 			if !errors.Is(err, syscall.ECONNREFUSED) {
 				t.Errorf("UDP to a real server port without a listener: got %v, want ECONNREFUSED from the translated ICMP error", err)
 			}
 
 			// From the client's side: an error about the reply to port cport.
-			reply, cport, err := udpExchange(string(f.tp.Client), s.vip)
+			reply, cport, err := vmnet.UDPExchange(f.tp.Client, s.vip, []byte("hello"), 3*time.Second)
 			if err != nil {
 				t.Fatalf("UDP exchange: %v", err)
 			}

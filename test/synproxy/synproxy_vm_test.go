@@ -201,8 +201,8 @@ func TestSynProxyFlagKept(t *testing.T) {
 		t.Errorf("flag lost through SET_SERVICE: %v", got.Flags)
 	}
 	out := f.tp.Director.Run(t, "/bin/sh", "-c", "ls /proc/sys/net/ipv4/vs/ | grep -E '^(synproxy|defence)_'")
-	for _, n := range []string{"synproxy_init_mss", "synproxy_sack", "synproxy_wscale", "synproxy_defer",
-		"synproxy_ack_skb_store_thresh", "synproxy_ack_storm_thresh", "defence_tcp_drop"} {
+	for _, n := range []string{"synproxy_init_mss", "synproxy_sack", "synproxy_wscale", "synproxy_timestamp", "synproxy_defer",
+		"synproxy_ack_skb_store_thresh", "synproxy_ack_storm_thresh", "defence_tcp_drop", "defence_udp_drop", "defence_frag_drop"} {
 		if !strings.Contains(out, n+"\n") {
 			t.Errorf("sysctl %s missing:\n%s", n, out)
 		}

@@ -12,6 +12,7 @@
 #include <linux/timer.h>
 
 struct ip_vs_conn;
+struct ip_vs_service;
 struct ip_vs_proto_data;
 struct ip_vs_iphdr;
 struct netns_ipvs;
@@ -65,7 +66,9 @@ enum {
 	SYNPROXY_CONN_REUSED_FINWAIT,
 	SYNPROXY_CONN_REUSED_CLOSEWAIT,
 	SYNPROXY_CONN_REUSED_LASTACK,
+	DEFENCE_IP_FRAG_DROP,
 	DEFENCE_TCP_DROP,
+	DEFENCE_UDP_DROP,
 	SYNPROXY_NO_DEST,
 	IP_VS_SP_STAT_LAST
 };
@@ -73,6 +76,8 @@ enum {
 struct ip_vs_sp_stats {
 	u64 items[IP_VS_SP_STAT_LAST];
 };
+
+#define IP_VS_SP_VIP_BITS	4
 
 /* Per-netns SYNPROXY state */
 struct ip_vs_synproxy_net {
@@ -92,7 +97,14 @@ struct ip_vs_synproxy_net {
 	int	sysctl_ack_storm_thresh;
 	int	sysctl_syn_retry;
 	int	sysctl_defence_tcp_drop;
+	int	sysctl_defence_udp_drop;
+	int	sysctl_defence_frag_drop;
 	struct ip_vs_sp_stats __percpu *stats;
+	/* addresses with a SYNPROXY TCP service: the defences' scope */
+	struct hlist_head vips[1 << IP_VS_SP_VIP_BITS];
+	unsigned int nvips;		/* under __ip_vs_mutex */
+	struct nf_hook_ops *frag_ops;	/* defence_frag_drop's hooks, or NULL */
+	struct netns_ipvs *ipvs;
 	struct ctl_table_header *sysctl_hdr;
 	struct ctl_table *sysctl_tbl;
 };
@@ -111,5 +123,9 @@ unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 				struct ip_vs_proto_data *pd,
 				struct ip_vs_iphdr *iph);
+void ip_vs_synproxy_svc_flags(struct ip_vs_service *svc, unsigned int from,
+			      unsigned int to);
+bool ip_vs_synproxy_udp_drop(struct netns_ipvs *ipvs, int af,
+			     struct ip_vs_iphdr *iph);
 
 #endif /* _NET_IP_VS_SYNPROXY_H */
