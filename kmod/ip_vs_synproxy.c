@@ -654,14 +654,14 @@ void ip_vs_synproxy_svc_flags(struct ip_vs_service *svc, unsigned int from,
 		v->refs = 1;
 		hlist_add_head_rcu(&v->node,
 				   &sp->vips[ip_vs_sp_vip_hash(v->af, &v->addr)]);
-		sp->nvips++;
+		WRITE_ONCE(sp->nvips, sp->nvips + 1);
 		return;
 	}
 	if (!v || --v->refs)
 		return;
 	hlist_del_rcu(&v->node);
 	kfree_rcu(v, rcu);
-	sp->nvips--;
+	WRITE_ONCE(sp->nvips, sp->nvips - 1);
 }
 
 /* A packet without a connection or service to daddr: true when a defence
@@ -748,6 +748,8 @@ static int ip_vs_sp_frag_hooks(struct ip_vs_synproxy_net *sp, bool on)
 	if (!on) {
 		nf_unregister_net_hooks(sp->ipvs->net, sp->frag_ops,
 					ARRAY_SIZE(ip_vs_sp_frag_ops));
+		/* a hook still running has sp and may look at its ops */
+		synchronize_net();
 		kfree(sp->frag_ops);
 		sp->frag_ops = NULL;
 		return 0;
