@@ -917,11 +917,10 @@ static bool ip_vs_sp_reuse(struct ip_vs_conn *cp, struct sk_buff *skb,
 	/* the old handshake's own ACK, retransmitted */
 	if (ntohl(th->ack_seq) - 1 == cp->sp.isn)
 		return false;
+	/* no cookie: an ACK of the old connection (its last one, say) */
 	data = ip_vs_sp_ack_cookie(cp->af, iph, th);
-	if (data < 0) {
-		IP_VS_SP_INC(ipvs, SYNPROXY_BAD_ACK);
+	if (data < 0)
 		return false;
-	}
 	svc = ip_vs_service_find(ipvs, cp->af, skb->mark, IPPROTO_TCP,
 				 &iph->daddr, th->dest);
 	if (!svc || !(svc->flags & IP_VS_SVC_F_SYNPROXY))

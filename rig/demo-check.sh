@@ -28,6 +28,8 @@ want '^sent 200000 spoofed SYN' 'the SYN flood'
 # without it, the spoofed SYNs.
 awk '/TCP segments \(those of the 100 genuine/ { n = $5; found = 1 }
 	END { if (!found || n > 1000) { print "demo-check: real servers got " n " segments during the SYNPROXY flood" > "/dev/stderr"; exit 1 } }' "$log" || fail=1
+# Genuine clients send no ACK with a bad cookie, not even when they close.
+want 'ACKs carried a valid cookie, 0 a bad one$' 'no bad cookie from the genuine clients'
 awk '/TCP segments; the spoofed SYNs/ { n = $5; found = 1 }
 	END { if (!found || n < 10000) { print "demo-check: the control flood brought the real servers " n " segments" > "/dev/stderr"; exit 1 } }' "$log" || fail=1
 exit $fail

@@ -92,6 +92,7 @@ if [ $mode = FULLNAT ] && [ -r /proc/net/ip_vs_ext_stats ]; then
 	s0=$(insegs)
 	c0=$(spcount synproxy_syn_cnt)
 	a0=$(spcount synproxy_ok_ack)
+	b0=$(spcount synproxy_bad_ack)
 	$IP netns exec cl $PEER flood --human --addr $VIP:80 --count 200000 &
 	fl=$!
 	$IP netns exec cl $PEER dial --human --addr $VIP:80 --count 100 --parallel 4
@@ -99,7 +100,8 @@ if [ $mode = FULLNAT ] && [ -r /proc/net/ip_vs_ext_stats ]; then
 	sleep 1
 	echo "the real servers received $(($(insegs) - s0)) TCP segments (those of the 100 genuine connections, about 5 each)"
 	echo "the director answered $(($(spcount synproxy_syn_cnt) - c0)) SYNs with cookies;" \
-		"$(($(spcount synproxy_ok_ack) - a0)) ACKs carried a valid cookie"
+		"$(($(spcount synproxy_ok_ack) - a0)) ACKs carried a valid cookie," \
+		"$(($(spcount synproxy_bad_ack) - b0)) a bad one"
 	say "SYNPROXY counters (/proc/net/ip_vs_ext_stats)"
 	$IP netns exec dr grep -E '^(synproxy|defence)_' /proc/net/ip_vs_ext_stats
 	printf 'ip_vs_conn entries on the director: %s\n' "$($IP netns exec dr awk 'END { print NR - 1 }' /proc/net/ip_vs_conn)"

@@ -82,6 +82,30 @@ func TestSynProxyTimestamps(t *testing.T) {
 		t.Logf("4 x 1 MB with timestamps and 2%% loss: get %d ms, put %d ms", g.ElapsedMS, p.ElapsedMS)
 	})
 
+	// Real servers that refuse timestamps: the client keeps the ones it agreed with the
+	// director, the real servers get none back, and transfers still arrive intact.
+	t.Run("RealServersWithout", func(t *testing.T) {
+		for _, rs := range f.tp.Servers {
+			rs.Sysctl(t, "net.ipv4.tcp_timestamps", "0")
+			defer rs.Sysctl(t, "net.ipv4.tcp_timestamps", "1")
+		}
+		s := f.service(t, f.tp.VIP, ipvs.FullNAT, true)
+		defer func() { _ = f.c.DeleteService(s) }()
+		c, srv, err := agreed(f.tp.Client, f.tp.VIP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c&tcpopt.Timestamps == 0 || srv&tcpopt.Timestamps != 0 {
+			t.Errorf("client agreed %v, real server %v; want ts on the client only", c, srv)
+		}
+		addr := netip.AddrPortFrom(f.tp.VIP, 80).String()
+		g := vmnet.Dial(t, f.tp.Client, "--addr", addr, "--op", "get", "--size", "1048576", "--count", "4", "--parallel", "2", "--timeout", "120s")
+		p := vmnet.Dial(t, f.tp.Client, "--addr", addr, "--op", "put", "--size", "1048576", "--count", "4", "--parallel", "2", "--timeout", "120s")
+		if g.OK != 4 || p.OK != 4 {
+			t.Errorf("1 MB transfers: get %d/4, put %d/4 (%v %v)", g.OK, p.OK, g.Errors, p.Errors)
+		}
+	})
+
 	d.Sysctl(t, "net.ipv4.vs.synproxy_timestamp", "0")
 	f.service(t, f.tp.VIP, ipvs.FullNAT, true)
 	c, s, err := agreed(f.tp.Client, f.tp.VIP)
