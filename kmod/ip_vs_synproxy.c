@@ -1357,9 +1357,11 @@ static int ip_vs_sp_sysctl_init(struct netns_ipvs *ipvs)
 		return -ENOMEM;
 	for (i = 0; i < IP_VS_SP_NVARS; i++)
 		tbl[i].data = (void *)sp + (unsigned long)tbl[i].data;
+	if (ip_vs_sysctls_hidden(ipvs->net))
+		tbl[0].procname = NULL;
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
 	sp->sysctl_hdr = register_net_sysctl_sz(ipvs->net, "net/ipv4/vs", tbl,
-						IP_VS_SP_NVARS);
+						tbl[0].procname ? IP_VS_SP_NVARS : 0);
 #else
 	sp->sysctl_hdr = register_net_sysctl(ipvs->net, "net/ipv4/vs", tbl);
 #endif

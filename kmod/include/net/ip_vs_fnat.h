@@ -12,6 +12,9 @@
 #include <linux/refcount.h>
 #include <linux/rcupdate.h>
 #include <linux/netfilter.h>
+#include <linux/version.h>
+#include <linux/user_namespace.h>
+#include <net/net_namespace.h>
 
 struct sk_buff;
 struct genl_info;
@@ -118,6 +121,16 @@ struct ip_vs_fnat_net {
 
 /* Feature bits in IPVS_INFO_ATTR_FEATURES */
 #define IP_VS_FEATURES	(IPVS_FEATURE_FULLNAT | IPVS_FEATURE_EST_TIMEOUT)
+
+/* Our sysctls are where the kernel's IPVS has its own: in a namespace of an
+ * unprivileged user from 6.10 on, which is where upstream began to show them
+ * there (6.1 hides them).
+ */
+static inline bool ip_vs_sysctls_hidden(const struct net *net)
+{
+	return LINUX_VERSION_CODE < KERNEL_VERSION(6, 10, 0) &&
+	       net->user_ns != &init_user_ns;
+}
 
 /* ip_vs_fnat.c: per-netns state, data path */
 int ip_vs_fnat_net_init(struct netns_ipvs *ipvs);
