@@ -41,12 +41,12 @@
 #include <net/secure_seq.h>
 #include <net/ip_vs.h>
 
-/* TCP option walking */
-
-typedef void (*ip_vs_fnat_opt_fn)(u8 *opt, int len, void *arg);
-
-static void ip_vs_fnat_tcp_opts(struct tcphdr *th, u8 kind,
-				ip_vs_fnat_opt_fn fn, void *arg)
+/* TCP option walking: fn is called for every option of th of that kind (0:
+ * every kind; NOP and EOL never), until the first malformed one.  Shared with
+ * SYNPROXY.
+ */
+void ip_vs_tcp_opts(struct tcphdr *th, u8 kind,
+		    void (*fn)(u8 *opt, int len, void *arg), void *arg)
 {
 	u8 *p = (u8 *)(th + 1);
 	int left = th->doff * 4 - sizeof(*th);
@@ -66,7 +66,7 @@ static void ip_vs_fnat_tcp_opts(struct tcphdr *th, u8 kind,
 		len = p[1];
 		if (len < 2 || len > left)
 			return;
-		if (*p == kind)
+		if (!kind || *p == kind)
 			fn(p, len, arg);
 		p += len;
 		left -= len;
@@ -407,8 +407,8 @@ static int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 		/* SYNPROXY's SYN has timestamps when it translates them */
 		if (READ_ONCE(fn->sysctl_timestamp_remove) &&
 		    !(cp->sp.flags & IP_VS_SP_F_TS))
-			ip_vs_fnat_tcp_opts(th, TCPOPT_TIMESTAMP,
-					    ip_vs_fnat_nop_ts, NULL);
+			ip_vs_tcp_opts(th, TCPOPT_TIMESTAMP,
+				       ip_vs_fnat_nop_ts, NULL);
 	}
 	if (cp->fnat.flags & IP_VS_FNAT_F_SEQ)
 		th->seq = htonl(ntohl(th->seq) + cp->fnat.delta);
@@ -443,15 +443,14 @@ static int ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 			int less = cp->af == AF_INET6 ? IP_VS_TCPOLEN_TOA_V6 :
 							IP_VS_TCPOLEN_TOA;
 
-			ip_vs_fnat_tcp_opts(th, TCPOPT_MSS, ip_vs_fnat_mss,
-					    &less);
+			ip_vs_tcp_opts(th, TCPOPT_MSS, ip_vs_fnat_mss, &less);
 		}
 	}
 	if (th->ack && (cp->fnat.flags & IP_VS_FNAT_F_SEQ)) {
 		u32 delta = cp->fnat.delta;
 
 		th->ack_seq = htonl(ntohl(th->ack_seq) - delta);
-		ip_vs_fnat_tcp_opts(th, TCPOPT_SACK, ip_vs_fnat_sack, &delta);
+		ip_vs_tcp_opts(th, TCPOPT_SACK, ip_vs_fnat_sack, &delta);
 	}
 	return 0;
 }

@@ -207,35 +207,6 @@ static void ip_vs_sp_set_window(struct sk_buff *skb, struct tcphdr *th,
 	th->window = new;
 }
 
-/* Walk the options of th; fn is called for every option but NOP/EOL. */
-typedef void (*ip_vs_sp_opt_fn)(u8 *opt, int len, void *arg);
-
-static void ip_vs_sp_opts(struct tcphdr *th, ip_vs_sp_opt_fn fn, void *arg)
-{
-	u8 *p = (u8 *)(th + 1);
-	int left = th->doff * 4 - sizeof(*th);
-
-	while (left > 0) {
-		int len;
-
-		if (*p == TCPOPT_EOL)
-			return;
-		if (*p == TCPOPT_NOP) {
-			p++;
-			left--;
-			continue;
-		}
-		if (left < 2)
-			return;
-		len = p[1];
-		if (len < 2 || len > left)
-			return;
-		fn(p, len, arg);
-		p += len;
-		left -= len;
-	}
-}
-
 struct ip_vs_sp_syn {
 	struct ip_vs_synproxy_net *sp;
 	u32 mss;
@@ -355,7 +326,7 @@ static int ip_vs_sp_synack(struct netns_ipvs *ipvs, int af,
 
 	if (READ_ONCE(s.sp->sysctl_timestamp))
 		s.tsval = ip_vs_sp_ts_now(af, &iph->daddr, &iph->saddr);
-	ip_vs_sp_opts(th, ip_vs_sp_syn_opt, &s);
+	ip_vs_tcp_opts(th, 0, ip_vs_sp_syn_opt, &s);
 	s.data |= ip_vs_sp_mss_index(s.mss);
 
 	isn = ntohl(th->seq);
@@ -519,7 +490,7 @@ static void ip_vs_sp_get_ts(u8 *opt, int len, void *arg)
 {
 	struct ip_vs_sp_ts *ts = arg;
 
-	if (opt[0] != TCPOPT_TIMESTAMP || len != TCPOLEN_TIMESTAMP)
+	if (len != TCPOLEN_TIMESTAMP)
 		return;
 	ts->found = true;
 	ts->val = get_unaligned_be32(opt + 2);
@@ -534,7 +505,8 @@ static void ip_vs_sp_open_ts(struct ip_vs_conn *cp, const struct tcphdr *th)
 {
 	struct ip_vs_sp_ts ts = { };
 
-	ip_vs_sp_opts((struct tcphdr *)th, ip_vs_sp_get_ts, &ts);
+	ip_vs_tcp_opts((struct tcphdr *)th, TCPOPT_TIMESTAMP, ip_vs_sp_get_ts,
+		       &ts);
 	if (!ts.found)
 		return;		/* the client dropped them: none from here on */
 	cp->sp.ts_ours = ts.ecr;
@@ -1058,7 +1030,7 @@ unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 			       ntohl(th->ack_seq) - cp->sp.delta);
 	/* SACK blocks name the real server's sequence numbers */
 	if (th->ack || t.ts)
-		ip_vs_sp_opts(th, ip_vs_sp_xlate_opt, &t);
+		ip_vs_tcp_opts(th, 0, ip_vs_sp_xlate_opt, &t);
 	/* the client scales its window, the real server does not */
 	if (cp->sp.c_wscale != IP_VS_SP_WS_NONE &&
 	    cp->sp.rs_wscale == IP_VS_SP_WS_NONE && cp->sp.c_wscale)
@@ -1069,7 +1041,7 @@ unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 
 static void ip_vs_sp_rs_wscale(u8 *opt, int len, void *arg)
 {
-	if (opt[0] == TCPOPT_WINDOW && len == TCPOLEN_WINDOW)
+	if (len == TCPOLEN_WINDOW)
 		*(u8 *)arg = min_t(u8, opt[2], TCP_MAX_WSCALE);
 }
 
@@ -1130,14 +1102,16 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 
 			rs_ws = IP_VS_SP_WS_NONE;
 			if (cp->sp.c_wscale != IP_VS_SP_WS_NONE)
-				ip_vs_sp_opts(th, ip_vs_sp_rs_wscale, &rs_ws);
+				ip_vs_tcp_opts(th, TCPOPT_WINDOW,
+					       ip_vs_sp_rs_wscale, &rs_ws);
 			cp->sp.rs_wscale = rs_ws;
 			cp->sp.delta = cp->sp.isn - seq;
 			/* the client sees our clock, not the real server's;
 			 * a real server without timestamps gets none
 			 */
 			if (flags & IP_VS_SP_F_TS) {
-				ip_vs_sp_opts(th, ip_vs_sp_get_ts, &ts);
+				ip_vs_tcp_opts(th, TCPOPT_TIMESTAMP,
+					       ip_vs_sp_get_ts, &ts);
 				if (ts.found)
 					cp->sp.ts_soff = cp->sp.ts_ours - ts.val;
 				else
@@ -1203,7 +1177,7 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 			.ts = true,
 		};
 
-		ip_vs_sp_opts(th, ip_vs_sp_xlate_opt, &t);
+		ip_vs_tcp_opts(th, TCPOPT_TIMESTAMP, ip_vs_sp_xlate_opt, &t);
 	}
 	if (cp->sp.c_wscale != IP_VS_SP_WS_NONE) {
 		u32 rs = cp->sp.rs_wscale == IP_VS_SP_WS_NONE ? 0 :

@@ -122,6 +122,10 @@ struct ip_vs_fnat_net {
 /* Feature bits in IPVS_INFO_ATTR_FEATURES */
 #define IP_VS_FEATURES	(IPVS_FEATURE_FULLNAT | IPVS_FEATURE_EST_TIMEOUT)
 
+struct tcphdr;
+void ip_vs_tcp_opts(struct tcphdr *th, u8 kind,
+		    void (*fn)(u8 *opt, int len, void *arg), void *arg);
+
 /* Our sysctls are where the kernel's IPVS has its own: in a namespace of an
  * unprivileged user from 6.10 on, which is where upstream began to show them
  * there (6.1 hides them).
