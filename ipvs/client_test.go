@@ -479,6 +479,7 @@ func TestErrnoMapping(t *testing.T) {
 		{unix.ENOENT, os.ErrNotExist},
 		{unix.EEXIST, os.ErrExist},
 		{unix.EPERM, os.ErrPermission},
+		{unix.EPROTONOSUPPORT, ErrSynProxyNotAllowed},
 	} {
 		t.Run(tc.errno.Error(), func(t *testing.T) {
 			r := &recorder{errno: tc.errno}

@@ -12,6 +12,11 @@ import (
 	"github.com/mdlayher/netlink"
 )
 
+// ErrSynProxyNotAllowed matches (with errors.Is) the kernel's refusal of SYNPROXY where it
+// cannot work: on a service that is not TCP, or together with real servers that are not NAT or
+// FULLNAT (direct routing, tunnels), whichever of the two is configured first.
+var ErrSynProxyNotAllowed = errors.New("SYNPROXY needs a TCP service with NAT or FULLNAT real servers")
+
 // ErrNotSupported is returned (wrapped) when a request needs an extension
 // feature that the running IPVS module does not report in GET_INFO. The
 // request is refused before anything is sent to the kernel.
@@ -22,7 +27,8 @@ var ErrNotSupported = errors.New("not supported by the running IPVS module")
 //
 // errors.Is(err, os.ErrNotExist) holds for ESRCH and ENOENT,
 // errors.Is(err, os.ErrExist) for EEXIST and errors.Is(err,
-// os.ErrPermission) for EPERM and EACCES. The Errno is also reachable with
+// os.ErrPermission) for EPERM and EACCES, and errors.Is(err, ErrSynProxyNotAllowed) for our
+// module's EPROTONOSUPPORT. The Errno is also reachable with
 // errors.As or errors.Is(err, syscall.ESRCH).
 type Error struct {
 	// Op is the operation, e.g. "create service".
@@ -64,6 +70,8 @@ func (e *Error) Is(target error) bool {
 		return errno == syscall.EEXIST
 	case os.ErrPermission:
 		return errno == syscall.EPERM || errno == syscall.EACCES
+	case ErrSynProxyNotAllowed:
+		return errno == syscall.EPROTONOSUPPORT
 	}
 	return false
 }

@@ -32,10 +32,14 @@
 #else
 #include <asm/unaligned.h>
 #endif
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
+#include <net/gso.h>
+#endif
 #include <net/icmp.h>
 #include <net/ip.h>
 #include <net/ipv6.h>
 #include <net/ip6_route.h>
+#include <net/ip6_checksum.h>
 #include <net/route.h>
 #include <net/tcp.h>
 #include <net/secure_seq.h>
@@ -71,6 +75,54 @@ void ip_vs_tcp_opts(struct tcphdr *th, u8 kind,
 		p += len;
 		left -= len;
 	}
+}
+
+/* A TCP packet that fraglist GRO (rx-gro-list) aggregated keeps every
+ * segment's own header, and GSO gives each segment its own back, fixing up
+ * only addresses and ports from the head.  FULLNAT and SYNPROXY rewrite
+ * sequence numbers, options and TOA in the head, so turn it into what
+ * ordinary GRO makes: one header, the payloads after it, checksum offloaded.
+ */
+static int ip_vs_tcp_unlist(struct sk_buff *skb, unsigned int thoff)
+{
+	struct tcphdr *th;
+	unsigned int len;
+
+	if (skb_linearize(skb))
+		return -ENOMEM;
+	skb_shinfo(skb)->gso_type &= ~SKB_GSO_FRAGLIST;
+	th = (struct tcphdr *)(skb->data + thoff);
+	len = skb->len - thoff;
+	if (skb->protocol == htons(ETH_P_IPV6))
+		th->check = ~tcp_v6_check(len, &ipv6_hdr(skb)->saddr,
+					  &ipv6_hdr(skb)->daddr, 0);
+	else
+		th->check = ~tcp_v4_check(len, ip_hdr(skb)->saddr,
+					  ip_hdr(skb)->daddr, 0);
+	skb->ip_summed = CHECKSUM_PARTIAL;
+	skb->csum_start = skb_headroom(skb) + thoff;
+	skb->csum_offset = offsetof(struct tcphdr, check);
+	return 0;
+}
+
+/* The TCP header at thoff, options included, writable: NULL when there is
+ * none.  Every pointer into skb taken before is stale afterwards.
+ */
+struct tcphdr *ip_vs_tcp_writable(struct sk_buff *skb, unsigned int thoff)
+{
+	struct tcphdr *th;
+	unsigned int hlen;
+
+	if (unlikely(skb_is_gso(skb) &&
+		     (skb_shinfo(skb)->gso_type & SKB_GSO_FRAGLIST)) &&
+	    ip_vs_tcp_unlist(skb, thoff))
+		return NULL;
+	if (skb_ensure_writable(skb, thoff + sizeof(*th)))
+		return NULL;
+	hlen = ((struct tcphdr *)(skb->data + thoff))->doff * 4;
+	if (hlen < sizeof(*th) || skb_ensure_writable(skb, thoff + hlen))
+		return NULL;
+	return (struct tcphdr *)(skb->data + thoff);
 }
 
 static void ip_vs_fnat_nop_ts(u8 *opt, int len, void *arg)
@@ -127,13 +179,11 @@ static int ip_vs_fnat_l4_writable(struct sk_buff *skb, unsigned int thoff,
 		*hlen = sizeof(struct udphdr);
 		return skb_ensure_writable(skb, thoff + *hlen);
 	}
-	if (skb_ensure_writable(skb, thoff + sizeof(*th)))
-		return -ENOMEM;
-	th = (struct tcphdr *)(skb->data + thoff);
-	if (th->doff < sizeof(*th) / 4)
+	th = ip_vs_tcp_writable(skb, thoff);
+	if (!th)
 		return -EINVAL;
 	*hlen = th->doff * 4;
-	return skb_ensure_writable(skb, thoff + *hlen);
+	return 0;
 }
 
 /* Sum of the pseudo header and the L4 header, check field excluded */
@@ -225,14 +275,32 @@ static bool ip_vs_fnat_ttl(struct sk_buff *skb, int af, struct net *net)
 	return true;
 }
 
+/* Does skb exceed mtu?  As upstream's transmitters judge it: a packet that
+ * netfilter reassembled by the size of its largest fragment, a GSO packet by
+ * its segments.
+ */
+static bool ip_vs_fnat_toobig(struct sk_buff *skb, int af, unsigned int mtu)
+{
+	if (IS_ENABLED(CONFIG_IP_VS_IPV6) && af == AF_INET6) {
+		if (IP6CB(skb)->frag_max_size)
+			return IP6CB(skb)->frag_max_size > mtu;
+	} else if (!(ip_hdr(skb)->frag_off & htons(IP_DF))) {
+		return false;	/* it will be fragmented */
+	}
+	if (skb->len <= mtu)
+		return false;
+	return !skb_is_gso(skb) || !skb_gso_validate_network_len(skb, mtu);
+}
+
 /* Route skb to daddr from saddr; checks the size of the packet (plus extra
  * bytes we may add) against the route's MTU while skb still is the packet
- * that arrived, so an ICMP error reaches its sender.
+ * that arrived, so an ICMP error reaches its sender (none about an ICMP
+ * error, icmp).
  */
 static int ip_vs_fnat_route(struct sk_buff *skb, struct ip_vs_conn *cp,
 			    int af, const union nf_inet_addr *saddr,
 			    const union nf_inet_addr *daddr,
-			    unsigned int *mtu)
+			    unsigned int *mtu, bool icmp)
 {
 	struct net *net = cp->ipvs->net;
 	struct dst_entry *dst;
@@ -249,10 +317,11 @@ static int ip_vs_fnat_route(struct sk_buff *skb, struct ip_vs_conn *cp,
 			return -EHOSTUNREACH;
 		}
 		*mtu = dst_mtu(dst);
-		if (!skb_is_gso(skb) && skb->len > *mtu) {
+		if (ip_vs_fnat_toobig(skb, af, *mtu)) {
 			if (!skb->dev)
 				skb->dev = net->loopback_dev;
-			icmpv6_send(skb, ICMPV6_PKT_TOOBIG, 0, *mtu);
+			if (!icmp)
+				icmpv6_send(skb, ICMPV6_PKT_TOOBIG, 0, *mtu);
 			dst_release(dst);
 			return -EMSGSIZE;
 		}
@@ -268,10 +337,10 @@ static int ip_vs_fnat_route(struct sk_buff *skb, struct ip_vs_conn *cp,
 			return PTR_ERR(rt);
 		dst = &rt->dst;
 		*mtu = dst_mtu(dst);
-		if (!skb_is_gso(skb) && skb->len > *mtu &&
-		    (ip_hdr(skb)->frag_off & htons(IP_DF))) {
-			icmp_send(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED,
-				  htonl(*mtu));
+		if (ip_vs_fnat_toobig(skb, af, *mtu)) {
+			if (!icmp)
+				icmp_send(skb, ICMP_DEST_UNREACH,
+					  ICMP_FRAG_NEEDED, htonl(*mtu));
 			dst_release(dst);
 			return -EMSGSIZE;
 		}
@@ -283,6 +352,10 @@ static int ip_vs_fnat_route(struct sk_buff *skb, struct ip_vs_conn *cp,
 
 static int ip_vs_fnat_send(struct sk_buff *skb, int af, struct net *net)
 {
+	/* what is too big was refused above; the rest may be fragmented
+	 * (a reassembled packet again into its fragments' sizes)
+	 */
+	skb->ignore_df = 1;
 	skb->ipvs_property = 1;
 	ip_vs_notrack(skb);
 	if (skb->dev)
@@ -380,20 +453,21 @@ static int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 	struct tcphdr *th;
 	bool syn;
 
-	if (skb_ensure_writable(skb, thoff + sizeof(*th)))
-		return -ENOMEM;
-	th = (struct tcphdr *)(skb->data + thoff);
-	if (th->doff < sizeof(*th) / 4 ||
-	    skb_ensure_writable(skb, thoff + th->doff * 4))
+	th = ip_vs_tcp_writable(skb, thoff);
+	if (!th)
 		return -EINVAL;
-	th = (struct tcphdr *)(skb->data + thoff);
 	syn = th->syn && !th->ack;
 
 	if (syn) {
 		u32 seq = ntohl(th->seq);
-		bool have = cp->fnat.flags & IP_VS_FNAT_F_SEQ;
-		bool retrans = have && seq + cp->fnat.delta == cp->fnat.init_seq;
+		bool have, retrans;
 
+		/* the sequence state changes under the lock the state table
+		 * uses: a SYN and the real server's SYN-ACK can meet here
+		 */
+		spin_lock_bh(&cp->lock);
+		have = cp->fnat.flags & IP_VS_FNAT_F_SEQ;
+		retrans = have && seq + cp->fnat.delta == cp->fnat.init_seq;
 		if (!have || (!retrans && READ_ONCE(fn->sysctl_conn_reused) &&
 			      (cp->state == IP_VS_TCP_S_SYN_RECV ||
 			       cp->state == IP_VS_TCP_S_SYN_SENT))) {
@@ -404,6 +478,7 @@ static int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 			cp->fnat.flags |= IP_VS_FNAT_F_SEQ;
 			cp->fnat.flags &= ~IP_VS_FNAT_F_FDATA;
 		}
+		spin_unlock_bh(&cp->lock);
 		/* SYNPROXY's SYN has timestamps when it translates them */
 		if (READ_ONCE(fn->sysctl_timestamp_remove) &&
 		    !(cp->sp.flags & IP_VS_SP_F_TS))
@@ -421,6 +496,15 @@ static int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 	return 0;
 }
 
+/* The real server's SYN-ACK: its first data byte, where TOA goes */
+void ip_vs_fnat_fdata(struct ip_vs_conn *cp, u32 seq)
+{
+	spin_lock_bh(&cp->lock);
+	cp->fnat.fdata_seq = seq;
+	cp->fnat.flags |= IP_VS_FNAT_F_FDATA;
+	spin_unlock_bh(&cp->lock);
+}
+
 /* real server -> client, TCP part */
 static int ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 			      unsigned int thoff)
@@ -428,17 +512,12 @@ static int ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 	struct ip_vs_fnat_net *fn = cp->ipvs->fnat;
 	struct tcphdr *th;
 
-	if (skb_ensure_writable(skb, thoff + sizeof(*th)))
-		return -ENOMEM;
-	th = (struct tcphdr *)(skb->data + thoff);
-	if (th->doff < sizeof(*th) / 4 ||
-	    skb_ensure_writable(skb, thoff + th->doff * 4))
+	th = ip_vs_tcp_writable(skb, thoff);
+	if (!th)
 		return -EINVAL;
-	th = (struct tcphdr *)(skb->data + thoff);
 
 	if (th->syn && th->ack) {
-		cp->fnat.fdata_seq = ntohl(th->seq) + 1;
-		cp->fnat.flags |= IP_VS_FNAT_F_FDATA;
+		ip_vs_fnat_fdata(cp, ntohl(th->seq) + 1);
 		if (READ_ONCE(fn->sysctl_mss_adjust)) {
 			int less = cp->af == AF_INET6 ? IP_VS_TCPOLEN_TOA_V6 :
 							IP_VS_TCPOLEN_TOA;
@@ -498,14 +577,19 @@ int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
 		return NF_DROP;
 
 	if (IS_ENABLED(CONFIG_IP_VS_IPV6) && af == AF_INET6) {
-		if (ipv6_hdr(skb)->nexthdr != IPPROTO_ICMPV6)
+		unsigned short fragoff = 0;
+		int proto;
+
+		/* extension headers, outside and in the quoted packet */
+		toff = 0;
+		if (ipv6_find_hdr(skb, &toff, IPPROTO_ICMPV6, NULL, NULL) < 0)
 			return NF_DROP;
-		toff = sizeof(struct ipv6hdr);
 		coff = toff + sizeof(struct icmp6hdr);
-		if (skb_ensure_writable(skb, coff + sizeof(struct ipv6hdr)))
+		cthoff = coff;
+		proto = ipv6_find_hdr(skb, &cthoff, -1, &fragoff, NULL);
+		if (proto < 0 || fragoff)
 			return NF_DROP;
-		iproto = ((struct ipv6hdr *)(skb->data + coff))->nexthdr;
-		cthoff = coff + sizeof(struct ipv6hdr);
+		iproto = proto;
 	} else {
 		struct iphdr *ciph;
 
@@ -514,6 +598,8 @@ int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
 		if (skb_ensure_writable(skb, coff + sizeof(struct iphdr)))
 			return NF_DROP;
 		ciph = (struct iphdr *)(skb->data + coff);
+		if (ciph->ihl < 5)
+			return NF_DROP;
 		iproto = ciph->protocol;
 		cthoff = coff + ciph->ihl * 4;
 	}
@@ -522,7 +608,7 @@ int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
 	    skb_ensure_writable(skb, cthoff + 8) ||
 	    !ip_vs_fnat_ttl(skb, af, cp->ipvs->net))
 		return NF_DROP;
-	if (ip_vs_fnat_route(skb, cp, af, osrc, odst, &mtu))
+	if (ip_vs_fnat_route(skb, cp, af, osrc, odst, &mtu, true))
 		return NF_DROP;
 
 	/* the embedded packet */
@@ -535,6 +621,9 @@ int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
 
 		*seq = htonl(ntohl(*seq) - cp->fnat.delta);
 	}
+	/* the client quotes the real server's sequence as SYNPROXY moved it */
+	if (!out && (cp->flags & IP_VS_CONN_F_SYNPROXY))
+		ip_vs_synproxy_icmp(skb, cp, cthoff);
 	if (IS_ENABLED(CONFIG_IP_VS_IPV6) && af == AF_INET6) {
 		struct ipv6hdr *cip6h = (struct ipv6hdr *)(skb->data + coff);
 
@@ -567,15 +656,6 @@ int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
 	return ip_vs_fnat_send(skb, af, cp->ipvs->net);
 }
 
-static bool ip_vs_fnat_is_icmp(struct sk_buff *skb, int af)
-{
-#ifdef CONFIG_IP_VS_IPV6
-	if (af == AF_INET6)
-		return ipv6_hdr(skb)->nexthdr == IPPROTO_ICMPV6;
-#endif
-	return ip_hdr(skb)->protocol == IPPROTO_ICMP;
-}
-
 int ip_vs_fnat_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
 		    struct ip_vs_protocol *pp, struct ip_vs_iphdr *ipvsh)
 {
@@ -587,8 +667,10 @@ int ip_vs_fnat_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
 	if (!cp->fnat.laddr || ipvsh->fragoffs ||
 	    (cp->protocol != IPPROTO_TCP && cp->protocol != IPPROTO_UDP))
 		goto drop;
-	/* an ICMP error from the client's side, about our replies */
-	if (unlikely(ip_vs_fnat_is_icmp(skb, af))) {
+	/* an ICMP error from the client's side, about our replies: ipvsh
+	 * describes the packet it quotes
+	 */
+	if (unlikely(ip_vs_iph_icmp(ipvsh))) {
 		if (ip_vs_fnat_icmp(skb, cp, false) == NF_STOLEN)
 			return NF_STOLEN;
 		goto drop;
@@ -596,7 +678,8 @@ int ip_vs_fnat_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
 	if (ip_vs_fnat_l4_writable(skb, thoff, cp->protocol, &hlen) ||
 	    !ip_vs_fnat_ttl(skb, af, cp->ipvs->net))
 		goto drop;
-	if (ip_vs_fnat_route(skb, cp, af, &cp->fnat.lip, &cp->daddr, &mtu))
+	if (ip_vs_fnat_route(skb, cp, af, &cp->fnat.lip, &cp->daddr, &mtu,
+			     false))
 		goto drop;
 	old = ip_vs_fnat_l4_sum(skb, af, thoff, cp->protocol);
 	if (cp->protocol == IPPROTO_TCP &&
@@ -630,7 +713,8 @@ int ip_vs_fnat_response(struct sk_buff *skb, struct ip_vs_proto_data *pd,
 	if (ip_vs_fnat_l4_writable(skb, thoff, cp->protocol, &hlen) ||
 	    !ip_vs_fnat_ttl(skb, af, cp->ipvs->net))
 		goto drop;
-	if (ip_vs_fnat_route(skb, cp, af, &cp->vaddr, &cp->caddr, &mtu))
+	if (ip_vs_fnat_route(skb, cp, af, &cp->vaddr, &cp->caddr, &mtu,
+			     false))
 		goto drop;
 	old = ip_vs_fnat_l4_sum(skb, af, thoff, cp->protocol);
 	if (cp->protocol == IPPROTO_TCP && ip_vs_fnat_tcp_out(skb, cp, thoff))

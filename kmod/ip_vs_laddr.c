@@ -243,8 +243,10 @@ void ip_vs_fnat_conn_unbind(struct ip_vs_conn *cp)
 		lock = ip_vs_fnat_lock(hash);
 		spin_lock_bh(lock);
 		hlist_del_rcu(&cp->fnat.o_list);
-		cp->fnat.flags &= ~IP_VS_FNAT_F_HASHED;
 		spin_unlock_bh(lock);
+		spin_lock_bh(&cp->lock);
+		cp->fnat.flags &= ~IP_VS_FNAT_F_HASHED;
+		spin_unlock_bh(&cp->lock);
 		atomic_dec(&cp->ipvs->fnat->conns);
 	}
 	cp->fnat.laddr = NULL;

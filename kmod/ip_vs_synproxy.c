@@ -55,6 +55,8 @@
 #include <net/ip6_checksum.h>
 #include <net/route.h>
 #include <net/tcp.h>
+#include <net/netfilter/ipv4/nf_reject.h>
+#include <net/netfilter/ipv6/nf_reject.h>
 #include <net/ip_vs.h>
 
 #define IP_VS_SP_INC(ipvs, item) \
@@ -306,6 +308,8 @@ static int ip_vs_sp_synack(struct netns_ipvs *ipvs, int af,
 		.mss = 536,
 		.data = IP_VS_SP_WS_NONE << 4,
 	};
+	unsigned int iplen = af == AF_INET6 ? sizeof(struct ipv6hdr) :
+					      sizeof(struct iphdr);
 	unsigned int thoff = iph->len;
 	union nf_inet_addr tmp;
 	struct tcphdr *th;
@@ -313,16 +317,21 @@ static int ip_vs_sp_synack(struct netns_ipvs *ipvs, int af,
 	__be16 port;
 	u32 isn;
 
-	if (af == AF_INET6 && thoff != sizeof(struct ipv6hdr))
+	th = ip_vs_tcp_writable(skb, thoff);
+	if (!th)
 		goto drop;
-	if (skb_ensure_writable(skb, thoff + sizeof(*th)))
-		goto drop;
-	th = (struct tcphdr *)(skb->data + thoff);
 	hlen = th->doff * 4;
-	if (hlen < sizeof(*th) || skb_ensure_writable(skb, thoff + hlen) ||
-	    pskb_trim(skb, thoff + hlen))
+	/* the answer carries none of the client's IP options or extension
+	 * headers: the TCP header moves up to the fixed IP header
+	 */
+	if (thoff != iplen) {
+		memmove(skb->data + iplen, th, hlen);
+		thoff = iplen;
+		th = (struct tcphdr *)(skb->data + thoff);
+	}
+	if (pskb_trim(skb, thoff + hlen))
 		goto drop;
-	th = (struct tcphdr *)(skb->data + thoff);
+	skb_set_transport_header(skb, thoff);
 
 	if (READ_ONCE(s.sp->sysctl_timestamp))
 		s.tsval = ip_vs_sp_ts_now(af, &iph->daddr, &iph->saddr);
@@ -349,6 +358,7 @@ static int ip_vs_sp_synack(struct netns_ipvs *ipvs, int af,
 		ip6->daddr = tmp.in6;
 		ip6->hop_limit = READ_ONCE(ipvs->synproxy->sysctl_synack_ttl);
 		ip6_flow_hdr(ip6, 0, 0);
+		ip6->nexthdr = IPPROTO_TCP;
 		ip6->payload_len = htons(hlen);
 	} else {
 		struct iphdr *ip = ip_hdr(skb);
@@ -356,6 +366,7 @@ static int ip_vs_sp_synack(struct netns_ipvs *ipvs, int af,
 		ip->saddr = iph->daddr.ip;
 		ip->daddr = tmp.ip;
 		ip->ttl = READ_ONCE(ipvs->synproxy->sysctl_synack_ttl);
+		ip->ihl = sizeof(*ip) / 4;
 		ip->tos = 0;
 		ip->id = 0;
 		ip->frag_off = htons(IP_DF);
@@ -372,19 +383,18 @@ drop:
 	return NF_STOLEN;
 }
 
-/* Build the SYN to the real server (sequence number seq, options from the
- * cookie's data) with the addresses and route of the client's packet ack, and
- * send it through the connection's transmitter.
+/* Build the SYN to the real server (the client's ISN, options from the
+ * cookie's data) with the addresses, mark and route of the client's packet
+ * ack, whose TCP header is writable.
  */
-static void ip_vs_sp_send_rs_syn(struct ip_vs_conn *cp,
-				 struct ip_vs_proto_data *pd,
-				 struct sk_buff *ack, struct ip_vs_iphdr *iph,
-				 u32 seq, u32 data)
+static struct sk_buff *ip_vs_sp_rs_syn(struct ip_vs_conn *cp,
+				       struct sk_buff *ack,
+				       struct ip_vs_iphdr *iph)
 {
 	unsigned int iplen = cp->af == AF_INET6 ? sizeof(struct ipv6hdr) :
 						  sizeof(struct iphdr);
 	const struct tcphdr *ath = (struct tcphdr *)(ack->data + iph->len);
-	struct ip_vs_iphdr niph;
+	u32 seq = cp->sp.cisn, data = cp->sp.data;
 	struct sk_buff *skb;
 	struct tcphdr *th;
 	unsigned int tlen;
@@ -392,7 +402,7 @@ static void ip_vs_sp_send_rs_syn(struct ip_vs_conn *cp,
 
 	skb = alloc_skb(LL_MAX_HEADER + 64 + iplen + 60, GFP_ATOMIC);
 	if (!skb)
-		return;
+		return NULL;
 	skb_reserve(skb, LL_MAX_HEADER + 64);
 	skb_reset_network_header(skb);
 	skb_put(skb, iplen);
@@ -471,14 +481,57 @@ static void ip_vs_sp_send_rs_syn(struct ip_vs_conn *cp,
 	skb->mark = ack->mark;
 	skb->skb_iif = ack->skb_iif;
 	skb_dst_copy(skb, ack);
+	return skb;
+}
 
-	ip_vs_fill_iph_skb(cp->af, skb, false, &niph);
+/* A client packet on its way to the real server, through the connection's
+ * transmitter; consumes skb.
+ */
+static void ip_vs_sp_xmit(struct ip_vs_conn *cp, struct ip_vs_proto_data *pd,
+			  struct sk_buff *skb)
+{
+	struct ip_vs_iphdr iph;
+
+	ip_vs_fill_iph_skb(cp->af, skb, false, &iph);
 	if (pd->pp->state_transition)
-		pd->pp->state_transition(cp, IP_VS_DIR_INPUT, skb, pd,
-					 niph.len);
+		pd->pp->state_transition(cp, IP_VS_DIR_INPUT, skb, pd, iph.len);
 	if (!cp->packet_xmit ||
-	    cp->packet_xmit(skb, cp, pd->pp, &niph) != NF_STOLEN)
+	    cp->packet_xmit(skb, cp, pd->pp, &iph) != NF_STOLEN)
 		kfree_skb(skb);
+}
+
+/* A client packet waits for the real server: it keeps its route, but neither
+ * its device, which may go away meanwhile, nor its conntrack entry.
+ */
+static bool ip_vs_sp_hold(struct sk_buff *skb)
+{
+	if (!skb_dst_force(skb))
+		return false;
+	nf_reset_ct(skb);
+	skb->dev = NULL;
+	return true;
+}
+
+/* May another SYN go to the real server?  Called with ack_q.lock held. */
+static bool ip_vs_sp_may_resend(struct ip_vs_conn *cp)
+{
+	return (cp->sp.flags & (IP_VS_SP_F_OPEN | IP_VS_SP_F_EST |
+				IP_VS_SP_F_CLOSING)) == IP_VS_SP_F_OPEN &&
+	       cp->sp.retries < READ_ONCE(cp->ipvs->synproxy->sysctl_syn_retry);
+}
+
+/* No more SYNs to the real server: the retransmission timer goes, and with
+ * it its reference.  closing: for good (the connection ends).
+ */
+static void ip_vs_sp_stop(struct ip_vs_conn *cp, bool closing)
+{
+	if (closing) {
+		spin_lock_bh(&cp->sp.ack_q.lock);
+		WRITE_ONCE(cp->sp.flags, cp->sp.flags | IP_VS_SP_F_CLOSING);
+		spin_unlock_bh(&cp->sp.ack_q.lock);
+	}
+	if (timer_delete(&cp->sp.timer))
+		__ip_vs_conn_put(cp);
 }
 
 struct ip_vs_sp_ts {
@@ -501,12 +554,11 @@ static void ip_vs_sp_get_ts(u8 *opt, int len, void *arg)
  * SYN-ACK's TSval, and the SYN to the real server carries the client's
  * TSval (NAT) or the director's clock from the local address (FULLNAT).
  */
-static void ip_vs_sp_open_ts(struct ip_vs_conn *cp, const struct tcphdr *th)
+static void ip_vs_sp_open_ts(struct ip_vs_conn *cp, struct tcphdr *th)
 {
 	struct ip_vs_sp_ts ts = { };
 
-	ip_vs_tcp_opts((struct tcphdr *)th, TCPOPT_TIMESTAMP, ip_vs_sp_get_ts,
-		       &ts);
+	ip_vs_tcp_opts(th, TCPOPT_TIMESTAMP, ip_vs_sp_get_ts, &ts);
 	if (!ts.found)
 		return;		/* the client dropped them: none from here on */
 	cp->sp.ts_ours = ts.ecr;
@@ -514,7 +566,31 @@ static void ip_vs_sp_open_ts(struct ip_vs_conn *cp, const struct tcphdr *th)
 		cp->sp.ts_coff = ip_vs_sp_ts_now(cp->af, &cp->fnat.lip,
 						 &cp->daddr) - ts.val;
 	cp->sp.ts_syn = ts.val + cp->sp.ts_coff;
-	cp->sp.flags |= IP_VS_SP_F_TS;
+	WRITE_ONCE(cp->sp.flags, cp->sp.flags | IP_VS_SP_F_TS);
+}
+
+/* What ip_vs_sp_open() knows of a connection before ip_vs_schedule() creates
+ * and hashes it: ip_vs_synproxy_conn_init() takes it on the same CPU, with
+ * BHs off, so the connection is a SYNPROXY one from its first moment in the
+ * table, whatever another CPU finds there.
+ */
+struct ip_vs_sp_new {
+	u32 isn, cisn, data;
+	u8 c_wscale, d_wscale;
+};
+
+static DEFINE_PER_CPU(struct ip_vs_sp_new *, ip_vs_sp_new);
+
+/* Answer the client's ACK with a RST: it holds a connection we cannot give */
+static void ip_vs_sp_reset(struct netns_ipvs *ipvs, int af, struct sk_buff *skb)
+{
+#ifdef CONFIG_IP_VS_IPV6
+	if (af == AF_INET6) {
+		nf_send_reset6(ipvs->net, NULL, skb, NF_INET_LOCAL_IN);
+		return;
+	}
+#endif
+	nf_send_reset(ipvs->net, NULL, skb, NF_INET_LOCAL_IN);
 }
 
 /* The client's ACK carried a valid cookie (data): create the connection,
@@ -523,43 +599,71 @@ static void ip_vs_sp_open_ts(struct ip_vs_conn *cp, const struct tcphdr *th)
  */
 static bool ip_vs_sp_open(struct ip_vs_service *svc, struct sk_buff *skb,
 			  struct ip_vs_proto_data *pd, struct ip_vs_iphdr *iph,
-			  const struct tcphdr *th, int data, int *verdict)
+			  int data, int *verdict)
 {
 	struct netns_ipvs *ipvs = svc->ipvs;
 	struct ip_vs_synproxy_net *sp = ipvs->synproxy;
+	struct ip_vs_sp_new n;
 	struct ip_vs_conn *cp;
+	struct sk_buff *syn;
+	struct tcphdr *th;
 	int ignored;
 
+	th = ip_vs_tcp_writable(skb, iph->len);
+	if (!th)
+		return false;
 	/* synproxy_defer: wait for the first data before bothering the RS */
 	if (READ_ONCE(sp->sysctl_defer) && skb->len <= iph->len + th->doff * 4) {
 		IP_VS_SP_INC(ipvs, SYNPROXY_NULL_ACK);
 		return false;
 	}
-	if (skb_ensure_writable(skb, iph->len + th->doff * 4))
-		return false;
 	IP_VS_SP_INC(ipvs, SYNPROXY_OK_ACK);
-
-	cp = ip_vs_schedule(svc, skb, pd, &ignored, iph);
-	if (!cp)
+	/* drop_entry: the director is short of memory */
+	if (ip_vs_todrop(ipvs))
 		return false;
-	cp->flags |= IP_VS_CONN_F_SYNPROXY;
-	cp->sp.isn = ntohl(th->ack_seq) - 1;
-	cp->sp.c_wscale = IP_VS_SP_D_WS(data);
-	cp->sp.d_wscale = READ_ONCE(sp->sysctl_wscale);
-	cp->sp.cisn = ntohl(th->seq) - 1;
-	cp->sp.data = data;
-	cp->sp.syn_sent = jiffies;
+
+	n.isn = ntohl(th->ack_seq) - 1;
+	n.cisn = ntohl(th->seq) - 1;
+	n.data = data;
+	n.c_wscale = IP_VS_SP_D_WS(data);
+	n.d_wscale = READ_ONCE(sp->sysctl_wscale);
+	local_bh_disable();
+	this_cpu_write(ip_vs_sp_new, &n);
+	cp = ip_vs_schedule(svc, skb, pd, &ignored, iph);
+	this_cpu_write(ip_vs_sp_new, NULL);
+	local_bh_enable();
+	if (cp && !(cp->flags & IP_VS_CONN_F_SYNPROXY)) {
+		ip_vs_conn_put(cp);
+		cp = NULL;
+	}
+	if (!cp) {
+		/* no real server or local port: the client learns it now */
+		IP_VS_SP_INC(ipvs, SYNPROXY_NO_DEST);
+		ip_vs_sp_reset(ipvs, svc->af, skb);
+		*verdict = NF_DROP;
+		return true;
+	}
+
+	spin_lock_bh(&cp->sp.ack_q.lock);
+	/* timestamps need the local address FULLNAT has just bound */
 	if (data & IP_VS_SP_D_TS)
 		ip_vs_sp_open_ts(cp, th);
-
-	skb_dst_force(skb);
-	skb_queue_tail(&cp->sp.ack_q, skb);
-	ip_vs_sp_send_rs_syn(cp, pd, skb, iph, cp->sp.cisn, data);
-	if (READ_ONCE(sp->sysctl_syn_retry)) {
+	syn = ip_vs_sp_rs_syn(cp, skb, iph);
+	cp->sp.syn_sent = jiffies;
+	WRITE_ONCE(cp->sp.flags, cp->sp.flags | IP_VS_SP_F_OPEN);
+	if (ip_vs_sp_hold(skb)) {
+		__skb_queue_tail(&cp->sp.ack_q, skb);
+		skb = NULL;
+	}
+	if (syn && ip_vs_sp_may_resend(cp)) {
 		/* the retransmission timer holds a reference */
 		refcount_inc(&cp->refcnt);
 		mod_timer(&cp->sp.timer, jiffies + IP_VS_SP_RETRY_TIME);
 	}
+	spin_unlock_bh(&cp->sp.ack_q.lock);
+	kfree_skb(skb);		/* when it could not wait */
+	if (syn)
+		ip_vs_sp_xmit(cp, pd, syn);
 	ip_vs_conn_put(cp);
 	*verdict = NF_STOLEN;
 	return true;
@@ -634,6 +738,49 @@ void ip_vs_synproxy_svc_flags(struct ip_vs_service *svc, unsigned int from,
 	hlist_del_rcu(&v->node);
 	kfree_rcu(v, rcu);
 	WRITE_ONCE(sp->nvips, sp->nvips - 1);
+}
+
+static bool ip_vs_sp_fwd_ok(unsigned int conn_flags)
+{
+	unsigned int fwd = conn_flags & IP_VS_CONN_F_FWD_MASK;
+
+	return fwd == IP_VS_CONN_F_MASQ || fwd == IP_VS_CONN_F_FULLNAT;
+}
+
+/* SYNPROXY answers TCP only, and it must see the real server's answers
+ * (NAT, FULLNAT): the other combinations are refused whichever part comes
+ * first, the flag or the real server.  svc: the service edited or given a
+ * real server, NULL while it is created; flags: its flags to be; udest: the
+ * real server added or edited, or NULL.  Called with __ip_vs_mutex held.
+ */
+bool ip_vs_synproxy_allowed(struct ip_vs_service *svc, u16 protocol,
+			    unsigned int flags,
+			    const struct ip_vs_dest_user_kern *udest)
+{
+	struct ip_vs_dest *dest;
+
+	if (!(flags & IP_VS_SVC_F_SYNPROXY))
+		return true;
+	if (protocol != IPPROTO_TCP) {
+		pr_info_ratelimited("SYNPROXY refused: %s service, only TCP services can have it\n",
+				    ip_vs_proto_name(protocol));
+		return false;
+	}
+	if (udest) {
+		if (ip_vs_sp_fwd_ok(udest->conn_flags))
+			return true;
+		goto bad_fwd;
+	}
+	if (!svc)
+		return true;
+	list_for_each_entry(dest, &svc->destinations, n_list)
+		if (!ip_vs_sp_fwd_ok(atomic_read(&dest->conn_flags)))
+			goto bad_fwd;
+	return true;
+
+bad_fwd:
+	pr_info_ratelimited("SYNPROXY refused: real servers of a SYNPROXY service must be NAT or FULLNAT\n");
+	return false;
 }
 
 /* A packet without a connection or service to daddr: true when a defence
@@ -835,7 +982,7 @@ bool ip_vs_synproxy_schedule(struct netns_ipvs *ipvs, int af,
 	if (data < 0)
 		IP_VS_SP_INC(ipvs, SYNPROXY_BAD_ACK);
 	else
-		ip_vs_sp_open(svc, skb, pd, iph, th, data, verdict);
+		ip_vs_sp_open(svc, skb, pd, iph, data, verdict);
 	return true;
 }
 
@@ -898,7 +1045,7 @@ static bool ip_vs_sp_reuse(struct ip_vs_conn *cp, struct sk_buff *skb,
 	if (!svc || !(svc->flags & IP_VS_SVC_F_SYNPROXY))
 		return false;
 	v = NF_DROP;
-	if (ip_vs_sp_open(svc, skb, pd, iph, th, data, &v)) {
+	if (ip_vs_sp_open(svc, skb, pd, iph, data, &v)) {
 		IP_VS_SP_INC(ipvs, SYNPROXY_CONN_REUSED);
 		IP_VS_SP_INC(ipvs, item);
 		/* The new connection is hashed in front of the old one,
@@ -961,53 +1108,55 @@ unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 	if (cp->protocol != IPPROTO_TCP || iph->fragoffs ||
 	    ip_vs_iph_icmp(iph))
 		return NF_ACCEPT;
-	if (skb_ensure_writable(skb, iph->len + sizeof(*th)))
+	th = ip_vs_tcp_writable(skb, iph->len);
+	if (!th)
 		return NF_DROP;
-	th = (struct tcphdr *)(skb->data + iph->len);
-	if (th->doff < 5 || skb_ensure_writable(skb, iph->len + th->doff * 4))
-		return NF_DROP;
-	th = (struct tcphdr *)(skb->data + iph->len);
 
 	/* pairs with the release in ip_vs_synproxy_out: delta is valid */
 	if (!(smp_load_acquire(&cp->sp.flags) & IP_VS_SP_F_EST)) {
 		struct sk_buff_head *q = &cp->sp.ack_q;
+		struct sk_buff *syn = NULL;
 
-		bool resend;
-
-		if (th->rst)
+		if (th->rst) {
+			/* the client gives up: so do we */
+			ip_vs_sp_stop(cp, true);
+			skb_queue_purge(q);
 			return NF_ACCEPT;
+		}
 		if (th->syn || !th->ack)
 			return NF_DROP;
+		spin_lock_bh(&q->lock);
+		if (cp->sp.flags & IP_VS_SP_F_EST) {
+			spin_unlock_bh(&q->lock);
+			goto established;
+		}
 		/* the client retransmits: the real server's SYN-ACK is late */
-		spin_lock_bh(&q->lock);
-		resend = !(cp->sp.flags & IP_VS_SP_F_EST) &&
-			 cp->sp.retries < READ_ONCE(sp->sysctl_syn_retry) &&
-			 time_after(jiffies, cp->sp.syn_sent + HZ);
-		if (resend) {
-			cp->sp.retries++;
-			cp->sp.syn_sent = jiffies;
-		}
-		spin_unlock_bh(&q->lock);
-		if (resend) {
-			IP_VS_SP_INC(cp->ipvs, SYNPROXY_RS_ERROR);
-			ip_vs_sp_send_rs_syn(cp, pd, skb, iph, cp->sp.cisn,
-					     cp->sp.data);
-		}
-		spin_lock_bh(&q->lock);
-		if (!(cp->sp.flags & IP_VS_SP_F_EST)) {
-			if (skb_queue_len(q) >=
-			    READ_ONCE(sp->sysctl_ack_skb_store_thresh)) {
-				spin_unlock_bh(&q->lock);
-				IP_VS_SP_INC(cp->ipvs, SYNPROXY_SYNSEND_QLEN);
-				return NF_DROP;
+		if (ip_vs_sp_may_resend(cp) &&
+		    time_after(jiffies, cp->sp.syn_sent + HZ)) {
+			syn = ip_vs_sp_rs_syn(cp, skb, iph);
+			if (syn) {
+				cp->sp.retries++;
+				cp->sp.syn_sent = jiffies;
 			}
-			skb_dst_force(skb);
+		}
+		if (skb_queue_len(q) >=
+		    READ_ONCE(sp->sysctl_ack_skb_store_thresh) ||
+		    !ip_vs_sp_hold(skb)) {
+			spin_unlock_bh(&q->lock);
+			IP_VS_SP_INC(cp->ipvs, SYNPROXY_SYNSEND_QLEN);
+			skb = NULL;
+		} else {
 			__skb_queue_tail(q, skb);
 			spin_unlock_bh(&q->lock);
-			return NF_STOLEN;
 		}
-		spin_unlock_bh(&q->lock);
+		if (syn) {
+			IP_VS_SP_INC(cp->ipvs, SYNPROXY_RS_ERROR);
+			ip_vs_sp_xmit(cp, pd, syn);
+		}
+		return skb ? NF_STOLEN : NF_DROP;
 	}
+
+established:
 
 	if (th->syn)
 		return NF_ACCEPT;
@@ -1060,16 +1209,10 @@ static void ip_vs_sp_flush(struct ip_vs_conn *cp, struct ip_vs_proto_data *pd)
 		struct ip_vs_iphdr iph;
 
 		ip_vs_fill_iph_skb(cp->af, skb, false, &iph);
-		if (ip_vs_synproxy_in(skb, cp, pd, &iph) != NF_ACCEPT) {
+		if (ip_vs_synproxy_in(skb, cp, pd, &iph) != NF_ACCEPT)
 			kfree_skb(skb);
-			continue;
-		}
-		if (pd->pp->state_transition)
-			pd->pp->state_transition(cp, IP_VS_DIR_INPUT, skb, pd,
-						 iph.len);
-		if (!cp->packet_xmit ||
-		    cp->packet_xmit(skb, cp, pd->pp, &iph) != NF_STOLEN)
-			kfree_skb(skb);
+		else
+			ip_vs_sp_xmit(cp, pd, skb);
 	}
 }
 
@@ -1086,19 +1229,17 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 	if (cp->protocol != IPPROTO_TCP || iph->fragoffs ||
 	    ip_vs_iph_icmp(iph))
 		return NF_ACCEPT;
-	if (skb_ensure_writable(skb, iph->len + sizeof(*th)))
+	th = ip_vs_tcp_writable(skb, iph->len);
+	if (!th)
 		return NF_DROP;
-	th = (struct tcphdr *)(skb->data + iph->len);
-	if (th->doff < 5 || skb_ensure_writable(skb, iph->len + th->doff * 4))
-		return NF_DROP;
-	th = (struct tcphdr *)(skb->data + iph->len);
 	seq = ntohl(th->seq);
 
 	/* pairs with the release below */
 	if (!(smp_load_acquire(&cp->sp.flags) & IP_VS_SP_F_EST)) {
 		if (th->syn && th->ack) {
 			struct ip_vs_sp_ts ts = { };
-			u8 flags = cp->sp.flags | IP_VS_SP_F_EST;
+			u8 flags = IP_VS_SP_F_EST | IP_VS_SP_F_OPEN |
+				   (READ_ONCE(cp->sp.flags) & IP_VS_SP_F_TS);
 
 			rs_ws = IP_VS_SP_WS_NONE;
 			if (cp->sp.c_wscale != IP_VS_SP_WS_NONE)
@@ -1117,17 +1258,18 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 				else
 					flags &= ~IP_VS_SP_F_TS;
 			}
-			if (IP_VS_FWD_METHOD(cp) == IP_VS_CONN_F_FULLNAT) {
-				cp->fnat.fdata_seq = seq + 1;
-				cp->fnat.flags |= IP_VS_FNAT_F_FDATA;
-			}
+			if (IP_VS_FWD_METHOD(cp) == IP_VS_CONN_F_FULLNAT)
+				ip_vs_fnat_fdata(cp, seq + 1);
 			if (pd->pp->state_transition)
 				pd->pp->state_transition(cp, IP_VS_DIR_OUTPUT,
 							 skb, pd, iph->len);
 			spin_lock_bh(&cp->sp.ack_q.lock);
 			/* delta, rs_wscale and ts_soff before the flag */
-			smp_store_release(&cp->sp.flags, flags);
+			smp_store_release(&cp->sp.flags,
+					  flags | (cp->sp.flags &
+						   IP_VS_SP_F_CLOSING));
 			spin_unlock_bh(&cp->sp.ack_q.lock);
+			ip_vs_sp_stop(cp, false);
 			ip_vs_sp_flush(cp, pd);
 			kfree_skb(skb);
 			return NF_STOLEN;
@@ -1144,6 +1286,7 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 				  cp->sp.flags | IP_VS_SP_F_EST);
 		__skb_queue_purge(&cp->sp.ack_q);
 		spin_unlock_bh(&cp->sp.ack_q.lock);
+		ip_vs_sp_stop(cp, false);
 	}
 
 	/* a SYN-ACK answering a resent SYN: the client has had ours */
@@ -1192,56 +1335,103 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 }
 
 /* The real server has not answered our SYN: send it again, with the
- * addresses and route of the first client packet that waits.
+ * addresses and route of the first client packet that waits.  The timer
+ * holds a reference on the connection while it is pending.
  */
 static void ip_vs_sp_retry(struct timer_list *t)
 {
 	struct ip_vs_conn *cp = from_timer(cp, t, sp.timer);
 	struct sk_buff_head *q = &cp->sp.ack_q;
 	struct ip_vs_proto_data *pd;
-	struct sk_buff *tmpl = NULL;
+	struct sk_buff *syn = NULL;
 	struct ip_vs_iphdr iph;
+	bool again = false;
 
 	spin_lock(&q->lock);
-	if (!(cp->sp.flags & IP_VS_SP_F_EST) &&
-	    cp->sp.retries < READ_ONCE(cp->ipvs->synproxy->sysctl_syn_retry) &&
-	    !skb_queue_empty(q)) {
-		tmpl = skb_clone(skb_peek(q), GFP_ATOMIC);
-		if (tmpl) {
+	if (ip_vs_sp_may_resend(cp) && !skb_queue_empty(q)) {
+		struct sk_buff *ack = skb_peek(q);
+
+		ip_vs_fill_iph_skb(cp->af, ack, false, &iph);
+		syn = ip_vs_sp_rs_syn(cp, ack, &iph);
+		if (syn) {
 			cp->sp.retries++;
 			cp->sp.syn_sent = jiffies;
+			again = ip_vs_sp_may_resend(cp);
+			if (again)
+				mod_timer(&cp->sp.timer,
+					  jiffies + IP_VS_SP_RETRY_TIME);
 		}
 	}
 	spin_unlock(&q->lock);
-	if (!tmpl) {
+	if (syn) {
+		IP_VS_SP_INC(cp->ipvs, SYNPROXY_RS_ERROR);
+		rcu_read_lock();
+		pd = ip_vs_proto_data_get(cp->ipvs, IPPROTO_TCP);
+		if (pd)
+			ip_vs_sp_xmit(cp, pd, syn);
+		else
+			kfree_skb(syn);
+		rcu_read_unlock();
+	}
+	if (!again)
 		__ip_vs_conn_put(cp);
-		return;
-	}
-	IP_VS_SP_INC(cp->ipvs, SYNPROXY_RS_ERROR);
-	rcu_read_lock();
-	pd = ip_vs_proto_data_get(cp->ipvs, IPPROTO_TCP);
-	if (pd) {
-		ip_vs_fill_iph_skb(cp->af, tmpl, false, &iph);
-		ip_vs_sp_send_rs_syn(cp, pd, tmpl, &iph, cp->sp.cisn,
-				     cp->sp.data);
-	}
-	rcu_read_unlock();
-	kfree_skb(tmpl);
-	mod_timer(&cp->sp.timer, jiffies + IP_VS_SP_RETRY_TIME);
 }
 
 void ip_vs_synproxy_conn_init(struct ip_vs_conn *cp)
 {
+	struct ip_vs_sp_new *n = this_cpu_read(ip_vs_sp_new);
+
 	memset(&cp->sp, 0, sizeof(cp->sp));
 	timer_setup(&cp->sp.timer, ip_vs_sp_retry, 0);
 	skb_queue_head_init(&cp->sp.ack_q);
 	cp->sp.c_wscale = IP_VS_SP_WS_NONE;
 	cp->sp.rs_wscale = IP_VS_SP_WS_NONE;
+	/* ip_vs_sp_open() is creating it (a template is not a connection) */
+	if (!n || (cp->flags & IP_VS_CONN_F_TEMPLATE) ||
+	    cp->protocol != IPPROTO_TCP)
+		return;
+	this_cpu_write(ip_vs_sp_new, NULL);
+	cp->sp.isn = n->isn;
+	cp->sp.cisn = n->cisn;
+	cp->sp.data = n->data;
+	cp->sp.c_wscale = n->c_wscale;
+	cp->sp.d_wscale = n->d_wscale;
+	cp->flags |= IP_VS_CONN_F_SYNPROXY;
+}
+
+/* The connection's timer ran out or it is flushed: no more SYNs to the real
+ * server, whose timer would otherwise keep it (and its netns) alive.
+ */
+void ip_vs_synproxy_conn_expire(struct ip_vs_conn *cp)
+{
+	if (cp->flags & IP_VS_CONN_F_SYNPROXY)
+		ip_vs_sp_stop(cp, true);
 }
 
 void ip_vs_synproxy_conn_free(struct ip_vs_conn *cp)
 {
 	skb_queue_purge(&cp->sp.ack_q);
+}
+
+/* An ICMP error from the client about a packet of the real server's, whose
+ * TCP header starts at thoff: the quoted sequence number is the one the real
+ * server sent.  False when the packet cannot be made writable.
+ */
+bool ip_vs_synproxy_icmp(struct sk_buff *skb, struct ip_vs_conn *cp,
+			 unsigned int thoff)
+{
+	__be32 *seq;
+
+	if (cp->protocol != IPPROTO_TCP)
+		return true;
+	/* pairs with the release in ip_vs_synproxy_out: delta is valid */
+	if (!(smp_load_acquire(&cp->sp.flags) & IP_VS_SP_F_EST))
+		return true;
+	if (skb_ensure_writable(skb, thoff + 8))
+		return false;
+	seq = (__be32 *)(skb->data + thoff + 4);
+	*seq = htonl(ntohl(*seq) - cp->sp.delta);
+	return true;
 }
 
 /* sysctls */

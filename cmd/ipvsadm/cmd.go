@@ -927,6 +927,13 @@ const (
 	opGetLaddrs
 )
 
+// The kernel refuses SYNPROXY (our module's EPROTONOSUPPORT) where it cannot work: on a
+// service that is not TCP, or with real servers whose replies do not pass the director.
+const (
+	synproxyServiceText = "SYNPROXY needs a TCP service whose real servers are all NAT (-m) or FULLNAT (-b)"
+	synproxyDestText    = "A SYNPROXY service takes NAT (-m) or FULLNAT (-b) real servers only"
+)
+
 var errTable = []struct {
 	op    int
 	errno syscall.Errno
@@ -934,14 +941,18 @@ var errTable = []struct {
 }{
 	{opAddService, syscall.EEXIST, "Service already exists"},
 	{opAddService, syscall.ENOENT, "Scheduler or persistence engine not found"},
+	{opAddService, syscall.EPROTONOSUPPORT, synproxyServiceText},
 	{opUpdateService, syscall.ESRCH, "No such service"},
 	{opUpdateService, syscall.ENOENT, "Scheduler or persistence engine not found"},
+	{opUpdateService, syscall.EPROTONOSUPPORT, synproxyServiceText},
 	{opDelService, syscall.ESRCH, "No such service"},
 	{opZeroService, syscall.ESRCH, "No such service"},
 	{opAddDest, syscall.ESRCH, "Service not defined"},
 	{opAddDest, syscall.EEXIST, "Destination already exists"},
+	{opAddDest, syscall.EPROTONOSUPPORT, synproxyDestText},
 	{opUpdateDest, syscall.ESRCH, "Service not defined"},
 	{opUpdateDest, syscall.ENOENT, "No such destination"},
+	{opUpdateDest, syscall.EPROTONOSUPPORT, synproxyDestText},
 	{opDelDest, syscall.ESRCH, "Service not defined"},
 	{opDelDest, syscall.ENOENT, "No such destination"},
 	{opStartDaemon, syscall.EEXIST, "Daemon has already run"},

@@ -123,6 +123,7 @@ struct ip_vs_fnat_net {
 #define IP_VS_FEATURES	(IPVS_FEATURE_FULLNAT | IPVS_FEATURE_EST_TIMEOUT)
 
 struct tcphdr;
+struct tcphdr *ip_vs_tcp_writable(struct sk_buff *skb, unsigned int thoff);
 void ip_vs_tcp_opts(struct tcphdr *th, u8 kind,
 		    void (*fn)(u8 *opt, int len, void *arg), void *arg);
 
@@ -144,6 +145,7 @@ int ip_vs_fnat_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
 int ip_vs_fnat_response(struct sk_buff *skb, struct ip_vs_proto_data *pd,
 			struct ip_vs_conn *cp, struct ip_vs_iphdr *iph);
 int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out);
+void ip_vs_fnat_fdata(struct ip_vs_conn *cp, u32 seq);
 unsigned long ip_vs_fnat_est_timeout(struct ip_vs_conn *cp,
 				     unsigned long timeout);
 

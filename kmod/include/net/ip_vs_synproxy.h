@@ -15,6 +15,7 @@ struct ip_vs_conn;
 struct ip_vs_service;
 struct ip_vs_proto_data;
 struct ip_vs_iphdr;
+struct ip_vs_dest_user_kern;
 struct netns_ipvs;
 struct seq_file;
 
@@ -48,8 +49,11 @@ struct ip_vs_synproxy_conn {
 	u8			rs_wscale;	/* RS's shift, 15: none */
 };
 
+/* sp.flags: written under ack_q.lock, EST read with acquire semantics */
 #define IP_VS_SP_F_EST		0x01		/* RS answered, delta valid */
 #define IP_VS_SP_F_TS		0x02		/* timestamps translated */
+#define IP_VS_SP_F_OPEN		0x04		/* our SYN is out: retries may go */
+#define IP_VS_SP_F_CLOSING	0x08		/* no more SYNs to the RS */
 
 /* Counters, in /proc/net/ip_vs_ext_stats after FULLNAT's (alibaba-lvs.md 4.14 names) */
 enum {
@@ -113,7 +117,10 @@ int ip_vs_synproxy_net_init(struct netns_ipvs *ipvs);
 void ip_vs_synproxy_net_cleanup(struct netns_ipvs *ipvs);
 void ip_vs_synproxy_stats_lines(struct seq_file *seq, struct netns_ipvs *ipvs);
 void ip_vs_synproxy_conn_init(struct ip_vs_conn *cp);
+void ip_vs_synproxy_conn_expire(struct ip_vs_conn *cp);
 void ip_vs_synproxy_conn_free(struct ip_vs_conn *cp);
+bool ip_vs_synproxy_icmp(struct sk_buff *skb, struct ip_vs_conn *cp,
+			 unsigned int thoff);
 bool ip_vs_synproxy_schedule(struct netns_ipvs *ipvs, int af,
 			     struct sk_buff *skb, struct ip_vs_proto_data *pd,
 			     int *verdict, struct ip_vs_iphdr *iph);
@@ -125,6 +132,9 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 				struct ip_vs_iphdr *iph);
 void ip_vs_synproxy_svc_flags(struct ip_vs_service *svc, unsigned int from,
 			      unsigned int to);
+bool ip_vs_synproxy_allowed(struct ip_vs_service *svc, u16 protocol,
+			    unsigned int flags,
+			    const struct ip_vs_dest_user_kern *udest);
 bool ip_vs_synproxy_udp_drop(struct netns_ipvs *ipvs, int af,
 			     struct ip_vs_iphdr *iph);
 
