@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -387,4 +388,44 @@ func synWithExtras(src, dst netip.Addr, sport uint16) []byte {
 	copy(ip[24:], dst.AsSlice())
 	opts := []byte{unix.IPPROTO_TCP, 0, 1, 4, 0, 0, 0, 0} // PadN of 4
 	return append(append(ip, opts...), tcp...)
+}
+
+// TestSynProxyTeardownWithRetries: a namespace whose director still retries a SYN to a real
+// server that never answers goes away at once, and IPVS unloads after it; the retransmission
+// timer's reference made the namespace's connection flush spin until the retries ran out.
+func TestSynProxyTeardownWithRetries(t *testing.T) {
+	f := newFixture(t)
+	f.synproxyFullNAT(t, 1)
+	f.muteServer(t)
+	onRS := vmnet.OpenCapture(t, f.tp.Servers[0], "eth0")
+	c := dialIn(t, f.tp.Client, netip.AddrPortFrom(f.tp.VIP, 80))
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if n := countSYNs(onRS, 500*time.Millisecond); n != 1 {
+		t.Fatalf("the real server saw %d SYNs, want 1", n)
+	}
+	_ = f.c.Close() // its socket holds the namespace
+	start := time.Now()
+	if out, err := exec.Command(vmnet.IP, "netns", "del", string(f.tp.Director)).CombinedOutput(); err != nil {
+		t.Fatalf("deleting the director's namespace: %v\n%s", err, out)
+	}
+	loaded := func() bool {
+		b, err := os.ReadFile("/proc/modules")
+		return err != nil || strings.HasPrefix(string(b), "ip_vs ") || strings.Contains(string(b), "\nip_vs ")
+	}
+	for loaded() && time.Since(start) < 30*time.Second {
+		_ = exec.Command("/sbin/rmmod", "ip_vs_rr").Run()
+		if exec.Command("/sbin/rmmod", "ip_vs").Run() != nil {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	el := time.Since(start)
+	if loaded() {
+		t.Fatalf("ip_vs still loaded 30 s after its last service's namespace went")
+	}
+	t.Logf("namespace gone and ip_vs unloaded in %v", el.Round(time.Millisecond))
+	if el > 3*time.Second {
+		t.Errorf("the namespace with a pending SYN retry took %v to go, want under 3 s", el)
+	}
 }
