@@ -54,10 +54,12 @@
  * friends and which other users own.  The entry is removed by a kprobe on
  * tcp_v4_destroy_sock(), which every full TCP socket, IPv4 and IPv6, goes
  * through before it is freed on 6.1 and 6.12; the remaining entries are
- * freed at unload.  An entry also records the real peer the option came
- * with; getname() applies it only while the socket is still connected to
- * that peer, so a disconnected and reconnected socket never shows a stale
- * client.
+ * freed at unload.  Should that probe miss a hit, the entry stays behind
+ * under the address of a freed socket: a new child socket created there
+ * without a TOA removes it, one with a TOA replaces it.  An entry also
+ * records the real peer the option came with; getname() applies it only
+ * while the socket is still connected to that peer, so a disconnected and
+ * reconnected socket never shows a stale client.
  *
  * Trust: net.toa.allow.
  *
@@ -74,9 +76,11 @@
  *
  * A sysctl rather than a file in /proc/net: the kernel's net sysctl root
  * already gives the rights of the file's owner (0644) to whoever holds
- * CAP_NET_ADMIN in the user namespace that owns the network namespace, and
- * only to them, and shows the file as owned by that namespace's root, both
- * decided at access time; a /proc/net file's owner is fixed when it is
+ * CAP_NET_ADMIN in the user namespace that owns the network namespace (and,
+ * as for every sysctl, to uid 0 of the initial user namespace), and shows
+ * the file as owned by that namespace's root, both decided at access
+ * time, so that a container's root may write its own namespace's list and
+ * no other; a /proc/net file's owner is fixed when it is
  * created, which for a namespace made together with its user namespace is
  * before that user namespace has any uid mapped.  A write replaces the whole
  * list at once: prefixes separated by white space, parsed completely before
@@ -103,11 +107,11 @@
  *	syn_recv_sock_untrusted	child socket created, handshake carried a TOA
  *				from a sender not in net.toa.allow: ignored
  *	syn_recv_sock_missed	probe hits of tcp_v4/v6_syn_recv_sock missed:
- *				connections that show the director
+ *				connections that may show the director
  *	getname_missed		probe hits of inet/inet6_getname missed:
  *				calls that returned the director
  *	destroy_sock_missed	probe hits of tcp_v4_destroy_sock missed:
- *				table entries left until unload
+ *				table entries left behind (see Storage)
  * The three *_missed lines are the probes' nmissed, module-wide and the
  * same in every namespace, not per CPU: the total is in the first column
  * and the others are 0, so that every line still sums to its count.
@@ -468,6 +472,7 @@ static int toa_synrecv_ret(struct kretprobe_instance *ri,
 {
 	struct toa_synrecv_data *d = (struct toa_synrecv_data *)ri->data;
 	struct sock *newsk = (struct sock *)regs_return_value(regs);
+	unsigned int idx = TOA_SYN_RECV_SOCK_NO_TOA;
 
 	/*
 	 * Without own_req the child lost the race for the request and has
@@ -475,14 +480,17 @@ static int toa_synrecv_ret(struct kretprobe_instance *ri,
 	 */
 	if (!newsk || !d->own_req || !READ_ONCE(*d->own_req))
 		return 0;
-	if (!d->found)
-		toa_count(newsk, TOA_SYN_RECV_SOCK_NO_TOA);
-	else if (!toa_trusted(sock_net(newsk), &d->addr.peer))
-		toa_count(newsk, TOA_SYN_RECV_SOCK_UNTRUSTED);
-	else if (toa_insert(newsk, &d->addr))
-		toa_count(newsk, TOA_SYN_RECV_SOCK_TOA);
-	else
-		toa_count(newsk, TOA_SYN_RECV_SOCK_NO_TOA);
+	if (d->found && !toa_trusted(sock_net(newsk), &d->addr.peer))
+		idx = TOA_SYN_RECV_SOCK_UNTRUSTED;
+	else if (d->found && toa_insert(newsk, &d->addr))
+		idx = TOA_SYN_RECV_SOCK_TOA;
+	toa_count(newsk, idx);
+	/*
+	 * The socket may reuse the memory of one whose destruction the probe
+	 * missed (destroy_sock_missed): that one's entry is not this one's.
+	 */
+	if (idx != TOA_SYN_RECV_SOCK_TOA && atomic_read(&toa_entries))
+		toa_remove(newsk);
 	return 0;
 }
 
