@@ -19,7 +19,7 @@ fi
 cp=("$cp_dir/scripts/checkpatch.pl" --no-tree --strict --show-types
 	--ignore FILE_PATH_CHANGES,SPDX_LICENSE_TAG,LINUX_VERSION_CODE,CONSTANT_COMPARISON)
 rc=0
-files=("$here"/*.c "$here"/include/net/*.h)
+files=("$here"/*.c "$here"/toa/*.c "$here"/include/net/*.h)
 for f in "${files[@]}"; do
 	[ -e "$f" ] || continue
 	"${cp[@]}" -q -f "$f" || rc=1

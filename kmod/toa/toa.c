@@ -45,18 +45,53 @@
  * probed function while the module goes away simply returns without
  * calling the handler; and unregister_kretprobes() waits for handlers that
  * are running.  The price is that a probe hit is skipped when another
- * kprobe runs on the same CPU at that instant (counted in nmissed, printed
- * at unload): the connection then shows its real peer, never a wrong one.
+ * kprobe runs on the same CPU at that instant, or when all maxactive
+ * instances are in use (counted in nmissed: in toa_stats, and printed at
+ * unload): the connection then shows its real peer, never a wrong one.
  *
  * Storage: the client is kept in a table of this module keyed by the
  * socket, not in sk_user_data, whose low bits are flags of sockmap and
  * friends and which other users own.  The entry is removed by a kprobe on
  * tcp_v4_destroy_sock(), which every full TCP socket, IPv4 and IPv6, goes
  * through before it is freed on 6.1 and 6.12; the remaining entries are
- * freed at unload.  An entry also records the real peer the option came
- * with; getname() applies it only while the socket is still connected to
- * that peer, so a disconnected and reconnected socket never shows a stale
- * client.
+ * freed at unload.  Should that probe miss a hit, the entry stays behind
+ * under the address of a freed socket: a new child socket created there
+ * without a TOA removes it, one with a TOA replaces it.  An entry also
+ * records the real peer the option came with; getname() applies it only
+ * while the socket is still connected to that peer, so a disconnected and
+ * reconnected socket never shows a stale client.
+ *
+ * Trust: net.toa.allow.
+ *
+ * A TOA is only as good as its sender: anyone who reaches the real server
+ * without going through the director can put any address in the option.
+ * Each network namespace (the one of the listening socket) has the sysctl
+ * net.toa.allow, a list of at most 64 IPv4 and IPv6 prefixes (a.b.c.d/n,
+ * x:y::z/n; no length means the whole address).  When the list is not
+ * empty, a TOA is honoured only if the source address of the segment that
+ * carried it, the director's local address, lies in one of the prefixes;
+ * otherwise the option is ignored, the socket shows its real peer and
+ * syn_recv_sock_untrusted counts it.  An empty list, the default, trusts
+ * every sender as the module always did.
+ *
+ * A sysctl rather than a file in /proc/net: the kernel's net sysctl root
+ * already gives the rights of the file's owner (0644) to whoever holds
+ * CAP_NET_ADMIN in the user namespace that owns the network namespace (and,
+ * as for every sysctl, to uid 0 of the initial user namespace), and shows
+ * the file as owned by that namespace's root, both decided at access
+ * time, so that a container's root may write its own namespace's list and
+ * no other; a /proc/net file's owner is fixed when it is
+ * created, which for a namespace made together with its user namespace is
+ * before that user namespace has any uid mapped.  A write replaces the whole
+ * list at once: prefixes separated by white space, parsed completely before
+ * the list is swapped under RCU, so a reader sees the old list or the new
+ * one, never a mix, and a write with any invalid prefix (EINVAL: a bad
+ * address or length, host bits beyond the length, an IPv4-mapped IPv6
+ * address, a write that does not start at offset 0) or with more than 64
+ * distinct prefixes (E2BIG) changes nothing.  An empty write empties the
+ * list.  Reading returns the canonical form, one space between prefixes.
+ * The packet path reads the list under RCU in the syn_recv_sock return
+ * handler, and only for a handshake that carried a TOA.
  *
  * /proc/net/toa_stats, per network namespace, has Alibaba's counters:
  *	syn_recv_sock_toa	child socket created, handshake carried a TOA
@@ -68,6 +103,18 @@
  *				is no longer connected to the peer it came from
  *	getname_toa_empty	getname() on a TCP socket without TOA, or
  *				getsockname()
+ * and after them, in the same layout:
+ *	syn_recv_sock_untrusted	child socket created, handshake carried a TOA
+ *				from a sender not in net.toa.allow: ignored
+ *	syn_recv_sock_missed	probe hits of tcp_v4/v6_syn_recv_sock missed:
+ *				connections that may show the director
+ *	getname_missed		probe hits of inet/inet6_getname missed:
+ *				calls that returned the director
+ *	destroy_sock_missed	probe hits of tcp_v4_destroy_sock missed:
+ *				table entries left behind (see Storage)
+ * The three *_missed lines are the probes' nmissed, module-wide and the
+ * same in every namespace, not per CPU: the total is in the first column
+ * and the others are 0, so that every line still sums to its count.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -90,7 +137,13 @@
 #include <linux/tcp.h>
 #include <linux/in.h>
 #include <linux/in6.h>
+#include <linux/inet.h>
 #include <linux/if_ether.h>
+#include <linux/mutex.h>
+#include <linux/string.h>
+#include <linux/ctype.h>
+#include <linux/sysctl.h>
+#include <linux/version.h>
 #include <net/ipv6.h>
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
@@ -104,6 +157,9 @@
 
 #define TOA_HASH_BITS	14
 
+/* Prefixes in net.toa.allow of one namespace. */
+#define TOA_ALLOW_MAX	64
+
 enum {
 	TOA_SYN_RECV_SOCK_TOA,
 	TOA_SYN_RECV_SOCK_NO_TOA,
@@ -111,6 +167,7 @@ enum {
 	TOA_GETNAME_TOA_MISMATCH,
 	TOA_GETNAME_TOA_BYPASS,
 	TOA_GETNAME_TOA_EMPTY,
+	TOA_SYN_RECV_SOCK_UNTRUSTED,
 	TOA_STAT_MAX,
 };
 
@@ -121,14 +178,36 @@ static const char * const toa_stat_names[TOA_STAT_MAX] = {
 	[TOA_GETNAME_TOA_MISMATCH]	= "getname_toa_mismatch",
 	[TOA_GETNAME_TOA_BYPASS]	= "getname_toa_bypass",
 	[TOA_GETNAME_TOA_EMPTY]		= "getname_toa_empty",
+	[TOA_SYN_RECV_SOCK_UNTRUSTED]	= "syn_recv_sock_untrusted",
 };
 
 struct toa_stats {
 	unsigned long cnt[TOA_STAT_MAX];
 };
 
+/*
+ * A prefix of net.toa.allow.  IPv4 is kept v4-mapped with the length
+ * counted over the IPv6 form (IPv4 /24 is /120), so that one comparison
+ * serves both; v4 keeps ::/0 from matching IPv4 senders.
+ */
+struct toa_prefix {
+	struct in6_addr addr;
+	u8 plen;
+	bool v4;
+};
+
+struct toa_allow {
+	struct rcu_head rcu;
+	unsigned int n;
+	struct toa_prefix p[];
+};
+
 struct toa_net {
 	struct toa_stats __percpu *stats;
+	struct toa_allow __rcu *allow;	/* NULL: trust every sender */
+	struct mutex allow_lock;	/* serialises writers of allow */
+	struct ctl_table_header *sysctl_hdr;
+	struct ctl_table *sysctl_tbl;
 };
 
 static unsigned int toa_net_id __read_mostly;
@@ -322,6 +401,36 @@ static bool toa_from_skb(const struct sk_buff *skb, struct toa_addr *addr)
 	return toa_parse(th, len, addr);
 }
 
+/*
+ * Whether @net accepts a TOA from @peer, the source address of the segment
+ * that carried it (v4-mapped for IPv4): yes when its allow-list is empty
+ * or holds a prefix of @peer.
+ */
+static bool toa_trusted(struct net *net, const struct in6_addr *peer)
+{
+	struct toa_net *tn = net_generic(net, toa_net_id);
+	const struct toa_allow *a;
+	bool v4 = ipv6_addr_v4mapped(peer);
+	bool ok = true;
+	unsigned int i;
+
+	rcu_read_lock();
+	a = rcu_dereference(tn->allow);
+	if (a) {
+		ok = false;
+		for (i = 0; i < a->n; i++) {
+			if (a->p[i].v4 == v4 &&
+			    ipv6_prefix_equal(peer, &a->p[i].addr,
+					      a->p[i].plen)) {
+				ok = true;
+				break;
+			}
+		}
+	}
+	rcu_read_unlock();
+	return ok;
+}
+
 /* ---- syn_recv_sock: remember the client of a new child socket ---------- */
 
 struct toa_synrecv_data {
@@ -363,6 +472,7 @@ static int toa_synrecv_ret(struct kretprobe_instance *ri,
 {
 	struct toa_synrecv_data *d = (struct toa_synrecv_data *)ri->data;
 	struct sock *newsk = (struct sock *)regs_return_value(regs);
+	unsigned int idx = TOA_SYN_RECV_SOCK_NO_TOA;
 
 	/*
 	 * Without own_req the child lost the race for the request and has
@@ -370,10 +480,17 @@ static int toa_synrecv_ret(struct kretprobe_instance *ri,
 	 */
 	if (!newsk || !d->own_req || !READ_ONCE(*d->own_req))
 		return 0;
-	if (d->found && toa_insert(newsk, &d->addr))
-		toa_count(newsk, TOA_SYN_RECV_SOCK_TOA);
-	else
-		toa_count(newsk, TOA_SYN_RECV_SOCK_NO_TOA);
+	if (d->found && !toa_trusted(sock_net(newsk), &d->addr.peer))
+		idx = TOA_SYN_RECV_SOCK_UNTRUSTED;
+	else if (d->found && toa_insert(newsk, &d->addr))
+		idx = TOA_SYN_RECV_SOCK_TOA;
+	toa_count(newsk, idx);
+	/*
+	 * The socket may reuse the memory of one whose destruction the probe
+	 * missed (destroy_sock_missed): that one's entry is not this one's.
+	 */
+	if (idx != TOA_SYN_RECV_SOCK_TOA && atomic_read(&toa_entries))
+		toa_remove(newsk);
 	return 0;
 }
 
@@ -511,6 +628,28 @@ static struct kprobe toa_destroy_probe = {
 
 /* ---- /proc/net/toa_stats ---------------------------------------------- */
 
+static unsigned long toa_kretprobe_missed(const struct kretprobe *rp)
+{
+	return READ_ONCE(rp->nmissed) + READ_ONCE(rp->kp.nmissed);
+}
+
+/*
+ * A module-wide count in the per-CPU layout: the total under the first
+ * CPU, zeros under the others, so that a line still sums to its value.
+ */
+static void toa_stats_show_total(struct seq_file *seq, const char *name,
+				 unsigned long total)
+{
+	int cpu;
+
+	seq_printf(seq, "%-25s:", name);
+	for_each_online_cpu(cpu) {
+		seq_printf(seq, "%10lu ", total);
+		total = 0;
+	}
+	seq_putc(seq, '\n');
+}
+
 static int toa_stats_show(struct seq_file *seq, void *v)
 {
 	struct toa_net *tn = net_generic(seq_file_single_net(seq), toa_net_id);
@@ -528,30 +667,257 @@ static int toa_stats_show(struct seq_file *seq, void *v)
 				   per_cpu_ptr(tn->stats, cpu)->cnt[i]);
 		seq_putc(seq, '\n');
 	}
+	toa_stats_show_total(seq, "syn_recv_sock_missed",
+			     toa_kretprobe_missed(&toa_synrecv4_probe) +
+			     toa_kretprobe_missed(&toa_synrecv6_probe));
+	toa_stats_show_total(seq, "getname_missed",
+			     toa_kretprobe_missed(&toa_getname4_probe) +
+			     toa_kretprobe_missed(&toa_getname6_probe));
+	toa_stats_show_total(seq, "destroy_sock_missed",
+			     READ_ONCE(toa_destroy_probe.nmissed));
+	return 0;
+}
+
+/* ---- net.toa.allow -------------------------------------------------------- */
+
+/*
+ * One prefix: an IPv4 or IPv6 address, optionally followed by /length
+ * (default: the whole address).  Host bits beyond the length are refused
+ * as ip-route does: 10.0.0.1/24 is more likely a typo than a network.
+ */
+static int toa_parse_prefix(char *s, struct toa_prefix *p)
+{
+	char *slash = strchr(s, '/');
+	int alen = slash ? slash - s : strlen(s);
+	struct in6_addr masked;
+	const char *end;
+	u8 max, plen;
+
+	memset(p, 0, sizeof(*p));
+	if (strnchr(s, alen, ':')) {
+		if (!in6_pton(s, alen, p->addr.s6_addr, -1, &end) ||
+		    end != s + alen)
+			return -EINVAL;
+		/* ::ffff:a.b.c.d never is an IPv6 sender: write a.b.c.d. */
+		if (ipv6_addr_v4mapped(&p->addr))
+			return -EINVAL;
+		max = 128;
+	} else {
+		__be32 v4;
+		int i;
+
+		if (!in4_pton(s, alen, (u8 *)&v4, -1, &end) ||
+		    end != s + alen)
+			return -EINVAL;
+		/* 010.0.0.1 is 8.0.0.1 to inet_aton(): refuse it, as inet_pton(). */
+		for (i = 0; i + 1 < alen; i++)
+			if (s[i] == '0' && (!i || s[i - 1] == '.') &&
+			    isdigit(s[i + 1]))
+				return -EINVAL;
+		ipv6_addr_set_v4mapped(v4, &p->addr);
+		p->v4 = true;
+		max = 32;
+	}
+	plen = max;
+	if (slash && (!isdigit(slash[1]) || kstrtou8(slash + 1, 10, &plen) ||
+		      plen > max))
+		return -EINVAL;
+	p->plen = plen + 128 - max;
+	ipv6_addr_prefix(&masked, &p->addr, p->plen);
+	if (!ipv6_addr_equal(&masked, &p->addr))
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * A write replaces the whole list: prefixes separated by white space, all
+ * of them valid or nothing changes.  An empty write empties the list.
+ */
+static int toa_allow_write(struct toa_net *tn, const char *buffer,
+			   size_t *lenp, loff_t *ppos)
+{
+	struct toa_allow *new, *old;
+	struct toa_prefix p;
+	char *buf, *s, *tok;
+	unsigned int i;
+	int err = 0;
+
+	/* A list continued by a second write would change in two steps. */
+	if (*ppos)
+		return -EINVAL;
+	buf = kmemdup_nul(buffer, *lenp, GFP_KERNEL);
+	new = kzalloc(struct_size(new, p, TOA_ALLOW_MAX), GFP_KERNEL);
+	if (!buf || !new) {
+		err = -ENOMEM;
+		goto out;
+	}
+	s = buf;
+	while ((tok = strsep(&s, " \t\n"))) {
+		if (!*tok)
+			continue;
+		err = toa_parse_prefix(tok, &p);
+		if (err)
+			goto out;
+		for (i = 0; i < new->n; i++)
+			if (new->p[i].plen == p.plen &&
+			    ipv6_addr_equal(&new->p[i].addr, &p.addr))
+				break;
+		if (i < new->n)
+			continue;
+		if (new->n == TOA_ALLOW_MAX) {
+			err = -E2BIG;
+			goto out;
+		}
+		new->p[new->n++] = p;
+	}
+	if (!new->n) {
+		kfree(new);
+		new = NULL;
+	}
+	mutex_lock(&tn->allow_lock);
+	old = rcu_replace_pointer(tn->allow, new,
+				  lockdep_is_held(&tn->allow_lock));
+	mutex_unlock(&tn->allow_lock);
+	new = NULL;
+	if (old)
+		kfree_rcu(old, rcu);
+	*ppos += *lenp;
+out:
+	kfree(new);
+	kfree(buf);
+	return err;
+}
+
+#define TOA_ALLOW_STRLEN	(TOA_ALLOW_MAX * (INET6_ADDRSTRLEN + 5) + 1)
+
+/* The list as written, canonical: a.b.c.d/n and compressed IPv6. */
+static int toa_allow_read(struct toa_net *tn, void *buffer, size_t *lenp,
+			  loff_t *ppos)
+{
+	struct ctl_table tmp = { .maxlen = TOA_ALLOW_STRLEN };
+	const struct toa_allow *a;
+	const struct toa_prefix *p;
+	unsigned int i;
+	size_t len = 0;
+	char *str;
+	int err;
+
+	str = kzalloc(TOA_ALLOW_STRLEN, GFP_KERNEL);
+	if (!str)
+		return -ENOMEM;
+	rcu_read_lock();
+	a = rcu_dereference(tn->allow);
+	for (i = 0; a && i < a->n; i++) {
+		p = &a->p[i];
+		if (p->v4)
+			len += scnprintf(str + len, TOA_ALLOW_STRLEN - len,
+					 "%s%pI4/%u", i ? " " : "",
+					 &p->addr.s6_addr32[3], p->plen - 96);
+		else
+			len += scnprintf(str + len, TOA_ALLOW_STRLEN - len,
+					 "%s%pI6c/%u", i ? " " : "",
+					 &p->addr, p->plen);
+	}
+	rcu_read_unlock();
+	tmp.data = str;
+	err = proc_dostring(&tmp, 0, buffer, lenp, ppos);
+	kfree(str);
+	return err;
+}
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
+#define TOA_CTL_CONST const
+#else
+#define TOA_CTL_CONST
+#endif
+
+static int toa_allow_sysctl(TOA_CTL_CONST struct ctl_table *table, int write,
+			    void *buffer, size_t *lenp, loff_t *ppos)
+{
+	struct toa_net *tn = table->data;
+
+	if (write)
+		return toa_allow_write(tn, buffer, lenp, ppos);
+	return toa_allow_read(tn, buffer, lenp, ppos);
+}
+
+/*
+ * Per namespace; the kernel's net sysctl root gives its owner's rights to
+ * whoever has CAP_NET_ADMIN in the namespace's user namespace.
+ */
+static struct ctl_table toa_sysctl_template[] = {
+	{
+		.procname	= "allow",
+		.mode		= 0644,
+		.proc_handler	= toa_allow_sysctl,
+	},
+	{ }
+};
+
+static int toa_sysctl_register(struct net *net, struct toa_net *tn)
+{
+	struct ctl_table *tbl;
+
+	tbl = kmemdup(toa_sysctl_template, sizeof(toa_sysctl_template),
+		      GFP_KERNEL);
+	if (!tbl)
+		return -ENOMEM;
+	tbl[0].data = tn;
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
+	tn->sysctl_hdr = register_net_sysctl_sz(net, "net/toa", tbl,
+						ARRAY_SIZE(toa_sysctl_template) - 1);
+#else
+	tn->sysctl_hdr = register_net_sysctl(net, "net/toa", tbl);
+#endif
+	if (!tn->sysctl_hdr) {
+		kfree(tbl);
+		return -ENOMEM;
+	}
+	tn->sysctl_tbl = tbl;
 	return 0;
 }
 
 static int __net_init toa_net_init(struct net *net)
 {
 	struct toa_net *tn = net_generic(net, toa_net_id);
+	int err;
 
+	mutex_init(&tn->allow_lock);
+	RCU_INIT_POINTER(tn->allow, NULL);
 	tn->stats = alloc_percpu(struct toa_stats);
 	if (!tn->stats)
 		return -ENOMEM;
+	err = toa_sysctl_register(net, tn);
+	if (err)
+		goto out_stats;
 	if (!proc_create_net_single("toa_stats", 0444, net->proc_net,
 				    toa_stats_show, NULL)) {
-		free_percpu(tn->stats);
-		tn->stats = NULL;
-		return -ENOMEM;
+		err = -ENOMEM;
+		goto out_sysctl;
 	}
 	return 0;
+
+out_sysctl:
+	unregister_net_sysctl_table(tn->sysctl_hdr);
+	kfree(tn->sysctl_tbl);
+out_stats:
+	free_percpu(tn->stats);
+	tn->stats = NULL;
+	return err;
 }
 
 static void __net_exit toa_net_exit(struct net *net)
 {
 	struct toa_net *tn = net_generic(net, toa_net_id);
+	struct toa_allow *a;
 
 	remove_proc_entry("toa_stats", net->proc_net);
+	/* Waits for writers and readers of the sysctl. */
+	unregister_net_sysctl_table(tn->sysctl_hdr);
+	kfree(tn->sysctl_tbl);
+	a = rcu_replace_pointer(tn->allow, NULL, true);
+	if (a)
+		kfree_rcu(a, rcu);
 	free_percpu(tn->stats);
 	tn->stats = NULL;
 }

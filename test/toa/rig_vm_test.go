@@ -107,6 +107,8 @@ type link struct {
 	ifindex int
 	clMAC   net.HardwareAddr
 	rsMAC   net.HardwareAddr
+	// srv4 and srv6 are the server's addresses on this link.
+	srv4, srv6 netip.Addr
 }
 
 var linkSeq atomic.Int32
@@ -114,7 +116,7 @@ var linkSeq atomic.Int32
 func newLink(t *testing.T) *link {
 	t.Helper()
 	n := linkSeq.Add(1)
-	l := &link{cl: vmnet.Add(t, fmt.Sprintf("toacl%d", n)), rs: vmnet.Add(t, fmt.Sprintf("toars%d", n))}
+	l := &link{cl: vmnet.Add(t, fmt.Sprintf("toacl%d", n)), rs: vmnet.Add(t, fmt.Sprintf("toars%d", n)), srv4: srv4, srv6: srv6}
 	vmnet.Veth(t, l.cl, "d0", l.rs, "r0")
 	l.cl.Sysctl(t, "net.ipv6.conf.d0.disable_ipv6", "1")
 	l.rs.Addr(t, "r0", srv4.String()+"/24")
@@ -147,6 +149,54 @@ func newLink(t *testing.T) *link {
 	l.rs.Run(t, vmnet.IP, "route", "add", "198.18.0.0/15", "via", dir4.String())
 	l.rs.Run(t, vmnet.IP, "-6", "route", "add", "2001:db8:3::/64", "via", dir6.String())
 	return l
+}
+
+// Another host that reaches the server directly, not through the director: it sends from
+// these addresses, to the server's addresses on its own link.
+var (
+	forger4    = netip.MustParseAddr("192.0.2.66")
+	forgerSrv4 = netip.MustParseAddr("192.0.2.11")
+	forger6    = netip.MustParseAddr("2001:db8:4::66")
+	forgerSrv6 = netip.MustParseAddr("2001:db8:4::11")
+)
+
+// forger adds a second link to l's server namespace, from a namespace of its own, for a host
+// that sends forged TOA options from forger4 and forger6.
+func (l *link) forger(t *testing.T) *link {
+	t.Helper()
+	n := linkSeq.Add(1)
+	f := &link{cl: vmnet.Add(t, fmt.Sprintf("toafg%d", n)), rs: l.rs, srv4: forgerSrv4, srv6: forgerSrv6}
+	rsIf := fmt.Sprintf("f%d", n)
+	vmnet.Veth(t, f.cl, "d0", f.rs, rsIf)
+	f.cl.Sysctl(t, "net.ipv6.conf.d0.disable_ipv6", "1")
+	f.rs.Addr(t, rsIf, forgerSrv4.String()+"/24")
+	f.rs.Addr(t, rsIf, forgerSrv6.String()+"/64")
+	err := vmnet.InNetns(string(f.cl), func() error {
+		ifi, err := net.InterfaceByName("d0")
+		if err != nil {
+			return err
+		}
+		f.ifindex, f.clMAC = ifi.Index, ifi.HardwareAddr
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = vmnet.InNetns(string(f.rs), func() error {
+		ifi, err := net.InterfaceByName(rsIf)
+		if err != nil {
+			return err
+		}
+		f.rsMAC = ifi.HardwareAddr
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []netip.Addr{forger4, forger6} {
+		f.rs.Run(t, vmnet.IP, "neigh", "replace", a.String(), "lladdr", f.clMAC.String(), "dev", rsIf, "nud", "permanent")
+	}
+	return f
 }
 
 // tap is a packet socket on the director side of a link.
@@ -346,9 +396,9 @@ func (c *conn) close() {
 // dial makes a connection from the director address src to the listener over IPv4 or IPv6
 // (as src is) and returns the accepted connection and its getpeername().
 func (tp *tap) dial(ln *listener, src netip.AddrPort, synOpts, ackOpts []byte) (*conn, netip.AddrPort, error) {
-	dst := netip.AddrPortFrom(srv4, ln.port)
+	dst := netip.AddrPortFrom(tp.l.srv4, ln.port)
 	if src.Addr().Is6() {
-		dst = netip.AddrPortFrom(srv6, ln.port)
+		dst = netip.AddrPortFrom(tp.l.srv6, ln.port)
 	}
 	if err := tp.handshake(src, dst, synOpts, ackOpts); err != nil {
 		return nil, netip.AddrPort{}, err
@@ -422,10 +472,14 @@ func readStats(ns vmnet.NS) (map[string]uint64, error) {
 			return nil, fmt.Errorf("toa_stats line %q has %d values for %d CPUs", line, len(vals), len(cpus))
 		}
 		var sum uint64
-		for _, v := range vals {
+		for i, v := range vals {
 			n, err := strconv.ParseUint(v, 10, 64)
 			if err != nil {
 				return nil, fmt.Errorf("toa_stats line %q: %w", line, err)
+			}
+			// The module-wide counts are all in the first column.
+			if i > 0 && n != 0 && strings.HasSuffix(name, "_missed") {
+				return nil, fmt.Errorf("toa_stats line %q: a module-wide count beyond the first column", line)
 			}
 			sum += n
 		}
@@ -433,11 +487,71 @@ func readStats(ns vmnet.NS) (map[string]uint64, error) {
 		order = append(order, name)
 	}
 	want := []string{"syn_recv_sock_toa", "syn_recv_sock_no_toa", "getname_toa_ok",
-		"getname_toa_mismatch", "getname_toa_bypass", "getname_toa_empty"}
+		"getname_toa_mismatch", "getname_toa_bypass", "getname_toa_empty",
+		"syn_recv_sock_untrusted", "syn_recv_sock_missed", "getname_missed", "destroy_sock_missed"}
 	if strings.Join(order, ",") != strings.Join(want, ",") {
 		return nil, fmt.Errorf("toa_stats counters %v, want %v", order, want)
 	}
 	return m, nil
+}
+
+// missedStats are the module-wide lines of toa_stats: probe hits the kprobe core missed.
+var missedStats = []string{"syn_recv_sock_missed", "getname_missed", "destroy_sock_missed"}
+
+// ---- net.toa.allow -------------------------------------------------------------------------
+
+const allowPath = "/proc/sys/net/toa/allow"
+
+// readAllow returns net.toa.allow of ns without its trailing newline.
+func readAllow(ns vmnet.NS) (string, error) {
+	var b []byte
+	err := vmnet.InNetns(string(ns), func() error {
+		var err error
+		b, err = os.ReadFile(allowPath)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("read net.toa.allow in %s: %w", ns, err)
+	}
+	s, ok := strings.CutSuffix(string(b), "\n")
+	if !ok {
+		return "", fmt.Errorf("net.toa.allow in %s is %q: no newline at the end", ns, b)
+	}
+	return s, nil
+}
+
+// writeAllow writes v to net.toa.allow of ns in one write(2) at offset off.
+func writeAllow(ns vmnet.NS, v string, off int64) error {
+	return vmnet.InNetns(string(ns), func() error {
+		f, err := os.OpenFile(allowPath, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		n, err := unix.Pwrite(int(f.Fd()), []byte(v), off)
+		if err != nil {
+			return fmt.Errorf("write %q to net.toa.allow in %s: %w", v, ns, err)
+		}
+		if n != len(v) {
+			return fmt.Errorf("write %q to net.toa.allow in %s: %d bytes written", v, ns, n)
+		}
+		return nil
+	})
+}
+
+// setAllow sets net.toa.allow of ns and checks that it reads back as want.
+func setAllow(t *testing.T, ns vmnet.NS, v, want string) {
+	t.Helper()
+	if err := writeAllow(ns, v, 0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readAllow(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("net.toa.allow in %s: wrote %q, reads %q, want %q", ns, v, got, want)
+	}
 }
 
 // ---- sockmap: another user of sk_user_data -----------------------------------------------

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -263,7 +264,7 @@ func TestStatsPerNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k, v := range sc {
-		if v != 0 {
+		if v != 0 && !slices.Contains(missedStats, k) {
 			t.Errorf("fresh namespace: %s = %d, want 0", k, v)
 		}
 	}
