@@ -24,6 +24,8 @@ type Frame struct {
 	// Partial is set for a packet that still waits for checksum offload (CHECKSUM_PARTIAL):
 	// its checksum field holds only the pseudo-header sum.
 	Partial bool
+	// At is when the capture read the packet.
+	At time.Time
 }
 
 // Capture queues the IP packets an interface of a namespace receives and sends, from an
@@ -88,7 +90,7 @@ func (c *Capture) loop() {
 		if err != nil || n == 0 {
 			continue
 		}
-		f := Frame{Data: append([]byte(nil), buf[:n]...)}
+		f := Frame{Data: append([]byte(nil), buf[:n]...), At: time.Now()}
 		if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
 			for _, cm := range cms {
 				if cm.Header.Level == unix.SOL_PACKET && cm.Header.Type == unix.PACKET_AUXDATA && len(cm.Data) >= 4 {
