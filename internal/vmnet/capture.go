@@ -26,6 +26,8 @@ type Frame struct {
 	Partial bool
 	// At is when the capture read the packet.
 	At time.Time
+	// EtherType is the frame's protocol: 0x0800 (IPv4), 0x86dd (IPv6), 0x0806 (ARP), ...
+	EtherType uint16
 }
 
 // Capture queues the IP packets an interface of a namespace receives and sends, from an
@@ -100,8 +102,11 @@ func (c *Capture) loop() {
 			}
 		}
 		q := c.in
-		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
-			f.Out, q = true, c.out
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok {
+			f.EtherType = htons(ll.Protocol)
+			if ll.Pkttype == unix.PACKET_OUTGOING {
+				f.Out, q = true, c.out
+			}
 		}
 		select {
 		case q <- f:
