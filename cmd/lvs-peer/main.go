@@ -3,9 +3,11 @@
 // service and verifies every byte.
 //
 //	lvs-peer serve --name rs1 --listen 198.51.100.11:80 [--listen [2001:db8:2::11]:80] [--udp ...]
+//	               [--banner 198.51.100.11:25 ...]
 //	lvs-peer dial --addr 203.0.113.10:80 [--udp] [--count 1000] [--parallel 16]
-//	              [--op hello|get|put] [--size 10485760] [--local-port 40000]
+//	              [--op hello|get|put|banner] [--size 10485760] [--local-port 40000] [--human --tag NAME]
 //	lvs-peer flood --addr 203.0.113.10:80 [--count 200000] [--kind syn|ack|fin] [--workers 2]
+//	lvs-peer sniff --name rs1 --iface eth0 [--tag NAME]
 //
 // TCP protocol, one request line per connection:
 //
@@ -15,9 +17,18 @@
 //	opts         -> "<tcpi_options>\n": the TCP options the server's socket agreed (TCP_INFO,
 //	                1 timestamps, 2 SACK, 4 window scaling)
 //
+// A --banner listener speaks first, as SMTP, SSH or MySQL servers do: it writes
+// "<name> <remote addr:port>\n" as soon as it accepts, without waiting for the client, then
+// waits for the client to close. dial --op banner connects, sends nothing, and reads that line.
+//
 // UDP: any datagram is answered with "<name> <remote addr:port>".
 //
-// dial prints one JSON summary line and exits non-zero when any operation failed.
+// dial prints one JSON summary line and exits non-zero when any operation failed. With --human it
+// prints sentences instead, and with --tag NAME also "result NAME key=value ..." lines that a
+// script can check (rig/demo-check.sh).
+//
+// sniff counts the TCP segments an interface receives until SIGINT or SIGTERM, by source address
+// and by the client address of their TOA option, and then prints what it saw (see sniff.go).
 //
 // flood sends spoofed TCP packets (see internal/flood) from the current network namespace and
 // prints what it sent, as JSON or (--human) as a sentence.
@@ -59,6 +70,8 @@ func main() {
 		err = dial(os.Args[2:])
 	case "flood":
 		err = floodCmd(os.Args[2:])
+	case "sniff":
+		err = sniffCmd(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 	default:
@@ -73,10 +86,12 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
   lvs-peer serve --name NAME --listen ADDR:PORT [--listen ...] [--udp ADDR:PORT ...]
-  lvs-peer dial --addr ADDR:PORT [--udp] [--count N] [--parallel P] [--op hello|get|put]
-                [--size BYTES] [--local-port PORT] [--timeout 10s]
+                 [--banner ADDR:PORT ...]
+  lvs-peer dial --addr ADDR:PORT [--udp] [--count N] [--parallel P] [--op hello|get|put|banner]
+                [--size BYTES] [--local-port PORT] [--timeout 10s] [--human [--tag NAME]]
   lvs-peer flood --addr ADDR:PORT [--count N] [--kind syn|ack|fin] [--workers W]
-                 [--limit 60s] [--human]`)
+                 [--limit 60s] [--human]
+  lvs-peer sniff --name NAME --iface IFNAME [--tag NAME]`)
 	os.Exit(2)
 }
 
@@ -120,12 +135,13 @@ func streamSum(n int64, seed uint64) string {
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	name := fs.String("name", "", "name reported to clients")
-	var tcp, udp listFlag
+	var tcp, udp, banner listFlag
 	fs.Var(&tcp, "listen", "TCP address to listen on (repeatable)")
 	fs.Var(&udp, "udp", "UDP address to listen on (repeatable)")
+	fs.Var(&banner, "banner", "TCP address to listen on, speaking first (repeatable)")
 	_ = fs.Parse(args)
-	if *name == "" || len(tcp)+len(udp) == 0 {
-		return errors.New("serve needs --name and at least one --listen or --udp")
+	if *name == "" || len(tcp)+len(udp)+len(banner) == 0 {
+		return errors.New("serve needs --name and at least one --listen, --udp or --banner")
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
@@ -139,7 +155,14 @@ func serve(args []string) error {
 		if err != nil {
 			return fmt.Errorf("listen tcp %s: %w", a, err)
 		}
-		go acceptLoop(l, *name)
+		go acceptLoop(l, *name, handle)
+	}
+	for _, a := range banner {
+		l, err := lc.Listen(context.Background(), "tcp", a)
+		if err != nil {
+			return fmt.Errorf("listen tcp %s: %w", a, err)
+		}
+		go acceptLoop(l, *name, handleBanner)
 	}
 	for _, a := range udp {
 		c, err := lc.ListenPacket(context.Background(), "udp", a)
@@ -152,15 +175,25 @@ func serve(args []string) error {
 	select {}
 }
 
-func acceptLoop(l net.Listener, name string) {
+func acceptLoop(l net.Listener, name string, h func(net.Conn, string)) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "accept:", err)
 			return
 		}
-		go handle(c, name)
+		go h(c, name)
 	}
+}
+
+// handleBanner speaks first: the banner, then it waits for the client to close.
+func handleBanner(c net.Conn, name string) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Minute))
+	if _, err := fmt.Fprintf(c, "%s %s\n", name, c.RemoteAddr()); err != nil {
+		return
+	}
+	_, _ = io.Copy(io.Discard, c)
 }
 
 func handle(c net.Conn, name string) {
@@ -223,7 +256,9 @@ type summary struct {
 	Seen      map[string]map[string]int `json:"seen"`
 	Bytes     int64                     `json:"bytes"`
 	ElapsedMS int64                     `json:"elapsed_ms"`
-	Errors    []string                  `json:"errors,omitempty"`
+	// SlowestMS is the longest successful operation, connection set-up included.
+	SlowestMS int64    `json:"slowest_ms"`
+	Errors    []string `json:"errors,omitempty"`
 }
 
 func dial(args []string) error {
@@ -232,11 +267,12 @@ func dial(args []string) error {
 	udp := fs.Bool("udp", false, "use UDP (op hello only)")
 	count := fs.Int("count", 1, "number of operations")
 	par := fs.Int("parallel", 1, "operations in flight")
-	op := fs.String("op", "hello", "hello, get or put")
+	op := fs.String("op", "hello", "hello, get, put or banner")
 	size := fs.Int64("size", 1<<20, "bytes for get and put")
 	lport := fs.Int("local-port", 0, "local port to bind (0: any)")
 	timeout := fs.Duration("timeout", 20*time.Second, "timeout of one operation")
 	human := fs.Bool("human", false, "print what each server saw, one line per server, instead of JSON")
+	tag := fs.String("tag", "", "with --human, also print \"result TAG key=value ...\" lines")
 	_ = fs.Parse(args)
 	if *addr == "" {
 		return errors.New("dial needs --addr")
@@ -251,7 +287,9 @@ func dial(args []string) error {
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
+				t0 := time.Now()
 				server, peer, n, err := once(*addr, *udp, *op, *size, uint64(i+1), *lport, *timeout)
+				took := time.Since(t0).Milliseconds()
 				mu.Lock()
 				if err != nil {
 					s.Failed++
@@ -261,6 +299,7 @@ func dial(args []string) error {
 				} else {
 					s.OK++
 					s.Bytes += n
+					s.SlowestMS = max(s.SlowestMS, took)
 					if server != "" {
 						s.Servers[server]++
 						s.Peers[peer]++
@@ -300,6 +339,9 @@ func dial(args []string) error {
 			fmt.Println()
 		}
 		fmt.Printf("%d ok, %d failed, %d bytes verified in %d ms\n", s.OK, s.Failed, s.Bytes, s.ElapsedMS)
+		if *tag != "" {
+			printResults(*tag, s, names)
+		}
 	} else {
 		out, _ := json.Marshal(s)
 		fmt.Println(string(out))
@@ -308,6 +350,20 @@ func dial(args []string) error {
 		return fmt.Errorf("%d of %d operations failed", s.Failed, *count)
 	}
 	return nil
+}
+
+// printResults prints the summary as "result TAG key=value ..." lines: one for the whole run and
+// one per server, with the peers it saw as ADDR(COUNT) separated by commas.
+func printResults(tag string, s summary, names []string) {
+	fmt.Printf("result %s ok=%d failed=%d bytes=%d servers=%d\n", tag, s.OK, s.Failed, s.Bytes, len(names))
+	for _, n := range names {
+		hosts := make([]string, 0, len(s.Seen[n]))
+		for h := range s.Seen[n] {
+			hosts = append(hosts, fmt.Sprintf("%s(%d)", h, s.Seen[n][h]))
+		}
+		sort.Strings(hosts)
+		fmt.Printf("result %s server=%s answered=%d peers=%s\n", tag, n, s.Servers[n], strings.Join(hosts, ","))
+	}
 }
 
 func once(addr string, udp bool, op string, size int64, seed uint64, lport int, timeout time.Duration) (server, peer string, n int64, err error) {
@@ -345,6 +401,17 @@ func once(addr string, udp bool, op string, size int64, seed uint64, lport int, 
 		return f[0], f[1], 0, nil
 	}
 	switch op {
+	case "banner":
+		// Nothing from the client: the server speaks first.
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return "", "", 0, fmt.Errorf("banner: %w", err)
+		}
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			return "", "", 0, fmt.Errorf("banner: bad banner %q", line)
+		}
+		return f[0], f[1], 0, nil
 	case "hello":
 		if _, err := io.WriteString(c, "hello\n"); err != nil {
 			return "", "", 0, err
@@ -405,6 +472,7 @@ func floodCmd(args []string) error {
 	workers := fs.Int("workers", 2, "sending goroutines, one raw socket each")
 	limit := fs.Duration("limit", time.Minute, "stop after this long")
 	human := fs.Bool("human", false, "print a sentence instead of JSON")
+	tag := fs.String("tag", "", "with --human, also print \"result TAG sent=N ...\"")
 	_ = fs.Parse(args)
 	target, err := netip.ParseAddrPort(*addr)
 	if err != nil {
@@ -418,6 +486,9 @@ func floodCmd(args []string) error {
 	if *human {
 		fmt.Printf("sent %d spoofed %s packets to %v in %v (%.0f/s)\n", r.Sent, strings.ToUpper(*kind), target,
 			r.Elapsed.Round(time.Millisecond), r.Rate())
+		if *tag != "" {
+			fmt.Printf("result %s sent=%d kind=%s elapsed_ms=%d\n", *tag, r.Sent, *kind, r.Elapsed.Milliseconds())
+		}
 	} else {
 		out, _ := json.Marshal(map[string]any{"sent": r.Sent, "elapsed_ms": r.Elapsed.Milliseconds(), "rate": int(r.Rate())})
 		fmt.Println(string(out))

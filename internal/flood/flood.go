@@ -28,6 +28,15 @@ const (
 	ACK = 0x10
 )
 
+// The prefixes flood sources are taken from.
+var (
+	Sources4 = netip.MustParsePrefix("198.18.0.0/15")
+	Sources6 = netip.MustParsePrefix("2001:db8:ff00::/40")
+)
+
+// Spoofed reports whether a is an address a flood sends from.
+func Spoofed(a netip.Addr) bool { return Sources4.Contains(a.Unmap()) || Sources6.Contains(a) }
+
 // Config says what to send.
 type Config struct {
 	// Target is the virtual service attacked.
@@ -139,10 +148,7 @@ func send(fd int, to unix.Sockaddr, target netip.AddrPort, flags byte, first, n 
 		}
 		x = x*1664525 + 1013904223
 		k := uint32(first + i)
-		src := netip.AddrFrom4([4]byte{198, 18 + byte(k>>24&1), byte(k >> 16), byte(k >> 8)})
-		if target.Addr().Is6() {
-			src = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 13: byte(k >> 16), 14: byte(k >> 8), 15: byte(k)})
-		}
+		src := source(k, target.Addr().Is6())
 		var ack uint32
 		if flags&ACK != 0 {
 			ack = x ^ 0x5bd1e995
@@ -160,6 +166,14 @@ func send(fd int, to unix.Sockaddr, target netip.AddrPort, flags byte, first, n 
 		sent.Add(1)
 	}
 	return nil
+}
+
+// source is the spoofed source address of packet k of a flood.
+func source(k uint32, v6 bool) netip.Addr {
+	if v6 {
+		return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 13: byte(k >> 16), 14: byte(k >> 8), 15: byte(k)})
+	}
+	return netip.AddrFrom4([4]byte{198, 18 + byte(k>>24&1), byte(k >> 16), byte(k >> 8)})
 }
 
 // Packet builds, in buf (at least 80 bytes), an IPv4 or IPv6 TCP packet from src:sport to

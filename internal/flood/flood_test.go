@@ -201,3 +201,18 @@ func inPrivateNetns(fn func() error) error {
 	}()
 	return <-errc
 }
+
+func TestSpoofedCoversSources(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		for _, k := range []uint32{0, 1, 1 << 16, 1<<24 - 1, 1 << 24, 1<<25 - 1, 1<<32 - 1} {
+			if src := source(k, v6); !Spoofed(src) {
+				t.Errorf("flood source %v (packet %d) is not Spoofed", src, k)
+			}
+		}
+	}
+	for _, a := range []string{"192.0.2.2", "198.20.0.1", "198.17.255.255", "198.51.100.201", "2001:db8:1::2", "2001:db8:fe00::1"} {
+		if Spoofed(netip.MustParseAddr(a)) {
+			t.Errorf("%s is Spoofed", a)
+		}
+	}
+}

@@ -24,6 +24,10 @@ type Frame struct {
 	// Partial is set for a packet that still waits for checksum offload (CHECKSUM_PARTIAL):
 	// its checksum field holds only the pseudo-header sum.
 	Partial bool
+	// At is when the capture read the packet.
+	At time.Time
+	// EtherType is the frame's protocol: 0x0800 (IPv4), 0x86dd (IPv6), 0x0806 (ARP), ...
+	EtherType uint16
 }
 
 // Capture queues the IP packets an interface of a namespace receives and sends, from an
@@ -88,7 +92,7 @@ func (c *Capture) loop() {
 		if err != nil || n == 0 {
 			continue
 		}
-		f := Frame{Data: append([]byte(nil), buf[:n]...)}
+		f := Frame{Data: append([]byte(nil), buf[:n]...), At: time.Now()}
 		if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
 			for _, cm := range cms {
 				if cm.Header.Level == unix.SOL_PACKET && cm.Header.Type == unix.PACKET_AUXDATA && len(cm.Data) >= 4 {
@@ -98,8 +102,11 @@ func (c *Capture) loop() {
 			}
 		}
 		q := c.in
-		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
-			f.Out, q = true, c.out
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok {
+			f.EtherType = htons(ll.Protocol)
+			if ll.Pkttype == unix.PACKET_OUTGOING {
+				f.Out, q = true, c.out
+			}
 		}
 		select {
 		case q <- f:

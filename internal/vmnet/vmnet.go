@@ -180,12 +180,19 @@ func New(t testing.TB, o Options) *Topology {
 // address given, and stops it at cleanup.
 func Serve(t testing.TB, ns NS, name string, port uint16, addrs ...netip.Addr) {
 	t.Helper()
-	args := []string{Bin + "/lvs-peer", "serve", "--name", name}
+	args := []string{"--name", name}
 	for _, a := range addrs {
 		ap := netip.AddrPortFrom(a, port).String()
 		args = append(args, "--listen", ap, "--udp", ap)
 	}
-	cmd := ns.Command(args...)
+	ServeArgs(t, ns, args...)
+}
+
+// ServeArgs starts `lvs-peer serve` with args in ns, waits until it listens, and stops it at
+// cleanup.
+func ServeArgs(t testing.TB, ns NS, args ...string) {
+	t.Helper()
+	cmd := ns.Command(append([]string{Bin + "/lvs-peer", "serve"}, args...)...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -228,7 +235,9 @@ type Summary struct {
 	Seen      map[string]map[string]int `json:"seen"`
 	Bytes     int64                     `json:"bytes"`
 	ElapsedMS int64                     `json:"elapsed_ms"`
-	Errors    []string                  `json:"errors"`
+	// SlowestMS is the longest successful operation, connection set-up included.
+	SlowestMS int64    `json:"slowest_ms"`
+	Errors    []string `json:"errors"`
 }
 
 // Dial runs `lvs-peer dial` in ns with args and returns its summary; a failed operation fails

@@ -98,3 +98,53 @@ func parseSteps(name string, r io.Reader) ([]step, error) {
 	}
 	return steps, sc.Err()
 }
+
+// What a captured frame is to the runner.
+type frameKind int
+
+const (
+	// frameSkip: not an IP packet (ARP), or link housekeeping the director does not make
+	// from what a fixture sends: IPv6 neighbour discovery and MLD, IGMP.
+	frameSkip frameKind = iota
+	// framePacket: a TCP or UDP packet the language describes.
+	framePacket
+	// frameOther: any other IP packet (ICMP, a fragment, extension headers, another protocol).
+	frameOther
+)
+
+// EtherTypes of IP frames.
+const (
+	etherIPv4 = 0x0800
+	etherIPv6 = 0x86dd
+)
+
+// classify says what a frame of type etherType with IP packet data is to the runner: for
+// framePacket the decoded packet, for frameOther a description of it.
+func classify(etherType uint16, data []byte, partial bool) (frameKind, pktfix.Packet, string) {
+	if etherType != etherIPv4 && etherType != etherIPv6 {
+		return frameSkip, pktfix.Packet{}, ""
+	}
+	if len(data) >= 20 && data[0]>>4 == 4 && data[9] == 2 { // IGMP
+		return frameSkip, pktfix.Packet{}, ""
+	}
+	// ICMPv6 right after the fixed header: MLD (130-132, 143), router and neighbour
+	// discovery (133-137).
+	if len(data) >= 41 && data[0]>>4 == 6 && data[6] == 58 {
+		switch data[40] {
+		case 130, 131, 132, 133, 134, 135, 136, 137, 143:
+			return frameSkip, pktfix.Packet{}, ""
+		}
+	}
+	// MLD reports carry a hop-by-hop header (router alert) before their ICMPv6.
+	if len(data) >= 49 && data[0]>>4 == 6 && data[6] == 0 && data[40] == 58 && len(data) > 40+(int(data[41])+1)*8 {
+		switch data[40+(int(data[41])+1)*8] {
+		case 130, 131, 132, 143:
+			return frameSkip, pktfix.Packet{}, ""
+		}
+	}
+	p, err := pktfix.Decode(data, partial)
+	if err != nil {
+		return frameOther, pktfix.Packet{}, pktfix.Describe(data)
+	}
+	return framePacket, p, ""
+}

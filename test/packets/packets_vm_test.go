@@ -7,6 +7,7 @@ package packets
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -98,8 +99,11 @@ func run(t *testing.T, steps []step) {
 				t.Fatalf("%s: expect %s %s: %v", s.where, s.node, s.dir, err)
 			}
 		case "quiet":
+			// Any IP packet breaks the silence, whether the language describes it or not.
 			if p, err := next(caps[s.node], s.dir, s.dur); err == nil {
 				t.Fatalf("%s: quiet %s %s: got %s", s.where, s.node, s.dir, pktfix.Format(p))
+			} else if !errors.Is(err, errNone) {
+				t.Fatalf("%s: quiet %s %s: got %v", s.where, s.node, s.dir, err)
 			}
 		case "sleep":
 			time.Sleep(s.dur)
@@ -116,17 +120,25 @@ func sendRaw(ns vmnet.NS, p pktfix.Packet) error {
 	return vmnet.SendRaw(ns, b, p.Dst.Addr())
 }
 
-// next returns the next TCP or UDP packet of direction dir ("in" or "out") that c sees
-// within timeout; other packets (ARP, neighbour discovery) are skipped.
+// next returns the next IP packet of direction dir ("in" or "out") that c sees within timeout,
+// when it is a TCP or UDP packet, or an error that describes it (ICMP, fragments, extension
+// headers...) or says none came. ARP, neighbour discovery, MLD and IGMP are skipped.
 func next(c *vmnet.Capture, dir string, timeout time.Duration) (pktfix.Packet, error) {
 	var p pktfix.Packet
+	var other string
 	_, err := c.Next(dir == "out", timeout, func(f vmnet.Frame) bool {
-		var err error
-		p, err = pktfix.Decode(f.Data, f.Partial)
-		return err == nil
+		var kind frameKind
+		kind, p, other = classify(f.EtherType, f.Data, f.Partial)
+		return kind != frameSkip
 	})
 	if err != nil {
-		return pktfix.Packet{}, errors.New("no TCP or UDP packet within " + timeout.String())
+		return pktfix.Packet{}, fmt.Errorf("%w: no IP packet within %s", errNone, timeout)
+	}
+	if other != "" {
+		return pktfix.Packet{}, fmt.Errorf("a packet the fixture language does not describe: %s", other)
 	}
 	return p, nil
 }
+
+// errNone says no packet came.
+var errNone = errors.New("nothing")

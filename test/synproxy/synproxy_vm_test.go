@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fullnat/fullnat/internal/flood"
+	"github.com/fullnat/fullnat/internal/tcpopt"
 	"github.com/fullnat/fullnat/internal/vmnet"
 	"github.com/fullnat/fullnat/ipvs"
 )
@@ -151,28 +152,87 @@ func (f *fixture) inSegs(t *testing.T) uint64 {
 	return sum
 }
 
-// slab returns the active ip_vs_conn objects and the kernel's total slab memory in kB.
-func slab(t *testing.T) (conns uint64, kb uint64) {
+// connEntries counts the director's IPVS connections (the entries of /proc/net/ip_vs_conn), all
+// of them and those in SYN_RECV.
+func connEntries(t *testing.T, d vmnet.NS) (all, synRecv int) {
 	t.Helper()
-	b, err := os.ReadFile("/proc/slabinfo")
-	if err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			fs := strings.Fields(line)
-			if len(fs) > 2 && fs[0] == "ip_vs_conn" {
-				conns, _ = strconv.ParseUint(fs[1], 10, 64)
-			}
+	lines := strings.Split(strings.TrimSpace(d.Run(t, "/bin/cat", "/proc/net/ip_vs_conn")), "\n")
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "Pro ") {
+		t.Fatalf("/proc/net/ip_vs_conn has no header: %q", lines)
+	}
+	for _, l := range lines[1:] {
+		all++
+		if strings.Contains(l, " SYN_RECV ") {
+			synRecv++
 		}
 	}
+	return all, synRecv
+}
+
+// slabKB is the kernel's slab memory in kB (Slab of /proc/meminfo).
+func slabKB(t *testing.T) uint64 {
+	t.Helper()
 	m, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		t.Fatalf("meminfo: %v", err)
 	}
 	for _, line := range strings.Split(string(m), "\n") {
-		if strings.HasPrefix(line, "Slab:") {
-			kb, _ = strconv.ParseUint(strings.Fields(line)[1], 10, 64)
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "Slab:" {
+			kb, err := strconv.ParseUint(f[1], 10, 64)
+			if err != nil {
+				t.Fatalf("meminfo: %q: %v", line, err)
+			}
+			return kb
 		}
 	}
-	return conns, kb
+	t.Fatalf("meminfo has no Slab line")
+	return 0
+}
+
+// tcpExt reads the TcpExt counters of /proc/net/netstat in ns.
+func tcpExt(t *testing.T, ns vmnet.NS) map[string]uint64 {
+	t.Helper()
+	m := map[string]uint64{}
+	var names []string
+	for _, line := range strings.Split(ns.Run(t, "/bin/cat", "/proc/net/netstat"), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "TcpExt:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i := 1; i < len(f) && i < len(names); i++ {
+			v, err := strconv.ParseUint(f[i], 10, 64)
+			if err != nil {
+				t.Fatalf("netstat: TcpExt %s %q: %v", names[i], f[i], err)
+			}
+			m[names[i]] = v
+		}
+	}
+	if len(m) == 0 {
+		t.Fatalf("no TcpExt counters in %s", ns)
+	}
+	return m
+}
+
+// sackUse checks, from a TCP sender's TcpExt counters before and after a transfer with loss,
+// that it recovered with SACK (the blocks it got were valid: it tagged segments with them) and
+// never fell back to Reno's recovery.
+func sackUse(t *testing.T, who string, before, after map[string]uint64) {
+	t.Helper()
+	d := func(k string) uint64 { return after[k] - before[k] }
+	tagged := d("TCPSackShifted") + d("TCPSackMerged") + d("TCPSackShiftFallback")
+	t.Logf("%s: TCPSackRecovery +%d, TCPRenoRecovery +%d, SACK blocks used +%d, TCPSACKDiscard +%d, TCPSACKReneging +%d",
+		who, d("TCPSackRecovery"), d("TCPRenoRecovery"), tagged, d("TCPSACKDiscard"), d("TCPSACKReneging"))
+	if d("TCPSackRecovery") == 0 || d("TCPRenoRecovery") != 0 || tagged == 0 {
+		t.Errorf("%s did not recover from loss with SACK: TCPSackRecovery +%d, TCPRenoRecovery +%d, segments tagged by SACK blocks +%d",
+			who, d("TCPSackRecovery"), d("TCPRenoRecovery"), tagged)
+	}
+	if d("TCPSACKDiscard") != 0 {
+		t.Errorf("%s discarded %d SACK blocks as invalid: SACK blocks not translated into its sequence space", who, d("TCPSACKDiscard"))
+	}
 }
 
 func TestSynProxyFlagKept(t *testing.T) {
@@ -243,8 +303,12 @@ func TestSynProxyTraffic(t *testing.T) {
 			t.Errorf("2 MB each way: %d down, %d up (%v %v)", g.Bytes, p.Bytes, g.Errors, p.Errors)
 		}
 		after := spStats(t, d)
-		if ok := after["synproxy_ok_ack"] - before["synproxy_ok_ack"]; ok < 100 {
-			t.Errorf("synproxy_ok_ack grew by %d, want >= 100", ok)
+		// One valid cookie per connection: 100 hellos, a get and a put.
+		if ok := after["synproxy_ok_ack"] - before["synproxy_ok_ack"]; ok != 102 {
+			t.Errorf("synproxy_ok_ack grew by %d for 102 connections", ok)
+		}
+		if bad := after["synproxy_bad_ack"] - before["synproxy_bad_ack"]; bad != 0 {
+			t.Errorf("synproxy_bad_ack grew by %d with genuine clients only", bad)
 		}
 	})
 }
@@ -258,7 +322,8 @@ func TestSynProxyFlood(t *testing.T) {
 	vip := netip.AddrPortFrom(f.tp.VIP, 80)
 	s := f.service(t, f.tp.VIP, ipvs.FullNAT, true)
 
-	c0, kb0 := slab(t)
+	c0, _ := connEntries(t, d)
+	kb0 := slabKB(t)
 	seg0 := f.inSegs(t)
 	st0 := spStats(t, d)
 	n, el, err := floodFrom(string(f.tp.Client), vip, 200000, flagSYN, 4, 240*time.Second)
@@ -268,18 +333,20 @@ func TestSynProxyFlood(t *testing.T) {
 	time.Sleep(time.Second)
 	seg1 := f.inSegs(t)
 	st1 := spStats(t, d)
-	c1, kb1 := slab(t)
+	c1, _ := connEntries(t, d)
+	kb1 := slabKB(t)
 	t.Logf("SYN flood: %d SYNs in %v (%.0f/s); synproxy_syn_cnt +%d; RS InSegs +%d",
 		n, el.Round(time.Millisecond), float64(n)/el.Seconds(), st1["synproxy_syn_cnt"]-st0["synproxy_syn_cnt"], seg1-seg0)
-	t.Logf("slab: ip_vs_conn %d -> %d objects, Slab %d kB -> %d kB", c0, c1, kb0, kb1)
+	t.Logf("director: %d -> %d IPVS connections, Slab %d kB -> %d kB", c0, c1, kb0, kb1)
 	if seg1 != seg0 {
 		t.Errorf("the real servers received %d TCP segments during the flood, want 0", seg1-seg0)
 	}
 	if got := st1["synproxy_syn_cnt"] - st0["synproxy_syn_cnt"]; got < uint64(n)*9/10 {
 		t.Errorf("synproxy_syn_cnt +%d for %d SYNs", got, n)
 	}
-	if c1 > c0+100 {
-		t.Errorf("ip_vs_conn objects grew from %d to %d during the flood", c0, c1)
+	// The control below shows the same count growing by the flood without SYNPROXY.
+	if c1 > c0 {
+		t.Errorf("the director's IPVS connections grew from %d to %d during the flood", c0, c1)
 	}
 
 	// 200 genuine connections during a second flood.
@@ -287,9 +354,10 @@ func TestSynProxyFlood(t *testing.T) {
 	wg.Add(1)
 	var fn int
 	var fel time.Duration
+	var ferr error
 	go func() {
 		defer wg.Done()
-		fn, fel, _ = floodFrom(string(f.tp.Client), vip, 200000, flagSYN, 2, 240*time.Second)
+		fn, fel, ferr = floodFrom(string(f.tp.Client), vip, 200000, flagSYN, 2, 240*time.Second)
 	}()
 	// A failed batch is reported with the director's state. (A stall of a few transfers on
 	// 6.12, seen before SYNPROXY reused connections, has not recurred since.)
@@ -306,6 +374,9 @@ func TestSynProxyFlood(t *testing.T) {
 	g := dial("get")
 	p := dial("put")
 	wg.Wait()
+	if ferr != nil || fn != 200000 {
+		t.Errorf("the flood during the transfers: %d of 200000 SYNs sent in %v: %v", fn, fel, ferr)
+	}
 	if g.OK != 100 || p.OK != 100 || g.Bytes != 100<<20 || p.Bytes != 100<<20 {
 		t.Errorf("during the flood: get %d ok %d bytes %v, put %d ok %d bytes %v", g.OK, g.Bytes, g.Errors, p.OK, p.Bytes, p.Errors)
 	}
@@ -345,26 +416,41 @@ func TestSynProxyFlood(t *testing.T) {
 		t.Errorf("real servers got %d segments from the ACK and FIN floods", seg4-seg2)
 	}
 
-	// SACK and window scaling across the proxy with 3% loss in the client
-	// namespace; our window scale 4 differs from the real server's, so windows are rescaled.
+	// SACK and window scaling across the proxy with loss each way (3% on the client's egress, 5%
+	// on the director's egress to the client, where the real servers' segments still travel as
+	// GSO packets of up to 64 KB, so fewer of them); our window scale 4 differs from the real server's, so
+	// windows are rescaled. Each sender must recover with SACK blocks that the director
+	// translated into its sequence space (invalid blocks are discarded, not used to tag).
 	d.Sysctl(t, "net.ipv4.vs.synproxy_wscale", "4")
-	f.tp.Client.Run(t, "/usr/sbin/tc", "qdisc", "add", "dev", "eth0", "root", "netem", "loss", "3%")
-	lg := vmnet.Dial(t, f.tp.Client, "--addr", vip.String(), "--op", "get", "--size", "4194304", "--timeout", "120s")
-	lp := vmnet.Dial(t, f.tp.Client, "--addr", vip.String(), "--op", "put", "--size", "4194304", "--timeout", "120s")
-	f.tp.Client.Run(t, "/usr/sbin/tc", "qdisc", "del", "dev", "eth0", "root")
-	if lg.Bytes != 4<<20 || lp.Bytes != 4<<20 {
-		t.Errorf("4 MB each way with 3%% loss: %d down, %d up (%v %v)", lg.Bytes, lp.Bytes, lg.Errors, lp.Errors)
+	if c, srv, err := agreed(f.tp.Client, f.tp.VIP); err != nil || c&(tcpopt.SACK|tcpopt.WindowScale) != tcpopt.SACK|tcpopt.WindowScale ||
+		srv&(tcpopt.SACK|tcpopt.WindowScale) != tcpopt.SACK|tcpopt.WindowScale {
+		t.Errorf("options agreed through the proxy: client %v, real server %v (%v); want sack and wscale on both", c, srv, err)
 	}
-	snmp := f.tp.Client.Run(t, "/bin/sh", "-c", "grep TcpExt /proc/net/netstat")
-	t.Logf("with loss, our window scale 4 (the real server's differs): get %d ms, put %d ms", lg.ElapsedMS, lp.ElapsedMS)
-	if lines := strings.Split(strings.TrimSpace(snmp), "\n"); len(lines) == 2 {
-		names, vals := strings.Fields(lines[0]), strings.Fields(lines[1])
-		for i, n := range names {
-			if strings.HasPrefix(n, "TCPSACKRecovery") || n == "TCPSackRecovery" || n == "TCPSACKReneging" || n == "TCPSackShifted" {
-				t.Logf("client %s = %s", n, vals[i])
+	f.tp.Client.Run(t, "/usr/sbin/tc", "qdisc", "add", "dev", "eth0", "root", "netem", "loss", "3%")
+	d.Run(t, "/usr/sbin/tc", "qdisc", "add", "dev", "c0", "root", "netem", "loss", "5%")
+	rsExt := func() map[string]uint64 {
+		m := map[string]uint64{}
+		for _, rs := range f.tp.Servers {
+			for k, v := range tcpExt(t, rs) {
+				m[k] += v
 			}
 		}
+		return m
 	}
+	rs0 := rsExt()
+	lg := vmnet.Dial(t, f.tp.Client, "--addr", vip.String(), "--op", "get", "--size", "16777216", "--timeout", "120s")
+	rs1 := rsExt()
+	cl0 := tcpExt(t, f.tp.Client)
+	lp := vmnet.Dial(t, f.tp.Client, "--addr", vip.String(), "--op", "put", "--size", "4194304", "--timeout", "120s")
+	cl1 := tcpExt(t, f.tp.Client)
+	f.tp.Client.Run(t, "/usr/sbin/tc", "qdisc", "del", "dev", "eth0", "root")
+	d.Run(t, "/usr/sbin/tc", "qdisc", "del", "dev", "c0", "root")
+	if lg.Bytes != 16<<20 || lp.Bytes != 4<<20 {
+		t.Errorf("16 MB down with 5%% loss, 4 MB up with 3%%: %d down, %d up (%v %v)", lg.Bytes, lp.Bytes, lg.Errors, lp.Errors)
+	}
+	t.Logf("with loss, our window scale 4 (the real server's differs): get %d ms, put %d ms", lg.ElapsedMS, lp.ElapsedMS)
+	sackUse(t, "the real servers sending 16 MB (get)", rs0, rs1)
+	sackUse(t, "the client sending 4 MB (put)", cl0, cl1)
 	t.Logf("counters:\n%s", d.Run(t, "/bin/cat", "/proc/net/ip_vs_ext_stats"))
 
 	// The control: the same kind of flood without the flag reaches the real servers.
@@ -373,16 +459,22 @@ func TestSynProxyFlood(t *testing.T) {
 	}
 	f.service(t, f.tp.VIP, ipvs.Masquerade, false)
 	seg4 := f.inSegs(t)
+	_, h0 := connEntries(t, d)
 	cn, _, err := floodFrom(string(f.tp.Client), vip, 20000, flagSYN, 2, 120*time.Second)
 	if err != nil {
 		t.Fatalf("control flood: %v", err)
 	}
 	time.Sleep(2 * time.Second)
 	seg5 := f.inSegs(t)
-	t.Logf("control without SYNPROXY: %d SYNs, RS InSegs +%d", cn, seg5-seg4)
+	_, h1 := connEntries(t, d)
+	t.Logf("control without SYNPROXY: %d SYNs, RS InSegs +%d, half-open IPVS connections %d -> %d", cn, seg5-seg4, h0, h1)
 	// (a fast flood loses some SYNs on the veth before IPVS sees them)
 	if seg5-seg4 < uint64(cn)/2 {
 		t.Errorf("control: the real servers got %d segments for %d SYNs without the flag", seg5-seg4, cn)
+	}
+	// The count the SYNPROXY flood must not grow grows here: it can see a flood.
+	if h1-h0 < cn/2 {
+		t.Errorf("control: the director's half-open connections grew by %d for %d SYNs without the flag", h1-h0, cn)
 	}
 }
 
@@ -412,12 +504,17 @@ func TestSynProxyFlood6(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
+	var fn int
+	var ferr error
 	go func() {
 		defer wg.Done()
-		_, _, _ = floodFrom(string(f.tp.Client), vip, 100000, flagSYN, 1, 60*time.Second)
+		fn, _, ferr = floodFrom(string(f.tp.Client), vip, 100000, flagSYN, 1, 60*time.Second)
 	}()
 	g := vmnet.Dial(t, f.tp.Client, "--addr", vip.String(), "--op", "get", "--size", "1048576", "--count", "20", "--parallel", "4", "--timeout", "60s")
 	wg.Wait()
+	if ferr != nil || fn != 100000 {
+		t.Errorf("the IPv6 flood during the transfers: %d of 100000 SYNs sent: %v", fn, ferr)
+	}
 	if g.OK != 20 || g.Bytes != 20<<20 {
 		t.Errorf("IPv6 during the flood: %d ok, %d bytes, %v", g.OK, g.Bytes, g.Errors)
 	}
@@ -470,9 +567,14 @@ func TestSynProxyUnloadDuringFlood(t *testing.T) {
 	// keys); under QEMU's TCG another vCPU can run a stale translation of a site being
 	// patched and oops on its int3 (seen once on 6.12 in raw_sendmsg, inside the flooder).
 	// On one CPU that cannot happen, and the packets still flow while the module goes.
+	// The flood runs for 15 s at most, long after the unload; it must still be running then.
+	var fn int
+	var ferr error
+	var floodEnd time.Time
 	go func() {
 		defer wg.Done()
-		_, _, _ = floodOn(string(f.tp.Client), flood.Config{Target: vip, Count: 100000, Flags: flagSYN, Workers: 2, Limit: 60 * time.Second, CPUs: []int{0}})
+		fn, _, ferr = floodOn(string(f.tp.Client), flood.Config{Target: vip, Count: 2000000, Flags: flagSYN, Workers: 2, Limit: 15 * time.Second, CPUs: []int{0}})
+		floodEnd = time.Now()
 	}()
 	time.Sleep(2 * time.Second)
 	_ = f.c.Close()
@@ -480,7 +582,14 @@ func TestSynProxyUnloadDuringFlood(t *testing.T) {
 	if out, err := d.Try("/bin/busybox", "taskset", "-c", "0", "/sbin/modprobe", "-r", "ip_vs_rr", "ip_vs"); err != nil {
 		t.Errorf("unloading during the flood: %v\n%s", err, out)
 	}
+	unloaded := time.Now()
 	wg.Wait()
+	if ferr != nil || fn == 0 {
+		t.Errorf("the flood: %d SYNs sent: %v", fn, ferr)
+	}
+	if !floodEnd.After(unloaded) {
+		t.Errorf("the flood (%d SYNs) ended %v before the unload did: the unload was not made under traffic", fn, unloaded.Sub(floodEnd))
+	}
 }
 
 // TestSynProxySameClientPort: a client reconnecting from the same port while the director

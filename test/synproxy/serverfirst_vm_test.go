@@ -1,0 +1,198 @@
+// Copyright The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build vmtest
+
+package synproxy
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fullnat/fullnat/internal/vmnet"
+	"github.com/fullnat/fullnat/ipvs"
+)
+
+// bannerPort is where the real servers speak first (lvs-peer serve --banner).
+const bannerPort = 25
+
+// bannerConns is the number of genuine server-first connections of each phase.
+const bannerConns = 100
+
+// snmpSum sums the Tcp and TcpExt counters of /proc/net/snmp and /proc/net/netstat over the
+// namespaces, keyed "Tcp.InSegs", "TcpExt.SyncookiesSent", ...
+func snmpSum(t *testing.T, nss []vmnet.NS) map[string]uint64 {
+	t.Helper()
+	m := map[string]uint64{}
+	for _, ns := range nss {
+		out := ns.Run(t, "/bin/cat", "/proc/net/snmp", "/proc/net/netstat")
+		var names []string
+		for _, line := range strings.Split(out, "\n") {
+			fs := strings.Fields(line)
+			if len(fs) == 0 || (fs[0] != "Tcp:" && fs[0] != "TcpExt:") {
+				continue
+			}
+			if names == nil || names[0] != fs[0] {
+				names = fs
+				continue
+			}
+			for i := 1; i < len(fs) && i < len(names); i++ {
+				if v, err := strconv.ParseInt(fs[i], 10, 64); err == nil && v >= 0 {
+					m[strings.TrimSuffix(fs[0], ":")+"."+names[i]] += uint64(v)
+				}
+			}
+			names = nil
+		}
+	}
+	return m
+}
+
+// delta lists the counters that changed from a to b, sorted, as "name +N".
+func delta(a, b map[string]uint64) string {
+	var out []string
+	for k, v := range b {
+		if v != a[k] {
+			out = append(out, fmt.Sprintf("%s %+d", k, int64(v-a[k])))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
+
+// bannerRun is what one phase of TestSynProxyServerFirst saw.
+type bannerRun struct {
+	sum      vmnet.Summary
+	out      string
+	err      error
+	sent     int           // spoofed SYNs
+	overlap  bool          // the flood still ran when the last genuine connection ended
+	ext, rs  string        // counter deltas: the director's ip_vs_ext_stats, the real servers' TCP
+	dialTime time.Duration // of the whole batch
+}
+
+func (r bannerRun) String() string {
+	return fmt.Sprintf("%d/%d ok in %v (slowest %d ms), %d spoofed SYNs, errors %v\n    director: %s\n    real servers: %s",
+		r.sum.OK, bannerConns, r.dialTime.Round(time.Millisecond), r.sum.SlowestMS, r.sent, r.sum.Errors, r.ext, r.rs)
+}
+
+// bannerPhase makes bannerConns server-first connections to vip from the client while (when
+// floodN > 0) floodN spoofed SYNs go to the same service.
+func (f *fixture) bannerPhase(t *testing.T, vip netip.AddrPort, floodN int) bannerRun {
+	t.Helper()
+	d := f.tp.Director
+	ext0, rs0 := spStats(t, d), snmpSum(t, f.tp.Servers)
+	var r bannerRun
+	var wg sync.WaitGroup
+	var floodEnd time.Time
+	var ferr error
+	if floodN > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.sent, _, ferr = floodFrom(string(f.tp.Client), vip, floodN, flagSYN, 2, 90*time.Second)
+			floodEnd = time.Now()
+		}()
+		time.Sleep(300 * time.Millisecond) // the flood is under way
+	}
+	start := time.Now()
+	r.sum, r.out, r.err = vmnet.TryDial(f.tp.Client, "--addr", vip.String(), "--op", "banner",
+		"--count", strconv.Itoa(bannerConns), "--parallel", "4", "--timeout", "10s")
+	r.dialTime = time.Since(start)
+	dialEnd := time.Now()
+	wg.Wait()
+	if ferr != nil {
+		t.Fatalf("flood: %v", ferr)
+	}
+	r.overlap = floodN > 0 && floodEnd.After(dialEnd)
+	time.Sleep(500 * time.Millisecond)
+	r.ext, r.rs = delta(ext0, spStats(t, d)), delta(rs0, snmpSum(t, f.tp.Servers))
+	return r
+}
+
+// TestSynProxyServerFirst: genuine clients of a protocol where the server speaks first (SMTP,
+// SSH, MySQL: after the handshake the client sends nothing and waits for the banner) get their
+// banner during a SYN flood on a SYNPROXY service, every one of them, NAT and FULLNAT: on a
+// fresh service, and right after a flood against the same service without SYNPROXY (whose
+// half-open connections still fill the director's table and the real servers' queues). Without
+// SYNPROXY and without a flood they all succeed too (the protocol works at all).
+func TestSynProxyServerFirst(t *testing.T) {
+	f := newFixture(t)
+	d := f.tp.Director
+	for i, rs := range f.tp.Servers {
+		vmnet.ServeArgs(t, rs, "--name", fmt.Sprintf("rs%d", i+1),
+			"--banner", netip.AddrPortFrom(f.tp.ServerAddrs[i], bannerPort).String(),
+			"--banner", netip.AddrPortFrom(f.tp.ServerAddrs6[i], bannerPort).String())
+	}
+	for _, c := range []struct {
+		fwd ipvs.ForwardMethod
+		vip netip.Addr
+	}{{ipvs.FullNAT, f.tp.VIP}, {ipvs.Masquerade, f.tp.VIP}, {ipvs.FullNAT, f.tp.VIP6}} {
+		fwd, vip := c.fwd, c.vip
+		t.Run(fmt.Sprintf("%v/%v", fwd, vip), func(t *testing.T) {
+			dst := netip.AddrPortFrom(vip, bannerPort)
+			s := ipvs.Service{Protocol: ipvs.Protocol(6), Address: vip, Port: bannerPort, Scheduler: "rr"}
+			if err := f.c.CreateService(s); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = f.c.DeleteService(s) })
+			rss, las := f.tp.ServerAddrs, f.laddrs
+			if vip.Is6() {
+				rss, las = f.tp.ServerAddrs6, f.lad6
+			}
+			for _, rs := range rss {
+				if err := f.c.CreateDestination(s, ipvs.Destination{Address: rs, Port: bannerPort, ForwardMethod: fwd, Weight: 1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if fwd == ipvs.FullNAT {
+				for _, la := range las {
+					if err := f.c.CreateLocalAddress(s, ipvs.LocalAddress{Address: la}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			setSynProxy := func(on bool) {
+				t.Helper()
+				s.Flags = 0
+				if on {
+					s.Flags = ipvs.FlagSynProxy
+				}
+				if err := f.c.UpdateService(s); err != nil {
+					t.Fatalf("SYNPROXY %v: %v", on, err)
+				}
+			}
+			check := func(phase string, r bannerRun, mustOverlap bool) {
+				t.Helper()
+				t.Logf("%s: %v", phase, r)
+				if r.sum.OK != bannerConns || r.err != nil {
+					t.Errorf("%s: %d of %d server-first connections got their banner (%v)\n%s\n%v\nthe client's connections on the director:\n%s",
+						phase, r.sum.OK, bannerConns, r.err, r.out, r,
+						d.Sh(t, cipvsadm+" -Lnc | grep -F -e '192.0.2.2:' -e '2001:db8:1::2]' || true"))
+				}
+				if mustOverlap && !r.overlap {
+					t.Errorf("%s: the flood (%d SYNs) ended before the genuine connections did: they were not made during it", phase, r.sent)
+				}
+			}
+
+			// The protocol works through the service without a flood.
+			check("no SYNPROXY, no flood", f.bannerPhase(t, dst, 0), false)
+			// SYNPROXY on a fresh service, during a flood.
+			setSynProxy(true)
+			check("SYNPROXY, during a flood", f.bannerPhase(t, dst, 200000), true)
+			// Without SYNPROXY during a flood: for comparison, not a requirement (the real
+			// servers' SYN cookies carry the genuine clients, or not).
+			setSynProxy(false)
+			plain := f.bannerPhase(t, dst, 20000)
+			t.Logf("no SYNPROXY, during a flood (for comparison): %v", plain)
+			// Right after it, on the same service: SYNPROXY on, another flood.
+			setSynProxy(true)
+			check("SYNPROXY, right after a flood without it, during a flood", f.bannerPhase(t, dst, 200000), true)
+		})
+	}
+}
