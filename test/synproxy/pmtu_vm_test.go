@@ -91,7 +91,8 @@ func holdServer(t *testing.T, ns vmnet.NS, addr netip.Addr) {
 // tcpSeg is a TCP segment a capture saw.
 type tcpSeg struct {
 	src, dst netip.AddrPort
-	seq      uint32
+	seq, ack uint32
+	flags    byte
 	payload  int
 }
 
@@ -121,6 +122,8 @@ func parseTCP(b []byte) (s tcpSeg, ok bool) {
 	s.src = netip.AddrPortFrom(src, binary.BigEndian.Uint16(th[0:]))
 	s.dst = netip.AddrPortFrom(dst, binary.BigEndian.Uint16(th[2:]))
 	s.seq = binary.BigEndian.Uint32(th[4:])
+	s.ack = binary.BigEndian.Uint32(th[8:])
+	s.flags = th[13]
 	s.payload = end - off - hl
 	return s, true
 }
