@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Fetch everything the kernel test rig needs, without touching the host's /boot:
-#   - host tools (QEMU, busybox-static, cpio, kmod, iproute2, Debian's ipvsadm and keepalived
+#   - host tools (QEMU, busybox-static, cpio, kmod, iproute2, ethtool, Debian's ipvsadm and keepalived
 #     as the reference userland that goes into the VM);
 #   - Debian's 6.1 and 6.12 cloud kernels, their headers and kbuild, and linux-source,
 #     downloaded with `apt-get download` and unpacked with `dpkg-deb -x` under $RIG_CACHE.
@@ -16,7 +16,7 @@ mkdir -p "$RIG_CACHE/debs" "$RIG_CACHE/kernels"
 
 log() { echo "rig/fetch: $*" >&2; }
 
-host_pkgs=(qemu-system-x86 busybox-static cpio kmod iproute2 xz-utils zstd ipvsadm keepalived
+host_pkgs=(qemu-system-x86 busybox-static cpio kmod iproute2 xz-utils zstd ipvsadm keepalived ethtool
 	gcc make bc libelf-dev flex bison)
 
 need_install=()

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Boot one of Debian's kernels under QEMU with an initramfs made of
-#   base:    busybox-static, iproute2 (ip, tc), Debian's ipvsadm 1.31 and keepalived with their
+#   base:    busybox-static, iproute2 (ip, tc), ethtool, Debian's ipvsadm 1.31 and keepalived with their
 #            shared libraries, and the kernel's own modules (the closure of what IPVS tests need),
 #   modules: with --modules ours, our modules from kmod/out/<release>/ over the stock ip_vs*,
 #   payload: a directory given with --payload, unpacked at / (our binaries, tests, scripts),
@@ -52,7 +52,7 @@ if [ ! -s "$base" ]; then
 	cp /bin/busybox "$stage/bin/busybox"
 	cp "$here/init" "$stage/init"
 	chmod 755 "$stage/init"
-	for b in /usr/sbin/ip /usr/sbin/tc /usr/sbin/ipvsadm /usr/sbin/keepalived /usr/bin/genhash; do
+	for b in /usr/sbin/ip /usr/sbin/tc /usr/sbin/ethtool /usr/sbin/ipvsadm /usr/sbin/keepalived /usr/bin/genhash; do
 		[ -e "$b" ] || continue
 		cp "$b" "$stage$b"
 		ldd "$b" | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' | while read -r lib; do

@@ -61,6 +61,10 @@ func OpenCapture(t testing.TB, ns NS, ifname string) *Capture {
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
 			return fmt.Errorf("PACKET_AUXDATA: %w", err)
 		}
+		// Room for bursts of GSO packets (up to 64 KiB each) while the reader catches up.
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20); err != nil {
+			return fmt.Errorf("SO_RCVBUFFORCE: %w", err)
+		}
 		tv := unix.NsecToTimeval(int64(100 * time.Millisecond))
 		return unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	})
