@@ -284,8 +284,12 @@ static bool ip_vs_fnat_toobig(struct sk_buff *skb, int af, unsigned int mtu)
 	if (IS_ENABLED(CONFIG_IP_VS_IPV6) && af == AF_INET6) {
 		if (IP6CB(skb)->frag_max_size)
 			return IP6CB(skb)->frag_max_size > mtu;
-	} else if (!(ip_hdr(skb)->frag_off & htons(IP_DF))) {
-		return false;	/* it will be fragmented */
+	} else {
+		if (!(ip_hdr(skb)->frag_off & htons(IP_DF)))
+			return false;	/* it will be fragmented */
+		/* reassembled from fragments that carried DF */
+		if (IPCB(skb)->frag_max_size)
+			return IPCB(skb)->frag_max_size > mtu;
 	}
 	if (skb->len <= mtu)
 		return false;
