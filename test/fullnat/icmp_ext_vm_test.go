@@ -263,7 +263,7 @@ func countFragments(c *vmnet.Capture) (n, largest int) {
 // fragments that each fit (IPv6, and IPv4 without DF), passes a FULLNAT service whole and its
 // echo, as large, comes back. The director reassembles (IPv4 before LOCAL_IN, IPv6 in
 // nf_defrag_ipv6, which IPVS enables with an IPv6 service) and must judge the packet by its
-// largest fragment, as upstream's transmitters do, and fragment it again; before that, IPv6 was
+// largest fragment, as upstream's IPv6 transmitters do, and fragment it again; before that, IPv6 was
 // answered with "packet too big" (MTU 1500) and dropped.
 func TestFullNATFragmented(t *testing.T) {
 	f := newFixture(t, 1)
@@ -379,10 +379,10 @@ func udp4Fragments(src, dst netip.AddrPort, payload []byte, mtu int) [][]byte {
 }
 
 // TestFullNATFragmentedDF: IPv4 fragments that each fit the MTU but carry DF. The director
-// reassembles them with DF kept (the largest fragment had it) and frag_max_size set; upstream's
-// transmitters judge such a packet by frag_max_size, not by its reassembled length, and
-// ip_fragment() then cuts it again into fragments no larger than the originals. FULLNAT must
-// do the same: the datagram reaches the real server and the echo comes back.
+// reassembles them with DF kept (the largest fragment had it) and frag_max_size set. FULLNAT
+// judges such a packet by frag_max_size, as upstream's IPv6 transmitters do (its IPv4 ones look
+// at the reassembled length only), and ip_fragment() then cuts it again into fragments no larger
+// than the originals: the datagram reaches the real server and the echo comes back.
 func TestFullNATFragmentedDF(t *testing.T) {
 	f := newFixture(t, 1)
 	const port = 9000
