@@ -74,7 +74,7 @@ if [ ! -s "$base" ]; then
 	[ -s "$mdir/modules.dep" ] || depmod -b "$kroot" "$rel"
 	roots=$(cd "$mdir" && find kernel/net/netfilter/ipvs -name '*.ko*';
 		for m in veth dummy sch_netem sch_tbf ifb ipip ip6_tunnel ip_gre ip6_gre fou fou6 \
-			nf_conntrack nf_conntrack_ftp nf_nat macvlan 8021q tun bridge; do
+			nf_conntrack nf_conntrack_ftp nf_nat nf_reject_ipv4 nf_reject_ipv6 macvlan 8021q tun bridge; do
 			find kernel -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst"
 		done)
 	want=$(for r in $roots; do
