@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fullnat/fullnat/internal/flood"
 	"github.com/fullnat/fullnat/internal/vmnet"
 	"github.com/fullnat/fullnat/ipvs"
 	"github.com/mdlayher/netlink"
@@ -431,4 +432,66 @@ func TestFullNATLaddrNotLocal(t *testing.T) {
 	if err := c.CreateService(bad); !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), "ESTABLISHED timeout") {
 		t.Errorf("library CreateService with an ESTABLISHED timeout above 31 days: got %v", err)
 	}
+}
+
+// softirqTicks is the VM's time in softirq so far (/proc/stat, USER_HZ ticks).
+func softirqTicks(t *testing.T, ns vmnet.NS) uint64 {
+	t.Helper()
+	line, _, _ := strings.Cut(ns.Run(t, "/bin/cat", "/proc/stat"), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		t.Fatalf("/proc/stat: %q", line)
+	}
+	v, err := strconv.ParseUint(f[7], 10, 64)
+	if err != nil {
+		t.Fatalf("/proc/stat: %q: %v", line, err)
+	}
+	return v
+}
+
+// TestFullNATPortsFlood: a SYN flood on a FULLNAT service without SYNPROXY fills a 2000-port range
+// with half-open connections and every SYN after that is refused; a genuine client then gets a
+// RST at once. It logs what the flood cost (its rate, the VM's softirq time): each refused SYN is
+// one search of the range, at most 2000/64 word reads.
+func TestFullNATPortsFlood(t *testing.T) {
+	const count, ports = 20000, 2000
+	f := newFixture(t, 1)
+	d := f.tp.Director
+	d.Sysctl(t, "net.ipv4.vs.fullnat_lport_min", "40000")
+	d.Sysctl(t, "net.ipv4.vs.fullnat_lport_max", strconv.Itoa(40000+ports-1))
+	s := f.fullnatService(t, unix.IPPROTO_TCP, f.tp.VIP, f.tp.ServerAddrs, f.laddrs[:1])
+	vip := netip.AddrPortFrom(f.tp.VIP, 80)
+	before := extStats(t, d)["fullnat_lport_exhausted"]
+	si := softirqTicks(t, d)
+	start := time.Now()
+	var r flood.Result
+	err := vmnet.InNetns(string(f.tp.Client), func() error {
+		var err error
+		r, err = flood.Run(flood.Config{Target: vip, Count: count, Flags: flood.SYN, Workers: 1})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("flood: %v", err)
+	}
+	// until the director has seen the last SYN
+	var refused uint64
+	for last := uint64(1 << 63); ; time.Sleep(time.Second) {
+		refused = extStats(t, d)["fullnat_lport_exhausted"] - before
+		if refused == last || time.Since(start) > 3*time.Minute {
+			break
+		}
+		last = refused
+	}
+	took := time.Since(start)
+	si = softirqTicks(t, d) - si
+	las, err := f.ic.laddrs(s)
+	if err != nil || len(las) != 1 {
+		t.Fatalf("GET_LADDR: %+v, %v", las, err)
+	}
+	t.Logf("%d spoofed SYNs sent in %v (%.0f/s), all handled in %v: %d connections hold ports, %d refused; softirq %.2f s",
+		r.Sent, r.Elapsed.Round(time.Millisecond), r.Rate(), took.Round(time.Millisecond), las[0].connCounts, refused, float64(si)/100)
+	if las[0].connCounts != ports || refused < uint64(r.Sent-ports)*9/10 {
+		t.Errorf("after %d SYNs: %d connections (want %d), %d refused (want about %d)", r.Sent, las[0].connCounts, ports, refused, r.Sent-ports)
+	}
+	dialRefused(t, f.tp.Client, vip, "after the flood")
 }
