@@ -294,7 +294,10 @@ func (c *Client) LocalAddresses(svc Service) ([]LocalAddress, error) {
 	return las, nil
 }
 
-// CreateLocalAddress adds a FULLNAT local address to svc (extension).
+// CreateLocalAddress adds a FULLNAT local address to svc (extension). The
+// address must be configured on the director, in the namespace of the
+// service: the kernel refuses another with syscall.EADDRNOTAVAIL (the error's
+// Message says why).
 func (c *Client) CreateLocalAddress(svc Service, la LocalAddress) error {
 	return c.apply1(Op{Kind: OpCreateLocalAddress, Service: svc, LocalAddress: la})
 }

@@ -437,7 +437,9 @@ func unprivilegedChild() int {
 }
 
 func TestVMExtensionGate(t *testing.T) {
-	c, _ := nsClient(t)
+	c, ns := nsClient(t)
+	// A local address must be an address of the director's namespace.
+	ns.Addr(t, "lo", "198.51.100.1/32")
 	info, err := c.Info()
 	if err != nil {
 		t.Fatal(err)
@@ -766,6 +768,9 @@ func TestVMGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	if feat.Has(FeatureFullNAT) {
+		for _, la := range goldenLaddrs {
+			ns.Addr(t, "lo", la.Address.String()+"/32")
+		}
 		for _, la := range goldenLaddrs {
 			if err := c.CreateLocalAddress(goldenServices[0], la); err != nil {
 				t.Fatal(err)

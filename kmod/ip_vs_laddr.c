@@ -10,13 +10,20 @@
 
 #include <linux/kernel.h>
 #include <linux/module.h>
+#include <linux/bitmap.h>
 #include <linux/jhash.h>
 #include <linux/random.h>
 #include <linux/slab.h>
 #include <linux/seq_file.h>
 #include <linux/proc_fs.h>
 #include <linux/version.h>
+#include <linux/icmpv6.h>
+#include <net/addrconf.h>
 #include <net/genetlink.h>
+#include <net/icmp.h>
+#include <net/route.h>
+#include <net/netfilter/ipv4/nf_reject.h>
+#include <net/netfilter/ipv6/nf_reject.h>
 #include <net/netns/generic.h>
 #include <net/ip_vs.h>
 
@@ -93,67 +100,237 @@ struct ip_vs_conn *ip_vs_fnat_out_get(const struct ip_vs_conn_param *p)
 	return NULL;
 }
 
-static void ip_vs_laddr_put(struct ip_vs_laddr *la)
+/* Local ports.
+ *
+ * A local address's ports are a bitmap per namespace and protocol (TCP, UDP),
+ * shared by every service that has the address: a set bit is a port held by
+ * a connection, to whichever real server. A new connection takes the first
+ * free port at or after a random point of the range (RFC 6056's simple
+ * random selection, with the next free one instead of a new draw), wrapping
+ * once; find_next_zero_bit() reads one word per BITS_PER_LONG ports, so the
+ * search costs at most range / BITS_PER_LONG word reads and finds a free port
+ * whenever one exists. test_and_set_bit() claims it without a lock (a lost
+ * race moves on to the next free bit); the connection remembers the port and
+ * clears its bit when it goes.
+ *
+ * A port is not re-used towards a second real server while a connection
+ * holds it: one address serves at most (fullnat_lport_max -
+ * fullnat_lport_min + 1) connections per protocol at a time, as in DPVS's
+ * per-address pools; give a service more local addresses for more. In
+ * return no connection table is probed to allocate, and the out-direction
+ * table needs no busy check: a port whose bit we set is nobody else's.
+ *
+ * The bitmap covers all 65536 ports (8 KiB per protocol), so changing the
+ * range sysctls while connections hold ports only changes where the next
+ * search looks.
+ */
+#define IP_VS_LPORTS		65536
+#define IP_VS_LPORT_PROTOS	2	/* TCP, UDP */
+
+struct ip_vs_lport_pool {
+	struct list_head	list;		/* ip_vs_lport_pools */
+	struct netns_ipvs	*ipvs;
+	int			af;
+	union nf_inet_addr	addr;
+	refcount_t		refcnt;		/* local address entries */
+	unsigned long		*map;		/* IP_VS_LPORT_PROTOS maps */
+};
+
+/* Every pool of every namespace; only the control plane searches it (under
+ * __ip_vs_mutex), the last ip_vs_laddr_put() may unlink from softirq.
+ */
+static LIST_HEAD(ip_vs_lport_pools);
+static DEFINE_SPINLOCK(ip_vs_lport_pools_lock);
+
+static struct ip_vs_lport_pool *ip_vs_lport_pool_get(struct netns_ipvs *ipvs,
+						     int af,
+						     const union nf_inet_addr *a)
 {
-	if (refcount_dec_and_test(&la->refcnt))
-		kfree_rcu(la, rcu_head);
+	struct ip_vs_lport_pool *pool;
+
+	lockdep_assert_held(&__ip_vs_mutex);
+	spin_lock_bh(&ip_vs_lport_pools_lock);
+	list_for_each_entry(pool, &ip_vs_lport_pools, list) {
+		if (pool->ipvs == ipvs && pool->af == af &&
+		    ip_vs_addr_equal(af, &pool->addr, a) &&
+		    refcount_inc_not_zero(&pool->refcnt)) {
+			spin_unlock_bh(&ip_vs_lport_pools_lock);
+			return pool;
+		}
+	}
+	spin_unlock_bh(&ip_vs_lport_pools_lock);
+
+	pool = kzalloc(sizeof(*pool), GFP_KERNEL);
+	if (!pool)
+		return NULL;
+	pool->map = bitmap_zalloc(IP_VS_LPORT_PROTOS * IP_VS_LPORTS,
+				  GFP_KERNEL);
+	if (!pool->map) {
+		kfree(pool);
+		return NULL;
+	}
+	pool->ipvs = ipvs;
+	pool->af = af;
+	ip_vs_addr_copy(af, &pool->addr, a);
+	refcount_set(&pool->refcnt, 1);
+	spin_lock_bh(&ip_vs_lport_pools_lock);
+	list_add(&pool->list, &ip_vs_lport_pools);
+	spin_unlock_bh(&ip_vs_lport_pools_lock);
+	return pool;
 }
 
-/* Try the ports of one local address for cp; 0 when one was taken. */
+static void ip_vs_lport_pool_put(struct ip_vs_lport_pool *pool)
+{
+	if (!refcount_dec_and_test(&pool->refcnt))
+		return;
+	/* a lookup that finds it now skips it (refcount 0) */
+	spin_lock_bh(&ip_vs_lport_pools_lock);
+	list_del(&pool->list);
+	spin_unlock_bh(&ip_vs_lport_pools_lock);
+	bitmap_free(pool->map);
+	kfree(pool);
+}
+
+static unsigned long *ip_vs_lport_map(struct ip_vs_lport_pool *pool,
+				      u16 protocol)
+{
+	return pool->map + (protocol == IPPROTO_UDP) *
+			   BITS_TO_LONGS(IP_VS_LPORTS);
+}
+
+/* Claim a free port of [min, min + range) in map; -1 when there is none. */
+static int ip_vs_lport_claim(unsigned long *map, unsigned int min,
+			     unsigned int range)
+{
+	unsigned int start = min + get_random_u32_below(range);
+	unsigned int end = min + range;
+	unsigned int lo = start, hi = end;
+	unsigned long port;
+	int pass;
+
+	for (pass = 0; pass < 2; pass++) {
+		port = lo;
+		while ((port = find_next_zero_bit(map, hi, port)) < hi) {
+			if (!test_and_set_bit(port, map))
+				return port;
+			port++;		/* lost a race for it */
+		}
+		lo = min;
+		hi = start;
+	}
+	return -1;
+}
+
+static void ip_vs_laddr_put(struct ip_vs_laddr *la)
+{
+	if (refcount_dec_and_test(&la->refcnt)) {
+		ip_vs_lport_pool_put(la->pool);
+		kfree_rcu(la, rcu_head);
+	}
+}
+
+/* Take a port of one local address for cp; 0 when one was taken. */
 static int ip_vs_fnat_try_laddr(struct ip_vs_conn *cp, struct ip_vs_laddr *la,
-				int min, int range, int tries)
+				unsigned int min, unsigned int range)
 {
 	struct netns_ipvs *ipvs = cp->ipvs;
-	bool hash_it = !(cp->flags & IP_VS_CONN_F_ONE_PACKET);
-	struct ip_vs_conn *x;
 	unsigned int hash;
 	spinlock_t *lock;	/* of the bucket */
-	__be16 lport;
-	bool busy;
-	int i;
+	int port;
 
-	for (i = 0; i < tries; i++) {
-		lport = htons(min + (u32)atomic_inc_return(&la->port) % range);
-		if (!hash_it)
-			goto bound;
-		hash = ip_vs_fnat_hash(ipvs, cp->af, cp->protocol, &la->addr,
-				       lport, &cp->daddr, cp->dport);
-		lock = ip_vs_fnat_lock(hash);
-		busy = false;
-		spin_lock_bh(lock);
-		hlist_for_each_entry(x, &ip_vs_fnat_tab[hash], fnat.o_list) {
-			if (x->fnat.lport == lport && x->dport == cp->dport &&
-			    x->af == cp->af && x->protocol == cp->protocol &&
-			    x->ipvs == ipvs &&
-			    ip_vs_addr_equal(cp->af, &x->fnat.lip, &la->addr) &&
-			    ip_vs_addr_equal(cp->af, &x->daddr, &cp->daddr)) {
-				busy = true;
-				break;
-			}
-		}
-		if (!busy) {
-			ip_vs_addr_copy(cp->af, &cp->fnat.lip, &la->addr);
-			cp->fnat.lport = lport;
-			cp->fnat.flags |= IP_VS_FNAT_F_HASHED;
-			hlist_add_head_rcu(&cp->fnat.o_list,
-					   &ip_vs_fnat_tab[hash]);
-			atomic_inc(&ipvs->fnat->conns);
-		}
-		spin_unlock_bh(lock);
-		if (busy) {
-			atomic64_inc(&la->port_conflict);
-			continue;
-		}
-bound:
-		if (!hash_it) {
-			ip_vs_addr_copy(cp->af, &cp->fnat.lip, &la->addr);
-			cp->fnat.lport = lport;
-		}
-		cp->fnat.laddr = la;
-		atomic_inc(&la->conn_counts);
-		return 0;
+	port = ip_vs_lport_claim(ip_vs_lport_map(la->pool, cp->protocol),
+				 min, range);
+	if (port < 0) {
+		atomic64_inc(&la->port_conflict);
+		return -EADDRINUSE;
 	}
-	return -EADDRINUSE;
+	ip_vs_addr_copy(cp->af, &cp->fnat.lip, &la->addr);
+	cp->fnat.lport = htons(port);
+	cp->fnat.laddr = la;
+	atomic_inc(&la->conn_counts);
+	if (cp->flags & IP_VS_CONN_F_ONE_PACKET)
+		return 0;
+	/* the port is ours: no other entry has (laddr, lport) in this table */
+	hash = ip_vs_fnat_hash(ipvs, cp->af, cp->protocol, &la->addr,
+			       cp->fnat.lport, &cp->daddr, cp->dport);
+	lock = ip_vs_fnat_lock(hash);
+	spin_lock_bh(lock);
+	cp->fnat.flags |= IP_VS_FNAT_F_HASHED;
+	hlist_add_head_rcu(&cp->fnat.o_list, &ip_vs_fnat_tab[hash]);
+	spin_unlock_bh(lock);
+	atomic_inc(&ipvs->fnat->conns);
+	return 0;
+}
+
+/* Would a new connection of this protocol find no local port on svc? True
+ * for a FULLNAT service without local addresses, or whose local addresses
+ * have no free port. Called under RCU.
+ */
+static bool ip_vs_fnat_svc_full(struct ip_vs_service *svc, u16 protocol)
+{
+	struct ip_vs_fnat_net *fn = svc->ipvs->fnat;
+	struct ip_vs_dest *dest;
+	struct ip_vs_laddr *la;
+	bool fullnat = false;
+	int min, max;
+
+	list_for_each_entry_rcu(dest, &svc->destinations, n_list) {
+		if (IP_VS_DFWD_METHOD(dest) == IP_VS_CONN_F_FULLNAT) {
+			fullnat = true;
+			break;
+		}
+	}
+	if (!fullnat)
+		return false;
+	min = READ_ONCE(fn->sysctl_lport_min);
+	max = READ_ONCE(fn->sysctl_lport_max);
+	if (min > max)
+		swap(min, max);
+	min = clamp(min, 1, IP_VS_LPORTS - 1);
+	max = clamp(max, min, IP_VS_LPORTS - 1);
+	list_for_each_entry_rcu(la, &svc->fnat.laddrs, n_list) {
+		if (find_next_zero_bit(ip_vs_lport_map(la->pool, protocol),
+				       max + 1, min) <= max)
+			return false;
+	}
+	return true;
+}
+
+/* ip_vs_schedule() could not create a connection for skb (tcp_conn_schedule
+ * and udp_conn_schedule, ignored == -1). When that is because the FULLNAT
+ * service has no free local port (or no local address), tell the client
+ * instead of leaving it to retry into a full table: a TCP RST, or for UDP
+ * the ICMP port unreachable that ip_vs_leave() sends when no real server is
+ * available. The packet is dropped either way.
+ */
+int ip_vs_fnat_refuse(struct ip_vs_service *svc, struct sk_buff *skb,
+		      struct ip_vs_iphdr *iph)
+{
+	struct net *net = svc->ipvs->net;
+	int hook = skb->dev ? NF_INET_LOCAL_IN : NF_INET_LOCAL_OUT;
+
+	if (iph->fragoffs || ip_vs_iph_icmp(iph) ||
+	    (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP) ||
+	    !ip_vs_fnat_svc_full(svc, iph->protocol))
+		return NF_DROP;
+#ifdef CONFIG_IP_VS_IPV6
+	if (svc->af == AF_INET6) {
+		if (iph->protocol == IPPROTO_TCP) {
+			nf_send_reset6(net, NULL, skb, hook);
+		} else {
+			if (!skb->dev)
+				skb->dev = net->loopback_dev;
+			icmpv6_send(skb, ICMPV6_DEST_UNREACH,
+				    ICMPV6_PORT_UNREACH, 0);
+		}
+		return NF_DROP;
+	}
+#endif
+	if (iph->protocol == IPPROTO_TCP)
+		nf_send_reset(net, NULL, skb, hook);
+	else
+		icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0);
+	return NF_DROP;
 }
 
 static void ip_vs_fnat_refuse_log(const struct ip_vs_conn *cp,
@@ -172,16 +349,16 @@ static void ip_vs_fnat_refuse_log(const struct ip_vs_conn *cp,
 
 /* Bind a new FULLNAT connection to a local address and port: round-robin
  * over the service's local addresses, falling through to the next one when
- * an address has no free port towards this real server.
+ * an address has no free port. fullnat_lport_tries is not used any more:
+ * the search of one address is bounded by its range.
  */
 int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_service *svc)
 {
 	struct netns_ipvs *ipvs = cp->ipvs;
 	struct ip_vs_fnat_net *fn = ipvs->fnat;
-	int min, max, tries, range;
 	unsigned int n, start, i;
 	struct ip_vs_laddr *la;
-	int pass;
+	int min, max, pass;
 
 	if (!svc || cp->daf != cp->af ||
 	    (cp->protocol != IPPROTO_TCP && cp->protocol != IPPROTO_UDP))
@@ -194,8 +371,8 @@ int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_service *svc)
 	max = READ_ONCE(fn->sysctl_lport_max);
 	if (min > max)
 		swap(min, max);
-	range = max - min + 1;
-	tries = min_t(int, READ_ONCE(fn->sysctl_lport_tries), range);
+	min = clamp(min, 1, IP_VS_LPORTS - 1);
+	max = clamp(max, min, IP_VS_LPORTS - 1);
 
 	start = (u32)atomic_inc_return(&svc->fnat.next_laddr) % n;
 	/* two passes: from the round-robin position to the end, then the
@@ -211,7 +388,7 @@ int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_service *svc)
 				continue;
 			if (!refcount_inc_not_zero(&la->refcnt))
 				continue;
-			if (!ip_vs_fnat_try_laddr(cp, la, min, range, tries))
+			if (!ip_vs_fnat_try_laddr(cp, la, min, max - min + 1))
 				return 0;
 			ip_vs_laddr_put(la);
 		}
@@ -249,6 +426,9 @@ void ip_vs_fnat_conn_unbind(struct ip_vs_conn *cp)
 		spin_unlock_bh(&cp->lock);
 		atomic_dec(&cp->ipvs->fnat->conns);
 	}
+	/* after the entry left the table: the next owner may insert its own */
+	clear_bit_unlock(ntohs(cp->fnat.lport),
+			 ip_vs_lport_map(la->pool, cp->protocol));
 	cp->fnat.laddr = NULL;
 	atomic_dec(&la->conn_counts);
 	ip_vs_laddr_put(la);
@@ -341,6 +521,20 @@ static struct ip_vs_laddr *ip_vs_laddr_find(struct ip_vs_service *svc,
 	return NULL;
 }
 
+/* An address configured on the director (tentative IPv6 ones included:
+ * they become usable once DAD is done).
+ */
+static bool ip_vs_laddr_is_local(struct net *net, int af,
+				 const union nf_inet_addr *a)
+{
+#ifdef CONFIG_IP_VS_IPV6
+	if (af == AF_INET6)
+		return ipv6_chk_addr_and_flags(net, &a->in6, NULL, true, 0,
+					       IFA_F_DADFAILED);
+#endif
+	return inet_addr_type(net, a->ip) == RTN_LOCAL;
+}
+
 static int ip_vs_genl_laddr_cmd(struct sk_buff *skb, struct genl_info *info,
 				bool add)
 {
@@ -382,15 +576,29 @@ static int ip_vs_genl_laddr_cmd(struct sk_buff *skb, struct genl_info *info,
 		ret = -EEXIST;
 		goto out;
 	}
+	/* replies from the real servers come back to it: an address the
+	 * director does not have would black-hole every connection
+	 */
+	if (!ip_vs_laddr_is_local(ipvs->net, svc->af, &addr)) {
+		GENL_SET_ERR_MSG(info,
+				 "local address is not an address of the director in this namespace");
+		ret = -EADDRNOTAVAIL;
+		goto out;
+	}
 	la = kzalloc(sizeof(*la), GFP_KERNEL);
 	if (!la) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	la->pool = ip_vs_lport_pool_get(ipvs, svc->af, &addr);
+	if (!la->pool) {
+		kfree(la);
 		ret = -ENOMEM;
 		goto out;
 	}
 	la->af = svc->af;
 	ip_vs_addr_copy(svc->af, &la->addr, &addr);
 	refcount_set(&la->refcnt, 1);
-	atomic_set(&la->port, get_random_u32());
 	list_add_tail_rcu(&la->n_list, &svc->fnat.laddrs);
 	svc->fnat.num_laddrs++;
 out:

@@ -962,6 +962,7 @@ var errTable = []struct {
 	{opGetService, syscall.ESRCH, "No such service"},
 	{opAddLaddr, syscall.ESRCH, "Service not defined"},
 	{opAddLaddr, syscall.EEXIST, "Local address already exists"},
+	{opAddLaddr, syscall.EADDRNOTAVAIL, "Local address is not an address of this director"},
 	{opDelLaddr, syscall.ESRCH, "Service not defined"},
 	{opDelLaddr, syscall.ENOENT, "No such Local address"},
 	{opGetLaddrs, syscall.ESRCH, "Service not defined"},

@@ -80,6 +80,10 @@ func dialIPVS(t testing.TB, ns string) *ipvsConn {
 		t.Fatalf("genetlink in %s: %v", ns, err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
+	// the kernel's error messages (extended acks) in the errors
+	if err := c.SetOption(netlink.ExtendedAcknowledge, true); err != nil {
+		t.Fatalf("extended acks in %s: %v", ns, err)
+	}
 	fam, err := c.GetFamily("IPVS")
 	if err != nil {
 		t.Fatalf("IPVS family in %s: %v", ns, err)

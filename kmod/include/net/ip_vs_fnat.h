@@ -7,6 +7,8 @@
 #define _NET_IP_VS_FNAT_H
 
 #include <linux/types.h>
+#include <linux/jiffies.h>
+#include <linux/minmax.h>
 #include <linux/list.h>
 #include <linux/atomic.h>
 #include <linux/refcount.h>
@@ -42,14 +44,20 @@ struct ip_vs_service *ip_vs_genl_find_service(struct netns_ipvs *ipvs,
 #define IP_VS_TCPOPT_TOA_V6	253
 #define IP_VS_TCPOLEN_TOA_V6	20
 
+/* The local ports of one local address in one namespace, shared by every
+ * service that has the address: a bit per port and protocol (TCP, UDP) set
+ * while a connection holds the port (ip_vs_laddr.c).
+ */
+struct ip_vs_lport_pool;
+
 /* A local address of a FULLNAT service */
 struct ip_vs_laddr {
 	struct list_head	n_list;		/* in the service's list */
 	int			af;
 	union nf_inet_addr	addr;
 	refcount_t		refcnt;		/* list + connections */
-	atomic_t		port;		/* port cursor */
-	atomic64_t		port_conflict;	/* ports found in use */
+	struct ip_vs_lport_pool	*pool;		/* its ports */
+	atomic64_t		port_conflict;	/* times it had no free port */
 	atomic_t		conn_counts;	/* connections bound */
 	struct rcu_head		rcu_head;
 };
@@ -61,6 +69,12 @@ struct ip_vs_fnat_svc {
 	atomic_t		next_laddr;	/* round-robin cursor */
 	u32			est_timeout;	/* seconds, 0: global default */
 };
+
+/* The largest per-service ESTABLISHED timeout: ipvsadm's 31 days, less
+ * where that many jiffies would not fit in an int (HZ above 800).
+ */
+#define IP_VS_FNAT_EST_TIMEOUT_MAX \
+	((u32)min_t(unsigned long, 31UL * 24 * 3600, INT_MAX / HZ))
 
 /* Per-connection FULLNAT state, embedded in struct ip_vs_conn */
 struct ip_vs_fnat_conn {
@@ -154,6 +168,8 @@ int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_service *svc);
 void ip_vs_fnat_conn_unbind(struct ip_vs_conn *cp);
 struct ip_vs_conn *ip_vs_fnat_out_get(const struct ip_vs_conn_param *p);
 void ip_vs_fnat_tab_init(void);
+int ip_vs_fnat_refuse(struct ip_vs_service *svc, struct sk_buff *skb,
+		      struct ip_vs_iphdr *iph);
 void ip_vs_laddr_flush(struct ip_vs_service *svc);
 int ip_vs_genl_new_laddr(struct sk_buff *skb, struct genl_info *info);
 int ip_vs_genl_del_laddr(struct sk_buff *skb, struct genl_info *info);
