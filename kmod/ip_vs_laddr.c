@@ -296,26 +296,19 @@ static bool ip_vs_fnat_svc_full(struct ip_vs_service *svc, u16 protocol)
 	return true;
 }
 
-/* ip_vs_schedule() could not create a connection for skb (tcp_conn_schedule
- * and udp_conn_schedule, ignored == -1). When that is because the FULLNAT
- * service has no free local port (or no local address), tell the client
- * instead of leaving it to retry into a full table: a TCP RST, or for UDP
- * the ICMP port unreachable that ip_vs_leave() sends when no real server is
- * available. The packet is dropped either way.
+/* Tell the client of skb (af, protocol) that it gets no connection: a TCP
+ * RST, or for UDP the ICMP port unreachable that ip_vs_leave() sends when no
+ * real server is available.  Shared with SYNPROXY.
  */
-int ip_vs_fnat_refuse(struct ip_vs_service *svc, struct sk_buff *skb,
-		      struct ip_vs_iphdr *iph)
+void ip_vs_refuse_client(struct netns_ipvs *ipvs, int af, u16 protocol,
+			 struct sk_buff *skb)
 {
-	struct net *net = svc->ipvs->net;
+	struct net *net = ipvs->net;
 	int hook = skb->dev ? NF_INET_LOCAL_IN : NF_INET_LOCAL_OUT;
 
-	if (iph->fragoffs || ip_vs_iph_icmp(iph) ||
-	    (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP) ||
-	    !ip_vs_fnat_svc_full(svc, iph->protocol))
-		return NF_DROP;
 #ifdef CONFIG_IP_VS_IPV6
-	if (svc->af == AF_INET6) {
-		if (iph->protocol == IPPROTO_TCP) {
+	if (af == AF_INET6) {
+		if (protocol == IPPROTO_TCP) {
 			nf_send_reset6(net, NULL, skb, hook);
 		} else {
 			if (!skb->dev)
@@ -323,13 +316,29 @@ int ip_vs_fnat_refuse(struct ip_vs_service *svc, struct sk_buff *skb,
 			icmpv6_send(skb, ICMPV6_DEST_UNREACH,
 				    ICMPV6_PORT_UNREACH, 0);
 		}
-		return NF_DROP;
+		return;
 	}
 #endif
-	if (iph->protocol == IPPROTO_TCP)
+	if (protocol == IPPROTO_TCP)
 		nf_send_reset(net, NULL, skb, hook);
 	else
 		icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0);
+}
+
+/* ip_vs_schedule() could not create a connection for skb (tcp_conn_schedule
+ * and udp_conn_schedule, ignored == -1). When that is because the FULLNAT
+ * service has no free local port (or no local address), tell the client
+ * instead of leaving it to retry into a full table. The packet is dropped
+ * either way.
+ */
+int ip_vs_fnat_refuse(struct ip_vs_service *svc, struct sk_buff *skb,
+		      struct ip_vs_iphdr *iph)
+{
+	if (iph->fragoffs || ip_vs_iph_icmp(iph) ||
+	    (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP) ||
+	    !ip_vs_fnat_svc_full(svc, iph->protocol))
+		return NF_DROP;
+	ip_vs_refuse_client(svc->ipvs, svc->af, iph->protocol, skb);
 	return NF_DROP;
 }
 

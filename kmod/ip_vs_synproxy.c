@@ -55,8 +55,6 @@
 #include <net/ip6_checksum.h>
 #include <net/route.h>
 #include <net/tcp.h>
-#include <net/netfilter/ipv4/nf_reject.h>
-#include <net/netfilter/ipv6/nf_reject.h>
 #include <net/ip_vs.h>
 
 #define IP_VS_SP_INC(ipvs, item) \
@@ -581,18 +579,6 @@ struct ip_vs_sp_new {
 
 static DEFINE_PER_CPU(struct ip_vs_sp_new *, ip_vs_sp_new);
 
-/* Answer the client's ACK with a RST: it holds a connection we cannot give */
-static void ip_vs_sp_reset(struct netns_ipvs *ipvs, int af, struct sk_buff *skb)
-{
-#ifdef CONFIG_IP_VS_IPV6
-	if (af == AF_INET6) {
-		nf_send_reset6(ipvs->net, NULL, skb, NF_INET_LOCAL_IN);
-		return;
-	}
-#endif
-	nf_send_reset(ipvs->net, NULL, skb, NF_INET_LOCAL_IN);
-}
-
 /* The client's ACK carried a valid cookie (data): create the connection,
  * keep the ACK until the real server answers and send it our SYN.  False
  * when nothing was opened; *verdict is then left as it was.
@@ -639,7 +625,7 @@ static bool ip_vs_sp_open(struct ip_vs_service *svc, struct sk_buff *skb,
 	if (!cp) {
 		/* no real server or local port: the client learns it now */
 		IP_VS_SP_INC(ipvs, SYNPROXY_NO_DEST);
-		ip_vs_sp_reset(ipvs, svc->af, skb);
+		ip_vs_refuse_client(ipvs, svc->af, IPPROTO_TCP, skb);
 		*verdict = NF_DROP;
 		return true;
 	}

@@ -168,6 +168,8 @@ int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_service *svc);
 void ip_vs_fnat_conn_unbind(struct ip_vs_conn *cp);
 struct ip_vs_conn *ip_vs_fnat_out_get(const struct ip_vs_conn_param *p);
 void ip_vs_fnat_tab_init(void);
+void ip_vs_refuse_client(struct netns_ipvs *ipvs, int af, u16 protocol,
+			 struct sk_buff *skb);
 int ip_vs_fnat_refuse(struct ip_vs_service *svc, struct sk_buff *skb,
 		      struct ip_vs_iphdr *iph);
 void ip_vs_laddr_flush(struct ip_vs_service *svc);
