@@ -38,7 +38,7 @@ build:
 
 kmod: fetch
 ifneq ($(wildcard kmod/Makefile),)
-	$(MAKE) -C kmod
+	$(MAKE) -C kmod W=1
 endif
 
 check:

@@ -191,8 +191,15 @@ echo "rig: $kernel ($rel, $modules modules, tcg $tcg) $run: $(echo "$end - $star
 rc=$(awk '/^RIG-EXIT / {print $2}' "$log" | tail -n 1)
 fail=0
 if [ -z "$rc" ]; then
-	echo "rig: FAIL: the VM did not finish (timeout, panic or hang); the end of its console:" >&2
-	tail -n 60 "$log" >&2
+	if grep -q '^RIG-WATCHDOG' "$log"; then
+		echo "rig: FAIL: the VM did not finish in $timeout s; before the task dump:" >&2
+		sed -n '/^RIG-WATCHDOG/q;p' "$log" | tail -n 60 >&2
+		echo "rig: blocked tasks (sysrq w):" >&2
+		sed -n '/sysrq: Show Blocked State/,$p' "$log" | head -n 120 >&2
+	else
+		echo "rig: FAIL: the VM did not finish (timeout, panic or hang); the end of its console:" >&2
+		tail -n 60 "$log" >&2
+	fi
 	fail=1
 elif [ "$rc" != 0 ]; then
 	echo "rig: FAIL: $run exited $rc" >&2
@@ -204,11 +211,20 @@ if ! grep -q '^RIG-UNLOAD ok' "$log"; then
 fi
 # BUG: covers KASAN, KFENCE ("BUG: KFENCE:"), "sleeping function called from invalid context",
 # scheduling while atomic and lockdep's held-lock checks; WARNING: covers WARN and lockdep's
-# "possible ..." reports; slub_debug reports as "BUG <cache> (...): <what>".
-splat='(Oops|BUG:|WARNING:|------------\[ cut here \]|Kernel panic|general protection fault|refcount_t:|possible recursive locking|circular locking dependency|inconsistent lock state|suspicious RCU usage|kernel BUG at|UBSAN:|KASAN:|KFENCE:|sleeping function called from invalid context|DEBUG_LOCKS_WARN_ON|ODEBUG:|kmemleak:|ref_tracker:|BUG [^ ]+ \([^)]*\): |Redzone overwritten|Poison overwritten|Object already free|Slab cache still has objects|still has objects when called from|unregister_netdevice: waiting for|soft lockup|hung_task|blocked for more than|rcu_sched self-detected stall|rcu: INFO: rcu_(pre)?empt)'
+# "possible ..." reports and debug objects (ODEBUG, a WARN); slub_debug reports as
+# "BUG <cache> (...): <what>".
+splat='(Oops|BUG:|WARNING:|------------\[ cut here \]|Kernel panic|general protection fault|refcount_t:|possible recursive locking|circular locking dependency|inconsistent lock state|suspicious RCU usage|kernel BUG at|UBSAN:|KASAN:|KFENCE:|sleeping function called from invalid context|DEBUG_LOCKS_WARN_ON|kmemleak:|ref_tracker:|BUG [^ ]+ \([^)]*\): |Redzone overwritten|Poison overwritten|Object already free|Slab cache still has objects|still has objects when called from|unregister_netdevice: waiting for|soft lockup|hung_task|blocked for more than|rcu_sched self-detected stall|rcu: INFO: rcu_(pre)?empt)'
 if grep -Eq "$splat" "$log"; then
 	echo "rig: FAIL: kernel splat in the VM log:" >&2
-	grep -En -B2 -A25 "$splat" "$log" | head -n 80 >&2
+	grep -En -B2 -A30 "$splat" "$log" | head -n 200 >&2
 	fail=1
+fi
+if [ "$fail" = 1 ] && [ "$log" = "$console" ]; then
+	# Keep the whole console of a failed run.
+	logs=${RIG_LOGDIR:-$RIG_CACHE/logs}
+	mkdir -p "$logs"
+	keep=$logs/$(date +%Y%m%d-%H%M%S)-$kernel-$modules-$run.console
+	cp "$console" "$keep"
+	echo "rig: the whole console: $keep" >&2
 fi
 exit $fail
