@@ -18,7 +18,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 RIG_CACHE=${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lvs-rig}
-jobs=$(nproc)
+jobs=${RIG_DEBUG_JOBS:-$(($(nproc) * 2))}
 [ "${1:-}" != -j ] || jobs=$2
 
 log() { echo "rig/debug-kernel: $*" >&2; }
@@ -67,15 +67,17 @@ done | grep . | sed 's|.*/||; s|\.ko.*||; s|-|_|g' | sort -u |
 	awk '{print $1, 0, 0}' >"$dir/lsmod"
 log "keeping $(wc -l <"$dir/lsmod") modules"
 
+# The config is made in cfg/; an interrupted build of the same config resumes in build/.
 b=$dir/build
-rm -rf "$b" "$dir/root"
-mkdir -p "$b"
-cp "$kroot/boot/config-$base_rel" "$b/.config"
-mk() { make -C "$src" O="$b" "$@"; }
+c=$dir/cfg
+rm -rf "$c" "$dir/root"
+mkdir -p "$c" "$b"
+cp "$kroot/boot/config-$base_rel" "$c/.config"
+mk() { make -C "$src" O="$c" "$@"; }
 mk olddefconfig >/dev/null
 mk LSMOD="$dir/lsmod" localmodconfig </dev/null >/dev/null 2>"$dir/localmodconfig.log" ||
 	{ cat "$dir/localmodconfig.log" >&2; exit 1; }
-"$src/scripts/kconfig/merge_config.sh" -m -O "$b" "$b/.config" "$here/debug-kernel.config" >/dev/null
+"$src/scripts/kconfig/merge_config.sh" -m -O "$c" "$c/.config" "$here/debug-kernel.config" >/dev/null
 mk olddefconfig >/dev/null
 
 # Check the fragment made it (Kconfig silently drops what a dependency forbids).
@@ -88,7 +90,7 @@ while IFS= read -r line; do
 	CONFIG_*=*) sym=${line%%=*}; want=${line#*=} ;;
 	*) must=0; continue ;;
 	esac
-	have=$(grep -E "^$sym=|^# $sym is not set" "$b/.config" | head -n 1 || true)
+	have=$(grep -E "^$sym=|^# $sym is not set" "$c/.config" | head -n 1 || true)
 	case "$have" in "$sym="*) have=${have#*=} ;; *) have=n ;; esac
 	if [ "$have" != "$want" ]; then
 		if [ "$must" = 1 ]; then
@@ -101,6 +103,13 @@ while IFS= read -r line; do
 	must=0
 done <"$here/debug-kernel.config"
 [ "$bad" = 0 ] || exit 1
+if ! cmp -s "$c/.config" "$b/.config"; then
+	rm -rf "$b"
+	mkdir -p "$b"
+	cp "$c/.config" "$b/.config"
+fi
+rm -rf "$c"
+mk() { make -C "$src" O="$b" "$@"; }
 
 log "building $rel in $b with -j$jobs (log: $dir/build.log)"
 if ! mk -j"$jobs" bzImage modules >"$dir/build.log" 2>&1; then

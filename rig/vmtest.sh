@@ -11,8 +11,9 @@
 # needs; default: both), `timeout=SECONDS`, `mem=MiB` and `tcg=single` (2 vCPUs under
 # single-threaded TCG, for tests that patch kernel text while the other vCPU runs it; see
 # rig/vm.sh). Kernel "6.12-debug" is the sanitizer kernel (rig/debug-kernel.sh); there every
-# timeout is multiplied by $RIG_DEBUG_SLOWDOWN (default 3). Module set "ours" needs kmod/out/<release>/
-# (make -C kmod); it is never skipped silently: if it was asked for and is missing, the run fails.
+# timeout is multiplied by $RIG_DEBUG_SLOWDOWN (default 3). RIG_TCG=multi|single overrides tcg=.
+# Module set "ours" needs kmod/out/<release>/ (make -C kmod); it is never skipped silently: if it
+# was asked for and is missing, the run fails.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -94,7 +95,7 @@ for k in $kernels; do
 			to=${conf_timeout[$p]}
 			case "$k" in *-debug) to=$((to * ${RIG_DEBUG_SLOWDOWN:-3})) ;; esac
 			if "$here/vm.sh" --kernel "$k" --modules "$m" --payload "$pl" --run "$name" \
-				--timeout "$to" --mem "${conf_mem[$p]}" --tcg "${conf_tcg[$p]}"; then
+				--timeout "$to" --mem "${conf_mem[$p]}" --tcg "${RIG_TCG:-${conf_tcg[$p]}}"; then
 				passed=$((passed + 1))
 				results+=("PASS $k/$m $p ($(($(date +%s) - start)) s)")
 			else
