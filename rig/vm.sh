@@ -169,7 +169,9 @@ EOF
 accel=(-accel "tcg,thread=$tcg")
 # KVM is opt-in: on nested hosts /dev/kvm can exist and still abort QEMU.
 if [ -n "${RIG_KVM:-}" ]; then accel=(-accel kvm "${accel[@]}"); fi
-cmdline="console=ttyS0 panic=-1 oops=panic loglevel=4 ignore_loglevel log_buf_len=8M rig.run=$run rig.timeout=$timeout"
+# no_timer_check: on a loaded host TCG can be too slow for the boot-time IO-APIC timer check,
+# which then panics ("IO-APIC + timer doesn't work!").
+cmdline="console=ttyS0 panic=-1 oops=panic loglevel=4 ignore_loglevel log_buf_len=8M no_timer_check rig.run=$run rig.timeout=$timeout"
 # The sanitizer kernel: slab red zones, poisoning and owner tracking too; report every KFENCE
 # and KASAN finding, not just the first.
 [ "$debug" = 0 ] || cmdline="$cmdline slub_debug=FZPU kasan.fault=report kasan_multi_shot"
