@@ -3,6 +3,8 @@
 #   make demo   install what is needed, build everything, boot a 6.1 VM and show a virtual service at work
 #   make test   the whole suite: Go checks and unit tests, a short fuzz run, the modules, the VM tests on 6.1 and 6.12,
 #               and the demo checked for what it shows
+#   make test-debug  the sanitizer lane: Debian's 6.12 built with KASAN, KFENCE, lockdep, UBSAN (rig/debug-kernel.sh,
+#               cached), our modules built for it with W=1, and the kernel-side suites run on it
 #
 # Both targets install their own dependencies (rig/fetch.sh: apt packages and Debian's kernels; Go modules
 # through the go command). Downloads and builds are cached in $(RIG_CACHE) and Go's caches.
@@ -23,7 +25,7 @@ else
 MODSETS ?= stock
 endif
 
-.PHONY: all checkpatch demo demo-check test fetch build kmod check unit fuzz vmtest clean
+.PHONY: all checkpatch demo demo-check test test-debug debug-kernel kmod-debug fetch build kmod check unit fuzz vmtest clean
 
 all: build
 
@@ -36,7 +38,7 @@ build:
 
 kmod: fetch
 ifneq ($(wildcard kmod/Makefile),)
-	$(MAKE) -C kmod
+	$(MAKE) -C kmod W=1
 endif
 
 check:
@@ -64,6 +66,19 @@ vmtest: fetch kmod
 	rig/vmtest.sh --kernels "$(KERNELS)" --modules "$(MODSETS)"
 
 test: fetch check unit fuzz kmod checkpatch vmtest demo-check
+
+# The sanitizer lane. The kernel build takes long the first time (see README.md), then nothing.
+DEBUG_SUITES ?= ./test/fullnat ./test/synproxy ./test/toa ./test/packets ./test/compat
+
+debug-kernel: fetch
+	rig/debug-kernel.sh
+
+kmod-debug: debug-kernel
+	@read -r rel root build < <(rig/debug-kernel.sh | tail -n 1) && \
+		$(MAKE) -C kmod KVER="$$rel" KDIR="$$build" W=1
+
+test-debug: kmod-debug
+	rig/vmtest.sh --kernels 6.12-debug --modules ours $(DEBUG_SUITES)
 
 demo: fetch build kmod
 	rig/demo.sh

@@ -7,18 +7,27 @@
 #   modules: with --modules ours, our modules from kmod/out/<release>/ over the stock ip_vs*,
 #   payload: a directory given with --payload, unpacked at / (our binaries, tests, scripts),
 # run /opt/fullnat/run/<NAME> inside (--run NAME), and exit with its status.
-# The run fails when the kernel log shows an oops, WARN, BUG, lockdep or refcount splat,
-# or when ip_vs cannot be unloaded at the end.
+# The run fails when the kernel log shows an oops, WARN, BUG, lockdep, KASAN, KFENCE, UBSAN,
+# refcount or slab splat, or when ip_vs cannot be unloaded at the end.
 #
-# usage: rig/vm.sh --kernel 6.1|6.12 [--modules stock|ours] [--payload DIR] --run NAME
-#                  [--timeout SECONDS] [--mem MiB] [--cpus N] [--log FILE]
+# --kernel 6.12-debug boots the sanitizer kernel of rig/debug-kernel.sh (built and cached on
+# first use) with its own modules; our modules then come from kmod/out/<its release>/.
+# --tcg single runs QEMU's TCG single-threaded (-accel tcg,thread=single): the vCPUs take turns,
+# so one never runs a stale translation of kernel text another one is patching (static keys,
+# kprobes, text_poke), and a test may use every vCPU. Default: multi-threaded.
+#
+# Every VM boots with ignore_loglevel and an 8 MiB log buffer; PID 1 dumps all tasks (sysrq t,
+# l, w) into the console 30 s before the timeout kills the VM, so a hang shows where it hangs.
+#
+# usage: rig/vm.sh --kernel 6.1|6.12|6.12-debug [--modules stock|ours] [--payload DIR] --run NAME
+#                  [--timeout SECONDS] [--mem MiB] [--cpus N] [--tcg multi|single] [--log FILE]
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 RIG_CACHE=${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lvs-rig}
 
-kernel=6.1 modules=stock payload= run= timeout=900 mem=2048 cpus=2 log=
+kernel=6.1 modules=stock payload= run= timeout=900 mem=2048 cpus=2 log= tcg=multi
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) kernel=$2; shift 2 ;;
@@ -29,19 +38,34 @@ while [ $# -gt 0 ]; do
 	--mem) mem=$2; shift 2 ;;
 	--cpus) cpus=$2; shift 2 ;;
 	--log) log=$2; shift 2 ;;
+	--tcg) tcg=$2; shift 2 ;;
 	*) echo "rig/vm.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
 [ -n "$run" ] || { echo "rig/vm.sh: --run NAME is required" >&2; exit 2; }
 case "$modules" in stock|ours) ;; *) echo "rig/vm.sh: --modules must be stock or ours" >&2; exit 2 ;; esac
+case "$tcg" in multi|single) ;; *) echo "rig/vm.sh: --tcg must be multi or single" >&2; exit 2 ;; esac
 
 command -v qemu-system-x86_64 >/dev/null || { echo "rig/vm.sh: qemu-system-x86_64 missing: run rig/fetch.sh" >&2; exit 1; }
-rel=$("$here/fetch.sh" | awk -v k="$kernel" '$1 == k {print $2}')
-[ -n "$rel" ] || { echo "rig/vm.sh: unknown kernel line $kernel" >&2; exit 1; }
-kroot=$RIG_CACHE/kernels/$rel
+debug=0
+case "$kernel" in
+*-debug)
+	debug=1
+	[ "$kernel" = 6.12-debug ] || { echo "rig/vm.sh: the only sanitizer kernel is 6.12-debug" >&2; exit 1; }
+	read -r rel kroot _ < <("$here/debug-kernel.sh" | tail -n 1)
+	[ -n "$rel" ] || { echo "rig/vm.sh: rig/debug-kernel.sh failed" >&2; exit 1; }
+	# KASAN's shadow takes an eighth of memory, slub_debug and lockdep more.
+	[ "$mem" -ge 3072 ] || mem=3072
+	;;
+*)
+	rel=$("$here/fetch.sh" | awk -v k="$kernel" '$1 == k {print $2}')
+	[ -n "$rel" ] || { echo "rig/vm.sh: unknown kernel line $kernel" >&2; exit 1; }
+	kroot=$RIG_CACHE/kernels/$rel
+	;;
+esac
 
 # --- base image (cached per release, rebuilt when this script or init changes) ---------------
-base_key=$(cat "$here/vm.sh" "$here/init" | sha256sum | cut -c1-16)
+base_key=$(cat "$here/vm.sh" "$here/init" "$here/modules.list" | sha256sum | cut -c1-16)
 base=$RIG_CACHE/initramfs/$rel-base-$base_key.cpio
 stage=$RIG_CACHE/stage/$rel
 if [ ! -s "$base" ]; then
@@ -73,8 +97,7 @@ if [ ! -s "$base" ]; then
 	mdir=$kroot/lib/modules/$rel
 	[ -s "$mdir/modules.dep" ] || depmod -b "$kroot" "$rel"
 	roots=$(cd "$mdir" && find kernel/net/netfilter/ipvs -name '*.ko*';
-		for m in veth dummy sch_netem sch_tbf ifb ipip ip6_tunnel ip_gre ip6_gre fou fou6 \
-			nf_conntrack nf_conntrack_ftp nf_nat nf_reject_ipv4 nf_reject_ipv6 macvlan 8021q tun bridge; do
+		grep -Ev '^(#|$)' "$here/modules.list" | while read -r m; do
 			find kernel -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst"
 		done)
 	want=$(for r in $roots; do
@@ -137,34 +160,48 @@ pl=$work/payload
 mkdir -p "$pl/opt/fullnat"
 [ -z "$payload" ] || cp -a "$payload/." "$pl/"
 cat >"$pl/opt/fullnat/env" <<EOF
-export RIG_KERNEL=$kernel RIG_RELEASE=$rel RIG_MODULES=$modules
+export RIG_KERNEL=${kernel%-debug} RIG_RELEASE=$rel RIG_MODULES=$modules RIG_DEBUG=$debug
+export RIG_DEBUG_FLOOD_DIVISOR=${RIG_DEBUG_FLOOD_DIVISOR:-}
 EOF
 (cd "$pl" && find . -mindepth 1 | cpio -o -H newc -R 0:0 --quiet) >>"$work/initrd"
 
 # --- boot ------------------------------------------------------------------------------------
-accel=tcg
+accel=(-accel "tcg,thread=$tcg")
 # KVM is opt-in: on nested hosts /dev/kvm can exist and still abort QEMU.
-if [ -n "${RIG_KVM:-}" ]; then accel=kvm:tcg; fi
+if [ -n "${RIG_KVM:-}" ]; then accel=(-accel kvm "${accel[@]}"); fi
+# no_timer_check: on a loaded host TCG can be too slow for the boot-time IO-APIC timer check,
+# which then panics ("IO-APIC + timer doesn't work!").
+cmdline="console=ttyS0 panic=-1 oops=panic loglevel=4 ignore_loglevel log_buf_len=8M no_timer_check rig.run=$run rig.timeout=$timeout"
+# The sanitizer kernel: slab red zones, poisoning and owner tracking too; report every KFENCE
+# and KASAN finding, not just the first.
+[ "$debug" = 0 ] || cmdline="$cmdline slub_debug=FZPU kasan.fault=report kasan_multi_shot"
 console=$work/console
 [ -n "$log" ] || log=$console
 start=$(date +%s.%N)
 set +e
 timeout --foreground -k 10 "$timeout" qemu-system-x86_64 \
-	-machine "pc,accel=$accel" -cpu max -smp "$cpus" -m "$mem" \
+	-machine pc "${accel[@]}" -cpu max -smp "$cpus" -m "$mem" \
 	-kernel "$kroot/boot/vmlinuz-$rel" -initrd "$work/initrd" \
-	-append "console=ttyS0 panic=-1 oops=panic loglevel=4 rig.run=$run" \
+	-append "$cmdline" \
 	-nographic -no-reboot -nic none -monitor none -serial stdio </dev/null 2>&1 |
 	tr -d '\r' | tee "$log" | sed -n '/RIG-BEGIN/,$p' | sed -n '/^RIG-DMESG-BEGIN/,/^RIG-DMESG-END/!p'
 qrc=${PIPESTATUS[0]}
 set -e
 end=$(date +%s.%N)
-echo "rig: $kernel ($rel, $modules modules) $run: $(echo "$end - $start" | bc) s in the VM (qemu exit $qrc)" >&2
+echo "rig: $kernel ($rel, $modules modules, tcg $tcg) $run: $(echo "$end - $start" | bc) s in the VM (qemu exit $qrc)" >&2
 
 rc=$(awk '/^RIG-EXIT / {print $2}' "$log" | tail -n 1)
 fail=0
 if [ -z "$rc" ]; then
-	echo "rig: FAIL: the VM did not finish (timeout, panic or hang); the end of its console:" >&2
-	tail -n 60 "$log" >&2
+	if grep -q '^RIG-WATCHDOG' "$log"; then
+		echo "rig: FAIL: the VM did not finish in $timeout s; before the task dump:" >&2
+		sed -n '/^RIG-WATCHDOG/q;p' "$log" | tail -n 60 >&2
+		echo "rig: blocked tasks (sysrq w):" >&2
+		sed -n '/sysrq: Show Blocked State/,$p' "$log" | head -n 120 >&2
+	else
+		echo "rig: FAIL: the VM did not finish (timeout, panic or hang); the end of its console:" >&2
+		tail -n 60 "$log" >&2
+	fi
 	fail=1
 elif [ "$rc" != 0 ]; then
 	echo "rig: FAIL: $run exited $rc" >&2
@@ -174,10 +211,22 @@ if ! grep -q '^RIG-UNLOAD ok' "$log"; then
 	echo "rig: FAIL: IPVS modules could not be unloaded after the run (leaked reference?)" >&2
 	fail=1
 fi
-splat='(Oops|BUG:|WARNING:|------------\[ cut here \]|Kernel panic|general protection fault|refcount_t:|possible recursive locking|circular locking dependency|inconsistent lock state|suspicious RCU usage|kernel BUG at|UBSAN:|KASAN:|Slab cache still has objects|still has objects when called from|unregister_netdevice: waiting for|soft lockup|hung_task|rcu_sched self-detected stall|rcu: INFO: rcu_(pre)?empt)'
+# BUG: covers KASAN, KFENCE ("BUG: KFENCE:"), "sleeping function called from invalid context",
+# scheduling while atomic and lockdep's held-lock checks; WARNING: covers WARN and lockdep's
+# "possible ..." reports and debug objects (ODEBUG, a WARN); slub_debug reports as
+# "BUG <cache> (...): <what>".
+splat='(Oops|BUG:|WARNING:|------------\[ cut here \]|Kernel panic|general protection fault|refcount_t:|possible recursive locking|circular locking dependency|inconsistent lock state|suspicious RCU usage|kernel BUG at|UBSAN:|KASAN:|KFENCE:|sleeping function called from invalid context|DEBUG_LOCKS_WARN_ON|kmemleak:|ref_tracker:|BUG [^ ]+ \([^)]*\): |Redzone overwritten|Poison overwritten|Object already free|Slab cache still has objects|still has objects when called from|unregister_netdevice: waiting for|soft lockup|hung_task|blocked for more than|rcu_sched self-detected stall|rcu: INFO: rcu_(pre)?empt)'
 if grep -Eq "$splat" "$log"; then
 	echo "rig: FAIL: kernel splat in the VM log:" >&2
-	grep -En -B2 -A25 "$splat" "$log" | head -n 80 >&2
+	grep -En -B2 -A30 "$splat" "$log" | head -n 200 >&2
 	fail=1
+fi
+if [ "$fail" = 1 ] && [ "$log" = "$console" ]; then
+	# Keep the whole console of a failed run.
+	logs=${RIG_LOGDIR:-$RIG_CACHE/logs}
+	mkdir -p "$logs"
+	keep=$logs/$(date +%Y%m%d-%H%M%S)-$kernel-$modules-$run.console
+	cp "$console" "$keep"
+	echo "rig: the whole console: $keep" >&2
 fi
 exit $fail

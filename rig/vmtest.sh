@@ -8,8 +8,12 @@
 # usage: rig/vmtest.sh [--kernels "6.1 6.12"] [--modules "stock ours"] [--run REGEX] [PKG...]
 #
 # A package may hold a file `vmtest.conf` with lines `modules=stock ours` (which module sets it
-# needs; default: both), `timeout=SECONDS` and `mem=MiB`. Module set "ours" needs kmod/out/<release>/
-# (make -C kmod); it is never skipped silently: if it was asked for and is missing, the run fails.
+# needs; default: both), `timeout=SECONDS`, `mem=MiB` and `tcg=single` (2 vCPUs under
+# single-threaded TCG, for tests that patch kernel text while the other vCPU runs it; see
+# rig/vm.sh). Kernel "6.12-debug" is the sanitizer kernel (rig/debug-kernel.sh); there every
+# timeout is multiplied by $RIG_DEBUG_SLOWDOWN (default 3). RIG_TCG=multi|single overrides tcg=.
+# Module set "ours" needs kmod/out/<release>/ (make -C kmod); it is never skipped silently: if it
+# was asked for and is missing, the run fails.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,12 +53,14 @@ git ls-files -z --cached --others --exclude-standard |
 	while IFS= read -r -d '' f; do [ ! -f "$f" ] || printf '%s\n' "$f"; done |
 	tar -cf - -T - | tar -xf - -C "$pl/opt/fullnat/src"
 
-declare -A conf_modules conf_timeout conf_mem
+declare -A conf_modules conf_timeout conf_mem conf_tcg
 for p in "${pkgs[@]}"; do
 	p=./${p#./}
 	name=$(echo "${p#./}" | tr '/' '_')
 	go test -c -tags vmtest -trimpath -o "$pl/opt/fullnat/tests/$name.test" "$p"
-	args="-test.v -test.timeout 30m"
+	# -test.timeout: what is left of the VM's timeout (rig/init's RIG_TEST_TIMEOUT), so a hang
+	# ends in Go's goroutine dump before the VM is killed.
+	args='-test.v -test.timeout ${RIG_TEST_TIMEOUT:-1800}s'
 	[ -z "$runre" ] || args="$args -test.run '$runre'"
 	cat >"$pl/opt/fullnat/run/$name" <<EOF
 #!/bin/sh
@@ -64,12 +70,14 @@ EOF
 	conf_modules[$p]="stock ours"
 	conf_timeout[$p]=900
 	conf_mem[$p]=2048
+	conf_tcg[$p]=multi
 	if [ -f "$p/vmtest.conf" ]; then
 		while IFS='=' read -r k v; do
 			case "$k" in
 			modules) conf_modules[$p]=$v ;;
 			timeout) conf_timeout[$p]=$v ;;
 			mem) conf_mem[$p]=$v ;;
+			tcg) conf_tcg[$p]=$v ;;
 			esac
 		done <"$p/vmtest.conf"
 	fi
@@ -84,8 +92,10 @@ for k in $kernels; do
 			name=$(echo "${p#./}" | tr '/' '_')
 			echo "=== vmtest: $p on $k with $m modules" >&2
 			start=$(date +%s)
+			to=${conf_timeout[$p]}
+			case "$k" in *-debug) to=$((to * ${RIG_DEBUG_SLOWDOWN:-3})) ;; esac
 			if "$here/vm.sh" --kernel "$k" --modules "$m" --payload "$pl" --run "$name" \
-				--timeout "${conf_timeout[$p]}" --mem "${conf_mem[$p]}"; then
+				--timeout "$to" --mem "${conf_mem[$p]}" --tcg "${RIG_TCG:-${conf_tcg[$p]}}"; then
 				passed=$((passed + 1))
 				results+=("PASS $k/$m $p ($(($(date +%s) - start)) s)")
 			else

@@ -33,6 +33,13 @@ kdir=${KDIR:-$root/usr/src/linux-headers-$rel}
 tarball=${TARBALL:-$root/usr/src/linux-source-$line.tar.xz}
 # On a real machine (dkms): Debian's linux-source-<line> package.
 [ -f "$tarball" ] || [ ! -f "/usr/src/linux-source-$line.tar.xz" ] || tarball=/usr/src/linux-source-$line.tar.xz
+# A kernel built here from Debian's source (the rig's sanitizer kernel, KDIR=its build tree):
+# the source of the same line that rig/fetch.sh unpacked.
+if [ ! -f "$tarball" ] && [ -z "${TARBALL:-}" ] && [ -n "${KDIR:-}" ]; then
+	for t in "$cache"/kernels/$line.*/usr/src/linux-source-$line.tar.xz; do
+		[ -f "$t" ] && tarball=$t
+	done
+fi
 if [ ! -d "$kdir" ] || { [ -z "${KSRC:-}" ] && [ ! -f "$tarball" ]; }; then
 	if [ ! -x "$top/rig/fetch.sh" ]; then
 		log "need the headers at $kdir and linux-source-$line (apt-get install linux-source-$line), or KSRC=<kernel tree>"
@@ -100,7 +107,9 @@ for f in "$here"/*.c "$here"/*.h; do
 	[ -e "$f" ] || continue
 	ln -sfn "$f" "$mdir/$(basename "$f")"
 done
-sed -e "s|@INCLUDE@|$b/src/include|g" -e "s|@MDIR@|$mdir|g" "$here/Kbuild.in" >"$b/Kbuild.new"
+ours=$(cd "$here" && ls *.c 2>/dev/null | sed 's/\.c$/.o/' | tr '\n' ' ')
+sed -e "s|@INCLUDE@|$b/src/include|g" -e "s|@MDIR@|$mdir|g" -e "s|@OURS@|$ours|g" \
+	"$here/Kbuild.in" >"$b/Kbuild.new"
 if cmp -s "$b/Kbuild.new" "$mdir/Kbuild"; then rm -f "$b/Kbuild.new"; else mv "$b/Kbuild.new" "$mdir/Kbuild"; fi
 
 # Debian's headers Makefile includes the common tree by an absolute /usr/src path; point

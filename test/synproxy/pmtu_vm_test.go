@@ -258,33 +258,6 @@ func parseTooBig(b []byte) (q quotedTCP, ok bool) {
 	return q, true
 }
 
-// tcpExt reads one TcpExt counter of /proc/net/netstat in ns.
-func tcpExt(t *testing.T, ns vmnet.NS, name string) uint64 {
-	t.Helper()
-	var names []string
-	for _, line := range strings.Split(ns.Run(t, "/bin/cat", "/proc/net/netstat"), "\n") {
-		if !strings.HasPrefix(line, "TcpExt:") {
-			continue
-		}
-		fs := strings.Fields(line)[1:]
-		if names == nil {
-			names = fs
-			continue
-		}
-		for i, n := range names {
-			if n == name && i < len(fs) {
-				v, err := strconv.ParseUint(fs[i], 10, 64)
-				if err != nil {
-					t.Fatalf("netstat %s: %q", name, fs[i])
-				}
-				return v
-			}
-		}
-	}
-	t.Fatalf("no TcpExt %s in /proc/net/netstat of %s", name, ns)
-	return 0
-}
-
 var routeMTU = regexp.MustCompile(`\bmtu (\d+)`)
 
 // pathMTU is the MTU `ip route get dst` shows in ns, 0 when the route has none of its own.
@@ -385,7 +358,7 @@ func (f *fixture) checkPMTU(t *testing.T, onRS *vmnet.Capture, client, vip netip
 		t.Fatalf("SYNPROXY did not move the real server's sequence numbers (%d on both sides): the test proves nothing", clSeq)
 	}
 	t.Logf("next sequence of the real server: %d on the client, %d on the real server", clSeq, rsSeq)
-	oow := tcpExt(t, rs, "OutOfWindowIcmps")
+	oow := tcpExt(t, rs)["OutOfWindowIcmps"]
 	pkt := fragNeeded(netip.AddrPortFrom(client, cport), netip.AddrPortFrom(vip, pmtuPort), clSeq, mtu)
 	if err := vmnet.SendRaw(f.tp.Client, pkt, vip); err != nil {
 		t.Fatal(err)
@@ -417,7 +390,7 @@ func (f *fixture) checkPMTU(t *testing.T, onRS *vmnet.Capture, client, vip netip
 		t.Errorf("the real server's route to %s has mtu %d after the error, want %d:\n%s", peer, got, mtu,
 			rs.Run(t, vmnet.IP, "route", "get", peer.String()))
 	}
-	if n := tcpExt(t, rs, "OutOfWindowIcmps") - oow; n != 0 {
+	if n := tcpExt(t, rs)["OutOfWindowIcmps"] - oow; n != 0 {
 		t.Errorf("the real server dropped %d ICMP errors as out of window (TcpExtOutOfWindowIcmps)", n)
 	}
 }

@@ -184,15 +184,15 @@ func TestSynProxyServerFirst(t *testing.T) {
 			check("no SYNPROXY, no flood", f.bannerPhase(t, dst, 0), false)
 			// SYNPROXY on a fresh service, during a flood.
 			setSynProxy(true)
-			check("SYNPROXY, during a flood", f.bannerPhase(t, dst, 200000), true)
+			check("SYNPROXY, during a flood", f.bannerPhase(t, dst, floodCount(200000)), true)
 			// Without SYNPROXY during a flood: for comparison, not a requirement (the real
 			// servers' SYN cookies carry the genuine clients, or not).
 			setSynProxy(false)
-			plain := f.bannerPhase(t, dst, 20000)
+			plain := f.bannerPhase(t, dst, floodCount(20000))
 			t.Logf("no SYNPROXY, during a flood (for comparison): %v", plain)
 			// Right after it, on the same service: SYNPROXY on, another flood.
 			setSynProxy(true)
-			check("SYNPROXY, right after a flood without it, during a flood", f.bannerPhase(t, dst, 200000), true)
+			check("SYNPROXY, right after a flood without it, during a flood", f.bannerPhase(t, dst, floodCount(200000)), true)
 		})
 	}
 }

@@ -7,8 +7,6 @@ package toa
 
 import (
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -270,33 +268,6 @@ func TestStatsPerNamespace(t *testing.T) {
 	}
 }
 
-// oneCPU takes every CPU but CPU 0 offline until the test ends. Registering and removing
-// probes patches the entry of inet_getname() and friends with text_poke_bp() while traffic
-// runs through them; QEMU's TCG does not always invalidate another vCPU's translation of the
-// patched bytes, and that vCPU then loops forever on an int3 that memory no longer holds
-// (seen on 6.1: RIP inet6_getname+0x0 in asm_exc_int3, Code: showing the restored NOP).
-// Real CPUs serialise cross-modifying code (text_poke_bp's sync_core IPIs), so this is an
-// emulator limit, and on one vCPU the module's handlers still interleave with the traffic
-// through preemption and softirqs.
-func oneCPU(t *testing.T) {
-	t.Helper()
-	paths, err := filepath.Glob("/sys/devices/system/cpu/cpu[1-9]*/online")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range paths {
-		if err := os.WriteFile(p, []byte("0"), 0o644); err != nil {
-			t.Fatalf("take %s offline: %v", filepath.Dir(p), err)
-		}
-		t.Cleanup(func() {
-			if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
-				t.Errorf("bring %s online: %v", filepath.Dir(p), err)
-			}
-		})
-	}
-	t.Logf("%d other CPUs offline for this test", len(paths))
-}
-
 // The module loads and unloads 50 times while connections with and without TOA are made and
 // TOA connections stay open across the unloads.
 func TestLoadUnloadUnderTraffic(t *testing.T) {
@@ -305,7 +276,6 @@ func TestLoadUnloadUnderTraffic(t *testing.T) {
 		t.Fatalf("raise RLIMIT_NOFILE: %v", err)
 	}
 	unloadTOA(t)
-	oneCPU(t)
 	l := newLink(t)
 	probeTap := l.tap(t)
 	probe := l.listen(t, false, false)
