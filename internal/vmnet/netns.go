@@ -5,6 +5,7 @@ package vmnet
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -59,7 +60,13 @@ func HelloFrom(ns string, lport int, vip netip.AddrPort) (server, peer string, e
 				return serr
 			},
 		}
+		// The previous connection from lport may still wait in LAST_ACK for the server's
+		// last ACK (it closed second, a moment ago): its tuple is busy until then.
 		c, err := d.Dial("tcp", vip.String())
+		for end := time.Now().Add(2 * time.Second); errors.Is(err, syscall.EADDRNOTAVAIL) && time.Now().Before(end); {
+			time.Sleep(20 * time.Millisecond)
+			c, err = d.Dial("tcp", vip.String())
+		}
 		if err != nil {
 			return fmt.Errorf("dial %s from port %d: %w", vip, lport, err)
 		}
