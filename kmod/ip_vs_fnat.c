@@ -38,6 +38,7 @@
 #include <net/icmp.h>
 #include <net/ip.h>
 #include <net/ipv6.h>
+#include <net/ip6_checksum.h>
 #include <net/ip6_route.h>
 #include <net/ip6_checksum.h>
 #include <net/route.h>
