@@ -40,7 +40,6 @@
 #include <net/ipv6.h>
 #include <net/ip6_checksum.h>
 #include <net/ip6_route.h>
-#include <net/ip6_checksum.h>
 #include <net/route.h>
 #include <net/tcp.h>
 #include <net/secure_seq.h>
