@@ -185,7 +185,7 @@ timeout --foreground -k 10 "$timeout" qemu-system-x86_64 \
 	-kernel "$kroot/boot/vmlinuz-$rel" -initrd "$work/initrd" \
 	-append "$cmdline" \
 	-nographic -no-reboot -nic none -monitor none -serial stdio </dev/null 2>&1 |
-	tr -d '\r' | tee "$log" | sed -n '/RIG-BEGIN/,$p' | sed -n '/^RIG-DMESG-BEGIN/,/^RIG-DMESG-END/!p'
+	stdbuf -oL tr -d '\r' | tee "$log" | sed -n '/RIG-BEGIN/,$p' | sed -n '/^RIG-DMESG-BEGIN/,/^RIG-DMESG-END/!p'
 qrc=${PIPESTATUS[0]}
 set -e
 end=$(date +%s.%N)
