@@ -580,8 +580,10 @@ struct ip_vs_sp_new {
 static DEFINE_PER_CPU(struct ip_vs_sp_new *, ip_vs_sp_new);
 
 /* The client's ACK carried a valid cookie (data): create the connection,
- * keep the ACK until the real server answers and send it our SYN.  False
- * when nothing was opened; *verdict is then left as it was.
+ * keep the ACK until the real server answers and send it our SYN.  When no
+ * real server can be scheduled the client gets a RST.  True when the packet
+ * was taken, *verdict then says what to do with it (NF_STOLEN: a connection
+ * was opened); false when nothing happened, *verdict is then left as it was.
  */
 static bool ip_vs_sp_open(struct ip_vs_service *svc, struct sk_buff *skb,
 			  struct ip_vs_proto_data *pd, struct ip_vs_iphdr *iph,
@@ -1031,13 +1033,13 @@ static bool ip_vs_sp_reuse(struct ip_vs_conn *cp, struct sk_buff *skb,
 	if (!svc || !(svc->flags & IP_VS_SVC_F_SYNPROXY))
 		return false;
 	v = NF_DROP;
-	if (ip_vs_sp_open(svc, skb, pd, iph, data, &v)) {
+	if (ip_vs_sp_open(svc, skb, pd, iph, data, &v) && v == NF_STOLEN) {
 		IP_VS_SP_INC(ipvs, SYNPROXY_CONN_REUSED);
 		IP_VS_SP_INC(ipvs, item);
 		/* The new connection is hashed in front of the old one,
 		 * which lingers a second: the caller's ip_vs_conn_put()
-		 * arms its timer with this, and a later expiry finds it
-		 * still referenced while the SYN-retry timer holds it.
+		 * arms its timer with this (its expiry stops its own SYN
+		 * retries, if any are left).
 		 */
 		cp->timeout = HZ;
 	}
