@@ -730,6 +730,10 @@ func TestVMGolden(t *testing.T) {
 		}
 	}
 	record("daemons", cmdGetDaemon, netlink.Dump, nil)
+	// Stopping sync threads a moment after they started can hang stock 6.1's
+	// kthread_stop() (seen in this test and in the ipvsadm corpus): let them
+	// reach their loops first.
+	time.Sleep(500 * time.Millisecond)
 	for _, d := range goldenDaemons {
 		if err := c.StopDaemon(d); err != nil {
 			t.Fatal(err)
