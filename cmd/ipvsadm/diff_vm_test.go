@@ -204,6 +204,14 @@ func TestKernelRoundTrip(t *testing.T) {
 	loadIPVS(t)
 	resetIPVS(t)
 	ext := os.Getenv("RIG_MODULES") == "ours"
+	if ext {
+		for _, la := range roundTripLaddrs {
+			if out, err := exec.Command("/usr/sbin/ip", "addr", "add", la+"/32", "dev", "lo").CombinedOutput(); err != nil {
+				t.Fatalf("local address %s: %v\n%s", la, err, out)
+			}
+			t.Cleanup(func() { _ = exec.Command("/usr/sbin/ip", "addr", "del", la+"/32", "dev", "lo").Run() })
+		}
+	}
 	for _, save := range [][]string{{"-S", "-n"}, {"-S"}} {
 		resetIPVS(t)
 		table := strings.Join(randomTable(newRand(), ext), "\n") + "\n"
