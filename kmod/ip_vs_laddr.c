@@ -262,6 +262,18 @@ static int ip_vs_fnat_try_laddr(struct ip_vs_conn *cp, struct ip_vs_laddr *la,
 	return 0;
 }
 
+/* The local port range of the fullnat_lport_min/max sysctls, in order */
+static void ip_vs_fnat_lport_range(struct ip_vs_fnat_net *fn, int *min,
+				   int *max)
+{
+	*min = READ_ONCE(fn->sysctl_lport_min);
+	*max = READ_ONCE(fn->sysctl_lport_max);
+	if (*min > *max)
+		swap(*min, *max);
+	*min = clamp(*min, 1, IP_VS_LPORTS - 1);
+	*max = clamp(*max, *min, IP_VS_LPORTS - 1);
+}
+
 /* Would a new connection of this protocol find no local port on svc? True
  * for a FULLNAT service without local addresses, or whose local addresses
  * have no free port. Called under RCU.
@@ -282,12 +294,7 @@ static bool ip_vs_fnat_svc_full(struct ip_vs_service *svc, u16 protocol)
 	}
 	if (!fullnat)
 		return false;
-	min = READ_ONCE(fn->sysctl_lport_min);
-	max = READ_ONCE(fn->sysctl_lport_max);
-	if (min > max)
-		swap(min, max);
-	min = clamp(min, 1, IP_VS_LPORTS - 1);
-	max = clamp(max, min, IP_VS_LPORTS - 1);
+	ip_vs_fnat_lport_range(fn, &min, &max);
 	list_for_each_entry_rcu(la, &svc->fnat.laddrs, n_list) {
 		if (find_next_zero_bit(ip_vs_lport_map(la->pool, protocol),
 				       max + 1, min) <= max)
@@ -376,12 +383,7 @@ int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_service *svc)
 	if (!n)
 		goto no_laddr;
 
-	min = READ_ONCE(fn->sysctl_lport_min);
-	max = READ_ONCE(fn->sysctl_lport_max);
-	if (min > max)
-		swap(min, max);
-	min = clamp(min, 1, IP_VS_LPORTS - 1);
-	max = clamp(max, min, IP_VS_LPORTS - 1);
+	ip_vs_fnat_lport_range(fn, &min, &max);
 
 	start = (u32)atomic_inc_return(&svc->fnat.next_laddr) % n;
 	/* two passes: from the round-robin position to the end, then the
