@@ -381,17 +381,17 @@ drop:
 	return NF_STOLEN;
 }
 
-/* Build the SYN to the real server (the client's ISN, options from the
- * cookie's data) with the addresses, mark and route of the client's packet
- * ack, whose TCP header is writable.
+/* Build a packet to the real server as the client would send it, from the
+ * connection's client address to its VIP, with the mark and route of tmpl:
+ * the SYN (the client's ISN, options from the cookie's data), or with ack
+ * the ACK of the real server's SYN-ACK whose sequence number is rs_seq.
  */
-static struct sk_buff *ip_vs_sp_rs_syn(struct ip_vs_conn *cp,
-				       struct sk_buff *ack,
-				       struct ip_vs_iphdr *iph)
+static struct sk_buff *ip_vs_sp_rs_pkt(struct ip_vs_conn *cp,
+				       struct sk_buff *tmpl, bool ack,
+				       u32 rs_seq)
 {
 	unsigned int iplen = cp->af == AF_INET6 ? sizeof(struct ipv6hdr) :
 						  sizeof(struct iphdr);
-	const struct tcphdr *ath = (struct tcphdr *)(ack->data + iph->len);
 	u32 seq = cp->sp.cisn, data = cp->sp.data;
 	struct sk_buff *skb;
 	struct tcphdr *th;
@@ -406,8 +406,16 @@ static struct sk_buff *ip_vs_sp_rs_syn(struct ip_vs_conn *cp,
 	skb_put(skb, iplen);
 	skb_set_transport_header(skb, iplen);
 	th = skb_put_zero(skb, sizeof(*th));
-	th->source = ath->source;
-	th->dest = ath->dest;
+	th->source = cp->cport;
+	th->dest = cp->vport;
+	if (ack) {
+		th->seq = htonl(seq + 1);
+		th->ack_seq = htonl(rs_seq + 1);
+		th->ack = 1;
+		th->window = htons(1024);
+		th->doff = sizeof(*th) / 4;
+		goto ip;
+	}
 	th->seq = htonl(seq);
 	th->syn = 1;
 	th->window = htons(5000);
@@ -445,9 +453,9 @@ static struct sk_buff *ip_vs_sp_rs_syn(struct ip_vs_conn *cp,
 		opt[2] = TCPOLEN_WINDOW;
 		opt[3] = IP_VS_SP_D_WS(data);
 	}
+	th->doff = (skb->len - iplen) / 4;
+ip:
 	tlen = skb->len - iplen;
-	th->doff = tlen / 4;
-
 	if (cp->af == AF_INET6) {
 		struct ipv6hdr *ip6 = ipv6_hdr(skb);
 
@@ -455,30 +463,30 @@ static struct sk_buff *ip_vs_sp_rs_syn(struct ip_vs_conn *cp,
 		ip6->payload_len = htons(tlen);
 		ip6->nexthdr = IPPROTO_TCP;
 		ip6->hop_limit = 64;
-		ip6->saddr = ipv6_hdr(ack)->saddr;
-		ip6->daddr = ipv6_hdr(ack)->daddr;
+		ip6->saddr = cp->caddr.in6;
+		ip6->daddr = cp->vaddr.in6;
 		skb->protocol = htons(ETH_P_IPV6);
 	} else {
 		struct iphdr *ip = ip_hdr(skb);
 
 		ip->version = 4;
 		ip->ihl = 5;
-		ip->tos = ip_hdr(ack)->tos & ~INET_ECN_MASK;
+		ip->tos = ack ? 0 : ip_hdr(tmpl)->tos & ~INET_ECN_MASK;
 		ip->tot_len = htons(skb->len);
 		ip->id = 0;
 		ip->frag_off = htons(IP_DF);
 		ip->ttl = IPDEFTTL;
 		ip->protocol = IPPROTO_TCP;
-		ip->saddr = ip_hdr(ack)->saddr;
-		ip->daddr = ip_hdr(ack)->daddr;
+		ip->saddr = cp->caddr.ip;
+		ip->daddr = cp->vaddr.ip;
 		ip_send_check(ip);
 		skb->protocol = htons(ETH_P_IP);
 	}
 	ip_vs_sp_tcp_csum(skb, cp->af, iplen);
-	skb->dev = ack->dev;
-	skb->mark = ack->mark;
-	skb->skb_iif = ack->skb_iif;
-	skb_dst_copy(skb, ack);
+	skb->dev = tmpl->dev;
+	skb->mark = tmpl->mark;
+	skb->skb_iif = tmpl->skb_iif;
+	skb_dst_copy(skb, tmpl);
 	return skb;
 }
 
@@ -636,7 +644,7 @@ static bool ip_vs_sp_open(struct ip_vs_service *svc, struct sk_buff *skb,
 	/* timestamps need the local address FULLNAT has just bound */
 	if (data & IP_VS_SP_D_TS)
 		ip_vs_sp_open_ts(cp, th);
-	syn = ip_vs_sp_rs_syn(cp, skb, iph);
+	syn = ip_vs_sp_rs_pkt(cp, skb, false, 0);
 	cp->sp.syn_sent = jiffies;
 	WRITE_ONCE(cp->sp.flags, cp->sp.flags | IP_VS_SP_F_OPEN);
 	if (ip_vs_sp_hold(skb)) {
@@ -1121,7 +1129,7 @@ unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 		/* the client retransmits: the real server's SYN-ACK is late */
 		if (ip_vs_sp_may_resend(cp) &&
 		    time_after(jiffies, cp->sp.syn_sent + HZ)) {
-			syn = ip_vs_sp_rs_syn(cp, skb, iph);
+			syn = ip_vs_sp_rs_pkt(cp, skb, false, 0);
 			if (syn) {
 				cp->sp.retries++;
 				cp->sp.syn_sent = jiffies;
@@ -1277,9 +1285,20 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 		ip_vs_sp_stop(cp, false);
 	}
 
-	/* a SYN-ACK answering a resent SYN: the client has had ours */
-	if (th->syn)
+	/* A SYN-ACK again, answering a resent SYN or because the client's ACK
+	 * we passed on was lost: the client has had ours, and one that waits
+	 * for the server to speak first sends nothing that would repeat its
+	 * ACK, so the director acknowledges it.
+	 */
+	if (th->syn) {
+		struct sk_buff *ack = NULL;
+
+		if (th->ack && !th->rst)
+			ack = ip_vs_sp_rs_pkt(cp, skb, true, seq);
+		if (ack)
+			ip_vs_sp_xmit(cp, pd, ack);
 		return NF_DROP;
+	}
 
 	/* ACK storm: the same pure ACK again and again */
 	thresh = READ_ONCE(sp->sysctl_ack_storm_thresh);
@@ -1332,15 +1351,11 @@ static void ip_vs_sp_retry(struct timer_list *t)
 	struct sk_buff_head *q = &cp->sp.ack_q;
 	struct ip_vs_proto_data *pd;
 	struct sk_buff *syn = NULL;
-	struct ip_vs_iphdr iph;
 	bool again = false;
 
 	spin_lock(&q->lock);
 	if (ip_vs_sp_may_resend(cp) && !skb_queue_empty(q)) {
-		struct sk_buff *ack = skb_peek(q);
-
-		ip_vs_fill_iph_skb(cp->af, ack, false, &iph);
-		syn = ip_vs_sp_rs_syn(cp, ack, &iph);
+		syn = ip_vs_sp_rs_pkt(cp, skb_peek(q), false, 0);
 		if (syn) {
 			cp->sp.retries++;
 			cp->sp.syn_sent = jiffies;
