@@ -167,32 +167,39 @@ func TestSynProxyServerFirst(t *testing.T) {
 					t.Fatalf("SYNPROXY %v: %v", on, err)
 				}
 			}
-			check := func(phase string, r bannerRun, mustOverlap bool) {
+			check := func(phase string, r bannerRun, mustOverlap bool, mayLose int) {
 				t.Helper()
 				t.Logf("%s: %v", phase, r)
-				if r.sum.OK != bannerConns || r.err != nil {
+				if r.sum.OK < bannerConns-mayLose || (mayLose == 0 && r.err != nil) {
 					t.Errorf("%s: %d of %d server-first connections got their banner (%v)\n%s\n%v\nthe client's connections on the director:\n%s",
 						phase, r.sum.OK, bannerConns, r.err, r.out, r,
 						d.Sh(t, cipvsadm+" -Lnc | grep -F -e '192.0.2.2:' -e '2001:db8:1::2]' || true"))
 				}
-				if mustOverlap && !r.overlap {
+				// A connection that waited out its timeout outlasts any flood.
+				if mustOverlap && !r.overlap && r.sum.OK == bannerConns {
 					t.Errorf("%s: the flood (%d SYNs) ended before the genuine connections did: they were not made during it", phase, r.sent)
 				}
 			}
 
 			// The protocol works through the service without a flood.
-			check("no SYNPROXY, no flood", f.bannerPhase(t, dst, 0), false)
+			check("no SYNPROXY, no flood", f.bannerPhase(t, dst, 0), false, 0)
 			// SYNPROXY on a fresh service, during a flood.
 			setSynProxy(true)
-			check("SYNPROXY, during a flood", f.bannerPhase(t, dst, floodCount(200000)), true)
+			check("SYNPROXY, during a flood", f.bannerPhase(t, dst, floodCount(200000)), true, 0)
 			// Without SYNPROXY during a flood: for comparison, not a requirement (the real
 			// servers' SYN cookies carry the genuine clients, or not).
 			setSynProxy(false)
 			plain := f.bannerPhase(t, dst, floodCount(20000))
 			t.Logf("no SYNPROXY, during a flood (for comparison): %v", plain)
-			// Right after it, on the same service: SYNPROXY on, another flood.
+			// Right after it, on the same service: SYNPROXY on, another flood. The real
+			// servers may still answer with SYN cookies of their own then, keeping no state:
+			// when the handshake's last ACK, which the director passes on, is lost in the
+			// flood, nothing repeats it for a client that waits for the server (a client
+			// without SYNPROXY fares the same). On 6.1 one connection in a hundred met that
+			// in some runs; the director itself answers a SYN-ACK that comes again
+			// (fixture synproxy-synack-again), which covers real servers that keep state.
 			setSynProxy(true)
-			check("SYNPROXY, right after a flood without it, during a flood", f.bannerPhase(t, dst, floodCount(200000)), true)
+			check("SYNPROXY, right after a flood without it, during a flood", f.bannerPhase(t, dst, floodCount(200000)), true, 1)
 		})
 	}
 }
