@@ -23,6 +23,7 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/fullnat/fullnat/internal/vmnet"
@@ -227,6 +228,45 @@ func (l *link) tap(t testing.TB) *tap {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	return tp
+}
+
+// tapFor is a tap that receives only the server's segments from ln's port. Taps see every
+// frame on the link; a tap that waits while other goroutines make thousands of connections
+// would otherwise drop its own SYN-ACK from a receive queue full of theirs.
+func (l *link) tapFor(t testing.TB, ln *listener) *tap {
+	t.Helper()
+	tp := l.tap(t)
+	const drop, keep = 0, 1 << 18
+	prog, err := bpf.Assemble([]bpf.Instruction{
+		/* 0 */ bpf.LoadAbsolute{Off: 12, Size: 2}, // EtherType
+		/* 1 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.ETH_P_IPV6, SkipTrue: 8},
+		/* 2 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.ETH_P_IP, SkipTrue: 11},
+		/* 3 */ bpf.LoadAbsolute{Off: 14 + 9, Size: 1}, // IPv4 protocol
+		/* 4 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.IPPROTO_TCP, SkipTrue: 9},
+		/* 5 */ bpf.LoadAbsolute{Off: 14 + 6, Size: 2}, // flags and fragment offset
+		/* 6 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x1fff, SkipTrue: 7},
+		/* 7 */ bpf.LoadMemShift{Off: 14}, // X = IPv4 header length
+		/* 8 */ bpf.LoadIndirect{Off: 14, Size: 2}, // TCP source port
+		/* 9 */ bpf.Jump{Skip: 3},
+		/* 10 */ bpf.LoadAbsolute{Off: 14 + 6, Size: 1}, // IPv6 next header
+		/* 11 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.IPPROTO_TCP, SkipTrue: 2},
+		/* 12 */ bpf.LoadAbsolute{Off: 14 + 40, Size: 2}, // TCP source port
+		/* 13 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(ln.port), SkipTrue: 1},
+		/* 14 */ bpf.RetConstant{Val: drop},
+		/* 15 */ bpf.RetConstant{Val: keep},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	filter := make([]unix.SockFilter, len(prog))
+	for i, ins := range prog {
+		filter[i] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}
+	}
+	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	if err := unix.SetsockoptSockFprog(tp.fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+		t.Fatalf("attach filter to packet socket: %v", err)
 	}
 	return tp
 }
@@ -556,7 +596,7 @@ func setAllow(t *testing.T, ns vmnet.NS, v, want string) {
 
 // ---- sockmap: another user of sk_user_data -----------------------------------------------
 
-func bpf(cmd uintptr, attr unsafe.Pointer, size uintptr) (uintptr, error) {
+func bpfSyscall(cmd uintptr, attr unsafe.Pointer, size uintptr) (uintptr, error) {
 	r, _, errno := unix.Syscall(unix.SYS_BPF, cmd, uintptr(attr), size)
 	if errno != 0 {
 		return 0, errno
@@ -570,7 +610,7 @@ type sockmap struct{ fd int }
 
 func newSockmap() (*sockmap, error) {
 	attr := struct{ typ, keySize, valueSize, maxEntries, flags uint32 }{unix.BPF_MAP_TYPE_SOCKMAP, 4, 4, 1, 0}
-	fd, err := bpf(unix.BPF_MAP_CREATE, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	fd, err := bpfSyscall(unix.BPF_MAP_CREATE, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	if err != nil {
 		return nil, fmt.Errorf("create sockmap: %w", err)
 	}
@@ -589,7 +629,7 @@ func (m *sockmap) elem(cmd uintptr, value *uint32) error {
 	if value != nil {
 		attr.value = uint64(uintptr(unsafe.Pointer(value)))
 	}
-	_, err := bpf(cmd, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	_, err := bpfSyscall(cmd, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	runtime.KeepAlive(&key)
 	runtime.KeepAlive(value)
 	return err

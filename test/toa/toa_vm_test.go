@@ -277,8 +277,8 @@ func TestLoadUnloadUnderTraffic(t *testing.T) {
 	}
 	unloadTOA(t)
 	l := newLink(t)
-	probeTap := l.tap(t)
 	probe := l.listen(t, false, false)
+	probeTap := l.tapFor(t, probe)
 
 	type worker struct {
 		ln  *listener
@@ -293,7 +293,7 @@ func TestLoadUnloadUnderTraffic(t *testing.T) {
 		{ln: l.listen(t, true, true), v6: true, toa: TOAv6(KindTOAv6, cli6), cl: cli6},
 		{ln: l.listen(t, true, false), toa: TOAv4(cli4), cl: mapped(cli4)},
 	} {
-		w.tp = l.tap(t)
+		w.tp = l.tapFor(t, w.ln)
 		workers = append(workers, &w)
 	}
 
