@@ -179,6 +179,8 @@ const (
 	kopDelDest
 	kopFlush
 	kopSetTimeouts
+	kopAddLaddr
+	kopDelLaddr
 )
 
 // kop is one change of a batch.
@@ -187,6 +189,7 @@ type kop struct {
 	Svc      service
 	Dest     dest
 	Timeouts timeouts
+	Laddr    netip.Addr
 }
 
 // batcher is implemented by backends that can send many changes at once

@@ -99,16 +99,20 @@ func (t *tool) flush() {
 }
 
 // batchable returns the change a command makes when it can wait in a
-// batch: plain changes that need no read-back and no extension feature.
+// batch: changes that need no read-back, and extension changes only when
+// the module has the extension (without it the unbatched path names what
+// is missing).
 func (t *tool) batchable(ce *entry) (kop, int, bool) {
-	k := kop{Svc: ce.svc, Dest: ce.dest, Timeouts: ce.timeout}
+	k := kop{Svc: ce.svc, Dest: ce.dest, Timeouts: ce.timeout, Laddr: ce.laddr}
+	has := func(f uint32) bool { return t.inf.Features&f == f }
 	switch ce.cmd {
 	case cmdFlush:
 		k.Kind = kopFlush
 		return k, opOther, true
 	case cmdAdd:
 		k.Kind = kopAddService
-		return k, opAddService, ce.svc.Flags&svcSynProxy == 0 && ce.svc.EstTimeout == 0
+		return k, opAddService, (ce.svc.Flags&svcSynProxy == 0 || has(featSynProxy)) &&
+			(ce.svc.EstTimeout == 0 || has(featEstTimeout))
 	case cmdEdit:
 		k.Kind = kopEditService
 		return k, opUpdateService, t.inf.Features&(featSynProxy|featEstTimeout) == 0 &&
@@ -128,10 +132,16 @@ func (t *tool) batchable(ce *entry) (kop, int, bool) {
 		if ce.cmd == cmdEditDest {
 			k.Kind, op = kopEditDest, opUpdateDest
 		}
-		return k, op, ce.dest.FwdMethod&fwdMask != fwdFullNAT
+		return k, op, ce.dest.FwdMethod&fwdMask != fwdFullNAT || has(featFullNAT)
 	case cmdDelDest:
 		k.Kind = kopDelDest
 		return k, opDelDest, true
+	case cmdAddLaddr:
+		k.Kind = kopAddLaddr
+		return k, opAddLaddr, has(featFullNAT)
+	case cmdDelLaddr:
+		k.Kind = kopDelLaddr
+		return k, opDelLaddr, has(featFullNAT)
 	case cmdTimeout:
 		k.Kind = kopSetTimeouts
 		return k, opOther, true

@@ -409,6 +409,10 @@ func (k *fakeKernel) Apply(ops []kop) []error {
 			errs[i] = k.EditDest(o.Svc, o.Dest)
 		case kopDelDest:
 			errs[i] = k.DelDest(o.Svc, o.Dest)
+		case kopAddLaddr:
+			errs[i] = k.AddLocalAddr(o.Svc, o.Laddr)
+		case kopDelLaddr:
+			errs[i] = k.DelLocalAddr(o.Svc, o.Laddr)
 		case kopFlush:
 			errs[i] = k.Flush()
 		case kopSetTimeouts:

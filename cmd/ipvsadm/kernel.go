@@ -279,6 +279,10 @@ func (k *kernel) Apply(ops []kop) []error {
 			b.Add(ipvs.Op{Kind: ipvs.OpUpdateDestination, Service: s, Destination: d})
 		case kopDelDest:
 			b.Add(ipvs.Op{Kind: ipvs.OpDeleteDestination, Service: s, Destination: d})
+		case kopAddLaddr:
+			b.Add(ipvs.Op{Kind: ipvs.OpCreateLocalAddress, Service: s, LocalAddress: ipvs.LocalAddress{Address: o.Laddr}})
+		case kopDelLaddr:
+			b.Add(ipvs.Op{Kind: ipvs.OpDeleteLocalAddress, Service: s, LocalAddress: ipvs.LocalAddress{Address: o.Laddr}})
 		case kopFlush:
 			b.Add(ipvs.Op{Kind: ipvs.OpFlush})
 		case kopSetTimeouts:
