@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Fetch everything the kernel test rig needs, without touching the host's /boot:
-#   - host tools (QEMU, busybox-static, cpio, kmod, iproute2, ethtool, Debian's ipvsadm and keepalived
-#     as the reference userland that goes into the VM);
+#   - host tools (QEMU, busybox-static, cpio, kmod, iproute2, ethtool, Debian's ipvsadm, keepalived
+#     and iptables as the reference userland that goes into the VM; the compiler, patch, and git and
+#     perl for checkpatch);
 #   - Debian's 6.1 and 6.12 cloud kernels, their headers and kbuild, and linux-source,
 #     downloaded with `apt-get download` and unpacked with `dpkg-deb -x` under $RIG_CACHE.
 #
@@ -16,8 +17,8 @@ mkdir -p "$RIG_CACHE/debs" "$RIG_CACHE/kernels"
 
 log() { echo "rig/fetch: $*" >&2; }
 
-host_pkgs=(qemu-system-x86 busybox-static cpio kmod iproute2 xz-utils zstd ipvsadm keepalived ethtool
-	gcc make bc libelf-dev flex bison)
+host_pkgs=(qemu-system-x86 busybox-static cpio kmod iproute2 xz-utils zstd ipvsadm keepalived ethtool iptables
+	gcc make bc libelf-dev flex bison patch git perl)
 
 need_install=()
 for p in "${host_pkgs[@]}"; do

@@ -76,13 +76,21 @@ if [ ! -s "$base" ]; then
 	cp /bin/busybox "$stage/bin/busybox"
 	cp "$here/init" "$stage/init"
 	chmod 755 "$stage/init"
-	for b in /usr/sbin/ip /usr/sbin/tc /usr/sbin/ethtool /usr/sbin/ipvsadm /usr/sbin/keepalived /usr/bin/genhash; do
+	# iptables (nft backend, Debian's default) with its match and target plugins, which it
+	# dlopen()s: `iptables -m ipvs` must keep working with our ip_vs.
+	xt=/usr/lib/x86_64-linux-gnu/xtables
+	for b in /usr/sbin/ip /usr/sbin/tc /usr/sbin/ethtool /usr/sbin/ipvsadm /usr/sbin/keepalived /usr/bin/genhash \
+		/usr/sbin/xtables-nft-multi "$xt"/*.so; do
 		[ -e "$b" ] || continue
+		mkdir -p "$stage$(dirname "$b")"
 		cp "$b" "$stage$b"
 		ldd "$b" | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' | while read -r lib; do
 			mkdir -p "$stage$(dirname "$lib")"
 			cp -L "$lib" "$stage$lib"
 		done
+	done
+	for b in iptables ip6tables iptables-save ip6tables-save; do
+		ln -sf xtables-nft-multi "$stage/usr/sbin/$b"
 	done
 	mkdir -p "$stage/lib64"
 	cp -L /lib64/ld-linux-x86-64.so.2 "$stage/lib64/"

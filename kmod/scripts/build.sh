@@ -54,11 +54,13 @@ b=$here/build/$rel
 mkdir -p "$b"
 
 # 2. pristine sources, extracted once per source.
-files=(net/netfilter/ipvs include/net/ip_vs.h include/uapi/linux/ip_vs.h)
+# xt_ipvs (iptables -m ipvs) is the one in-tree module outside ipvs/ that imports ip_vs symbols:
+# their versions change with our structures, so it is rebuilt with ours or it no longer loads.
+files=(net/netfilter/ipvs net/netfilter/xt_ipvs.c include/net/ip_vs.h include/uapi/linux/ip_vs.h)
 if [ -n "${KSRC:-}" ]; then
-	origin="tree $(cd "$KSRC" && pwd)"
+	origin="tree $(cd "$KSRC" && pwd) ${files[*]}"
 else
-	origin="tarball $tarball $(stat -c %Y "$tarball")"
+	origin="tarball $tarball $(stat -c %Y "$tarball") ${files[*]}"
 fi
 if [ ! -f "$b/pristine.stamp" ] || [ "$(cat "$b/pristine.stamp")" != "$origin" ]; then
 	log "extracting ipvs sources ($origin)"
@@ -103,6 +105,7 @@ done
 
 # 4. our sources and the Kbuild that adds them.
 mdir=$b/src/net/netfilter/ipvs
+ln -sfn ../xt_ipvs.c "$mdir/xt_ipvs.c"
 for f in "$here"/*.c "$here"/*.h; do
 	[ -e "$f" ] || continue
 	ln -sfn "$f" "$mdir/$(basename "$f")"
