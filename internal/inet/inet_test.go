@@ -55,3 +55,41 @@ func TestL4Checksum(t *testing.T) {
 		t.Errorf("verifying a filled-in checksum gives %#04x, want 0", got)
 	}
 }
+
+// TestICMPError: an IPv4 port unreachable quoting a UDP header, and an IPv6 packet too big,
+// both verify: header checksum 0, ICMP checksum 0 (ICMPv6 over its pseudo header).
+func TestICMPError(t *testing.T) {
+	cl, vip := netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.10")
+	quote := append(Header{Src: vip, Dst: cl, Proto: 17, TTL: 64, PayloadLen: 13}.Marshal(), 0, 80, 0x9c, 0x40, 0, 13, 0, 0)
+	p := ICMPError(cl, vip, 3, 3, 0, quote)
+	if len(p) != 20+8+28 || p[0] != 0x45 || p[9] != ProtoICMP || p[8] != 64 {
+		t.Fatalf("IPv4 packet % x", p)
+	}
+	if Checksum(p[:20]) != 0 || Checksum(p[20:]) != 0 {
+		t.Errorf("IPv4 checksums do not verify: % x", p)
+	}
+	if got := int(p[2])<<8 | int(p[3]); got != len(p) {
+		t.Errorf("IPv4 total length %d, want %d", got, len(p))
+	}
+	if !bytes.Equal(p[28:], quote) || p[20] != 3 || p[21] != 3 {
+		t.Errorf("ICMP type/code/quote wrong: % x", p[20:])
+	}
+
+	cl6, vip6 := netip.MustParseAddr("2001:db8::2"), netip.MustParseAddr("2001:db8::10")
+	p6 := ICMPError(cl6, vip6, 2, 0, 1280, Header{Src: vip6, Dst: cl6, Proto: 6, TTL: 63, PayloadLen: 1360}.Marshal())
+	if len(p6) != 40+8+40 || p6[0] != 0x60 || p6[6] != ProtoICMPv6 || p6[7] != 64 {
+		t.Fatalf("IPv6 packet % x", p6)
+	}
+	if got := int(p6[4])<<8 | int(p6[5]); got != 48 {
+		t.Errorf("IPv6 payload length %d, want 48", got)
+	}
+	if L4Checksum(cl6, vip6, ProtoICMPv6, p6[40:]) != 0 {
+		t.Errorf("ICMPv6 checksum does not verify")
+	}
+	if mtu := int(p6[44])<<24 | int(p6[45])<<16 | int(p6[46])<<8 | int(p6[47]); mtu != 1280 {
+		t.Errorf("MTU %d, want 1280", mtu)
+	}
+	if got := int(p6[48+4])<<8 | int(p6[48+5]); got != 1360 {
+		t.Errorf("quoted IPv6 payload length %d, want 1360", got)
+	}
+}

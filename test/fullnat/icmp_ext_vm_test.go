@@ -40,24 +40,10 @@ func icmp6UnreachExt(proto byte, client, vip netip.AddrPort, seq uint32) []byte 
 	}
 	binary.BigEndian.PutUint16(l4[0:], vip.Port())
 	binary.BigEndian.PutUint16(l4[2:], client.Port())
-	inner := make([]byte, 40)
-	inner[0] = 0x60
-	binary.BigEndian.PutUint16(inner[4:], uint16(len(l4)+5))
-	inner[6] = proto
-	inner[7] = 64
-	copy(inner[8:], vip.Addr().AsSlice())
-	copy(inner[24:], client.Addr().AsSlice())
-	icmp := append([]byte{1, 4, 0, 0, 0, 0, 0, 0}, inner...)
-	icmp = append(icmp, l4...)
-	binary.BigEndian.PutUint16(icmp[2:], inet.L4Checksum(client.Addr(), vip.Addr(), unix.IPPROTO_ICMPV6, icmp))
+	quote := inet.Header{Src: vip.Addr(), Dst: client.Addr(), Proto: proto, TTL: 64, PayloadLen: len(l4) + 5}.Marshal()
+	icmp := inet.ICMP(client.Addr(), vip.Addr(), 1, 4, 0, append(quote, l4...))
 	ext := dstOpts(unix.IPPROTO_ICMPV6)
-	ip := make([]byte, 40)
-	ip[0] = 0x60
-	binary.BigEndian.PutUint16(ip[4:], uint16(len(ext)+len(icmp)))
-	ip[6] = unix.IPPROTO_DSTOPTS
-	ip[7] = 64
-	copy(ip[8:], client.Addr().AsSlice())
-	copy(ip[24:], vip.Addr().AsSlice())
+	ip := inet.Header{Src: client.Addr(), Dst: vip.Addr(), Proto: unix.IPPROTO_DSTOPTS, TTL: 64, PayloadLen: len(ext) + len(icmp)}.Marshal()
 	return append(append(ip, ext...), icmp...)
 }
 
@@ -359,20 +345,11 @@ func udp4Fragments(src, dst netip.AddrPort, payload []byte, mtu int) [][]byte {
 	var frags [][]byte
 	for off := 0; off < len(udp); off += chunk {
 		end := min(off+chunk, len(udp))
-		ip := make([]byte, 20, 20+end-off)
-		ip[0] = 0x45
-		binary.BigEndian.PutUint16(ip[2:], uint16(20+end-off))
-		binary.BigEndian.PutUint16(ip[4:], 0x2bad)
 		fo := uint16(0x4000 | off/8) // DF
 		if end < len(udp) {
 			fo |= 0x2000 // MF
 		}
-		binary.BigEndian.PutUint16(ip[6:], fo)
-		ip[8] = 64
-		ip[9] = unix.IPPROTO_UDP
-		copy(ip[12:], src.Addr().AsSlice())
-		copy(ip[16:], dst.Addr().AsSlice())
-		binary.BigEndian.PutUint16(ip[10:], inet.Checksum(ip))
+		ip := inet.Header{Src: src.Addr(), Dst: dst.Addr(), Proto: unix.IPPROTO_UDP, TTL: 64, PayloadLen: end - off, ID: 0x2bad, Frag: fo}.Marshal()
 		frags = append(frags, append(ip, udp[off:end]...))
 	}
 	return frags

@@ -88,46 +88,11 @@ func icmpUnreach(client, vip netip.AddrPort) []byte {
 	binary.BigEndian.PutUint16(udp[0:], vip.Port())
 	binary.BigEndian.PutUint16(udp[2:], client.Port())
 	binary.BigEndian.PutUint16(udp[4:], 8+5)
+	quote := append(inet.Header{Src: vip.Addr(), Dst: client.Addr(), Proto: unix.IPPROTO_UDP, TTL: 64, PayloadLen: 8 + 5}.Marshal(), udp...)
 	if client.Addr().Is4() {
-		inner := make([]byte, 20)
-		inner[0] = 0x45
-		binary.BigEndian.PutUint16(inner[2:], 20+8+5)
-		inner[8] = 64
-		inner[9] = unix.IPPROTO_UDP
-		copy(inner[12:], vip.Addr().AsSlice())
-		copy(inner[16:], client.Addr().AsSlice())
-		binary.BigEndian.PutUint16(inner[10:], inet.Checksum(inner))
-		icmp := append([]byte{3, 3, 0, 0, 0, 0, 0, 0}, inner...)
-		icmp = append(icmp, udp...)
-		binary.BigEndian.PutUint16(icmp[2:], inet.Checksum(icmp))
-		ip := make([]byte, 20)
-		ip[0] = 0x45
-		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(icmp)))
-		ip[8] = 64
-		ip[9] = unix.IPPROTO_ICMP
-		copy(ip[12:], client.Addr().AsSlice())
-		copy(ip[16:], vip.Addr().AsSlice())
-		binary.BigEndian.PutUint16(ip[10:], inet.Checksum(ip))
-		return append(ip, icmp...)
+		return inet.ICMPError(client.Addr(), vip.Addr(), 3, 3, 0, quote)
 	}
-	inner := make([]byte, 40)
-	inner[0] = 0x60
-	binary.BigEndian.PutUint16(inner[4:], 8+5)
-	inner[6] = unix.IPPROTO_UDP
-	inner[7] = 64
-	copy(inner[8:], vip.Addr().AsSlice())
-	copy(inner[24:], client.Addr().AsSlice())
-	icmp := append([]byte{1, 4, 0, 0, 0, 0, 0, 0}, inner...)
-	icmp = append(icmp, udp...)
-	binary.BigEndian.PutUint16(icmp[2:], inet.L4Checksum(client.Addr(), vip.Addr(), unix.IPPROTO_ICMPV6, icmp))
-	ip := make([]byte, 40)
-	ip[0] = 0x60
-	binary.BigEndian.PutUint16(ip[4:], uint16(len(icmp)))
-	ip[6] = unix.IPPROTO_ICMPV6
-	ip[7] = 64
-	copy(ip[8:], client.Addr().AsSlice())
-	copy(ip[24:], vip.Addr().AsSlice())
-	return append(ip, icmp...)
+	return inet.ICMPError(client.Addr(), vip.Addr(), 1, 4, 0, quote)
 }
 
 // icmpError is a captured ICMP error about a UDP or TCP packet.

@@ -166,48 +166,13 @@ func fragNeeded(client, vip netip.AddrPort, seq uint32, mtu int) []byte {
 	tcp[13] = 0x18 // PSH ACK
 	binary.BigEndian.PutUint16(tcp[14:], 0xffff)
 	const quotedLen = 1400 // the segment the client could not pass on
+	h := inet.Header{Src: vip.Addr(), Dst: client.Addr(), Proto: unix.IPPROTO_TCP, TTL: 63}
 	if client.Addr().Is4() {
-		inner := make([]byte, 20)
-		inner[0] = 0x45
-		binary.BigEndian.PutUint16(inner[2:], quotedLen)
-		binary.BigEndian.PutUint16(inner[6:], 0x4000) // DF
-		inner[8] = 63
-		inner[9] = unix.IPPROTO_TCP
-		copy(inner[12:], vip.Addr().AsSlice())
-		copy(inner[16:], client.Addr().AsSlice())
-		binary.BigEndian.PutUint16(inner[10:], inet.Checksum(inner))
-		icmp := []byte{3, 4, 0, 0, 0, 0, byte(mtu >> 8), byte(mtu)}
-		icmp = append(append(icmp, inner...), tcp...)
-		binary.BigEndian.PutUint16(icmp[2:], inet.Checksum(icmp))
-		ip := make([]byte, 20)
-		ip[0] = 0x45
-		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(icmp)))
-		ip[8] = 64
-		ip[9] = unix.IPPROTO_ICMP
-		copy(ip[12:], client.Addr().AsSlice())
-		copy(ip[16:], vip.Addr().AsSlice())
-		binary.BigEndian.PutUint16(ip[10:], inet.Checksum(ip))
-		return append(ip, icmp...)
+		h.PayloadLen, h.Frag = quotedLen-20, 0x4000 // DF
+		return inet.ICMPError(client.Addr(), vip.Addr(), 3, 4, uint32(mtu), append(h.Marshal(), tcp...))
 	}
-	inner := make([]byte, 40)
-	inner[0] = 0x60
-	binary.BigEndian.PutUint16(inner[4:], quotedLen-40)
-	inner[6] = unix.IPPROTO_TCP
-	inner[7] = 63
-	copy(inner[8:], vip.Addr().AsSlice())
-	copy(inner[24:], client.Addr().AsSlice())
-	icmp := []byte{2, 0, 0, 0, 0, 0, 0, 0}
-	binary.BigEndian.PutUint32(icmp[4:], uint32(mtu))
-	icmp = append(append(icmp, inner...), tcp...)
-	binary.BigEndian.PutUint16(icmp[2:], inet.L4Checksum(client.Addr(), vip.Addr(), unix.IPPROTO_ICMPV6, icmp))
-	ip := make([]byte, 40)
-	ip[0] = 0x60
-	binary.BigEndian.PutUint16(ip[4:], uint16(len(icmp)))
-	ip[6] = unix.IPPROTO_ICMPV6
-	ip[7] = 64
-	copy(ip[8:], client.Addr().AsSlice())
-	copy(ip[24:], vip.Addr().AsSlice())
-	return append(ip, icmp...)
+	h.PayloadLen = quotedLen - 40
+	return inet.ICMPError(client.Addr(), vip.Addr(), 2, 0, uint32(mtu), append(h.Marshal(), tcp...))
 }
 
 // quotedTCP is an ICMP "too big" error and the TCP segment it quotes.
