@@ -876,10 +876,11 @@ int ip_vs_fnat_net_init(struct netns_ipvs *ipvs)
 	fn->ext_stats = alloc_percpu(struct ip_vs_ext_stats);
 	if (!fn->ext_stats)
 		goto err_free;
-	ipvs->fnat = fn;
-	ip_vs_fnat_tab_init();
-	if (ip_vs_fnat_sysctl_init(ipvs))
+	if (ip_vs_fnat_tab_get())
 		goto err_stats;
+	ipvs->fnat = fn;
+	if (ip_vs_fnat_sysctl_init(ipvs))
+		goto err_tab;
 	if (!proc_create_net_single("ip_vs_ext_stats", 0444,
 				    ipvs->net->proc_net,
 				    ip_vs_ext_stats_show, NULL))
@@ -893,6 +894,9 @@ err_proc:
 err_sysctl:
 	unregister_net_sysctl_table(fn->sysctl_hdr);
 	kfree(fn->sysctl_tbl);
+err_tab:
+	ipvs->fnat = NULL;
+	ip_vs_fnat_tab_put();
 err_stats:
 	free_percpu(fn->ext_stats);
 err_free:
@@ -914,4 +918,5 @@ void ip_vs_fnat_net_cleanup(struct netns_ipvs *ipvs)
 	free_percpu(fn->ext_stats);
 	ipvs->fnat = NULL;
 	kfree(fn);
+	ip_vs_fnat_tab_put();
 }

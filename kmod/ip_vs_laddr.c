@@ -27,18 +27,30 @@
 #include <net/netns/generic.h>
 #include <net/ip_vs.h>
 
-#define IP_VS_FNAT_TAB_BITS	14
-#define IP_VS_FNAT_TAB_SIZE	BIT(IP_VS_FNAT_TAB_BITS)
-#define IP_VS_FNAT_TAB_MASK	(IP_VS_FNAT_TAB_SIZE - 1)
+#define IP_VS_FNAT_TAB_MIN	BIT(14)
 #define IP_VS_FNAT_LOCKS	256
 
-/* Out-direction table: every FULLNAT connection by its RS-side tuple */
-static struct hlist_head ip_vs_fnat_tab[IP_VS_FNAT_TAB_SIZE];
+/* Out-direction table: every FULLNAT connection of every namespace by its
+ * RS-side tuple (the namespace is in the hash, as in the connection table).
+ * It has as many buckets as the connection table (conn_tab_bits), and at
+ * least IP_VS_FNAT_TAB_MIN: one knob sizes both for a million connections.
+ * The first namespace allocates it, the last one frees it.
+ */
+static struct hlist_head *ip_vs_fnat_tab __read_mostly;
+static unsigned int ip_vs_fnat_tab_mask __read_mostly;
+static unsigned int ip_vs_fnat_tab_users;
+static DEFINE_MUTEX(ip_vs_fnat_tab_mutex);
 static spinlock_t ip_vs_fnat_locks[IP_VS_FNAT_LOCKS] = {
 	[0 ... IP_VS_FNAT_LOCKS - 1] = __SPIN_LOCK_UNLOCKED(ip_vs_fnat_locks),
 };
 
 static u32 ip_vs_fnat_rnd __read_mostly;
+
+/* Local-port pools of all namespaces: only when there is one can a packet
+ * be a FULLNAT reply. Written when a local address comes or goes, never per
+ * connection, so the per-packet read stays in every CPU's cache.
+ */
+static atomic_t ip_vs_lport_npools = ATOMIC_INIT(0);
 
 static u32 ip_vs_fnat_addr_fold(int af, const union nf_inet_addr *a)
 {
@@ -62,7 +74,7 @@ static unsigned int ip_vs_fnat_hash(struct netns_ipvs *ipvs, int af, u16 proto,
 			    ip_vs_fnat_addr_fold(af, raddr),
 			    ports ^ proto,
 			    ip_vs_fnat_rnd ^ net_hash_mix(ipvs->net)) &
-	       IP_VS_FNAT_TAB_MASK;
+	       ip_vs_fnat_tab_mask;
 }
 
 static inline spinlock_t *ip_vs_fnat_lock(unsigned int hash)
@@ -79,7 +91,7 @@ struct ip_vs_conn *ip_vs_fnat_out_get(const struct ip_vs_conn_param *p)
 	unsigned int hash;
 
 	/* most packets here are not IPVS replies at all */
-	if (!p->ipvs->fnat || !atomic_read(&p->ipvs->fnat->conns))
+	if (!atomic_read(&ip_vs_lport_npools))
 		return NULL;
 	hash = ip_vs_fnat_hash(p->ipvs, p->af, p->protocol, p->vaddr, p->vport,
 			       p->caddr, p->cport);
@@ -176,6 +188,7 @@ static struct ip_vs_lport_pool *ip_vs_lport_pool_get(struct netns_ipvs *ipvs,
 	spin_lock_bh(&ip_vs_lport_pools_lock);
 	list_add(&pool->list, &ip_vs_lport_pools);
 	spin_unlock_bh(&ip_vs_lport_pools_lock);
+	atomic_inc(&ip_vs_lport_npools);
 	return pool;
 }
 
@@ -187,6 +200,7 @@ static void ip_vs_lport_pool_put(struct ip_vs_lport_pool *pool)
 	spin_lock_bh(&ip_vs_lport_pools_lock);
 	list_del(&pool->list);
 	spin_unlock_bh(&ip_vs_lport_pools_lock);
+	atomic_dec(&ip_vs_lport_npools);
 	bitmap_free(pool->map);
 	kfree(pool);
 }
@@ -258,7 +272,6 @@ static int ip_vs_fnat_try_laddr(struct ip_vs_conn *cp, struct ip_vs_laddr *la,
 	cp->fnat.flags |= IP_VS_FNAT_F_HASHED;
 	hlist_add_head_rcu(&cp->fnat.o_list, &ip_vs_fnat_tab[hash]);
 	spin_unlock_bh(lock);
-	atomic_inc(&ipvs->fnat->conns);
 	return 0;
 }
 
@@ -435,7 +448,6 @@ void ip_vs_fnat_conn_unbind(struct ip_vs_conn *cp)
 		spin_lock_bh(&cp->lock);
 		cp->fnat.flags &= ~IP_VS_FNAT_F_HASHED;
 		spin_unlock_bh(&cp->lock);
-		atomic_dec(&cp->ipvs->fnat->conns);
 	}
 	/* after the entry left the table: the next owner may insert its own */
 	clear_bit_unlock(ntohs(cp->fnat.lport),
@@ -706,7 +718,7 @@ static struct ip_vs_conn *ip_vs_fnat_seq_idx(struct seq_file *seq, loff_t pos)
 	struct ip_vs_conn *cp;
 	unsigned int i;
 
-	for (i = 0; i < IP_VS_FNAT_TAB_SIZE; i++) {
+	for (i = 0; i <= ip_vs_fnat_tab_mask; i++) {
 		hlist_for_each_entry_rcu(cp, &ip_vs_fnat_tab[i], fnat.o_list) {
 			if (cp->ipvs != net_ipvs(seq_file_net(seq)))
 				continue;
@@ -744,7 +756,7 @@ static void *ip_vs_fnat_seq_next(struct seq_file *seq, void *v, loff_t *pos)
 				return cp;
 		}
 		i = ++it->bucket;
-		if (i >= IP_VS_FNAT_TAB_SIZE)
+		if (i > ip_vs_fnat_tab_mask)
 			return NULL;
 		e = rcu_dereference(hlist_first_rcu(&ip_vs_fnat_tab[i]));
 	}
@@ -820,7 +832,40 @@ void ip_vs_fnat_proc_cleanup(struct netns_ipvs *ipvs)
 }
 #endif
 
-void ip_vs_fnat_tab_init(void)
+int ip_vs_fnat_tab_get(void)
 {
-	net_get_random_once(&ip_vs_fnat_rnd, sizeof(ip_vs_fnat_rnd));
+	unsigned int i, size;
+	int err = 0;
+
+	mutex_lock(&ip_vs_fnat_tab_mutex);
+	if (ip_vs_fnat_tab_users++)
+		goto out;
+	size = max_t(unsigned int, ip_vs_conn_tab_size, IP_VS_FNAT_TAB_MIN);
+	ip_vs_fnat_tab = kvmalloc_array(size, sizeof(*ip_vs_fnat_tab),
+					GFP_KERNEL);
+	if (!ip_vs_fnat_tab) {
+		ip_vs_fnat_tab_users--;
+		err = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < size; i++)
+		INIT_HLIST_HEAD(&ip_vs_fnat_tab[i]);
+	ip_vs_fnat_tab_mask = size - 1;
+	get_random_bytes(&ip_vs_fnat_rnd, sizeof(ip_vs_fnat_rnd));
+	pr_info("FULLNAT reply table configured (size=%u, memory=%zuKbytes)\n",
+		size, size * sizeof(*ip_vs_fnat_tab) / 1024);
+out:
+	mutex_unlock(&ip_vs_fnat_tab_mutex);
+	return err;
+}
+
+/* After the last namespace: no connection and no packet can reach it. */
+void ip_vs_fnat_tab_put(void)
+{
+	mutex_lock(&ip_vs_fnat_tab_mutex);
+	if (!--ip_vs_fnat_tab_users) {
+		kvfree(ip_vs_fnat_tab);
+		ip_vs_fnat_tab = NULL;
+	}
+	mutex_unlock(&ip_vs_fnat_tab_mutex);
 }

@@ -124,7 +124,6 @@ struct ip_vs_fnat_net {
 	int	sysctl_lport_max;
 	int	sysctl_lport_min;
 	int	sysctl_lport_tries;
-	atomic_t conns;		/* in the out-direction table */
 	struct ip_vs_ext_stats __percpu *ext_stats;
 	struct ctl_table_header *sysctl_hdr;
 	struct ctl_table *sysctl_tbl;
@@ -167,7 +166,8 @@ unsigned long ip_vs_fnat_est_timeout(struct ip_vs_conn *cp,
 int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_service *svc);
 void ip_vs_fnat_conn_unbind(struct ip_vs_conn *cp);
 struct ip_vs_conn *ip_vs_fnat_out_get(const struct ip_vs_conn_param *p);
-void ip_vs_fnat_tab_init(void);
+int ip_vs_fnat_tab_get(void);
+void ip_vs_fnat_tab_put(void);
 void ip_vs_refuse_client(struct netns_ipvs *ipvs, int af, u16 protocol,
 			 struct sk_buff *skb);
 int ip_vs_fnat_refuse(struct ip_vs_service *svc, struct sk_buff *skb,
