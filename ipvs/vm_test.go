@@ -804,3 +804,77 @@ func TestVMGolden(t *testing.T) {
 		record("service-est", cmdGetService, 0, b)
 	}
 }
+
+// TestVMDumpBesideOtherNamespaces: a service dump that takes several netlink messages lists every
+// service of its namespace once while another namespace adds and deletes services. Upstream
+// resumes such a dump at an index that counts every namespace's services, so the churn next door
+// makes it repeat or skip services; our module (patch 0006) counts only the namespace's own.
+func TestVMDumpBesideOtherNamespaces(t *testing.T) {
+	a, _ := nsClient(t)
+	b, _ := nsClient(t)
+	const n = 400
+	var batch Batch
+	for i := range n {
+		batch.CreateService(Service{Protocol: TCP, Address: netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), Port: 80, Scheduler: "rr"})
+	}
+	if err := a.Apply(&batch); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	churned := make(chan error, 1)
+	go func() {
+		for round := 0; ; round++ {
+			select {
+			case <-stop:
+				churned <- nil
+				return
+			default:
+			}
+			var add, del Batch
+			for i := range 20 {
+				s := Service{Protocol: UDP, Address: netip.AddrFrom4([4]byte{198, 19, byte(round), byte(i)}), Port: 53, Scheduler: "rr"}
+				add.CreateService(s)
+				del.DeleteService(s)
+			}
+			if err := b.Apply(&add); err != nil {
+				churned <- err
+				return
+			}
+			if err := b.Apply(&del); err != nil {
+				churned <- err
+				return
+			}
+		}
+	}()
+	bad := 0
+	const dumps = 150
+	for d := range dumps {
+		svcs, err := a.Services()
+		if err != nil {
+			t.Fatalf("dump %d: %v", d, err)
+		}
+		seen := map[netip.Addr]int{}
+		for _, s := range svcs {
+			seen[s.Address]++
+		}
+		dup := 0
+		for _, c := range seen {
+			dup += c - 1
+		}
+		if len(svcs) != n || len(seen) != n {
+			bad++
+			t.Logf("dump %d: %d services, %d distinct, %d repeated (want %d once each)", d, len(svcs), len(seen), dup, n)
+		}
+	}
+	close(stop)
+	if err := <-churned; err != nil {
+		t.Fatalf("churn in the other namespace: %v", err)
+	}
+	if stockModules() {
+		t.Logf("stock ip_vs: %d of %d dumps wrong beside another namespace's churn (upstream's resume index)", bad, dumps)
+		return
+	}
+	if bad != 0 {
+		t.Errorf("%d of %d dumps of %d services were wrong while another namespace changed its services", bad, dumps, n)
+	}
+}
