@@ -55,9 +55,10 @@ func TestCorpusBad(t *testing.T) {
 // TestCorpusGood: every configuration in testdata/keepalived/good passes `keepalived -t`, and
 // keepalived builds exactly the table pinned in its .table file (`ipvsadm -Ln`, `-G` and `-Sn`:
 // FullNat real servers with their weights, synproxy, the ESTABLISHED timeout, the local addresses
-// of every service, virtual server group members included). Debian's keepalived refuses the files that use the new words
-// and, run on them anyway, builds a different table; the file without them (stock.conf) gives
-// the same table with Debian's keepalived and ours.
+// of every service, virtual server group members included). Debian's keepalived refuses the
+// files that use the new words (run anyway, it makes NAT services without local addresses or
+// SYNPROXY: TestHealthCheckFullNAT shows that); the file without them (stock.conf) gives the
+// same table with Debian's keepalived and ours.
 func TestCorpusGood(t *testing.T) {
 	tp := director(t, 2)
 	d := tp.Director
@@ -87,16 +88,14 @@ func TestCorpusGood(t *testing.T) {
 			t.Errorf("%s: Debian's keepalived -t accepts it: the file does not need our patches", name)
 		}
 
-		bins := []string{ourKeepalived, stockKeepalived}
+		bins := []string{ourKeepalived}
+		if stockWords {
+			bins = append(bins, stockKeepalived)
+		}
 		for _, bin := range bins {
 			k := startKeepalived(t, d, bin, conf)
 			var got string
-			// Debian's keepalived on a file it cannot do: give it time to build what it builds.
-			limit := 20 * time.Second
-			if bin == stockKeepalived && !stockWords {
-				limit = 3 * time.Second
-			}
-			deadline := time.Now().Add(limit)
+			deadline := time.Now().Add(20 * time.Second)
 			for {
 				got = table(d)
 				if got == string(want) || time.Now().After(deadline) {
@@ -112,10 +111,8 @@ func TestCorpusGood(t *testing.T) {
 			case bin == ourKeepalived && got != string(want):
 				t.Errorf("%s: keepalived built\n%s\nwant (%s.table)\n%s\nlog:\n%s", name, got,
 					strings.TrimSuffix(name, ".conf"), want, k.logs.String())
-			case bin == stockKeepalived && stockWords && got != string(want):
+			case bin == stockKeepalived && got != string(want):
 				t.Errorf("%s: Debian's keepalived built\n%s\nwant the same as ours\n%s", name, got, want)
-			case bin == stockKeepalived && !stockWords && got == string(want):
-				t.Errorf("%s: Debian's keepalived built the pinned table too: it proves nothing", name)
 			}
 		}
 	}

@@ -101,7 +101,7 @@ virtual_server %s 80 {
 	tLong := time.Now()
 	go func() {
 		defer wg.Done()
-		long, _, longErr = vmnet.TryDial(tp.Client, "--addr", vip, "--op", "get", "--size", "33554432",
+		long, _, longErr = vmnet.TryDial(tp.Client, "--addr", vip, "--op", "get", "--size", "25165824",
 			"--count", "4", "--parallel", "4", "--timeout", "120s")
 	}()
 	time.Sleep(time.Second)
@@ -159,6 +159,6 @@ virtual_server %s 80 {
 	if s.OK != 20 || used["198.51.100.101"] != 0 || used["198.51.100.102"] == 0 || used["198.51.100.103"] == 0 {
 		t.Errorf("after the reload, want 20 connections through .102 and .103 only, got %+v (peers %v)", s, used)
 	}
-	t.Logf("reload applied in %v; %d transfers through the removed local address drained; 4 x 32 MiB transfers took %v, %v after the SIGHUP",
+	t.Logf("reload applied in %v; %d transfers through the removed local address drained; 4 x 24 MiB transfers took %v, %v after the SIGHUP",
 		took, drain, tDone.Sub(tLong), tDone.Sub(tHUP))
 }
