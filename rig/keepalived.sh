@@ -130,4 +130,8 @@ cp "$src/keepalived/keepalived" "$cache.tmp/keepalived"
 strip --strip-debug "$cache.tmp/keepalived"
 rm -rf "$cache"
 mv "$cache.tmp" "$cache"
+# Builds of older patch series are of no more use.
+for old in "$RIG_CACHE/keepalived/$version"-*; do
+	[ "$old" = "$cache" ] || rm -rf "$old"
+done
 install_out
