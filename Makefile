@@ -25,7 +25,7 @@ else
 MODSETS ?= stock
 endif
 
-.PHONY: all checkpatch demo demo-check test test-debug debug-kernel kmod-debug fetch build kmod check unit fuzz vmtest clean
+.PHONY: all checkpatch demo demo-check test test-debug debug-kernel kmod-debug fetch build kmod keepalived check unit fuzz vmtest clean
 
 all: build
 
@@ -40,6 +40,13 @@ kmod: fetch
 ifneq ($(wildcard kmod/Makefile),)
 	$(MAKE) -C kmod W=1
 endif
+
+# Debian's keepalived with our patch series (patches/keepalived/<version>/), into out/keepalived/<version>/
+# (rig/keepalived.sh; cached in $(RIG_CACHE)/keepalived/, so a second run only copies the binary).
+KEEPALIVED_VERSIONS ?= 2.2.7
+
+keepalived:
+	@for v in $(KEEPALIVED_VERSIONS); do rig/keepalived.sh $$v >/dev/null || exit 1; done
 
 check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -62,10 +69,10 @@ fuzz:
 		done; \
 	done
 
-vmtest: fetch kmod
+vmtest: fetch kmod keepalived
 	rig/vmtest.sh --kernels "$(KERNELS)" --modules "$(MODSETS)"
 
-test: fetch check unit fuzz kmod checkpatch vmtest demo-check
+test: fetch check unit fuzz kmod keepalived checkpatch vmtest demo-check
 
 # The sanitizer lane. The kernel build takes long the first time (see README.md), then nothing.
 DEBUG_SUITES ?= ./test/fullnat ./test/synproxy ./test/toa ./test/packets ./test/compat

@@ -5,6 +5,7 @@
 #   base:    busybox-static, iproute2 (ip, tc), ethtool, Debian's ipvsadm 1.31 and keepalived with their
 #            shared libraries, and the kernel's own modules (the closure of what IPVS tests need),
 #   modules: with --modules ours, our modules from kmod/out/<release>/ over the stock ip_vs*,
+#   keepalived: our patched keepalived (out/keepalived/<version>/, make keepalived) at /opt/fullnat/bin/,
 #   payload: a directory given with --payload, unpacked at / (our binaries, tests, scripts),
 # run /opt/fullnat/run/<NAME> inside (--run NAME), and exit with its status.
 # The run fails when the kernel log shows an oops, WARN, BUG, lockdep, KASAN, KFENCE, UBSAN,
@@ -162,6 +163,24 @@ if [ "$modules" = ours ]; then
 	(cd "$smod" && ls modules.*) | sed "s|^|lib/modules/$rel/|" >>"$work/ours.list"
 	(cd "$ov" && cpio -o -H newc -R 0:0 --quiet <"$work/ours.list") >>"$work/initrd"
 fi
+
+# --- our keepalived (make keepalived) with its shared libraries -------------------------------
+# out/keepalived/2.2.7/keepalived goes to /opt/fullnat/bin/keepalived, any other version to
+# /opt/fullnat/bin/keepalived-VERSION. None built: none there (the tests that need it fail).
+ka=$work/keepalived
+for b in "$top"/out/keepalived/*/keepalived; do
+	[ -x "$b" ] || continue
+	v=$(basename "$(dirname "$b")")
+	name=keepalived
+	[ "$v" = 2.2.7 ] || name=keepalived-$v
+	mkdir -p "$ka/opt/fullnat/bin"
+	cp "$b" "$ka/opt/fullnat/bin/$name"
+	ldd "$b" | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' | while read -r lib; do
+		mkdir -p "$ka$(dirname "$lib")"
+		cp -L "$lib" "$ka$lib"
+	done
+done
+[ ! -d "$ka" ] || (cd "$ka" && find . -mindepth 1 | cpio -o -H newc -R 0:0 --quiet) >>"$work/initrd"
 
 # --- payload ---------------------------------------------------------------------------------
 pl=$work/payload

@@ -1,0 +1,197 @@
+//go:build vmtest
+
+package keepalived
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fullnat/fullnat/internal/vmnet"
+)
+
+const (
+	// ourKeepalived is Debian's keepalived 2.2.7 with patches/keepalived/2.2.7 (make keepalived).
+	ourKeepalived = vmnet.Bin + "/keepalived"
+	// stockKeepalived is Debian's own.
+	stockKeepalived = "/usr/sbin/keepalived"
+	// ipvsadm is ours: it shows FullNat, synproxy and the local addresses (-G).
+	ipvsadm = vmnet.Bin + "/ipvsadm"
+)
+
+// director builds the standard topology (no route back: FULLNAT needs none) with our module
+// loaded and the local addresses the configurations use on the director's inside bridge:
+// 198.51.100.101-103 and 2001:db8:2::101-102.
+func director(t *testing.T, servers int) *vmnet.Topology {
+	t.Helper()
+	if os.Getenv("RIG_MODULES") != "ours" {
+		t.Fatalf("FULLNAT needs our modules (RIG_MODULES=ours), got %q", os.Getenv("RIG_MODULES"))
+	}
+	if _, err := os.Stat(ourKeepalived); err != nil {
+		t.Fatalf("our keepalived is not in the VM (make keepalived): %v", err)
+	}
+	tp := vmnet.New(t, vmnet.Options{Servers: servers})
+	d := tp.Director
+	for _, m := range []string{"ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_wlc"} {
+		d.Run(t, "/sbin/modprobe", m)
+	}
+	for i := 1; i <= 3; i++ {
+		d.Addr(t, "br0", fmt.Sprintf("198.51.100.%d/24", 100+i))
+	}
+	for i := 1; i <= 2; i++ {
+		d.Run(t, vmnet.IP, "-6", "addr", "add", fmt.Sprintf("2001:db8:2::%d/64", 100+i), "dev", "br0", "nodad")
+	}
+	t.Cleanup(func() { _, _ = d.Try(ipvsadm, "-C") })
+	return tp
+}
+
+// lockedBuffer collects a daemon's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// daemon is a keepalived running the checker only, in the foreground, logging to its output.
+type daemon struct {
+	cmd  *exec.Cmd
+	logs *lockedBuffer
+	done chan struct{}
+}
+
+func startKeepalived(t *testing.T, ns vmnet.NS, bin, conf string) *daemon {
+	t.Helper()
+	dir := t.TempDir()
+	k := &daemon{logs: &lockedBuffer{}, done: make(chan struct{})}
+	k.cmd = ns.Command(bin, "--dont-fork", "--check", "--log-console", "--log-detail",
+		"-f", conf, "-p", filepath.Join(dir, "ka.pid"), "-c", filepath.Join(dir, "ka-check.pid"))
+	k.cmd.Stdout, k.cmd.Stderr = k.logs, k.logs
+	if err := k.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	go func() { _ = k.cmd.Wait(); close(k.done) }()
+	t.Cleanup(func() {
+		k.stop()
+		if t.Failed() {
+			t.Logf("%s -f %s log:\n%s", bin, conf, k.logs.String())
+		}
+	})
+	return k
+}
+
+// stop ends keepalived (SIGTERM, as systemd does) and waits for it.
+func (k *daemon) stop() {
+	select {
+	case <-k.done:
+		return
+	default:
+	}
+	_ = k.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-k.done:
+	case <-time.After(15 * time.Second):
+		_ = k.cmd.Process.Kill()
+		<-k.done
+	}
+}
+
+// server is an `lvs-peer serve` the test can stop and start again.
+type server struct {
+	t    *testing.T
+	ns   vmnet.NS
+	name string
+	addr string
+	cmd  *exec.Cmd
+}
+
+func newServer(t *testing.T, ns vmnet.NS, name, addr string) *server {
+	s := &server{t: t, ns: ns, name: name, addr: addr}
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *server) start() {
+	s.t.Helper()
+	cmd := s.ns.Command(vmnet.Bin+"/lvs-peer", "serve", "--name", s.name, "--listen", s.addr)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("starting lvs-peer %s: %v", s.name, err)
+	}
+	s.cmd = cmd
+	ready := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		ready <- line
+	}()
+	select {
+	case line := <-ready:
+		if strings.TrimSpace(line) != "ready" {
+			s.t.Fatalf("lvs-peer %s did not start: %q", s.name, line)
+		}
+	case <-time.After(10 * time.Second):
+		s.t.Fatalf("lvs-peer %s did not start in time", s.name)
+	}
+}
+
+func (s *server) stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// table is `ipvsadm -Ln`, `-G` and `-Sn` (our ipvsadm) in ns.
+func table(ns vmnet.NS) string {
+	ln, err := ns.Try(ipvsadm, "-Ln")
+	if err != nil {
+		ln += "\n(ipvsadm -Ln: " + err.Error() + ")"
+	}
+	g, err := ns.Try(ipvsadm, "-G")
+	if err != nil {
+		g += "\n(ipvsadm -G: " + err.Error() + ")"
+	}
+	// -S shows what -L does not: the ESTABLISHED timeout (-V).
+	sv, err := ns.Try(ipvsadm, "-Sn")
+	if err != nil {
+		sv += "\n(ipvsadm -Sn: " + err.Error() + ")"
+	}
+	return "== ipvsadm -Ln\n" + ln + "== ipvsadm -G\n" + g + "== ipvsadm -Sn\n" + sv
+}
+
+// waitFor polls ok every 100 ms until it holds or limit passes; it returns how long that took.
+func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > limit {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return time.Since(start)
+}
