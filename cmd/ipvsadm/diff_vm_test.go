@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fullnat/fullnat/internal/vmnet"
 )
 
 const (
@@ -43,6 +45,16 @@ func runBin(t *testing.T, bin string, args []string, stdin string) result {
 // runBinAs is runBin with the given credentials (nil: the test's own).
 func runBinAs(t *testing.T, cred *syscall.Credential, bin string, args []string, stdin string) result {
 	t.Helper()
+	r, err := execBin(cred, bin, args, stdin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// execBin is runBinAs for any goroutine: it returns the error of a
+// binary that could not run instead of failing the test.
+func execBin(cred *syscall.Credential, bin string, args []string, stdin string) (result, error) {
 	cmd := &exec.Cmd{Path: bin, Args: append([]string{"ipvsadm"}, args...)}
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -55,11 +67,11 @@ func runBinAs(t *testing.T, cred *syscall.Credential, bin string, args []string,
 	if err != nil {
 		ee, ok := err.(*exec.ExitError)
 		if !ok {
-			t.Fatalf("%s %v: %v", bin, args, err)
+			return result{}, fmt.Errorf("%s %v: %w", bin, args, err)
 		}
 		code = ee.ExitCode()
 	}
-	return result{o.String(), e.String(), code}
+	return result{o.String(), e.String(), code}, nil
 }
 
 func mustRun(t *testing.T, name string, args ...string) {
@@ -79,15 +91,31 @@ func resetIPVS(t *testing.T) {
 	}
 }
 
+// snapshotArgs are the listings that make up a snapshot.
+var snapshotArgs = [][]string{{"-Ln"}, {"-S", "-n"}, {"-Ln", "--stats"}, {"-L", "--timeout"}, {"-L", "--daemon"}}
+
 // snapshot is the IPVS state as Debian's ipvsadm lists it.
 func snapshot(t *testing.T) string {
 	t.Helper()
+	s, err := takeSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// takeSnapshot is snapshot for any goroutine, in the namespace of the
+// calling thread.
+func takeSnapshot() (string, error) {
 	var b strings.Builder
-	for _, args := range [][]string{{"-Ln"}, {"-S", "-n"}, {"-Ln", "--stats"}, {"-L", "--timeout"}, {"-L", "--daemon"}} {
-		r := runBin(t, refIpvsadm, args, "")
+	for _, args := range snapshotArgs {
+		r, err := execBin(nil, refIpvsadm, args, "")
+		if err != nil {
+			return "", err
+		}
 		fmt.Fprintf(&b, "## ipvsadm %s\n%s", strings.Join(args, " "), r)
 	}
-	return b.String()
+	return b.String(), nil
 }
 
 func loadIPVS(t *testing.T) {
@@ -105,13 +133,136 @@ func corpusFiles(t *testing.T) []string {
 	return files
 }
 
+// playHere runs the steps with bin in the calling thread's namespace and
+// returns each step's result and the state afterwards as Debian's ipvsadm
+// lists it.
+func playHere(bin string, steps []step) (rs []result, state string, err error) {
+	for _, s := range steps {
+		if !s.isCmd {
+			return nil, "", fmt.Errorf("directive %q in a corpus sequence", s.directive)
+		}
+		stdin := ""
+		if len(s.stdin) > 0 {
+			stdin = strings.Join(s.stdin, "\n") + "\n"
+		}
+		r, err := execBin(nil, bin, s.args, stdin)
+		if err != nil {
+			return nil, "", err
+		}
+		rs = append(rs, r)
+	}
+	state, err = takeSnapshot()
+	return rs, state, err
+}
+
+// resetHere brings IPVS in the calling thread's namespace back to the
+// state of a new one: no services, the default timeouts, no sync daemons.
+func resetHere() error {
+	for _, args := range [][]string{{"-C"}, {"--set", "900", "120", "300"}} {
+		if r, err := execBin(nil, refIpvsadm, args, ""); err != nil || r.code != 0 {
+			return fmt.Errorf("reset: ipvsadm %v: %v %s", args, err, r)
+		}
+	}
+	for _, st := range []string{"master", "backup"} {
+		if _, err := execBin(nil, refIpvsadm, []string{"--stop-daemon", st}, ""); err != nil {
+			return fmt.Errorf("reset: %w", err)
+		}
+	}
+	return nil
+}
+
+// hashOrdered reports whether a sequence lists services unsorted
+// (--nosort, also inside -R): they then come in the order of the kernel's
+// service hash table, and the hash mixes in the address of the namespace's
+// IPVS state (ip_vs_svc_hashkey), so two namespaces list the same table in
+// different orders.
+func hashOrdered(steps []step) bool {
+	for _, s := range steps {
+		for _, w := range append(append([]string(nil), s.args...), strings.Fields(strings.Join(s.stdin, " "))...) {
+			if len(w) > len("--no") && strings.HasPrefix("--nosort", strings.SplitN(w, "=", 2)[0]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+type played struct {
+	rs    []result
+	state string
+	err   error
+}
+
+// differential plays the steps with ref and with ours, each from a clean
+// IPVS, and returns how the results differ: the stdout, stderr and exit
+// status of every step and the final state. The two play at the same time,
+// each in a new network namespace of its own (vmnet.InFreshNetns), where
+// IPVS starts clean (services, timeouts and sync daemons are per namespace)
+// and the other cannot be seen. A sequence that lists in hash order plays
+// in one new namespace instead, ref, a reset with ref, then ours.
+func differential(steps []step, ref, ours string) ([]string, error) {
+	var want, got played
+	if hashOrdered(steps) {
+		want.err = vmnet.InFreshNetns(func() error {
+			want.rs, want.state, want.err = playHere(ref, steps)
+			if want.err != nil {
+				return want.err
+			}
+			if err := resetHere(); err != nil {
+				return err
+			}
+			got.rs, got.state, got.err = playHere(ours, steps)
+			return nil
+		})
+	} else {
+		oc := make(chan played, 1)
+		go func() {
+			var p played
+			p.err = vmnet.InFreshNetns(func() (err error) {
+				p.rs, p.state, err = playHere(ours, steps)
+				return err
+			})
+			oc <- p
+		}()
+		want.err = vmnet.InFreshNetns(func() (err error) {
+			want.rs, want.state, err = playHere(ref, steps)
+			return err
+		})
+		got = <-oc
+	}
+	if want.err != nil {
+		return nil, want.err
+	}
+	if got.err != nil {
+		return nil, got.err
+	}
+	var diffs []string
+	for i, s := range steps {
+		if want.rs[i] != got.rs[i] {
+			diffs = append(diffs, fmt.Sprintf("$ ipvsadm %s\n=== 1.31:\n%s=== ours:\n%s", strings.Join(s.args, " "), want.rs[i], got.rs[i]))
+		}
+	}
+	if want.state != got.state {
+		diffs = append(diffs, fmt.Sprintf("state after the sequence differs\n=== 1.31:\n%s=== ours:\n%s", want.state, got.state))
+	}
+	return diffs, nil
+}
+
 // TestDifferential runs every corpus sequence with Debian's ipvsadm 1.31
 // and with ours from the same clean state, and requires the same stdout,
-// stderr, exit status and resulting IPVS state.
+// stderr, exit status and resulting IPVS state. Every play has a network
+// namespace of its own, so the sequences run in parallel (what is not per
+// namespace, module loading, does not change what ipvsadm prints).
 func TestDifferential(t *testing.T) {
 	loadIPVS(t)
+	start, cpu0 := time.Now(), cpuTimes(t)
+	t.Cleanup(func() {
+		busy, all := cpuTimes(t).since(cpu0)
+		t.Logf("%d sequences in %v, CPUs busy %.0f%%", len(corpusFiles(t)), time.Since(start).Round(time.Millisecond), 100*busy/all)
+	})
 	for _, file := range corpusFiles(t) {
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
+			t.Parallel()
 			data, err := os.ReadFile(file)
 			if err != nil {
 				t.Fatal(err)
@@ -120,46 +271,55 @@ func TestDifferential(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			play := func(bin string) ([]result, string) {
-				resetIPVS(t)
-				var rs []result
-				for _, s := range steps {
-					if !s.isCmd {
-						t.Fatalf("directive %q in a corpus sequence", s.directive)
-					}
-					stdin := ""
-					if len(s.stdin) > 0 {
-						stdin = strings.Join(s.stdin, "\n") + "\n"
-					}
-					rs = append(rs, runBin(t, bin, s.args, stdin))
-				}
-				return rs, snapshot(t)
+			diffs, err := differential(steps, refIpvsadm, ourIpvsadm)
+			if err != nil {
+				t.Fatal(err)
 			}
-			want, wantState := play(refIpvsadm)
-			got, gotState := play(ourIpvsadm)
-			for i, s := range steps {
-				if want[i] != got[i] {
-					t.Errorf("$ ipvsadm %s\n=== 1.31:\n%s=== ours:\n%s", strings.Join(s.args, " "), want[i], got[i])
-				}
-			}
-			if wantState != gotState {
-				t.Errorf("state after the sequence differs\n=== 1.31:\n%s=== ours:\n%s", wantState, gotState)
+			for _, d := range diffs {
+				t.Error(d)
 			}
 		})
 	}
-	resetIPVS(t)
+}
+
+// cpuTimes is the first line of /proc/stat: the time all CPUs spent in
+// each state, in ticks.
+type cpuStat []uint64
+
+func cpuTimes(t *testing.T) cpuStat {
+	t.Helper()
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts cpuStat
+	for _, f := range strings.Fields(strings.SplitN(string(data), "\n", 2)[0])[1:] {
+		var v uint64
+		fmt.Sscan(f, &v)
+		ts = append(ts, v)
+	}
+	return ts
+}
+
+// since returns the busy and all ticks from before to c (idle and iowait
+// are not busy).
+func (c cpuStat) since(before cpuStat) (busy, all float64) {
+	for i := range c {
+		d := float64(c[i] - before[i])
+		all += d
+		if i != 3 && i != 4 {
+			busy += d
+		}
+	}
+	return busy, all
 }
 
 // TestDifferentialUnprivileged runs commands as an unprivileged user
 // (nobody) with both binaries against a configured table: same output,
-// errors and exit codes, and the table is left as it was.
+// errors and exit codes, and the table is left as it was. Each binary
+// has a namespace and a table of its own, the two run at the same time.
 func TestDifferentialUnprivileged(t *testing.T) {
 	loadIPVS(t)
-	resetIPVS(t)
-	defer resetIPVS(t)
-	mustRun(t, refIpvsadm, "-A", "-t", "192.0.2.1:80", "-s", "wrr")
-	mustRun(t, refIpvsadm, "-a", "-t", "192.0.2.1:80", "-r", "198.51.100.1:8080", "-m", "-w", "3")
-	before := snapshot(t)
 	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
 	cmds := []struct {
 		args  []string
@@ -185,15 +345,60 @@ func TestDifferentialUnprivileged(t *testing.T) {
 		{[]string{"-A", "-t", "bad:address"}, ""},
 		{[]string{"-v"}, ""},
 	}
-	for _, c := range cmds {
-		want := runBinAs(t, nobody, refIpvsadm, c.args, c.stdin)
-		got := runBinAs(t, nobody, ourIpvsadm, c.args, c.stdin)
-		if want != got {
+	type side struct {
+		rs            []result
+		before, after string
+		err           error
+	}
+	run := func(bin string, sc chan<- side) {
+		var s side
+		s.err = vmnet.InFreshNetns(func() error {
+			for _, setup := range [][]string{
+				{"-A", "-t", "192.0.2.1:80", "-s", "wrr"},
+				{"-a", "-t", "192.0.2.1:80", "-r", "198.51.100.1:8080", "-m", "-w", "3"},
+			} {
+				if r, err := execBin(nil, refIpvsadm, setup, ""); err != nil || r.code != 0 {
+					return fmt.Errorf("setup %v: %v %s", setup, err, r)
+				}
+			}
+			var err error
+			if s.before, err = takeSnapshot(); err != nil {
+				return err
+			}
+			for _, c := range cmds {
+				r, err := execBin(nobody, bin, c.args, c.stdin)
+				if err != nil {
+					return err
+				}
+				s.rs = append(s.rs, r)
+			}
+			s.after, err = takeSnapshot()
+			return err
+		})
+		sc <- s
+	}
+	rc, oc := make(chan side, 1), make(chan side, 1)
+	go run(refIpvsadm, rc)
+	go run(ourIpvsadm, oc)
+	ref, ours := <-rc, <-oc
+	if ref.err != nil || ours.err != nil {
+		t.Fatalf("1.31: %v; ours: %v", ref.err, ours.err)
+	}
+	for i, c := range cmds {
+		if want, got := ref.rs[i], ours.rs[i]; want != got {
 			t.Errorf("as nobody: $ ipvsadm %s\n=== 1.31:\n%s=== ours:\n%s", strings.Join(c.args, " "), want, got)
 		}
 	}
-	if after := snapshot(t); after != before {
-		t.Errorf("unprivileged commands changed the table\n=== before:\n%s=== after:\n%s", before, after)
+	for _, s := range []struct {
+		name string
+		side
+	}{{"1.31", ref}, {"ours", ours}} {
+		if s.after != s.before {
+			t.Errorf("unprivileged commands (%s) changed the table\n=== before:\n%s=== after:\n%s", s.name, s.before, s.after)
+		}
+	}
+	if ref.before != ours.before {
+		t.Errorf("the two tables differ\n=== 1.31's:\n%s=== ours':\n%s", ref.before, ours.before)
 	}
 }
 
@@ -291,7 +496,11 @@ func TestBenchmarkRestoreList(t *testing.T) {
 }
 
 // TestDifferentialSeesDifferences checks the harness itself: an option
-// only ours knows must give different results from the two binaries.
+// only ours knows must give different results from the two binaries, the
+// differential must report a step's output and a final state that differ,
+// and 1.31 against itself must agree (each side starts clean, and the
+// side played at the same time cannot be seen: a shared table would make
+// one of the two -A fail).
 func TestDifferentialSeesDifferences(t *testing.T) {
 	loadIPVS(t)
 	args := []string{"-L", "--line-numbers"}
@@ -301,6 +510,44 @@ func TestDifferentialSeesDifferences(t *testing.T) {
 	}
 	if ref.stderr != "--line-numbers: unknown option\n" || ref.code != 255 {
 		t.Errorf("1.31: %s", ref)
+	}
+
+	seq := func(t *testing.T, text string) []step {
+		t.Helper()
+		steps, err := parseTranscript(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return steps
+	}
+	build := seq(t, "$ ipvsadm -A -t 192.0.2.1:80 -s wrr\n$ ipvsadm -a -t 192.0.2.1:80 -r 198.51.100.1:8080 -m\n"+
+		"$ ipvsadm --set 7 8 9\n$ ipvsadm --start-daemon backup --mcast-interface lo\n$ ipvsadm -Ln\n")
+	if diffs, err := differential(build, refIpvsadm, refIpvsadm); err != nil || len(diffs) != 0 {
+		t.Errorf("1.31 against itself: %v %q", err, diffs)
+	}
+	// The same in one namespace, one after the other (hash order).
+	nosort := append(build, seq(t, "$ ipvsadm -Ln --nosort\n")...)
+	if !hashOrdered(nosort) || hashOrdered(build) {
+		t.Errorf("hashOrdered: %v with --nosort, %v without", hashOrdered(nosort), hashOrdered(build))
+	}
+	if diffs, err := differential(nosort, refIpvsadm, refIpvsadm); err != nil || len(diffs) != 0 {
+		t.Errorf("1.31 against itself in one namespace: %v %q", err, diffs)
+	}
+	diffs, err := differential(seq(t, "$ ipvsadm -Ln\n$ ipvsadm -L --line-numbers\n"), refIpvsadm, ourIpvsadm)
+	if err != nil || len(diffs) != 1 || !strings.HasPrefix(diffs[0], "$ ipvsadm -L --line-numbers\n") {
+		t.Errorf("an extension option: %v %q", err, diffs)
+	}
+	// A stand-in for ours that leaves one more service behind: every step
+	// prints the same, the state differs.
+	extra := filepath.Join(t.TempDir(), "ipvsadm")
+	script := "#!/bin/sh\n" + refIpvsadm + " -A -t 192.0.2.9:9 2>/dev/null\nexec " + ourIpvsadm + " \"$@\"\n"
+	if err := os.WriteFile(extra, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	diffs, err = differential(build[:1], refIpvsadm, extra)
+	if err != nil || len(diffs) != 1 || !strings.HasPrefix(diffs[0], "state after the sequence differs\n") ||
+		!strings.Contains(diffs[0], "192.0.2.9:9") {
+		t.Errorf("a state that differs: %v %q", err, diffs)
 	}
 }
 
