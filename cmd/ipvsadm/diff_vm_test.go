@@ -97,25 +97,24 @@ var snapshotArgs = [][]string{{"-Ln"}, {"-S", "-n"}, {"-Ln", "--stats"}, {"-L", 
 // snapshot is the IPVS state as Debian's ipvsadm lists it.
 func snapshot(t *testing.T) string {
 	t.Helper()
-	s, err := takeSnapshot()
+	r, err := takeSnapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return r.String()
 }
 
 // takeSnapshot is snapshot for any goroutine, in the namespace of the
-// calling thread.
-func takeSnapshot() (string, error) {
-	var b strings.Builder
+// calling thread: one run of Debian's ipvsadm -R with the listings as its
+// lines. -R runs each line as a command of its own, so this prints what
+// the listings print one by one (TestSnapshotInOneRun checks that) for a
+// fifth of the execs.
+func takeSnapshot() (result, error) {
+	var in strings.Builder
 	for _, args := range snapshotArgs {
-		r, err := execBin(nil, refIpvsadm, args, "")
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(&b, "## ipvsadm %s\n%s", strings.Join(args, " "), r)
+		in.WriteString(strings.Join(args, " ") + "\n")
 	}
-	return b.String(), nil
+	return execBin(nil, refIpvsadm, []string{"-R"}, in.String())
 }
 
 func loadIPVS(t *testing.T) {
@@ -136,10 +135,10 @@ func corpusFiles(t *testing.T) []string {
 // playHere runs the steps with bin in the calling thread's namespace and
 // returns each step's result and the state afterwards as Debian's ipvsadm
 // lists it.
-func playHere(bin string, steps []step) (rs []result, state string, err error) {
+func playHere(bin string, steps []step) (rs []result, state result, err error) {
 	for _, s := range steps {
 		if !s.isCmd {
-			return nil, "", fmt.Errorf("directive %q in a corpus sequence", s.directive)
+			return nil, state, fmt.Errorf("directive %q in a corpus sequence", s.directive)
 		}
 		stdin := ""
 		if len(s.stdin) > 0 {
@@ -147,7 +146,7 @@ func playHere(bin string, steps []step) (rs []result, state string, err error) {
 		}
 		r, err := execBin(nil, bin, s.args, stdin)
 		if err != nil {
-			return nil, "", err
+			return nil, state, err
 		}
 		rs = append(rs, r)
 	}
@@ -155,95 +154,70 @@ func playHere(bin string, steps []step) (rs []result, state string, err error) {
 	return rs, state, err
 }
 
-// resetHere brings IPVS in the calling thread's namespace back to the
-// state of a new one: no services, the default timeouts, no sync daemons.
-func resetHere() error {
-	for _, args := range [][]string{{"-C"}, {"--set", "900", "120", "300"}} {
-		if r, err := execBin(nil, refIpvsadm, args, ""); err != nil || r.code != 0 {
-			return fmt.Errorf("reset: ipvsadm %v: %v %s", args, err, r)
-		}
+// resetAfter brings IPVS in the calling thread's namespace back to the
+// state of a new namespace: no services, the default timeouts, no sync
+// daemons. It runs only what the state, a snapshot, shows is needed:
+// flushing no services, setting the timeouts they have and stopping a
+// daemon that does not run change nothing. A snapshot that is not clean
+// listings gets everything.
+func resetAfter(state result) error {
+	all := state.code != 0 || state.stderr != ""
+	var cmds [][]string
+	if all || strings.Contains(state.stdout, "\n-A ") {
+		cmds = append(cmds, []string{"-C"})
+	}
+	if all || !strings.Contains(state.stdout, "\nTimeout (tcp tcpfin udp): 900 120 300\n") {
+		cmds = append(cmds, []string{"--set", "900", "120", "300"})
 	}
 	for _, st := range []string{"master", "backup"} {
-		if _, err := execBin(nil, refIpvsadm, []string{"--stop-daemon", st}, ""); err != nil {
-			return fmt.Errorf("reset: %w", err)
+		if all || strings.Contains(state.stdout, st+" sync daemon") {
+			cmds = append(cmds, []string{"--stop-daemon", st})
+		}
+	}
+	for _, args := range cmds {
+		if r, err := execBin(nil, refIpvsadm, args, ""); err != nil || (r.code != 0 && (!all || args[0] != "--stop-daemon")) {
+			return fmt.Errorf("reset: ipvsadm %v: %v %s", args, err, r)
 		}
 	}
 	return nil
 }
 
-// hashOrdered reports whether a sequence lists services unsorted
-// (--nosort, also inside -R): they then come in the order of the kernel's
-// service hash table, and the hash mixes in the address of the namespace's
-// IPVS state (ip_vs_svc_hashkey), so two namespaces list the same table in
-// different orders.
-func hashOrdered(steps []step) bool {
-	for _, s := range steps {
-		for _, w := range append(append([]string(nil), s.args...), strings.Fields(strings.Join(s.stdin, " "))...) {
-			if len(w) > len("--no") && strings.HasPrefix("--nosort", strings.SplitN(w, "=", 2)[0]) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-type played struct {
-	rs    []result
-	state string
-	err   error
-}
-
-// differential plays the steps with ref and with ours, each from a clean
-// IPVS, and returns how the results differ: the stdout, stderr and exit
-// status of every step and the final state. The two play at the same time,
-// each in a new network namespace of its own (vmnet.InFreshNetns), where
-// IPVS starts clean (services, timeouts and sync daemons are per namespace)
-// and the other cannot be seen. A sequence that lists in hash order plays
-// in one new namespace instead, ref, a reset with ref, then ours.
+// differential plays the steps with ref and then with ours, each from a
+// clean IPVS, and returns how the results differ: the stdout, stderr and
+// exit status of every step and the final state.
+//
+// The two play in one new network namespace (vmnet.InFreshNetns) with a
+// reset in between, never in two: the kernel lists services in the order
+// of its service hash table, whose hash mixes in the address of the
+// namespace's IPVS state (ip_vs_svc_hashkey), and ipvsadm's sort is not
+// a total order (msort), so even sorted listings of one table can differ
+// between two namespaces. Services, timeouts and sync daemons are per
+// namespace, so sequences in namespaces of their own run in parallel.
 func differential(steps []step, ref, ours string) ([]string, error) {
-	var want, got played
-	if hashOrdered(steps) {
-		want.err = vmnet.InFreshNetns(func() error {
-			want.rs, want.state, want.err = playHere(ref, steps)
-			if want.err != nil {
-				return want.err
-			}
-			if err := resetHere(); err != nil {
-				return err
-			}
-			got.rs, got.state, got.err = playHere(ours, steps)
-			return nil
-		})
-	} else {
-		oc := make(chan played, 1)
-		go func() {
-			var p played
-			p.err = vmnet.InFreshNetns(func() (err error) {
-				p.rs, p.state, err = playHere(ours, steps)
-				return err
-			})
-			oc <- p
-		}()
-		want.err = vmnet.InFreshNetns(func() (err error) {
-			want.rs, want.state, err = playHere(ref, steps)
+	var want, got []result
+	var wantState, gotState result
+	err := vmnet.InFreshNetns(func() error {
+		var err error
+		if want, wantState, err = playHere(ref, steps); err != nil {
 			return err
-		})
-		got = <-oc
-	}
-	if want.err != nil {
-		return nil, want.err
-	}
-	if got.err != nil {
-		return nil, got.err
+		}
+		if err := resetAfter(wantState); err != nil {
+			return err
+		}
+		got, gotState, err = playHere(ours, steps)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	var diffs []string
 	for i, s := range steps {
-		if want.rs[i] != got.rs[i] {
-			diffs = append(diffs, fmt.Sprintf("$ ipvsadm %s\n=== 1.31:\n%s=== ours:\n%s", strings.Join(s.args, " "), want.rs[i], got.rs[i]))
+		if want[i] != got[i] {
+			diffs = append(diffs, fmt.Sprintf("$ ipvsadm %s\n=== 1.31:\n%s=== ours:\n%s", strings.Join(s.args, " "), want[i], got[i]))
 		}
 	}
-	if want.state != got.state {
-		diffs = append(diffs, fmt.Sprintf("state after the sequence differs\n=== 1.31:\n%s=== ours:\n%s", want.state, got.state))
+	if wantState != gotState {
+		diffs = append(diffs, fmt.Sprintf("state after the sequence differs\n=== 1.31:\n%s=== ours:\n%s", wantState, gotState))
 	}
 	return diffs, nil
 }
@@ -347,7 +321,7 @@ func TestDifferentialUnprivileged(t *testing.T) {
 	}
 	type side struct {
 		rs            []result
-		before, after string
+		before, after result
 		err           error
 	}
 	run := func(bin string, sc chan<- side) {
@@ -393,7 +367,7 @@ func TestDifferentialUnprivileged(t *testing.T) {
 		name string
 		side
 	}{{"1.31", ref}, {"ours", ours}} {
-		if s.after != s.before {
+		if s.after != s.before || s.before.code != 0 || s.before.stderr != "" {
 			t.Errorf("unprivileged commands (%s) changed the table\n=== before:\n%s=== after:\n%s", s.name, s.before, s.after)
 		}
 	}
@@ -498,9 +472,8 @@ func TestBenchmarkRestoreList(t *testing.T) {
 // TestDifferentialSeesDifferences checks the harness itself: an option
 // only ours knows must give different results from the two binaries, the
 // differential must report a step's output and a final state that differ,
-// and 1.31 against itself must agree (each side starts clean, and the
-// side played at the same time cannot be seen: a shared table would make
-// one of the two -A fail).
+// and 1.31 against itself must agree (the reset between the two sides
+// leaves nothing behind of services, timeouts and sync daemons).
 func TestDifferentialSeesDifferences(t *testing.T) {
 	loadIPVS(t)
 	args := []string{"-L", "--line-numbers"}
@@ -525,14 +498,6 @@ func TestDifferentialSeesDifferences(t *testing.T) {
 	if diffs, err := differential(build, refIpvsadm, refIpvsadm); err != nil || len(diffs) != 0 {
 		t.Errorf("1.31 against itself: %v %q", err, diffs)
 	}
-	// The same in one namespace, one after the other (hash order).
-	nosort := append(build, seq(t, "$ ipvsadm -Ln --nosort\n")...)
-	if !hashOrdered(nosort) || hashOrdered(build) {
-		t.Errorf("hashOrdered: %v with --nosort, %v without", hashOrdered(nosort), hashOrdered(build))
-	}
-	if diffs, err := differential(nosort, refIpvsadm, refIpvsadm); err != nil || len(diffs) != 0 {
-		t.Errorf("1.31 against itself in one namespace: %v %q", err, diffs)
-	}
 	diffs, err := differential(seq(t, "$ ipvsadm -Ln\n$ ipvsadm -L --line-numbers\n"), refIpvsadm, ourIpvsadm)
 	if err != nil || len(diffs) != 1 || !strings.HasPrefix(diffs[0], "$ ipvsadm -L --line-numbers\n") {
 		t.Errorf("an extension option: %v %q", err, diffs)
@@ -548,6 +513,51 @@ func TestDifferentialSeesDifferences(t *testing.T) {
 	if err != nil || len(diffs) != 1 || !strings.HasPrefix(diffs[0], "state after the sequence differs\n") ||
 		!strings.Contains(diffs[0], "192.0.2.9:9") {
 		t.Errorf("a state that differs: %v %q", err, diffs)
+	}
+}
+
+// TestSnapshotInOneRun checks that the snapshot, one ipvsadm -R, prints
+// what the listings print run one by one, on a table with services of
+// every kind, destinations, timeouts and both sync daemons.
+func TestSnapshotInOneRun(t *testing.T) {
+	loadIPVS(t)
+	err := vmnet.InFreshNetns(func() error {
+		r, err := execBin(nil, refIpvsadm, []string{"-R"}, strings.Join([]string{
+			"-A -t 192.0.2.1:80 -s wrr -p 60", "-a -t 192.0.2.1:80 -r 198.51.100.1:8080 -m -w 3",
+			"-a -t 192.0.2.1:80 -r 198.51.100.2:80 -g", "-A -u [2001:db8::1]:53 -s rr",
+			"-a -u [2001:db8::1]:53 -r [2001:db8:1::1]:53 -i", "-A -f 7 -s sh", "-A --sctp-service 192.0.2.2:9 -s lc",
+			"--set 7 8 9", "--start-daemon master --mcast-interface lo --syncid 3",
+			"--start-daemon backup --mcast-interface lo --syncid 4", ""}, "\n"))
+		if err != nil || r.code != 0 || r.stderr != "" {
+			return fmt.Errorf("building the table: %v %s", err, r)
+		}
+		one, err := takeSnapshot()
+		if err != nil {
+			return err
+		}
+		var each strings.Builder
+		for _, args := range snapshotArgs {
+			r, err := execBin(nil, refIpvsadm, args, "")
+			if err != nil {
+				return err
+			}
+			if r.code != 0 || r.stderr != "" {
+				t.Errorf("ipvsadm %s: %s", strings.Join(args, " "), r)
+			}
+			each.WriteString(r.stdout)
+		}
+		for _, want := range []string{"198.51.100.2:80", "[2001:db8:1::1]:53", "FWM  7", "SCTP", "7 8 9", "master sync daemon", "backup sync daemon"} {
+			if !strings.Contains(each.String(), want) {
+				t.Errorf("the listings lack %q:\n%s", want, each.String())
+			}
+		}
+		if one.code != 0 || one.stderr != "" || one.stdout != each.String() {
+			t.Errorf("one run of -R:\n%s=== the listings one by one:\n%s", one, each.String())
+		}
+		return resetAfter(one)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
