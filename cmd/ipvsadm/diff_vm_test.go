@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -53,8 +54,12 @@ func runBinAs(t *testing.T, cred *syscall.Credential, bin string, args []string,
 }
 
 // execBin is runBinAs for any goroutine: it returns the error of a
-// binary that could not run instead of failing the test.
+// binary that could not run instead of failing the test. It waits its turn
+// in tableOrder.
 func execBin(cred *syscall.Credential, bin string, args []string, stdin string) (result, error) {
+	c := classify(args, stdin)
+	tableOrder.lock(c)
+	defer tableOrder.unlock(c)
 	cmd := &exec.Cmd{Path: bin, Args: append([]string{"ipvsadm"}, args...)}
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -72,6 +77,126 @@ func execBin(cred *syscall.Credential, bin string, args []string, stdin string) 
 		code = ee.ExitCode()
 	}
 	return result{o.String(), e.String(), code}, nil
+}
+
+// An ipvsadm run that lists the services must not overlap one that adds
+// or deletes services in another namespace: the kernel keeps the services
+// of all namespaces in one hash table, and ip_vs_genl_dump_services
+// resumes a dump at an index that counts the other namespaces' services
+// too, so a service added or deleted elsewhere between two parts of a
+// dump makes the listing repeat or skip services (seen with TestDifferential
+// playing sequences at once: "FWM  5" listed twice in 013-ops). Runs of
+// one kind may overlap, and runs that do neither run at any time.
+type opClass int
+
+const (
+	opFree   opClass = iota // neither lists services nor adds or deletes any
+	opList                  // may dump the services
+	opChange                // may add or delete services
+	opBoth                  // may do both: runs alone
+)
+
+// classify tells from an ipvsadm command line (and -R's input) what the
+// run may do, erring towards more: a short option cluster with a listing
+// or changing command letter, a long option a listing or changing command
+// starts with (popt takes abbreviations), and no command at all, which
+// lists.
+func classify(args []string, stdin string) opClass {
+	const (
+		listShort   = "LlSG"
+		changeShort = "ADCR"
+		otherShort  = "EZaedhvPQ"
+	)
+	listLong := []string{"list", "save", "get-laddr"}
+	changeLong := []string{"add-service", "delete-service", "clear", "restore"}
+	otherLong := []string{"edit-service", "zero", "add-server", "edit-server", "delete-server", "set", "help",
+		"version", "start-daemon", "stop-daemon", "add-laddr", "del-laddr"}
+	prefixOf := func(name string, opts []string) bool {
+		for _, o := range opts {
+			if name != "" && strings.HasPrefix(o, name) {
+				return true
+			}
+		}
+		return false
+	}
+	var list, change, command bool
+	for _, w := range append(append([]string(nil), args...), strings.Fields(stdin)...) {
+		switch {
+		case strings.HasPrefix(w, "--"):
+			name := strings.SplitN(w[2:], "=", 2)[0]
+			list = list || prefixOf(name, listLong)
+			change = change || prefixOf(name, changeLong)
+			command = command || prefixOf(name, otherLong)
+		case strings.HasPrefix(w, "-"):
+			list = list || strings.ContainsAny(w[1:], listShort)
+			change = change || strings.ContainsAny(w[1:], changeShort)
+			command = command || strings.ContainsAny(w[1:], otherShort)
+		}
+	}
+	if !list && !change && !command {
+		list = true
+	}
+	switch {
+	case list && change:
+		return opBoth
+	case list:
+		return opList
+	case change:
+		return opChange
+	}
+	return opFree
+}
+
+// classLock lets runs of one class overlap and keeps classes apart; opBoth
+// runs alone and opFree runs at any time. A run waiting for another class
+// to finish holds back later arrivals, so no class starves.
+type classLock struct {
+	gate sync.Mutex
+	mu   sync.Mutex
+	cond *sync.Cond
+	n    [opBoth + 1]int
+}
+
+// tableOrder orders the ipvsadm runs of all tests.
+var tableOrder = newClassLock()
+
+func newClassLock() *classLock {
+	l := &classLock{}
+	l.cond = sync.NewCond(&l.mu)
+	return l
+}
+
+func (l *classLock) lock(c opClass) {
+	if c == opFree {
+		return
+	}
+	l.gate.Lock()
+	defer l.gate.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for {
+		fits := true
+		for d := opList; d <= opBoth; d++ {
+			if l.n[d] > 0 && (d != c || c == opBoth) {
+				fits = false
+			}
+		}
+		if fits {
+			break
+		}
+		l.cond.Wait()
+	}
+	l.n[c]++
+}
+
+func (l *classLock) unlock(c opClass) {
+	if c == opFree {
+		return
+	}
+	l.mu.Lock()
+	l.n[c]--
+	l.mu.Unlock()
+	l.cond.Broadcast()
 }
 
 func mustRun(t *testing.T, name string, args ...string) {
@@ -159,15 +284,14 @@ func playHere(bin string, steps []step) (rs []result, state result, err error) {
 // daemons. It runs only what the state, a snapshot, shows is needed:
 // flushing no services, setting the timeouts they have and stopping a
 // daemon that does not run change nothing. A snapshot that is not clean
-// listings gets everything. With daemonsOnly it only stops the sync
-// daemons, before the namespace goes.
-func resetAfter(state result, daemonsOnly bool) error {
+// listings gets everything.
+func resetAfter(state result) error {
 	all := state.code != 0 || state.stderr != ""
 	var cmds [][]string
-	if !daemonsOnly && (all || strings.Contains(state.stdout, "\n-A ")) {
+	if all || strings.Contains(state.stdout, "\n-A ") {
 		cmds = append(cmds, []string{"-C"})
 	}
-	if !daemonsOnly && (all || !strings.Contains(state.stdout, "\nTimeout (tcp tcpfin udp): 900 120 300\n")) {
+	if all || !strings.Contains(state.stdout, "\nTimeout (tcp tcpfin udp): 900 120 300\n") {
 		cmds = append(cmds, []string{"--set", "900", "120", "300"})
 	}
 	for _, st := range []string{"master", "backup"} {
@@ -193,7 +317,8 @@ func resetAfter(state result, daemonsOnly bool) error {
 // namespace's IPVS state (ip_vs_svc_hashkey), and ipvsadm's sort is not
 // a total order (msort), so even sorted listings of one table can differ
 // between two namespaces. Services, timeouts and sync daemons are per
-// namespace, so sequences in namespaces of their own run in parallel.
+// namespace, so sequences in namespaces of their own run in parallel, but
+// for the listings and the table changes, kept apart by tableOrder.
 func differential(steps []step, ref, ours string) ([]string, error) {
 	var want, got []result
 	var wantState, gotState result
@@ -202,15 +327,16 @@ func differential(steps []step, ref, ours string) ([]string, error) {
 		if want, wantState, err = playHere(ref, steps); err != nil {
 			return err
 		}
-		if err := resetAfter(wantState, false); err != nil {
+		if err := resetAfter(wantState); err != nil {
 			return err
 		}
 		if got, gotState, err = playHere(ours, steps); err != nil {
 			return err
 		}
-		// The namespace's end would stop them too; stopping them as the
-		// reset does keeps to what the kernel has been run with so far.
-		return resetAfter(gotState, true)
+		// The namespace's end would delete the services and stop the
+		// daemons too, but at a time of the kernel's choosing, when a
+		// listing elsewhere may be under way (opClass).
+		return resetAfter(gotState)
 	})
 	if err != nil {
 		return nil, err
@@ -229,9 +355,10 @@ func differential(steps []step, ref, ours string) ([]string, error) {
 
 // TestDifferential runs every corpus sequence with Debian's ipvsadm 1.31
 // and with ours from the same clean state, and requires the same stdout,
-// stderr, exit status and resulting IPVS state. Every play has a network
-// namespace of its own, so the sequences run in parallel (what is not per
-// namespace, module loading, does not change what ipvsadm prints).
+// stderr, exit status and resulting IPVS state. Sequences play in
+// parallel, each in a namespace of its own (differential); schedulers and
+// persistence engines that a sequence makes the kernel load are loaded
+// for all, which changes nothing ipvsadm prints.
 func TestDifferential(t *testing.T) {
 	loadIPVS(t)
 	start, cpu0 := time.Now(), cpuTimes(t)
@@ -351,8 +478,10 @@ func TestDifferentialUnprivileged(t *testing.T) {
 				}
 				s.rs = append(s.rs, r)
 			}
-			s.after, err = takeSnapshot()
-			return err
+			if s.after, err = takeSnapshot(); err != nil {
+				return err
+			}
+			return resetAfter(s.after) // before the namespace goes (opClass)
 		})
 		sc <- s
 	}
@@ -561,7 +690,7 @@ func TestSnapshotInOneRun(t *testing.T) {
 		if one.code != 0 || one.stderr != "" || one.stdout != each.String() {
 			t.Errorf("one run of -R:\n%s=== the listings one by one:\n%s", one, each.String())
 		}
-		return resetAfter(one, false)
+		return resetAfter(one)
 	})
 	if err != nil {
 		t.Fatal(err)
