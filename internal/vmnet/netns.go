@@ -42,6 +42,51 @@ func InNetns(ns string, fn func() error) error {
 	return <-errc
 }
 
+// InFreshNetns runs fn on an OS thread in a network namespace of its own, new and empty but for
+// loopback, which is up as in the VM's root namespace. Processes fn starts (os/exec forks from the
+// calling thread) and sockets it opens are in that namespace; per-namespace kernel state, such as
+// IPVS's services, timeouts and sync daemons, starts from the defaults there. The namespace goes
+// away once fn has returned and the last of its processes has exited.
+func InFreshNetns(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		// Left locked: the thread dies with the goroutine, never back in the pool in the
+		// wrong namespace.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("new netns: %w", err)
+			return
+		}
+		if err := linkUp("lo"); err != nil {
+			errc <- err
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// linkUp sets the interface up in the calling thread's namespace.
+func linkUp(name string) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("%s flags: %w", name, err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("%s up: %w", name, err)
+	}
+	return nil
+}
+
 // HelloFrom connects from client port lport (in namespace ns) to vip, sends "hello", reads the
 // answer "<server> <peer>" and waits for the server to close first, so the client never holds
 // the port in TIME_WAIT.
