@@ -69,11 +69,15 @@ ip_vs_register_net_sysctl(struct net *net, const char *path,
  * we build: 6.12 has the former, 7.3 the latter).
  */
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(7, 0, 0)
-#define IP_VS_PER_NETNS_SERVICE_MUTEX	1
+/* a macro: include/net/ip_vs.h includes this before struct netns_ipvs */
 #define ip_vs_service_mutex(ipvs)	(&(ipvs)->service_mutex)
 #else
+struct netns_ipvs;
 extern struct mutex __ip_vs_mutex;
-#define ip_vs_service_mutex(ipvs)	(&__ip_vs_mutex)
+static inline struct mutex *ip_vs_service_mutex(struct netns_ipvs *ipvs)
+{
+	return &__ip_vs_mutex;
+}
 #endif
 
 #endif /* _NET_IP_VS_COMPAT_H */
