@@ -26,15 +26,7 @@
 #include <linux/sysctl.h>
 #include <linux/seq_file.h>
 #include <linux/proc_fs.h>
-#include <linux/version.h>
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
-#include <linux/unaligned.h>
-#else
-#include <asm/unaligned.h>
-#endif
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
-#include <net/gso.h>
-#endif
+#include <net/ip_vs_compat.h>
 #include <net/icmp.h>
 #include <net/ip.h>
 #include <net/ipv6.h>
@@ -806,12 +798,8 @@ static int ip_vs_fnat_sysctl_init(struct netns_ipvs *ipvs)
 		tbl[i].data = (void *)fn + (unsigned long)tbl[i].data;
 	if (ip_vs_sysctls_hidden(ipvs->net))
 		tbl[0].procname = NULL;
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
-	fn->sysctl_hdr = register_net_sysctl_sz(ipvs->net, "net/ipv4/vs", tbl,
-						tbl[0].procname ? IP_VS_FNAT_NVARS : 0);
-#else
-	fn->sysctl_hdr = register_net_sysctl(ipvs->net, "net/ipv4/vs", tbl);
-#endif
+	fn->sysctl_hdr = ip_vs_register_net_sysctl(ipvs->net, "net/ipv4/vs", tbl,
+						   tbl[0].procname ? IP_VS_FNAT_NVARS : 0);
 	if (!fn->sysctl_hdr) {
 		kfree(tbl);
 		return -ENOMEM;

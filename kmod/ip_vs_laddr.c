@@ -16,7 +16,7 @@
 #include <linux/slab.h>
 #include <linux/seq_file.h>
 #include <linux/proc_fs.h>
-#include <linux/version.h>
+#include <net/ip_vs_compat.h>
 #include <linux/icmpv6.h>
 #include <net/addrconf.h>
 #include <net/genetlink.h>
@@ -149,7 +149,7 @@ struct ip_vs_lport_pool {
 };
 
 /* Every pool of every namespace; only the control plane searches it (under
- * __ip_vs_mutex), the last ip_vs_laddr_put() may unlink from softirq.
+ * the service mutex), the last ip_vs_laddr_put() may unlink from softirq.
  */
 static LIST_HEAD(ip_vs_lport_pools);
 static DEFINE_SPINLOCK(ip_vs_lport_pools_lock);
@@ -160,7 +160,7 @@ static struct ip_vs_lport_pool *ip_vs_lport_pool_get(struct netns_ipvs *ipvs,
 {
 	struct ip_vs_lport_pool *pool;
 
-	lockdep_assert_held(&__ip_vs_mutex);
+	lockdep_assert_held(ip_vs_service_mutex(ipvs));
 	spin_lock_bh(&ip_vs_lport_pools_lock);
 	list_for_each_entry(pool, &ip_vs_lport_pools, list) {
 		if (pool->ipvs == ipvs && pool->af == af &&
@@ -457,7 +457,7 @@ void ip_vs_fnat_conn_unbind(struct ip_vs_conn *cp)
 	ip_vs_laddr_put(la);
 }
 
-/* Called with __ip_vs_mutex held when the service goes away. */
+/* Called with the service mutex held when the service goes away. */
 void ip_vs_laddr_flush(struct ip_vs_service *svc)
 {
 	struct ip_vs_laddr *la, *nxt;
@@ -571,7 +571,7 @@ static int ip_vs_genl_laddr_cmd(struct sk_buff *skb, struct genl_info *info,
 		GENL_SET_ERR_MSG(info, "missing service");
 		return -EINVAL;
 	}
-	mutex_lock(&__ip_vs_mutex);
+	mutex_lock(ip_vs_service_mutex(ipvs));
 	svc = ip_vs_genl_find_service(ipvs, info->attrs[IPVS_CMD_ATTR_SERVICE]);
 	if (IS_ERR(svc)) {
 		ret = PTR_ERR(svc);
@@ -625,7 +625,7 @@ static int ip_vs_genl_laddr_cmd(struct sk_buff *skb, struct genl_info *info,
 	list_add_tail_rcu(&la->n_list, &svc->fnat.laddrs);
 	svc->fnat.num_laddrs++;
 out:
-	mutex_unlock(&__ip_vs_mutex);
+	mutex_unlock(ip_vs_service_mutex(ipvs));
 	return ret;
 }
 
@@ -677,14 +677,10 @@ int ip_vs_genl_dump_laddrs(struct sk_buff *skb, struct netlink_callback *cb)
 	int idx = 0, start = cb->args[0];
 	int ret = 0;
 
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 2, 0)
-	attrs = genl_info_dump(cb)->attrs;
-#else
-	attrs = genl_dumpit_info(cb)->attrs;
-#endif
+	attrs = ip_vs_genl_dump_attrs(cb);
 	if (!attrs[IPVS_CMD_ATTR_SERVICE])
 		return -EINVAL;
-	mutex_lock(&__ip_vs_mutex);
+	mutex_lock(ip_vs_service_mutex(ipvs));
 	svc = ip_vs_genl_find_service(ipvs, attrs[IPVS_CMD_ATTR_SERVICE]);
 	if (IS_ERR_OR_NULL(svc)) {
 		ret = svc ? PTR_ERR(svc) : -ESRCH;
@@ -701,7 +697,7 @@ int ip_vs_genl_dump_laddrs(struct sk_buff *skb, struct netlink_callback *cb)
 	cb->args[0] = idx;
 	ret = skb->len;
 out:
-	mutex_unlock(&__ip_vs_mutex);
+	mutex_unlock(ip_vs_service_mutex(ipvs));
 	return ret;
 }
 

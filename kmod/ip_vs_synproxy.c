@@ -43,12 +43,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6.h>
-#include <linux/version.h>
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
-#include <linux/unaligned.h>
-#else
-#include <asm/unaligned.h>
-#endif
+#include <net/ip_vs_compat.h>
 #include <net/ip.h>
 #include <net/ipv6.h>
 #include <net/ip6_route.h>
@@ -670,7 +665,7 @@ static bool ip_vs_sp_open(struct ip_vs_service *svc, struct sk_buff *skb,
  * without a connection to a port with no TCP service, and UDP to a port
  * with no UDP service, are dropped there instead of reaching the director's
  * own stack (and its RSTs and ICMP errors).  The set of those addresses is
- * changed under __ip_vs_mutex and read under RCU.
+ * changed under the service mutex and read under RCU.
  */
 struct ip_vs_sp_vip {
 	struct hlist_node	node;
@@ -694,14 +689,14 @@ static struct ip_vs_sp_vip *ip_vs_sp_vip_find(struct ip_vs_synproxy_net *sp,
 	struct ip_vs_sp_vip *v;
 
 	hlist_for_each_entry_rcu(v, &sp->vips[ip_vs_sp_vip_hash(af, a)], node,
-				 lockdep_is_held(&__ip_vs_mutex))
+				 lockdep_is_held(ip_vs_service_mutex(sp->ipvs)))
 		if (v->af == af && ip_vs_addr_equal(af, &v->addr, a))
 			return v;
 	return NULL;
 }
 
 /* The flags of svc change (0 before it is created, after it is deleted):
- * its address joins or leaves the set.  Called with __ip_vs_mutex held.
+ * its address joins or leaves the set.  Called with the service mutex held.
  */
 void ip_vs_synproxy_svc_flags(struct ip_vs_service *svc, unsigned int from,
 			      unsigned int to)
@@ -747,7 +742,7 @@ static bool ip_vs_sp_fwd_ok(unsigned int conn_flags)
  * (NAT, FULLNAT): the other combinations are refused whichever part comes
  * first, the flag or the real server.  svc: the service edited or given a
  * real server, NULL while it is created; flags: its flags to be; udest: the
- * real server added or edited, or NULL.  Called with __ip_vs_mutex held.
+ * real server added or edited, or NULL.  Called with the service mutex held.
  */
 bool ip_vs_synproxy_allowed(struct ip_vs_service *svc, u16 protocol,
 			    unsigned int flags,
@@ -884,13 +879,7 @@ static int ip_vs_sp_frag_hooks(struct ip_vs_synproxy_net *sp, bool on)
 	return 0;
 }
 
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
-#define IP_VS_SP_CTL_CONST const
-#else
-#define IP_VS_SP_CTL_CONST
-#endif
-
-static int ip_vs_sp_frag_sysctl(IP_VS_SP_CTL_CONST struct ctl_table *table,
+static int ip_vs_sp_frag_sysctl(IP_VS_CTL_CONST struct ctl_table *table,
 				int write,
 				void *buffer, size_t *lenp, loff_t *ppos)
 {
@@ -1347,7 +1336,7 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
  */
 static void ip_vs_sp_retry(struct timer_list *t)
 {
-	struct ip_vs_conn *cp = from_timer(cp, t, sp.timer);
+	struct ip_vs_conn *cp = timer_container_of(cp, t, sp.timer);
 	struct sk_buff_head *q = &cp->sp.ack_q;
 	struct ip_vs_proto_data *pd;
 	struct sk_buff *syn = NULL;
@@ -1526,12 +1515,8 @@ static int ip_vs_sp_sysctl_init(struct netns_ipvs *ipvs)
 		tbl[i].data = (void *)sp + (unsigned long)tbl[i].data;
 	if (ip_vs_sysctls_hidden(ipvs->net))
 		tbl[0].procname = NULL;
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
-	sp->sysctl_hdr = register_net_sysctl_sz(ipvs->net, "net/ipv4/vs", tbl,
-						tbl[0].procname ? IP_VS_SP_NVARS : 0);
-#else
-	sp->sysctl_hdr = register_net_sysctl(ipvs->net, "net/ipv4/vs", tbl);
-#endif
+	sp->sysctl_hdr = ip_vs_register_net_sysctl(ipvs->net, "net/ipv4/vs", tbl,
+						   tbl[0].procname ? IP_VS_SP_NVARS : 0);
 	if (!sp->sysctl_hdr) {
 		kfree(tbl);
 		return -ENOMEM;

@@ -6,7 +6,11 @@
 #     and iptables as the reference userland that goes into the VM; the compiler, patch, and git and
 #     perl for checkpatch);
 #   - Debian's 6.1 and 6.12 cloud kernels, their headers and kbuild, and linux-source,
-#     downloaded with `apt-get download` and unpacked with `dpkg-deb -x` under $RIG_CACHE.
+#     downloaded with `apt-get download` and unpacked with `dpkg-deb -x` under $RIG_CACHE;
+#   - the newest 7.x cloud kernel of trixie-backports (same files; from 7.x Debian splits the
+#     image into linux-binary-REL, vmlinuz under usr/lib/modules/REL/, and linux-modules-REL),
+#     resolved and downloaded through an apt configuration of the rig's own ($RIG_CACHE/apt:
+#     its own sources list and package lists; the host's apt configuration is never changed).
 #
 # A second run costs nothing: every step is skipped when its result is already there.
 # Prints one line per kernel: "<line> <release> <root dir>".
@@ -49,8 +53,34 @@ newest_pkg() {
 	apt-cache pkgnames 2>/dev/null | grep -E "$1" | sort -V | tail -n 1
 }
 
-# fetch_debs DIR PKG...: download PKGs (once) and unpack them into DIR.
+# The rig's own apt view of Debian trixie + trixie-backports (for the 7.x line), on the mirror
+# the host uses. Only `apt-cache` and `apt-get download` run with it.
+tapt=$RIG_CACHE/apt
+trixie_opts=(-o "Dir::Etc::sourcelist=$tapt/sources.list" -o Dir::Etc::sourceparts=-
+	-o "Dir::State::Lists=$tapt/lists" -o "Dir::Cache=$tapt/cache")
+trixie_updated=0
+trixie_update() {
+	[ "$trixie_updated" = 0 ] || return 0
+	mkdir -p "$tapt/lists/partial" "$tapt/cache/archives/partial"
+	local mirror
+	mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
+		grep -oE 'https?://[^ ]*/debian/?( |$)' | head -n 1 | tr -d ' ' || true)
+	mirror=${mirror:-http://deb.debian.org/debian/}
+	mirror=${mirror%/}
+	printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n' \
+		"$mirror" trixie "$mirror" trixie-backports >"$tapt/sources.list"
+	log "apt-get update (trixie, trixie-backports: $mirror)"
+	apt-get "${trixie_opts[@]}" update -qq >&2
+	trixie_updated=1
+}
+
+# fetch_debs [--trixie] DIR PKG...: download PKGs (once) and unpack them into DIR.
 fetch_debs() {
+	local trixie=0
+	if [ "$1" = --trixie ]; then
+		trixie=1
+		shift
+	fi
 	local dir=$1
 	shift
 	mkdir -p "$dir"
@@ -58,9 +88,14 @@ fetch_debs() {
 	for p in "$@"; do
 		deb=$(ls "$RIG_CACHE/debs/${p}_"*.deb 2>/dev/null | head -n 1 || true)
 		if [ -z "$deb" ]; then
-			apt_update
 			log "downloading $p"
-			(cd "$RIG_CACHE/debs" && apt-get download -qq "$p" >&2)
+			if [ "$trixie" = 1 ]; then
+				trixie_update
+				(cd "$RIG_CACHE/debs" && apt-get "${trixie_opts[@]}" download -qq "$p" >&2)
+			else
+				apt_update
+				(cd "$RIG_CACHE/debs" && apt-get download -qq "$p" >&2)
+			fi
 			deb=$(ls "$RIG_CACHE/debs/${p}_"*.deb | head -n 1)
 		fi
 		if [ ! -e "$dir/.unpacked-$p" ]; then
@@ -85,6 +120,20 @@ if [ ! -s "$names" ] || [ -n "${RIG_REFRESH:-}" ]; then
 	mv "$names.tmp" "$names"
 fi
 
+# The 7.x line in a file of its own: the names file above is read by every rig sharing the
+# cache's kernels/ directory, and an older fetch.sh would not know how to fetch a third line.
+names7=$RIG_CACHE/kernels/names-7
+if [ ! -s "$names7" ] || [ -n "${RIG_REFRESH:-}" ]; then
+	trixie_update
+	img7=$(apt-cache "${trixie_opts[@]}" pkgnames 2>/dev/null |
+		grep -E '^linux-image-7\.[0-9]+\.[0-9]+\+deb13-cloud-amd64$' | sort -V | tail -n 1)
+	rel7=${img7#linux-image-}
+	[ -n "$rel7" ] || { log "cannot resolve the 7.x kernel packages"; exit 1; }
+	line7=$(echo "$rel7" | cut -d. -f1-2)
+	printf '%s %s\n' "$line7" "$rel7" >"$names7.tmp"
+	mv "$names7.tmp" "$names7"
+fi
+
 while read -r line rel; do
 	root=$RIG_CACHE/kernels/$rel
 	common=${rel%-cloud-amd64}-common
@@ -96,3 +145,25 @@ while read -r line rel; do
 	fetch_debs "$root" "$img" "linux-headers-$rel" "linux-headers-$common" "$kbuild" "linux-source-$line"
 	echo "$line $rel $root"
 done <"$names"
+
+# 7.x: linux-image-REL is a metapackage over linux-binary-REL (vmlinuz, unsigned variant here as
+# for 6.12), linux-modules-REL and linux-base-REL (config, System.map). The image lives under
+# usr/lib/modules/REL/; boot/vmlinuz-REL and lib/modules/REL are made links to it, so the rest of
+# the rig sees the same layout as for 6.x.
+while read -r line rel; do
+	root=$RIG_CACHE/kernels/$rel
+	fetch_debs --trixie "$root" "linux-binary-unsigned-$rel" "linux-modules-$rel" "linux-base-$rel" \
+		"linux-headers-$rel" "linux-headers-${rel%-cloud-amd64}-common" "linux-kbuild-${rel%-cloud-amd64}" \
+		"linux-source-$line"
+	if [ ! -e "$root/boot/vmlinuz-$rel" ]; then
+		mkdir -p "$root/boot"
+		v=$(find "$root/usr/lib/modules/$rel" "$root/boot" -maxdepth 1 -name 'vmlinuz*' 2>/dev/null | head -n 1)
+		[ -n "$v" ] || { log "no vmlinuz in the $rel packages"; exit 1; }
+		ln -sfn "$(realpath --relative-to="$root/boot" "$v")" "$root/boot/vmlinuz-$rel"
+	fi
+	if [ ! -e "$root/lib/modules/$rel" ] && [ -d "$root/usr/lib/modules/$rel" ]; then
+		mkdir -p "$root/lib/modules"
+		ln -sfn "../../usr/lib/modules/$rel" "$root/lib/modules/$rel"
+	fi
+	echo "$line $rel $root"
+done <"$names7"

@@ -20,7 +20,7 @@
 # Every VM boots with ignore_loglevel and an 8 MiB log buffer; PID 1 dumps all tasks (sysrq t,
 # l, w) into the console 30 s before the timeout kills the VM, so a hang shows where it hangs.
 #
-# usage: rig/vm.sh --kernel 6.1|6.12|6.12-debug [--modules stock|ours] [--payload DIR] --run NAME
+# usage: rig/vm.sh --kernel 6.1|6.12|7.3|6.12-debug [--modules stock|ours] [--payload DIR] --run NAME
 #                  [--timeout SECONDS] [--mem MiB] [--cpus N] [--tcg multi|single] [--log FILE]
 set -euo pipefail
 

@@ -5,7 +5,7 @@
 # into a static test binary, and each package runs in a fresh VM per kernel and module set.
 # Each test's output is printed on the host; the last line is "N passed, N failed".
 #
-# usage: rig/vmtest.sh [--kernels "6.1 6.12"] [--modules "stock ours"] [--run REGEX] [PKG...]
+# usage: rig/vmtest.sh [--kernels "6.1 6.12"] (7.3 too: not a default) [--modules "stock ours"] [--run REGEX] [PKG...]
 #
 # A package may hold a file `vmtest.conf` with lines `modules=stock ours` (which module sets it
 # needs; default: both), `timeout=SECONDS`, `mem=MiB` and `tcg=single` (2 vCPUs under

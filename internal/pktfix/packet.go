@@ -14,8 +14,9 @@
 // A value is a literal (decimal or 0x hex number, address, flag letters, hex bytes), `*` (any),
 // `$NAME` (binds NAME to the value the first time, must equal it after) or NAME followed by
 // +N, -N, >>N or <<N, applied left to right (NAME must be bound; each step wraps at the field's
-// width, so sequence numbers work; the shifts rescale windows); N of + and - may be a bound
-// $OTHER, so `$TS+$OFF-$BASE` moves a timestamp from one clock to another. data takes `$NAME`
+// width, so sequence numbers work; the shifts rescale windows); N may be a bound $OTHER, so
+// `$TS+$OFF-$BASE` moves a timestamp from one clock to another and `$WIN<<$WS>>9` rescales a
+// window by a scale the peer chose. data takes `$NAME`
 // too, bound to the hex bytes.
 //
 // Fields, in this order: for IPv4 ttl, tos, id, df; for IPv6 hlim, tc, flow; for TCP flags (the

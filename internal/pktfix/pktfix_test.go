@@ -227,7 +227,7 @@ func TestDataVariable(t *testing.T) {
 }
 
 func TestExpressions(t *testing.T) {
-	vars := Vars{"W": "1000", "S": "4294967290"}
+	vars := Vars{"W": "1000", "S": "4294967290", "H": "7"}
 	for expr, want := range map[string]uint64{
 		"$W>>2":         250,
 		"$W<<7>>9":      250,
@@ -238,6 +238,7 @@ func TestExpressions(t *testing.T) {
 		"$W+$S":         994,
 		"$S-$W+$W":      4294967290,
 		"$W-$W+7":       7,
+		"$W<<$H>>9":     250,
 	} {
 		if got, err := evalNum(expr, 32, vars); err != nil || got != want {
 			t.Errorf("%s = %d (%v), want %d", expr, got, err, want)
@@ -246,7 +247,7 @@ func TestExpressions(t *testing.T) {
 	if got, _ := evalNum("$W<<7", 16, vars); got != 1000<<7&0xffff {
 		t.Errorf("16-bit shift does not wrap: %d", got)
 	}
-	for _, bad := range []string{"$W*2", "$W>>", "$W+x", "$W>2", "$W>>$W", "$W+$NOPE", "$W+$"} {
+	for _, bad := range []string{"$W*2", "$W>>", "$W+x", "$W>2", "$W>>$W", "$W>>$NOPE", "$W+$NOPE", "$W+$"} {
 		if _, err := evalNum(bad, 32, vars); err == nil {
 			t.Errorf("%s: no error", bad)
 		}

@@ -388,16 +388,16 @@ func matchAddr(s string, a netip.Addr, vars Vars) error {
 	return nil
 }
 
-// exprOp is one step of an expression: + - >> or << and its operand, a number n or, for + and
-// -, the variable ref.
+// exprOp is one step of an expression: + - >> or << and its operand, a number n or the
+// variable ref (for a shift, below 64).
 type exprOp struct {
 	op  string
 	n   uint64
 	ref string
 }
 
-// parseExpr splits $NAME followed by any of +N, -N, >>N and <<N, applied left to right; N of +
-// and - may be another variable, $OTHER.
+// parseExpr splits $NAME followed by any of +N, -N, >>N and <<N, applied left to right; N may
+// be another variable, $OTHER.
 func parseExpr(s string) (name string, ops []exprOp, err error) {
 	body := s[1:]
 	i := strings.IndexAny(body, "+-<>")
@@ -419,7 +419,7 @@ func parseExpr(s string) (name string, ops []exprOp, err error) {
 		if j < 0 {
 			j = len(rest)
 		}
-		if ref, ok := strings.CutPrefix(rest[:j], "$"); ok && len(o.op) == 1 && ref != "" {
+		if ref, ok := strings.CutPrefix(rest[:j], "$"); ok && ref != "" {
 			o.ref = ref
 		} else if o.n, err = strconv.ParseUint(rest[:j], 0, 64); err != nil {
 			return "", nil, fmt.Errorf("%q: bad operand %q", s, rest[:j])
@@ -461,6 +461,9 @@ func evalNum(s string, width uint, vars Vars) (uint64, error) {
 			if o.ref != "" {
 				if o.n, err = varNum(o.ref, vars); err != nil {
 					return 0, err
+				}
+				if len(o.op) == 2 && o.n >= 64 {
+					return 0, fmt.Errorf("%q: shift by $%s = %d", s, o.ref, o.n)
 				}
 			}
 			switch o.op {

@@ -20,11 +20,13 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 top=$(cd "$here/.." && pwd)
 cache=${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lvs-rig}
 
-case "$rel" in
-6.1.*) line=6.1 ;;
-6.12.*) line=6.12 ;;
-*) echo "build.sh: unsupported release $rel (6.1.x and 6.12.x only)" >&2; exit 2 ;;
-esac
+# The line is the release's first two numbers (6.1.0-57-cloud-amd64: 6.1, 7.3.4+deb13-cloud-amd64:
+# 7.3); a line is supported when patches/<line>/ exists.
+line=$(echo "$rel" | cut -d. -f1-2)
+if [ -z "${PATCHES:-}" ] && [ ! -d "$top/patches/$line" ]; then
+	echo "build.sh: unsupported release $rel (lines: $(cd "$top/patches" && ls -d */ | tr -d / | tr '\n' ' '))" >&2
+	exit 2
+fi
 
 log() { echo "kmod[$rel]: $*" >&2; }
 
@@ -126,9 +128,65 @@ if [ -n "$inc" ]; then
 		mk=$(cd "$kdir/../$(basename "$(dirname "$inc")")" && pwd)/Makefile
 	fi
 fi
+# Debian's kbuild tools for a newer release (7.x from trixie) may need a newer C library than the
+# host's (modpost and objtool: GLIBC_2.38 on a bookworm host). Then build them once from the
+# release's own source with the host's compiler (cached in $cache/host-tools/<release>) and use a
+# shadow of the headers directory, links to every file but those two tools.
+broken_tools=0
+for t in scripts/mod/modpost.real-lsb-64 tools/objtool/objtool.real-x86 scripts/mod/modpost tools/objtool/objtool; do
+	if [ -f "$kdir/$t" ] && ldd "$kdir/$t" 2>&1 | grep -q 'not found'; then broken_tools=1; fi
+done
+if [ "$broken_tools" = 1 ]; then
+	ht=$cache/host-tools/$rel
+	if [ ! -x "$ht/out/scripts/mod/modpost" ] || [ ! -x "$ht/out/tools/objtool/objtool" ]; then
+		log "Debian's modpost/objtool do not run here: building them from linux-source-$line"
+		rm -rf "$ht"
+		mkdir -p "$ht/src" "$ht/out"
+		tar -xJf "$tarball" -C "$ht/src" --strip-components=1
+		cp "$kdir/.config" "$ht/out/.config"
+		make -s -C "$ht/src" O="$ht/out" olddefconfig >&2
+		make -s -C "$ht/src" O="$ht/out" -j"$(nproc)" modules_prepare >&2
+		rm -rf "$ht/src"
+	fi
+	shadow=$b/kdir
+	if [ ! -f "$shadow.stamp" ] || [ "$(cat "$shadow.stamp")" != "$kdir $ht" ]; then
+		rm -rf "$shadow"
+		cp -rsL "$kdir/." "$shadow/"
+		rm -f "$shadow/scripts/mod/modpost" "$shadow/tools/objtool/objtool"
+		cp "$ht/out/scripts/mod/modpost" "$shadow/scripts/mod/modpost"
+		cp "$ht/out/tools/objtool/objtool" "$shadow/tools/objtool/objtool"
+		echo "$kdir $ht" >"$shadow.stamp"
+	fi
+	kdir=$shadow
+fi
+# The compiler: Debian builds 7.x with x86_64-linux-gnu-gcc-14 (CC in the headers'
+# .kernelvariables). On a host without it, the host's gcc; when that is older, without the one
+# option it lacks (-fmin-function-alignment: -falign-functions gives the same alignment).
+cc_opts=()
+# Debian's headers Makefile names its build tree in KBUILD_OUTPUT; 7.x's Makefile needs it said
+# when make reads the common Makefile directly.
+if grep -q '^KBUILD_OUTPUT=' "$kdir/Makefile"; then
+	cc_opts+=(KBUILD_OUTPUT="$kdir")
+fi
+kcc_ver=$(sed -n 's/^CONFIG_GCC_VERSION=\([0-9]*\)/\1/p' "$kdir/.config")
+if grep -q 'gcc-[0-9]' "$kdir/.kernelvariables" 2>/dev/null && [ -n "$kcc_ver" ] &&
+	! command -v "x86_64-linux-gnu-gcc-$((kcc_ver / 10000))" >/dev/null; then
+	log "x86_64-linux-gnu-gcc-$((kcc_ver / 10000)) is not installed: building with gcc $(gcc -dumpfullversion)"
+	cc_opts+=(CC=gcc)
+	if [ "$((kcc_ver / 10000))" -gt "$(gcc -dumpversion | cut -d. -f1)" ]; then
+		cc_opts+=(CONFIG_CC_HAS_MIN_FUNCTION_ALIGNMENT=)
+	fi
+fi
+# for kmod/toa/Makefile: the same headers directory and arguments
+{
+	echo "KDIR := $kdir"
+	echo "KMK := $mk"
+	echo "KBUILD_ARGS := ${cc_opts[*]}"
+} >"$b/kbuild.mk.new"
+if cmp -s "$b/kbuild.mk.new" "$b/kbuild.mk"; then rm -f "$b/kbuild.mk.new"; else mv "$b/kbuild.mk.new" "$b/kbuild.mk"; fi
 log "building against $kdir"
 # No module BTF: it needs pahole and nothing here uses it.
-make -s -C "$kdir" -f "$mk" M="$mdir" -j"$(nproc)" CONFIG_DEBUG_INFO_BTF_MODULES= modules
+make -s -C "$kdir" -f "$mk" M="$mdir" -j"$(nproc)" CONFIG_DEBUG_INFO_BTF_MODULES= "${cc_opts[@]}" modules
 
 # 5. install into out/, debug info stripped; only files that changed are touched.
 out=$here/out/$rel

@@ -143,11 +143,11 @@
 #include <linux/string.h>
 #include <linux/ctype.h>
 #include <linux/sysctl.h>
-#include <linux/version.h>
 #include <net/ipv6.h>
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
 #include <net/sock.h>
+#include <net/ip_vs_compat.h>
 #include <net/tcp.h>
 
 #define TOA_KIND_V4	254
@@ -825,13 +825,7 @@ static int toa_allow_read(struct toa_net *tn, void *buffer, size_t *lenp,
 	return err;
 }
 
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
-#define TOA_CTL_CONST const
-#else
-#define TOA_CTL_CONST
-#endif
-
-static int toa_allow_sysctl(TOA_CTL_CONST struct ctl_table *table, int write,
+static int toa_allow_sysctl(IP_VS_CTL_CONST struct ctl_table *table, int write,
 			    void *buffer, size_t *lenp, loff_t *ppos)
 {
 	struct toa_net *tn = table->data;
@@ -863,12 +857,8 @@ static int toa_sysctl_register(struct net *net, struct toa_net *tn)
 	if (!tbl)
 		return -ENOMEM;
 	tbl[0].data = tn;
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
-	tn->sysctl_hdr = register_net_sysctl_sz(net, "net/toa", tbl,
-						ARRAY_SIZE(toa_sysctl_template) - 1);
-#else
-	tn->sysctl_hdr = register_net_sysctl(net, "net/toa", tbl);
-#endif
+	tn->sysctl_hdr = ip_vs_register_net_sysctl(net, "net/toa", tbl,
+						   ARRAY_SIZE(toa_sysctl_template) - 1);
 	if (!tn->sysctl_hdr) {
 		kfree(tbl);
 		return -ENOMEM;

@@ -42,7 +42,11 @@ func sh(t *testing.T, script string) {
 func load(t *testing.T, s setup) {
 	t.Helper()
 	if s.stock {
-		sh(t, "modprobe -a nf_conntrack nf_defrag_ipv6 libcrc32c && insmod "+stockDir+"/ip_vs.ko && insmod "+stockDir+"/ip_vs_rr.ko")
+		// What Debian's ip_vs needs: libcrc32c only where the kernel still has it (6.x; 7.x's
+		// crc32c is built in); insmod fails if anything is missing.
+		sh(t, "modprobe -a nf_conntrack nf_defrag_ipv6 && "+
+			"{ ! grep -q '/libcrc32c.ko' /lib/modules/$(uname -r)/modules.dep || modprobe libcrc32c; } && "+
+			"insmod "+stockDir+"/ip_vs.ko && insmod "+stockDir+"/ip_vs_rr.ko")
 	} else {
 		sh(t, "modprobe -a ip_vs ip_vs_rr")
 	}

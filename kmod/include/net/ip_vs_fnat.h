@@ -14,7 +14,7 @@
 #include <linux/refcount.h>
 #include <linux/rcupdate.h>
 #include <linux/netfilter.h>
-#include <linux/version.h>
+#include <net/ip_vs_compat.h>
 #include <linux/user_namespace.h>
 #include <net/net_namespace.h>
 
@@ -33,7 +33,6 @@ struct mutex;
 struct genl_family;
 
 /* ip_vs_ctl.c */
-extern struct mutex __ip_vs_mutex;
 extern struct genl_family ip_vs_genl_family;
 struct ip_vs_service *ip_vs_genl_find_service(struct netns_ipvs *ipvs,
 					      struct nlattr *nla);
@@ -64,7 +63,7 @@ struct ip_vs_laddr {
 
 /* Per-service FULLNAT state, embedded in struct ip_vs_service (zeroed) */
 struct ip_vs_fnat_svc {
-	struct list_head	laddrs;		/* RCU, written under __ip_vs_mutex */
+	struct list_head	laddrs;		/* RCU, written under the service mutex */
 	unsigned int		num_laddrs;
 	atomic_t		next_laddr;	/* round-robin cursor */
 	u32			est_timeout;	/* seconds, 0: global default */
@@ -146,8 +145,7 @@ void ip_vs_tcp_opts(struct tcphdr *th, u8 kind,
  */
 static inline bool ip_vs_sysctls_hidden(const struct net *net)
 {
-	return LINUX_VERSION_CODE < KERNEL_VERSION(6, 10, 0) &&
-	       net->user_ns != &init_user_ns;
+	return IP_VS_SYSCTLS_HIDDEN_UNPRIV && net->user_ns != &init_user_ns;
 }
 
 /* ip_vs_fnat.c: per-netns state, data path */

@@ -106,7 +106,7 @@ struct ip_vs_synproxy_net {
 	struct ip_vs_sp_stats __percpu *stats;
 	/* addresses with a SYNPROXY TCP service: the defences' scope */
 	struct hlist_head vips[1 << IP_VS_SP_VIP_BITS];
-	unsigned int nvips;		/* under __ip_vs_mutex */
+	unsigned int nvips;		/* under the service mutex */
 	struct nf_hook_ops *frag_ops;	/* defence_frag_drop's hooks, or NULL */
 	struct netns_ipvs *ipvs;
 	struct ctl_table_header *sysctl_hdr;
