@@ -151,14 +151,17 @@ func TestSynProxyRSTStopsRetries(t *testing.T) {
 func TestSynProxyNoServerResets(t *testing.T) {
 	f := newFixture(t)
 	f.synproxyFullNAT(t, 0)
-	// The RST answers the handshake's ACK: it may reach the client before connect() returns.
+	// The RST answers the handshake's ACK: it may reach the client before connect() returns,
+	// or before the write, which then reports the reset itself (the read after it sees EOF).
 	err := vmnet.InNetns(string(f.tp.Client), func() error {
 		c, err := net.DialTimeout("tcp", netip.AddrPortFrom(f.tp.VIP, 80).String(), 5*time.Second)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		_, _ = c.Write([]byte("hello"))
+		if _, err := c.Write([]byte("hello")); err != nil {
+			return err
+		}
 		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
 		_, err = c.Read(make([]byte, 16))
 		return err
