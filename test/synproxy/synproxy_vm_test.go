@@ -612,9 +612,13 @@ func TestSynProxySameClientPort(t *testing.T) {
 			perState += after["synproxy_conn_reused_"+st] - before["synproxy_conn_reused_"+st]
 		}
 		t.Logf("5 connections from one port: synproxy_conn_reused +%d, ok_ack +%d", reused, after["synproxy_ok_ack"]-before["synproxy_ok_ack"])
-		// connections 2-5 come within the old one's lifetime
-		if reused < 4 {
-			t.Errorf("synproxy_conn_reused +%d over 4 reconnections, want 4", reused)
+		// Connections 2-5 come within the old one's lifetime, but the old one may be gone
+		// before the new handshake's ACK: upstream's conn_reuse_mode (default 1) expires a
+		// connection in TIME_WAIT when the new SYN passes it, and whether the real server's
+		// last ACK got it there first is a race (an idle 6.1 VM reused 3 of 4). Every
+		// reconnection works either way (above); at least one must meet its old connection.
+		if reused < 1 {
+			t.Errorf("synproxy_conn_reused +%d over 4 reconnections, want at least 1", reused)
 		}
 		if reused != perState {
 			t.Errorf("synproxy_conn_reused +%d but the per-state counters +%d", reused, perState)
