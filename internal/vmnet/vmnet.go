@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -189,8 +190,9 @@ func Serve(t testing.TB, ns NS, name string, port uint16, addrs ...netip.Addr) {
 }
 
 // ServeArgs starts `lvs-peer serve` with args in ns, waits until it listens, and stops it at
-// cleanup.
-func ServeArgs(t testing.TB, ns NS, args ...string) {
+// cleanup. The returned function stops it earlier (a real server that dies); calling it again
+// does nothing.
+func ServeArgs(t testing.TB, ns NS, args ...string) (stop func()) {
 	t.Helper()
 	cmd := ns.Command(append([]string{Bin + "/lvs-peer", "serve"}, args...)...)
 	cmd.Stderr = os.Stderr
@@ -201,7 +203,9 @@ func ServeArgs(t testing.TB, ns NS, args ...string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting lvs-peer in %s: %v", ns, err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	var once sync.Once
+	stop = func() { once.Do(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) }
+	t.Cleanup(stop)
 	ready := make(chan string, 1)
 	go func() {
 		line, _ := bufio.NewReader(out).ReadString('\n')
@@ -215,6 +219,7 @@ func ServeArgs(t testing.TB, ns NS, args ...string) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("lvs-peer in %s did not start in time", ns)
 	}
+	return stop
 }
 
 func run(t testing.TB, argv ...string) {

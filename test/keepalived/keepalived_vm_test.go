@@ -3,7 +3,6 @@
 package keepalived
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -115,54 +114,29 @@ func (k *daemon) stop() {
 
 // server is an `lvs-peer serve` the test can stop and start again.
 type server struct {
-	t    *testing.T
-	ns   vmnet.NS
-	name string
-	addr string
-	cmd  *exec.Cmd
+	t        *testing.T
+	ns       vmnet.NS
+	name     string
+	addr     string
+	stopPeer func()
 }
 
 func newServer(t *testing.T, ns vmnet.NS, name, addr string) *server {
 	s := &server{t: t, ns: ns, name: name, addr: addr}
 	s.start()
-	t.Cleanup(s.stop)
 	return s
 }
 
 func (s *server) start() {
 	s.t.Helper()
-	cmd := s.ns.Command(vmnet.Bin+"/lvs-peer", "serve", "--name", s.name, "--listen", s.addr)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("starting lvs-peer %s: %v", s.name, err)
-	}
-	s.cmd = cmd
-	ready := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		ready <- line
-	}()
-	select {
-	case line := <-ready:
-		if strings.TrimSpace(line) != "ready" {
-			s.t.Fatalf("lvs-peer %s did not start: %q", s.name, line)
-		}
-	case <-time.After(10 * time.Second):
-		s.t.Fatalf("lvs-peer %s did not start in time", s.name)
-	}
+	s.stopPeer = vmnet.ServeArgs(s.t, s.ns, "--name", s.name, "--listen", s.addr)
 }
 
 func (s *server) stop() {
-	if s.cmd == nil {
-		return
+	if s.stopPeer != nil {
+		s.stopPeer()
+		s.stopPeer = nil
 	}
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	s.cmd = nil
 }
 
 // table is `ipvsadm -Ln`, `-G` and `-Sn` (our ipvsadm) in ns.
