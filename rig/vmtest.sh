@@ -38,7 +38,7 @@ fi
 "$here/fetch.sh" >/dev/null
 
 pl=$(mktemp -d "${TMPDIR:-/tmp}/rig-payload.XXXXXX")
-trap 'rm -rf "$pl"' EXIT
+trap 'rm -rf "$pl" "$pl.out"' EXIT
 mkdir -p "$pl/opt/fullnat/bin" "$pl/opt/fullnat/tests" "$pl/opt/fullnat/run" "$pl/opt/fullnat/src"
 
 export CGO_ENABLED=0
@@ -83,6 +83,21 @@ EOF
 	fi
 done
 
+# failures LOG: each failed Go test with the last lines it logged (file_test.go:N: ...), the
+# rig's own verdict lines (rig: FAIL: ...) and a panic or timeout's first line.
+failures() {
+	awk '
+	/^=== (RUN|CONT)/ { cur = $3; n[cur] = 0 }
+	/^ *[A-Za-z0-9_]+\.go:[0-9]+: / && cur != "" { buf[cur, n[cur]++ % 6] = $0 }
+	/^ *--- FAIL: / {
+		t = $3; print "--- FAIL: " t
+		m = n[t] < 6 ? n[t] : 6
+		for (i = n[t] - m; i < n[t]; i++) print "  " substr(buf[t, i % 6], 1, 200)
+	}
+	/^rig: FAIL|^panic: |^FAIL$/ { print substr($0, 1, 200) }
+	' "$1" | head -n 60
+}
+
 passed=0 failed=0 results=()
 for k in $kernels; do
 	for m in $modsets; do
@@ -95,12 +110,15 @@ for k in $kernels; do
 			to=${conf_timeout[$p]}
 			case "$k" in *-debug) to=$((to * ${RIG_DEBUG_SLOWDOWN:-3})) ;; esac
 			if "$here/vm.sh" --kernel "$k" --modules "$m" --payload "$pl" --run "$name" \
-				--timeout "$to" --mem "${conf_mem[$p]}" --tcg "${RIG_TCG:-${conf_tcg[$p]}}"; then
+				--timeout "$to" --mem "${conf_mem[$p]}" --tcg "${RIG_TCG:-${conf_tcg[$p]}}" 2>&1 |
+				tee "$pl.out"; then
 				passed=$((passed + 1))
 				results+=("PASS $k/$m $p ($(($(date +%s) - start)) s)")
 			else
 				failed=$((failed + 1))
 				results+=("FAIL $k/$m $p ($(($(date +%s) - start)) s)")
+				# What failed, for the summary (CI shows only the end of the output).
+				while IFS= read -r l; do results+=("     $l"); done < <(failures "$pl.out")
 			fi
 		done
 	done
