@@ -68,6 +68,8 @@
 #define IP_VS_SP_DATAMASK	((1U << IP_VS_SP_DATABITS) - 1)
 #define IP_VS_SP_WS_NONE	15
 #define IP_VS_SP_RETRY_TIME	(3 * HZ)	/* between SYNs to the RS */
+#define IP_VS_SP_ACK_TIME	(2 * HZ)	/* between handshake ACK repeats */
+#define IP_VS_SP_ACK_REPEATS	3		/* after 2, 4 and 6 s */
 #define IP_VS_SP_D_MSS(d)	((d) & 0xf)
 #define IP_VS_SP_D_WS(d)	(((d) >> 4) & 0xf)
 #define IP_VS_SP_D_SACK		0x100
@@ -531,6 +533,21 @@ static void ip_vs_sp_stop(struct ip_vs_conn *cp, bool closing)
 		WRITE_ONCE(cp->sp.flags, cp->sp.flags | IP_VS_SP_F_CLOSING);
 		spin_unlock_bh(&cp->sp.ack_q.lock);
 	}
+	if (timer_delete(&cp->sp.timer))
+		__ip_vs_conn_put(cp);
+}
+
+/* The real server or the client has spoken since the handshake's ACK: no
+ * more repeats of it.
+ */
+static void ip_vs_sp_ack_heard(struct ip_vs_conn *cp)
+{
+	if (likely(!(READ_ONCE(cp->sp.flags) & IP_VS_SP_F_ACKWAIT)))
+		return;
+	spin_lock_bh(&cp->sp.ack_q.lock);
+	WRITE_ONCE(cp->sp.flags, cp->sp.flags & ~IP_VS_SP_F_ACKWAIT);
+	__skb_queue_purge(&cp->sp.ack_q);
+	spin_unlock_bh(&cp->sp.ack_q.lock);
 	if (timer_delete(&cp->sp.timer))
 		__ip_vs_conn_put(cp);
 }
@@ -1145,6 +1162,7 @@ established:
 
 	if (th->syn)
 		return NF_ACCEPT;
+	ip_vs_sp_ack_heard(cp);
 	if (th->ack && !th->rst && !th->fin) {
 		unsigned int verdict;
 
@@ -1179,16 +1197,41 @@ static void ip_vs_sp_rs_wscale(u8 *opt, int len, void *arg)
 		*(u8 *)arg = min_t(u8, opt[2], TCP_MAX_WSCALE);
 }
 
-/* Send the client packets that waited for the real server. */
+/* Is skb, a client packet that waited, a bare ACK (no data, FIN or RST)? */
+static bool ip_vs_sp_bare_ack(struct ip_vs_conn *cp, struct sk_buff *skb)
+{
+	struct ip_vs_iphdr iph;
+	struct tcphdr _th, *th;
+
+	ip_vs_fill_iph_skb(cp->af, skb, false, &iph);
+	th = skb_header_pointer(skb, iph.len, sizeof(_th), &_th);
+	return th && th->ack && !th->syn && !th->fin && !th->rst &&
+	       skb->len <= iph.len + th->doff * 4;
+}
+
+/* Send the client packets that waited for the real server.  When they
+ * were bare ACKs, the client waits for the server to speak first and will
+ * not send anything that repeats the handshake's ACK if it is lost on its
+ * way (a real server answering with SYN cookies keeps no state that would
+ * ask for it again): the director repeats it while the real server stays
+ * silent, with the first packet's route (kept in ack_q), until the real
+ * server or the client sends something.
+ */
 static void ip_vs_sp_flush(struct ip_vs_conn *cp, struct ip_vs_proto_data *pd)
 {
+	struct sk_buff *skb, *tmpl = NULL;
 	struct sk_buff_head list;
-	struct sk_buff *skb;
+	bool bare = true;
 
 	__skb_queue_head_init(&list);
 	spin_lock_bh(&cp->sp.ack_q.lock);
 	skb_queue_splice_init(&cp->sp.ack_q, &list);
 	spin_unlock_bh(&cp->sp.ack_q.lock);
+
+	skb_queue_walk(&list, skb)
+		bare = bare && ip_vs_sp_bare_ack(cp, skb);
+	if (bare && !skb_queue_empty(&list))
+		tmpl = skb_clone(skb_peek(&list), GFP_ATOMIC);
 
 	while ((skb = __skb_dequeue(&list))) {
 		struct ip_vs_iphdr iph;
@@ -1199,6 +1242,22 @@ static void ip_vs_sp_flush(struct ip_vs_conn *cp, struct ip_vs_proto_data *pd)
 		else
 			ip_vs_sp_xmit(cp, pd, skb);
 	}
+
+	if (!tmpl)
+		return;
+	spin_lock_bh(&cp->sp.ack_q.lock);
+	if (!(cp->sp.flags & IP_VS_SP_F_CLOSING) &&
+	    skb_queue_empty(&cp->sp.ack_q)) {
+		__skb_queue_tail(&cp->sp.ack_q, tmpl);
+		tmpl = NULL;
+		cp->sp.acks = 0;
+		WRITE_ONCE(cp->sp.flags, cp->sp.flags | IP_VS_SP_F_ACKWAIT);
+		/* the timer holds a reference while it is pending */
+		if (!mod_timer(&cp->sp.timer, jiffies + IP_VS_SP_ACK_TIME))
+			refcount_inc(&cp->refcnt);
+	}
+	spin_unlock_bh(&cp->sp.ack_q.lock);
+	kfree_skb(tmpl);
 }
 
 /* real server -> client, on a SYNPROXY connection; NF_ACCEPT: go on */
@@ -1289,6 +1348,8 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 		return NF_DROP;
 	}
 
+	ip_vs_sp_ack_heard(cp);
+
 	/* ACK storm: the same pure ACK again and again */
 	thresh = READ_ONCE(sp->sysctl_ack_storm_thresh);
 	if (thresh && th->ack && !th->syn && !th->rst && !th->fin &&
@@ -1340,7 +1401,7 @@ static void ip_vs_sp_retry(struct timer_list *t)
 	struct sk_buff_head *q = &cp->sp.ack_q;
 	struct ip_vs_proto_data *pd;
 	struct sk_buff *syn = NULL;
-	bool again = false;
+	bool again = false, ack = false;
 
 	spin_lock(&q->lock);
 	if (ip_vs_sp_may_resend(cp) && !skb_queue_empty(q)) {
@@ -1353,10 +1414,27 @@ static void ip_vs_sp_retry(struct timer_list *t)
 				mod_timer(&cp->sp.timer,
 					  jiffies + IP_VS_SP_RETRY_TIME);
 		}
+	} else if ((cp->sp.flags & (IP_VS_SP_F_ACKWAIT |
+				    IP_VS_SP_F_CLOSING)) ==
+		   IP_VS_SP_F_ACKWAIT && !skb_queue_empty(q)) {
+		/* the real server is silent since the handshake's ACK */
+		syn = ip_vs_sp_rs_pkt(cp, skb_peek(q), true,
+				      cp->sp.isn - cp->sp.delta);
+		ack = true;
+		again = ++cp->sp.acks < IP_VS_SP_ACK_REPEATS;
+		if (again) {
+			mod_timer(&cp->sp.timer,
+				  jiffies + IP_VS_SP_ACK_TIME);
+		} else {
+			WRITE_ONCE(cp->sp.flags,
+				   cp->sp.flags & ~IP_VS_SP_F_ACKWAIT);
+			__skb_queue_purge(q);
+		}
 	}
 	spin_unlock(&q->lock);
 	if (syn) {
-		IP_VS_SP_INC(cp->ipvs, SYNPROXY_RS_ERROR);
+		IP_VS_SP_INC(cp->ipvs, ack ? SYNPROXY_ACK_RESENT :
+						    SYNPROXY_RS_ERROR);
 		rcu_read_lock();
 		pd = ip_vs_proto_data_get(cp->ipvs, IPPROTO_TCP);
 		if (pd)
@@ -1545,6 +1623,7 @@ static const char * const ip_vs_sp_stat_names[IP_VS_SP_STAT_LAST] = {
 	[DEFENCE_TCP_DROP]	= "defence_tcp_drop",
 	[DEFENCE_UDP_DROP]	= "defence_udp_drop",
 	[SYNPROXY_NO_DEST]	= "synproxy_no_dest",
+	[SYNPROXY_ACK_RESENT]	= "synproxy_ack_resent",
 };
 
 /* Our lines of /proc/net/ip_vs_ext_stats, printed by its owner after the

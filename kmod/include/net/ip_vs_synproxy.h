@@ -29,7 +29,7 @@ struct seq_file;
 /* Per-connection SYNPROXY state, embedded in struct ip_vs_conn */
 struct ip_vs_synproxy_conn {
 	struct sk_buff_head	ack_q;		/* client packets before RS */
-	struct timer_list	timer;		/* SYN retransmission */
+	struct timer_list	timer;		/* SYN and ACK retransmission */
 	u32			isn;		/* our cookie ISN to the client */
 	u32			delta;		/* isn - RS ISN */
 	u32			last_seq;	/* ACK storm: last RS seq/ack */
@@ -42,6 +42,7 @@ struct ip_vs_synproxy_conn {
 	u32			ts_soff;	/* RS TSval -> client */
 	unsigned long		syn_sent;	/* jiffies of the last SYN */
 	u8			retries;	/* SYNs resent */
+	u8			acks;		/* handshake ACKs repeated */
 	u16			dup_acks;
 	u8			flags;
 	u8			c_wscale;	/* client's shift, 15: none */
@@ -54,6 +55,7 @@ struct ip_vs_synproxy_conn {
 #define IP_VS_SP_F_TS		0x02		/* timestamps translated */
 #define IP_VS_SP_F_OPEN		0x04		/* our SYN is out: retries may go */
 #define IP_VS_SP_F_CLOSING	0x08		/* no more SYNs to the RS */
+#define IP_VS_SP_F_ACKWAIT	0x10		/* RS silent since our ACK */
 
 /* Counters, in /proc/net/ip_vs_ext_stats after FULLNAT's (alibaba-lvs.md 4.14 names) */
 enum {
@@ -74,6 +76,7 @@ enum {
 	DEFENCE_TCP_DROP,
 	DEFENCE_UDP_DROP,
 	SYNPROXY_NO_DEST,
+	SYNPROXY_ACK_RESENT,		/* ours: handshake ACK repeated */
 	IP_VS_SP_STAT_LAST
 };
 
