@@ -16,4 +16,5 @@ cp -r "$top/patches" "$dst/patches"
 dkms remove -m fullnat-ipvs -v "$ver" --all >/dev/null 2>&1 || true
 dkms add -m fullnat-ipvs -v "$ver"
 dkms build -m fullnat-ipvs -v "$ver" -k "$rel"
-dkms install -m fullnat-ipvs -v "$ver" -k "$rel" --force
+# No --force: our modules carry a MODULE_VERSION and the kernel's have none, so dkms replaces them.
+dkms install -m fullnat-ipvs -v "$ver" -k "$rel"
