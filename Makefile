@@ -28,7 +28,7 @@ else
 MODSETS ?= stock
 endif
 
-.PHONY: all checkpatch kmod-modlist demo demo-check test test-7 test-debug debug-kernel kmod-debug fetch build kmod keepalived check unit fuzz vmtest clean
+.PHONY: all checkpatch kmod-modlist deb test-packages demo demo-check test test-7 test-debug debug-kernel kmod-debug fetch build kmod keepalived check unit fuzz vmtest clean
 
 all: build
 
@@ -107,6 +107,11 @@ demo: fetch build kmod
 # The kernel's checkpatch.pl --strict over kmod/ and patches/.
 checkpatch: fetch
 	$(MAKE) -C kmod checkpatch
+
+# Debian packages into out/deb/ (pkg/deb.sh: dpkg-buildpackage with pkg/debian/, then lintian):
+# fullnat-ipvs-dkms, toa-dkms, fullnat-ipvsadm. Installs its build tools (pkg/deps.sh).
+deb:
+	pkg/deb.sh
 
 # dkms.conf's module list and BUILD_EXCLUSIVE_KERNEL against the modules that import ip_vs symbols
 # and patches/, for every kernel the rig knows (kmod/scripts/modlist.sh; about 2 minutes: 7.3's
