@@ -20,15 +20,21 @@
 # Every VM boots with ignore_loglevel and an 8 MiB log buffer; PID 1 dumps all tasks (sysrq t,
 # l, w) into the console 30 s before the timeout kills the VM, so a hang shows where it hangs.
 #
+# --root DIR --release REL boots DIR/boot/vmlinuz-REL with the modules of DIR/lib/modules/REL,
+# including those dkms installed under updates/ (make test-packages: a Debian rootfs with our
+# packages installed); --kernel then only names the line for RIG_KERNEL, and --modules only sets
+# RIG_MODULES (nothing from kmod/out is added).
+#
 # usage: rig/vm.sh --kernel 6.1|6.12|7.3|6.12-debug [--modules stock|ours] [--payload DIR] --run NAME
 #                  [--timeout SECONDS] [--mem MiB] [--cpus N] [--tcg multi|single] [--log FILE]
+#                  [--root DIR --release REL]
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 RIG_CACHE=${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lvs-rig}
 
-kernel=6.1 modules=stock payload= run= timeout=900 mem=2048 cpus=2 log= tcg=multi
+kernel=6.1 modules=stock payload= run= timeout=900 mem=2048 cpus=2 log= tcg=multi root= release=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) kernel=$2; shift 2 ;;
@@ -40,6 +46,8 @@ while [ $# -gt 0 ]; do
 	--cpus) cpus=$2; shift 2 ;;
 	--log) log=$2; shift 2 ;;
 	--tcg) tcg=$2; shift 2 ;;
+	--root) root=$2; shift 2 ;;
+	--release) release=$2; shift 2 ;;
 	*) echo "rig/vm.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -49,6 +57,11 @@ case "$tcg" in multi|single) ;; *) echo "rig/vm.sh: --tcg must be multi or singl
 
 command -v qemu-system-x86_64 >/dev/null || { echo "rig/vm.sh: qemu-system-x86_64 missing: run rig/fetch.sh" >&2; exit 1; }
 debug=0
+if [ -n "$root" ]; then
+	[ -n "$release" ] && [ -f "$root/boot/vmlinuz-$release" ] && [ -d "$root/lib/modules/$release" ] ||
+		{ echo "rig/vm.sh: --root needs --release REL with $root/boot/vmlinuz-REL and $root/lib/modules/REL" >&2; exit 1; }
+	rel=$release kroot=$root
+else
 case "$kernel" in
 *-debug)
 	debug=1
@@ -64,14 +77,27 @@ case "$kernel" in
 	kroot=$RIG_CACHE/kernels/$rel
 	;;
 esac
+fi
 
 # --- base image (cached per release, rebuilt when this script or init changes) ---------------
 base_key=$(cat "$here/vm.sh" "$here/init" "$here/modules.list" | sha256sum | cut -c1-16)
 base=$RIG_CACHE/initramfs/$rel-base-$base_key.cpio
 stage=$RIG_CACHE/stage/$rel
+if [ -n "$root" ]; then
+	# a root's modules change as packages come and go: never the rig's cached base
+	base_key=$( (echo "$root"; cat "$here/vm.sh" "$here/init" "$here/modules.list" "$root/lib/modules/$rel/modules.dep") |
+		sha256sum | cut -c1-16)
+	base=$RIG_CACHE/initramfs/root-$rel-base-$base_key.cpio
+	stage=$RIG_CACHE/stage/root-$rel
+fi
 if [ ! -s "$base" ]; then
 	echo "rig/vm.sh: building base initramfs for $rel" >&2
-	rm -rf "$stage" "$RIG_CACHE/initramfs/$rel-base-"*.cpio
+	rm -rf "$stage"
+	if [ -n "$root" ]; then
+		rm -f "$RIG_CACHE/initramfs/root-$rel-base-"*.cpio
+	else
+		rm -f "$RIG_CACHE/initramfs/$rel-base-"*.cpio
+	fi
 	mkdir -p "$stage" "$RIG_CACHE/initramfs"
 	mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,lib,lib64,etc,root,opt/fullnat/bin,opt/fullnat/run}
 	cp /bin/busybox "$stage/bin/busybox"
@@ -105,7 +131,9 @@ if [ ! -s "$base" ]; then
 	# Kernel modules: the closure of what the tests use, decompressed so busybox can load them.
 	mdir=$kroot/lib/modules/$rel
 	[ -s "$mdir/modules.dep" ] || depmod -b "$kroot" "$rel"
+	# (updates/ and extra/: what dkms installed in a --root)
 	roots=$(cd "$mdir" && find kernel/net/netfilter/ipvs -name '*.ko*';
+		[ -z "$root" ] || find updates extra -name '*.ko*' 2>/dev/null;
 		grep -Ev '^(#|$)' "$here/modules.list" | while read -r m; do
 			find kernel -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst"
 		done)
@@ -135,7 +163,7 @@ trap 'rm -rf "$work"' EXIT
 cp "$base" "$work/initrd"
 
 # --- our modules over the stock ones ---------------------------------------------------------
-if [ "$modules" = ours ]; then
+if [ "$modules" = ours ] && [ -z "$root" ]; then
 	out=$top/kmod/out/$rel
 	ls "$out"/ip_vs.ko >/dev/null 2>&1 || { echo "rig/vm.sh: no modules in $out: run make -C kmod KVER=$rel" >&2; exit 1; }
 	ov=$work/ours

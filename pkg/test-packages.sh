@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# pkg/test-packages.sh: `make test-packages`. The packages of `make deb` on a Debian 12 system
+# made with Debian's own tools, booted in the rig's VM:
+#   1. mmdebstrap a bookworm rootfs with linux-image-cloud-amd64, its headers, linux-source-6.1,
+#      dkms and Debian's ipvsadm (cached in $RIG_CACHE/pkgtest/, keyed by mirror and package list;
+#      RIG_REFRESH=1 makes it anew, with the mirror's current kernel);
+#   2. apt-get install ./out/deb/*.deb in it (chroot): fullnat-ipvsadm replaces Debian's ipvsadm,
+#      dkms builds fullnat-ipvs and toa for the installed kernel;
+#   3. boot that kernel with the rootfs's /lib/modules (rig/vm.sh --root): our ip_vs with our
+#      version loads from updates/dkms, FULLNAT traffic (test/fullnat TestFullNATTraffic),
+#      iptables -m ipvs (test/compat TestIptablesMatchIPVS, NAT and FULLNAT), toa.ko loads;
+#   4. kernel update: install bookworm-backports' 6.12 image, headers and linux-source-6.12 (the
+#      rig's cached .debs): dkms builds ours for it from the kernel's postinst hook, no --force;
+#      boot it, same checks;
+#   5. apt-get remove the dkms packages: the stock modules are back and load (6.1 VM, NAT).
+# One VM at a time; each step fails loudly.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+RIG_CACHE=${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lvs-rig}
+export RIG_CACHE
+pt=$RIG_CACHE/pkgtest
+log() { echo "test-packages: $*" >&2; }
+fail() { log "FAIL: $*"; exit 1; }
+
+"$top/pkg/deps.sh" --test
+"$top/rig/fetch.sh" >/dev/null
+"$top/pkg/deb.sh"
+ver=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$top/kmod/dkms.conf")
+
+# --- 1. the bookworm rootfs --------------------------------------------------------------------
+mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
+	grep -oE 'https?://[^ ]*/debian/?( |$)' | head -n 1 | tr -d ' ' || true)
+mirror=${mirror:-http://deb.debian.org/debian/}
+mirror=${mirror%/}
+security=${mirror%/debian}/debian-security
+include=linux-image-cloud-amd64,linux-headers-cloud-amd64,linux-source-6.1,dkms,ipvsadm,iptables,kmod,patch,xz-utils,man-db
+key=$(echo "$mirror $include" | sha256sum | cut -c1-16)
+base=$pt/bookworm-$key.tar
+mkdir -p "$pt"
+if [ ! -s "$base" ] || [ -n "${RIG_REFRESH:-}" ]; then
+	log "mmdebstrap bookworm ($mirror)"
+	rm -f "$pt"/bookworm-*.tar
+	nice -n 10 mmdebstrap --variant=apt --components=main --format=tar --include="$include" bookworm "$base.tmp" \
+		"deb $mirror bookworm main" "deb $mirror bookworm-updates main" "deb $security bookworm-security main" \
+		"deb $mirror bookworm-backports main" >"$pt/mmdebstrap.log" 2>&1 ||
+		{ tail -n 30 "$pt/mmdebstrap.log" >&2; fail "mmdebstrap (log: $pt/mmdebstrap.log)"; }
+	mv "$base.tmp" "$base"
+fi
+root=$pt/root
+umount_root() {
+	for m in dev/pts dev proc sys; do
+		! mountpoint -q "$root/$m" || umount -l "$root/$m"
+	done
+}
+umount_root
+rm -rf "$root"
+mkdir -p "$root"
+tar -xf "$base" -C "$root"
+mount -t proc proc "$root/proc"
+mount -t sysfs sys "$root/sys"
+mount --bind /dev "$root/dev"
+mount --bind /dev/pts "$root/dev/pts"
+payload=$(mktemp -d "${TMPDIR:-/tmp}/pkgtest-payload.XXXXXX")
+trap 'umount_root; rm -rf "$payload"' EXIT
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+# no daemons started in the chroot
+printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+chmod +x "$root/usr/sbin/policy-rc.d"
+in_root() { chroot "$root" env DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+kernels() { ls "$root/lib/modules"; }
+rel61=$(kernels | grep '^6\.1\.' | head -n 1)
+[ -n "$rel61" ] || fail "no 6.1 kernel in the rootfs"
+log "rootfs: kernel $rel61, $(in_root dpkg-query -W -f='${Version}' linux-source-6.1) linux-source-6.1, Debian's ipvsadm $(in_root dpkg-query -W -f='${Version}' ipvsadm)"
+
+# mmdebstrap leaves no package lists
+in_root apt-get update -q >"$pt/update-lists.log" 2>&1 ||
+	{ tail -n 20 "$pt/update-lists.log" >&2; fail "apt-get update in the rootfs"; }
+
+# --- 2. our packages with apt --------------------------------------------------------------------
+mkdir -p "$root/tmp/debs"
+cp "$top"/out/deb/*.deb "$root/tmp/debs/"
+echo "-A -t 192.0.2.1:80 -s rr" >"$root/etc/ipvsadm.rules.test"
+cp "$root/etc/ipvsadm.rules" "$root/etc/ipvsadm.rules.before"
+log "apt-get install ./fullnat-ipvs-dkms ./toa-dkms ./fullnat-ipvsadm"
+in_root apt-get install -y -q /tmp/debs/fullnat-ipvs-dkms_"$ver"_all.deb /tmp/debs/toa-dkms_"$ver"_all.deb \
+	/tmp/debs/fullnat-ipvsadm_"$ver"_amd64.deb >"$pt/install.log" 2>&1 ||
+	{ tail -n 40 "$pt/install.log" >&2; fail "apt-get install (log: $pt/install.log)"; }
+grep -E 'dkms|Building|Installing|Error|error' "$pt/install.log" | tail -n 20 >&2 || true
+in_root dkms status >&2
+
+# what the package installed, checked in the rootfs
+check_dkms() { # check_dkms RELEASE: our modules under updates/dkms with our version
+	local rel=$1 m f v
+	for m in ip_vs ip_vs_rr ip_vs_wlc ip_vs_ftp ip_vs_pe_sip xt_ipvs toa; do
+		f=$(in_root modinfo -k "$rel" -F filename "$m") || fail "$rel: modinfo $m"
+		v=$(in_root modinfo -k "$rel" -F version "$m")
+		case "$f" in */updates/dkms/*) ;; *) fail "$rel: modinfo names $f for $m, not dkms's copy" ;; esac
+		[ "$v" = "$ver" ] || fail "$rel: $m has version '$v', want $ver"
+	done
+	log "$rel: modinfo names updates/dkms/ for ip_vs, schedulers, ftp, pe_sip, xt_ipvs, toa, version $ver"
+}
+check_dkms "$rel61"
+! in_root dpkg-query -W -f='${Status}\n' ipvsadm 2>/dev/null | grep -q 'install ok installed' ||
+	fail "Debian's ipvsadm is still installed"
+for f in /sbin/ipvsadm /sbin/ipvsadm-save /sbin/ipvsadm-restore /etc/init.d/ipvsadm /etc/default/ipvsadm /etc/ipvsadm.rules \
+	/usr/lib/modules-load.d/toa.conf /usr/share/bash-completion/completions/ipvsadm; do
+	[ -e "$root$f" ] || fail "$f missing after the install"
+done
+cmp -s "$root/etc/ipvsadm.rules" "$root/etc/ipvsadm.rules.before" || fail "/etc/ipvsadm.rules changed by the install"
+in_root man -P cat 8 ipvsadm 2>/dev/null | grep -q -- '--fullnat' || fail "man ipvsadm does not document --fullnat"
+log "fullnat-ipvsadm replaced ipvsadm: /sbin paths, rules file kept, man ipvsadm documents --fullnat"
+
+# --- 3. boot it ----------------------------------------------------------------------------------
+export CGO_ENABLED=0
+mkdir -p "$payload/opt/fullnat/bin" "$payload/opt/fullnat/tests" "$payload/opt/fullnat/run" "$payload/opt/fullnat/src"
+(cd "$top" && go build -trimpath -o "$payload/opt/fullnat/bin/" ./cmd/...)
+# the packaged ipvsadm, ipvsadm-save and ipvsadm-restore, from the rootfs
+cp "$root/sbin/ipvsadm" "$payload/opt/fullnat/bin/ipvsadm"
+mkdir -p "$payload/sbin"
+cp "$root/sbin/ipvsadm" "$root/sbin/ipvsadm-save" "$root/sbin/ipvsadm-restore" "$payload/sbin/"
+(cd "$top" && git ls-files -z --cached | xargs -0 tar -cf - --no-recursion) | tar -xf - -C "$payload/opt/fullnat/src"
+for p in fullnat compat; do
+	(cd "$top" && go test -c -tags vmtest -trimpath -o "$payload/opt/fullnat/tests/$p.test" "./test/$p")
+done
+cat >"$payload/opt/fullnat/run/ours" <<EOF
+#!/bin/sh
+# our modules, as dkms installed them, with the packaged ipvsadm
+set -e
+modprobe ip_vs
+v=\$(cat /sys/module/ip_vs/version 2>/dev/null || true)
+[ "\$v" = "$ver" ] || { echo "pkgcheck: ip_vs loaded with version '\$v', want $ver"; exit 1; }
+grep -q 'updates/dkms/ip_vs.ko' /lib/modules/\$(uname -r)/modules.dep || { echo "pkgcheck: modules.dep has no updates/dkms/ip_vs.ko"; exit 1; }
+[ -e /proc/net/ip_vs_ext_stats ] || { echo "pkgcheck: no /proc/net/ip_vs_ext_stats"; exit 1; }
+echo "pkgcheck: ip_vs \$v from updates/dkms on \$(uname -r)"
+# ipvsadm-restore / ipvsadm-save of the package
+printf '# saved\n-A -t 192.0.2.1:80 -s rr\n-a -t 192.0.2.1:80 -r 192.0.2.11:80 -m -w 1\n' | /sbin/ipvsadm-restore
+/sbin/ipvsadm-save -n | grep -q -- '-A -t 192.0.2.1:80 -s rr' || { echo "pkgcheck: ipvsadm-save lacks the restored service"; /sbin/ipvsadm-save -n; exit 1; }
+/sbin/ipvsadm -C
+echo "pkgcheck: ipvsadm-restore and ipvsadm-save work"
+cd /opt/fullnat/src/test/fullnat && /opt/fullnat/tests/fullnat.test -test.v -test.timeout 600s -test.run '^TestFullNATTraffic\$'
+cd /opt/fullnat/src/test/compat && /opt/fullnat/tests/compat.test -test.v -test.timeout 600s -test.run '^TestIptablesMatchIPVS\$'
+modprobe toa
+v=\$(cat /sys/module/toa/version 2>/dev/null || true)
+[ "\$v" = "$ver" ] || { echo "pkgcheck: toa loaded with version '\$v', want $ver"; exit 1; }
+echo "pkgcheck: toa \$v loads"
+rmmod toa
+echo "pkgcheck: ok"
+EOF
+cat >"$payload/opt/fullnat/run/stock" <<'EOF'
+#!/bin/sh
+# after the packages are removed: Debian's own modules
+set -e
+modprobe ip_vs
+if [ -e /sys/module/ip_vs/version ] || [ -e /proc/net/ip_vs_ext_stats ]; then
+	echo "pkgcheck: ip_vs is still ours ($(cat /sys/module/ip_vs/version))"; exit 1
+fi
+grep -q '^kernel/net/netfilter/ipvs/ip_vs.ko' /lib/modules/$(uname -r)/modules.dep || { echo "pkgcheck: modules.dep has no stock ip_vs"; exit 1; }
+echo "pkgcheck: the stock ip_vs loads on $(uname -r)"
+cd /opt/fullnat/src/test/compat && /opt/fullnat/tests/compat.test -test.v -test.timeout 600s -test.run '^TestIptablesMatchIPVS$'
+echo "pkgcheck: ok"
+EOF
+chmod +x "$payload/opt/fullnat/run/"*
+
+boot() { # boot LINE RELEASE MODULES RUN
+	log "booting $2 (rootfs modules, RIG_MODULES=$3): $4"
+	"$top/rig/vm.sh" --kernel "$1" --modules "$3" --root "$root" --release "$2" --payload "$payload" \
+		--run "$4" --timeout 1500 || fail "$2: the $4 checks failed"
+	log "$2: $4 checks passed"
+}
+boot 6.1 "$rel61" ours ours
+
+# --- 4. kernel update: 6.12 from bookworm-backports ----------------------------------------------
+rel612=$(awk '$1 == "6.12" {print $2}' "$RIG_CACHE/kernels/names")
+common=${rel612%-cloud-amd64}
+debs=()
+for p in "linux-image-$rel612-unsigned" "linux-headers-$rel612" "linux-headers-$common-common" \
+	"linux-kbuild-$common" linux-source-6.12; do
+	d=$(ls "$RIG_CACHE/debs/${p}_"*.deb 2>/dev/null | head -n 1)
+	[ -n "$d" ] || fail "no $p in $RIG_CACHE/debs (rig/fetch.sh)"
+	cp "$d" "$root/tmp/debs/"
+	debs+=("/tmp/debs/$(basename "$d")")
+done
+# from bookworm-backports as an operator installs it there (-t: its kbuild needs backports' pahole)
+log "kernel update: apt-get install -t bookworm-backports $rel612 image, headers, linux-source-6.12"
+in_root apt-get install -y -q -t bookworm-backports "${debs[@]}" >"$pt/update.log" 2>&1 ||
+	{ tail -n 40 "$pt/update.log" >&2; fail "apt-get install of $rel612 (log: $pt/update.log)"; }
+! grep -q -- '--force' "$pt/update.log" || fail "the kernel update ran dkms with --force"
+grep -E 'dkms|DKMS' "$pt/update.log" | tail -n 10 >&2 || true
+in_root dkms status >&2
+check_dkms "$rel612"
+boot 6.12 "$rel612" ours ours
+
+# --- 5. remove the packages ----------------------------------------------------------------------
+log "apt-get remove fullnat-ipvs-dkms toa-dkms"
+in_root apt-get remove -y -q fullnat-ipvs-dkms toa-dkms >"$pt/remove.log" 2>&1 ||
+	{ tail -n 40 "$pt/remove.log" >&2; fail "apt-get remove (log: $pt/remove.log)"; }
+for rel in "$rel61" "$rel612"; do
+	f=$(in_root modinfo -k "$rel" -F filename ip_vs)
+	case "$f" in */kernel/net/netfilter/ipvs/ip_vs.ko*) ;; *) fail "$rel: after the removal modinfo names $f" ;; esac
+	[ -z "$(in_root modinfo -k "$rel" -F version ip_vs)" ] || fail "$rel: ip_vs still has a version after the removal"
+done
+log "after the removal modinfo names the kernel's own ip_vs for $rel61 and $rel612"
+boot 6.1 "$rel61" stock stock
+log "PASS"
