@@ -116,9 +116,12 @@ deb:
 # The packages on a Debian 12 rootfs made by mmdebstrap (cached in $(RIG_CACHE)/pkgtest), booted in the
 # VM: dkms builds for the installed kernel, FULLNAT, iptables -m ipvs and toa.ko work, a kernel update
 # (6.12) gets our modules without --force, removal brings the stock modules back (pkg/test-packages.sh).
-# Not part of `make test` (about 15 minutes).
+# PKGTEST_SUITES=trixie: Debian 13, its 6.12 kernel, then trixie-backports' 7.3. Not part of `make test`
+# (about 12 minutes per suite).
+PKGTEST_SUITES ?= bookworm trixie
+
 test-packages: fetch
-	pkg/test-packages.sh
+	@for s in $(PKGTEST_SUITES); do pkg/test-packages.sh $$s || exit 1; done
 
 # dkms.conf's module list and BUILD_EXCLUSIVE_KERNEL against the modules that import ip_vs symbols
 # and patches/, for every kernel the rig knows (kmod/scripts/modlist.sh; about 2 minutes: 7.3's

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# pkg/test-packages.sh: `make test-packages`. The packages of `make deb` on a Debian 12 system
-# made with Debian's own tools, booted in the rig's VM:
+# pkg/test-packages.sh [bookworm|trixie]: `make test-packages`. The packages of `make deb` on a
+# Debian 12 (bookworm, the default) or 13 (trixie) system made with Debian's own tools, booted in
+# the rig's VM. For bookworm (trixie: its 6.12 kernel, then trixie-backports' 7.3):
 #   1. mmdebstrap a bookworm rootfs with linux-image-cloud-amd64, its headers, linux-source-6.1,
 #      dkms and Debian's ipvsadm (cached in $RIG_CACHE/pkgtest/, keyed by mirror and package list;
 #      RIG_REFRESH=1 makes it anew, with the mirror's current kernel);
@@ -18,11 +19,18 @@
 # One VM at a time; each step fails loudly.
 set -euo pipefail
 
+suite=${1:-bookworm}
+case "$suite" in
+bookworm) line1=6.1 line2=6.12 names2=names ;;
+trixie) line1=6.12 line2=7.3 names2=names-7 ;;
+*) echo "test-packages: the suites are bookworm and trixie, not $suite" >&2; exit 2 ;;
+esac
+
 top=$(cd "$(dirname "$0")/.." && pwd)
 RIG_CACHE=${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lvs-rig}
 export RIG_CACHE
 pt=$RIG_CACHE/pkgtest
-log() { echo "test-packages: $*" >&2; }
+log() { echo "test-packages[$suite]: $*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
 
 "$top/pkg/deps.sh" --test
@@ -30,26 +38,26 @@ fail() { log "FAIL: $*"; exit 1; }
 "$top/pkg/deb.sh"
 ver=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$top/kmod/dkms.conf")
 
-# --- 1. the bookworm rootfs --------------------------------------------------------------------
+# --- 1. the rootfs --------- --------------------------------------------------------------------
 mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
 	grep -oE 'https?://[^ ]*/debian/?( |$)' | head -n 1 | tr -d ' ' || true)
 mirror=${mirror:-http://deb.debian.org/debian/}
 mirror=${mirror%/}
 security=${mirror%/debian}/debian-security
-include=linux-image-cloud-amd64,linux-headers-cloud-amd64,linux-source-6.1,dkms,ipvsadm,iptables,kmod,patch,xz-utils,man-db
+include=linux-image-cloud-amd64,linux-headers-cloud-amd64,linux-source-$line1,dkms,ipvsadm,iptables,kmod,patch,xz-utils,man-db
 key=$(echo "$mirror $include" | sha256sum | cut -c1-16)
-base=$pt/bookworm-$key.tar
+base=$pt/$suite-$key.tar
 mkdir -p "$pt"
 if [ ! -s "$base" ] || [ -n "${RIG_REFRESH:-}" ]; then
-	log "mmdebstrap bookworm ($mirror)"
-	rm -f "$pt"/bookworm-*.tar
-	nice -n 10 mmdebstrap --variant=apt --components=main --format=tar --include="$include" bookworm "$base.tmp" \
-		"deb $mirror bookworm main" "deb $mirror bookworm-updates main" "deb $security bookworm-security main" \
-		"deb $mirror bookworm-backports main" >"$pt/mmdebstrap.log" 2>&1 ||
-		{ tail -n 30 "$pt/mmdebstrap.log" >&2; fail "mmdebstrap (log: $pt/mmdebstrap.log)"; }
+	log "mmdebstrap $suite ($mirror)"
+	rm -f "$pt/$suite"-*.tar
+	nice -n 10 mmdebstrap --variant=apt --components=main --format=tar --include="$include" "$suite" "$base.tmp" \
+		"deb $mirror $suite main" "deb $mirror $suite-updates main" "deb $security $suite-security main" \
+		"deb $mirror $suite-backports main" >"$pt/mmdebstrap-$suite.log" 2>&1 ||
+		{ tail -n 30 "$pt/mmdebstrap-$suite.log" >&2; fail "mmdebstrap (log: $pt/mmdebstrap-$suite.log)"; }
 	mv "$base.tmp" "$base"
 fi
-root=$pt/root
+root=$pt/root-$suite
 umount_root() {
 	for m in dev/pts dev proc sys; do
 		! mountpoint -q "$root/$m" || umount -l "$root/$m"
@@ -71,13 +79,13 @@ printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod +x "$root/usr/sbin/policy-rc.d"
 in_root() { chroot "$root" env DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
 kernels() { ls "$root/lib/modules"; }
-rel61=$(kernels | grep '^6\.1\.' | head -n 1)
-[ -n "$rel61" ] || fail "no 6.1 kernel in the rootfs"
-log "rootfs: kernel $rel61, $(in_root dpkg-query -W -f='${Version}' linux-source-6.1) linux-source-6.1, Debian's ipvsadm $(in_root dpkg-query -W -f='${Version}' ipvsadm)"
+rel1=$(kernels | awk -v l="$line1." 'index($0, l) == 1' | head -n 1)
+[ -n "$rel1" ] || fail "no $line1 kernel in the rootfs"
+log "rootfs: kernel $rel1, $(in_root dpkg-query -W -f='${Version}' "linux-source-$line1") linux-source-$line1, Debian's ipvsadm $(in_root dpkg-query -W -f='${Version}' ipvsadm)"
 
 # mmdebstrap leaves no package lists
-in_root apt-get update -q >"$pt/update-lists.log" 2>&1 ||
-	{ tail -n 20 "$pt/update-lists.log" >&2; fail "apt-get update in the rootfs"; }
+in_root apt-get update -q >"$pt/lists-$suite.log" 2>&1 ||
+	{ tail -n 20 "$pt/lists-$suite.log" >&2; fail "apt-get update in the rootfs"; }
 
 # --- 2. our packages with apt --------------------------------------------------------------------
 mkdir -p "$root/tmp/debs"
@@ -86,9 +94,9 @@ echo "-A -t 192.0.2.1:80 -s rr" >"$root/etc/ipvsadm.rules.test"
 cp "$root/etc/ipvsadm.rules" "$root/etc/ipvsadm.rules.before"
 log "apt-get install ./fullnat-ipvs-dkms ./toa-dkms ./fullnat-ipvsadm"
 in_root apt-get install -y -q /tmp/debs/fullnat-ipvs-dkms_"$ver"_all.deb /tmp/debs/toa-dkms_"$ver"_all.deb \
-	/tmp/debs/fullnat-ipvsadm_"$ver"_amd64.deb >"$pt/install.log" 2>&1 ||
-	{ tail -n 40 "$pt/install.log" >&2; fail "apt-get install (log: $pt/install.log)"; }
-grep -E 'dkms|Building|Installing|Error|error' "$pt/install.log" | tail -n 20 >&2 || true
+	/tmp/debs/fullnat-ipvsadm_"$ver"_amd64.deb >"$pt/install-$suite.log" 2>&1 ||
+	{ tail -n 40 "$pt/install-$suite.log" >&2; fail "apt-get install (log: $pt/install-$suite.log)"; }
+grep -E 'dkms|Building|Installing|Error|error' "$pt/install-$suite.log" | tail -n 20 >&2 || true
 in_root dkms status >&2
 
 # what the package installed, checked in the rootfs
@@ -102,7 +110,7 @@ check_dkms() { # check_dkms RELEASE: our modules under updates/dkms with our ver
 	done
 	log "$rel: modinfo names updates/dkms/ for ip_vs, schedulers, ftp, pe_sip, xt_ipvs, toa, version $ver"
 }
-check_dkms "$rel61"
+check_dkms "$rel1"
 ! in_root dpkg-query -W -f='${Status}\n' ipvsadm 2>/dev/null | grep -q 'install ok installed' ||
 	fail "Debian's ipvsadm is still installed"
 for f in /sbin/ipvsadm /sbin/ipvsadm-save /sbin/ipvsadm-restore /etc/init.d/ipvsadm /etc/default/ipvsadm /etc/ipvsadm.rules \
@@ -170,38 +178,49 @@ boot() { # boot LINE RELEASE MODULES RUN
 		--run "$4" --timeout 1500 || fail "$2: the $4 checks failed"
 	log "$2: $4 checks passed"
 }
-boot 6.1 "$rel61" ours ours
+boot "$line1" "$rel1" ours ours
 
-# --- 4. kernel update: 6.12 from bookworm-backports ----------------------------------------------
-rel612=$(awk '$1 == "6.12" {print $2}' "$RIG_CACHE/kernels/names")
-common=${rel612%-cloud-amd64}
+# --- 4. kernel update: the next line from backports (the rig's cached .debs) ---------------------
+rel2=$(awk -v l="$line2" '$1 == l {print $2}' "$RIG_CACHE/kernels/$names2")
+[ -n "$rel2" ] || fail "no $line2 kernel in $RIG_CACHE/kernels/$names2 (rig/fetch.sh)"
+common=${rel2%-cloud-amd64}
+case "$line2" in
+6.*) image=("linux-image-$rel2-unsigned") ;;
+*) image=("linux-binary-unsigned-$rel2" "linux-modules-$rel2" "linux-base-$rel2") ;;
+esac
 debs=()
-for p in "linux-image-$rel612-unsigned" "linux-headers-$rel612" "linux-headers-$common-common" \
-	"linux-kbuild-$common" linux-source-6.12; do
+for p in "${image[@]}" "linux-headers-$rel2" "linux-headers-$common-common" \
+	"linux-kbuild-$common" "linux-source-$line2"; do
 	d=$(ls "$RIG_CACHE/debs/${p}_"*.deb 2>/dev/null | head -n 1)
 	[ -n "$d" ] || fail "no $p in $RIG_CACHE/debs (rig/fetch.sh)"
 	cp "$d" "$root/tmp/debs/"
 	debs+=("/tmp/debs/$(basename "$d")")
 done
-# from bookworm-backports as an operator installs it there (-t: its kbuild needs backports' pahole)
-log "kernel update: apt-get install -t bookworm-backports $rel612 image, headers, linux-source-6.12"
-in_root apt-get install -y -q -t bookworm-backports "${debs[@]}" >"$pt/update.log" 2>&1 ||
-	{ tail -n 40 "$pt/update.log" >&2; fail "apt-get install of $rel612 (log: $pt/update.log)"; }
-! grep -q -- '--force' "$pt/update.log" || fail "the kernel update ran dkms with --force"
-grep -E 'dkms|DKMS' "$pt/update.log" | tail -n 10 >&2 || true
+# from backports as an operator installs it there (-t: bookworm's 6.12 kbuild needs backports' pahole)
+log "kernel update: apt-get install -t $suite-backports $rel2 image, headers, linux-source-$line2"
+in_root apt-get install -y -q -t "$suite-backports" "${debs[@]}" >"$pt/update-$suite.log" 2>&1 ||
+	{ tail -n 40 "$pt/update-$suite.log" >&2; fail "apt-get install of $rel2 (log: $pt/update-$suite.log)"; }
+! grep -q -- '--force' "$pt/update-$suite.log" || fail "the kernel update ran dkms with --force"
+grep -E 'dkms|DKMS' "$pt/update-$suite.log" | tail -n 10 >&2 || true
 in_root dkms status >&2
-check_dkms "$rel612"
-boot 6.12 "$rel612" ours ours
+check_dkms "$rel2"
+# 7.x keeps vmlinuz in /usr/lib/modules/REL/ (vmlinuz.unsigned from linux-binary-unsigned)
+if [ ! -e "$root/boot/vmlinuz-$rel2" ]; then
+	v=$(cd "$root/usr/lib/modules/$rel2" && ls vmlinuz* 2>/dev/null | head -n 1)
+	[ -n "$v" ] || fail "no vmlinuz for $rel2 in the rootfs"
+	ln -sfn "../usr/lib/modules/$rel2/$v" "$root/boot/vmlinuz-$rel2"
+fi
+boot "$line2" "$rel2" ours ours
 
 # --- 5. remove the packages ----------------------------------------------------------------------
 log "apt-get remove fullnat-ipvs-dkms toa-dkms"
-in_root apt-get remove -y -q fullnat-ipvs-dkms toa-dkms >"$pt/remove.log" 2>&1 ||
-	{ tail -n 40 "$pt/remove.log" >&2; fail "apt-get remove (log: $pt/remove.log)"; }
-for rel in "$rel61" "$rel612"; do
+in_root apt-get remove -y -q fullnat-ipvs-dkms toa-dkms >"$pt/remove-$suite.log" 2>&1 ||
+	{ tail -n 40 "$pt/remove-$suite.log" >&2; fail "apt-get remove (log: $pt/remove-$suite.log)"; }
+for rel in "$rel1" "$rel2"; do
 	f=$(in_root modinfo -k "$rel" -F filename ip_vs)
 	case "$f" in */kernel/net/netfilter/ipvs/ip_vs.ko*) ;; *) fail "$rel: after the removal modinfo names $f" ;; esac
 	[ -z "$(in_root modinfo -k "$rel" -F version ip_vs)" ] || fail "$rel: ip_vs still has a version after the removal"
 done
-log "after the removal modinfo names the kernel's own ip_vs for $rel61 and $rel612"
-boot 6.1 "$rel61" stock stock
+log "after the removal modinfo names the kernel's own ip_vs for $rel1 and $rel2"
+boot "$line1" "$rel1" stock stock
 log "PASS"
