@@ -6,6 +6,8 @@
 #   make test-7 the 7.x lane: the VM suites on Debian trixie-backports' newest 7.x cloud kernel (7.3) with our
 #               modules (the kernel-side suites) and with both module sets (ipvs, cmd/ipvsadm); not part of `make test`
 #   make vmtest KERNELS=7.3  any kernel line the rig knows, every VM suite
+#   make deb    Debian packages into out/deb/ (pkg/deb.sh); make test-packages installs them in Debian 12 and 13
+#               rootfses and boots them (pkg/test-packages.sh; not part of `make test`)
 #   make test-debug  the sanitizer lane: Debian's 6.12 built with KASAN, KFENCE, lockdep, UBSAN (rig/debug-kernel.sh,
 #               cached), our modules built for it with W=1, and the kernel-side suites run on it
 #
