@@ -5,8 +5,11 @@
 # into a static test binary, and each package runs in a fresh VM per kernel and module set.
 # Each test's output is printed on the host; the last line is "N passed, N failed".
 #
-# usage: rig/vmtest.sh [--kernels "6.1 6.12"] (7.3 too: not a default) [--modules "stock ours"] [--run REGEX] [PKG...]
+# usage: rig/vmtest.sh [--kernels "6.1 6.12"] (7.3 too: not a default) [--modules "stock ours"]
+#                      [--lane test|bench] [--run REGEX] [PKG...]
 #
+# Without PKG, every package of the lane (default: test) runs: a package's lane is set in its
+# vmtest.conf (`lane=bench` for the benchmarks of `make bench`; default: test).
 # A package may hold a file `vmtest.conf` with lines `modules=stock ours` (which module sets it
 # needs; default: both), `timeout=SECONDS`, `mem=MiB` and `tcg=single` (2 vCPUs under
 # single-threaded TCG, for tests that patch kernel text while the other vCPU runs it; see
@@ -20,18 +23,23 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 cd "$top"
 
-kernels="6.1 6.12" modsets="stock ours" runre= pkgs=()
+kernels="6.1 6.12" modsets="stock ours" runre= lane=test pkgs=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernels) kernels=$2; shift 2 ;;
 	--modules) modsets=$2; shift 2 ;;
+	--lane) lane=$2; shift 2 ;;
 	--run) runre=$2; shift 2 ;;
 	-*) echo "rig/vmtest.sh: unknown option $1" >&2; exit 2 ;;
 	*) pkgs+=("$1"); shift ;;
 	esac
 done
+case "$lane" in test|bench) ;; *) echo "rig/vmtest.sh: --lane must be test or bench" >&2; exit 2 ;; esac
 if [ ${#pkgs[@]} -eq 0 ]; then
-	mapfile -t pkgs < <(grep -rl --include='*_test.go' '^//go:build vmtest' . | xargs -r -n1 dirname | sort -u)
+	for p in $(grep -rl --include='*_test.go' '^//go:build vmtest' . | xargs -r -n1 dirname | sort -u); do
+		l=$(sed -n 's/^lane=//p' "$p/vmtest.conf" 2>/dev/null)
+		[ "${l:-test}" != "$lane" ] || pkgs+=("$p")
+	done
 fi
 [ ${#pkgs[@]} -gt 0 ] || { echo "rig/vmtest.sh: no vmtest packages found" >&2; exit 1; }
 
@@ -78,6 +86,8 @@ EOF
 			timeout) conf_timeout[$p]=$v ;;
 			mem) conf_mem[$p]=$v ;;
 			tcg) conf_tcg[$p]=$v ;;
+			lane | '' | '#'*) ;;
+			*) echo "rig/vmtest.sh: $p/vmtest.conf: unknown key '$k'" >&2; exit 2 ;;
 			esac
 		done <"$p/vmtest.conf"
 	fi
