@@ -103,19 +103,30 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// daemon is a keepalived running the checker only, in the foreground, logging to its output.
+// daemon is a keepalived running in the foreground, logging to its output.
 type daemon struct {
 	cmd  *exec.Cmd
 	logs *lockedBuffer
 	done chan struct{}
 }
 
+// startKeepalived starts keepalived running the checker only (--check); see startDaemon.
 func startKeepalived(t *testing.T, ns vmnet.NS, bin, conf string) *daemon {
+	t.Helper()
+	return startDaemon(t, ns, bin, conf, "--check")
+}
+
+// startDaemon starts keepalived in the foreground with its pid files in a fresh directory,
+// logging to its output, with args (none: VRRP and the checker); the log is in the test's log
+// if it fails. It is stopped at cleanup.
+func startDaemon(t *testing.T, ns vmnet.NS, bin, conf string, args ...string) *daemon {
 	t.Helper()
 	dir := t.TempDir()
 	k := &daemon{logs: &lockedBuffer{}, done: make(chan struct{})}
-	k.cmd = ns.Command(bin, "--dont-fork", "--check", "--log-console", "--log-detail",
-		"-f", conf, "-p", filepath.Join(dir, "ka.pid"), "-c", filepath.Join(dir, "ka-check.pid"))
+	argv := append([]string{bin, "--dont-fork", "--log-console", "--log-detail", "-f", conf,
+		"-p", filepath.Join(dir, "ka.pid"), "-c", filepath.Join(dir, "ka-check.pid"),
+		"-r", filepath.Join(dir, "ka-vrrp.pid")}, args...)
+	k.cmd = ns.Command(argv...)
 	k.cmd.Stdout, k.cmd.Stderr = k.logs, k.logs
 	if err := k.cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", bin, err)
@@ -124,7 +135,7 @@ func startKeepalived(t *testing.T, ns vmnet.NS, bin, conf string) *daemon {
 	t.Cleanup(func() {
 		k.stop()
 		if t.Failed() {
-			t.Logf("%s -f %s log:\n%s", bin, conf, k.logs.String())
+			t.Logf("%s -f %s in %s log:\n%s", bin, conf, ns, k.logs.String())
 		}
 	})
 	return k
