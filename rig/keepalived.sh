@@ -22,8 +22,8 @@ log() { echo "rig/keepalived: $*" >&2; }
 series() { sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$1"; }
 
 case $version in
-2.2.7) suite=bookworm debver=1:2.2.7-1 ;;
-2.3.3) suite=trixie debver=1:2.3.3-1 ;;
+2.2.7) suite=bookworm debver=1:2.2.7-1 extra_opts=() ;;
+2.3.3) suite=trixie debver=1:2.3.3-1 extra_opts=(--enable-log-file) ;;
 *) log "unknown keepalived version $version (have: 2.2.7 2.3.3)"; exit 1 ;;
 esac
 
@@ -31,10 +31,12 @@ patchdir=$root/patches/keepalived/$version
 [ -f "$patchdir/series" ] || { log "no $patchdir/series"; exit 1; }
 outdir=$root/out/keepalived/$version
 
-# Debian's configure options (keepalived --version of the bookworm package), less SNMP and D-Bus.
+# Debian's configure options (keepalived --version of the bookworm package, debian/rules of trixie's,
+# which adds extra_opts), less SNMP and D-Bus, and less trixie's --enable-reproducible-build: that
+# binary reads its build options from a file the package installs and refuses to run without it.
 configure_opts=(--prefix=/usr --sysconfdir=/etc --localstatedir=/var --runstatedir=/run
 	--disable-dependency-tracking --enable-sha1 --enable-json --enable-bfd --enable-regex
-	--with-init=systemd)
+	--with-init=systemd "${extra_opts[@]}")
 build_deps=(gcc make patch pkg-config libssl-dev libnl-3-dev libnl-genl-3-dev libnftnl-dev libmnl-dev
 	libpcre2-dev)
 
@@ -96,7 +98,7 @@ if [ ! -f "$orig" ] || [ ! -f "$dsc" ]; then
 	apt-get -qq "${aptopts[@]}" update >&2
 	# apt checks every file it gets against the signed index. Some mirrors lack the Debian tarball
 	# (404): then the upstream tarball and the .dsc are still there, and the build goes on without
-	# Debian's packaging (keepalived 2.2.7-1 carries no source patches we depend on).
+	# Debian's packaging (neither 2.2.7-1 nor 2.3.3-1 carries source patches).
 	(cd "$srcdir" && apt-get -qq "${aptopts[@]}" source --download-only "keepalived=$debver" >&2) ||
 		log "apt-get source did not get every file (see above); continuing with what it verified"
 fi
