@@ -48,7 +48,7 @@ endif
 
 # Debian's keepalived with our patch series (patches/keepalived/<version>/), into out/keepalived/<version>/
 # (rig/keepalived.sh; cached in $(RIG_CACHE)/keepalived/, so a second run only copies the binary).
-KEEPALIVED_VERSIONS ?= 2.2.7
+KEEPALIVED_VERSIONS ?= 2.2.7 2.3.3
 
 keepalived:
 	@for v in $(KEEPALIVED_VERSIONS); do rig/keepalived.sh $$v >/dev/null || exit 1; done
