@@ -10,7 +10,8 @@
 // Run it with rig/vmtest.sh ./test/keepalived.
 //
 // Two builds run, each as a subtest named by its version (-run 'TestX/2.3.3'): bookworm's 2.2.7
-// runs every test; trixie's 2.3.3 (built on the host with bookworm's libraries) runs the tests
+// runs every test on every kernel; trixie's 2.3.3 (built on the host with bookworm's libraries)
+// runs on trixie's kernel lines (6.12, 7.x; not bookworm's 6.1) the tests
 // that show the series behaves the same there: the corpus (TestCorpusBad: `keepalived -t`
 // refusals; TestCorpusGood: `-t` and the pinned tables), FULLNAT+SYNPROXY with TCP_CHECK under
 // traffic (TestHealthCheckFullNAT) and the reload (TestReloadLocalAddresses). TestStockModule,

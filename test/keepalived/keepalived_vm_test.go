@@ -31,21 +31,28 @@ const (
 type build struct {
 	version string
 	bin     string
+	// notOn is a kernel line (RIG_KERNEL) the build is not tested on: a Debian release's
+	// keepalived runs on that release's kernels.
+	notOn string
 }
 
 // builds are the versions `make keepalived` builds (KEEPALIVED_VERSIONS), where rig/vm.sh puts
 // them: bookworm's 2.2.7 at /opt/fullnat/bin/keepalived (ourKeepalived), any other version at
-// /opt/fullnat/bin/keepalived-VERSION (trixie's 2.3.3).
+// /opt/fullnat/bin/keepalived-VERSION (trixie's 2.3.3, tested on trixie's 6.12 and on 7.x from
+// trixie-backports, not on bookworm's 6.1).
 var builds = []build{
-	{"2.2.7", ourKeepalived},
-	{"2.3.3", vmnet.Bin + "/keepalived-2.3.3"},
+	{"2.2.7", ourKeepalived, ""},
+	{"2.3.3", vmnet.Bin + "/keepalived-2.3.3", "6.1"},
 }
 
-// forEachBuild runs f as a subtest per build, named by its version (-run 'TestX/2.3.3'). A build
-// missing from the VM fails its subtest.
+// forEachBuild runs f as a subtest per build of this kernel line, named by its version
+// (-run 'TestX/2.3.3'). A build missing from the VM fails its subtest.
 func forEachBuild(t *testing.T, f func(t *testing.T, k build)) {
 	t.Helper()
 	for _, k := range builds {
+		if k.notOn != "" && k.notOn == os.Getenv("RIG_KERNEL") {
+			continue
+		}
 		t.Run(k.version, func(t *testing.T) {
 			if _, err := os.Stat(k.bin); err != nil {
 				t.Fatalf("our keepalived %s is not in the VM (make keepalived): %v", k.version, err)
