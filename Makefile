@@ -3,6 +3,8 @@
 #   make demo   install what is needed, build everything, boot a 6.1 VM and show a virtual service at work
 #   make test   the whole suite: Go checks and unit tests, a short fuzz run, the modules, the VM tests on 6.1 and 6.12,
 #               and the demo checked for what it shows
+#   make bench  the benchmarks (control plane against C ipvsadm, data path against stock IPVS) on 6.1 and 6.12;
+#               they print ratios and are not part of `make test`
 #   make test-7 the 7.x lane: the VM suites on Debian trixie-backports' newest 7.x cloud kernel (7.3) with our
 #               modules (the kernel-side suites) and with both module sets (ipvs, cmd/ipvsadm); not part of `make test`
 #   make vmtest KERNELS=7.3  any kernel line the rig knows, every VM suite
@@ -30,7 +32,7 @@ else
 MODSETS ?= stock
 endif
 
-.PHONY: all checkpatch kmod-modlist deb test-packages demo demo-check test test-7 test-debug debug-kernel kmod-debug fetch build kmod keepalived check unit fuzz vmtest clean
+.PHONY: all bench checkpatch kmod-modlist deb test-packages demo demo-check test test-7 test-debug debug-kernel kmod-debug fetch build kmod keepalived check unit fuzz vmtest clean
 
 all: build
 
@@ -48,7 +50,7 @@ endif
 
 # Debian's keepalived with our patch series (patches/keepalived/<version>/), into out/keepalived/<version>/
 # (rig/keepalived.sh; cached in $(RIG_CACHE)/keepalived/, so a second run only copies the binary).
-KEEPALIVED_VERSIONS ?= 2.2.7
+KEEPALIVED_VERSIONS ?= 2.2.7 2.3.3
 
 keepalived:
 	@for v in $(KEEPALIVED_VERSIONS); do rig/keepalived.sh $$v >/dev/null || exit 1; done
@@ -78,6 +80,13 @@ vmtest: fetch kmod keepalived
 	rig/vmtest.sh --kernels "$(KERNELS)" --modules "$(MODSETS)"
 
 test: fetch check unit fuzz kmod keepalived checkpatch vmtest demo-check
+
+# The benchmarks (vmtest.conf lane=bench): the control plane against Debian's C ipvsadm
+# (ipvs/internal/bench) and the data path, stock NAT against our NAT and FULLNAT (test/dataplane),
+# on each of $(KERNELS). They print numbers and ratios and fail only when something does not work,
+# never on a time; not part of `make test`.
+bench: fetch kmod
+	rig/vmtest.sh --lane bench --kernels "$(KERNELS)" --modules "$(MODSETS)"
 
 # The 7.x lane (rig/fetch.sh's third line; `make -C kmod` builds it with the others). Not in `make test`'s
 # KERNELS: CI's budget has room for two lines of every suite. The kernel-side suites run with our modules

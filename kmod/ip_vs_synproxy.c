@@ -1010,6 +1010,24 @@ static const struct {
 #undef IP_VS_SP_REUSE
 };
 
+/* May a new handshake reopen cp (synproxy_conn_reuse and the sysctl of its
+ * state)?  Its counter when it may, 0 when not.
+ */
+static int ip_vs_sp_reusable(struct ip_vs_conn *cp)
+{
+	struct ip_vs_synproxy_net *sp = cp->ipvs->synproxy;
+	int item;
+
+	if (!READ_ONCE(sp->sysctl_conn_reuse) ||
+	    cp->state >= IP_VS_TCP_S_LAST)
+		return 0;
+	item = ip_vs_sp_reuse_tab[cp->state].item;
+	if (!item ||
+	    !READ_ONCE(*(int *)((char *)sp + ip_vs_sp_reuse_tab[cp->state].sysctl)))
+		return 0;
+	return item;
+}
+
 /* The ACK of a new handshake on an old connection with the same addresses
  * and ports: a client reusing its port while the old connection closes.
  * When the old one is in a state the synproxy_conn_reuse_* sysctls allow
@@ -1024,16 +1042,11 @@ static bool ip_vs_sp_reuse(struct ip_vs_conn *cp, struct sk_buff *skb,
 			   unsigned int *verdict)
 {
 	struct netns_ipvs *ipvs = cp->ipvs;
-	struct ip_vs_synproxy_net *sp = ipvs->synproxy;
 	struct ip_vs_service *svc;
 	int item, data, v;
 
-	if (!READ_ONCE(sp->sysctl_conn_reuse) ||
-	    cp->state >= IP_VS_TCP_S_LAST)
-		return false;
-	item = ip_vs_sp_reuse_tab[cp->state].item;
-	if (!item ||
-	    !READ_ONCE(*(int *)((char *)sp + ip_vs_sp_reuse_tab[cp->state].sysctl)))
+	item = ip_vs_sp_reusable(cp);
+	if (!item)
 		return false;
 	/* the old handshake's own ACK, retransmitted */
 	if (ntohl(th->ack_seq) - 1 == cp->sp.isn)
@@ -1160,8 +1173,23 @@ unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 
 established:
 
-	if (th->syn)
-		return NF_ACCEPT;
+	if (th->syn) {
+		struct ip_vs_service *svc;
+
+		/* A new SYN meets the old connection (upstream's
+		 * conn_reuse_mode=0 keeps it): passed on, the real server's
+		 * SYN-ACK would be taken for the old one's.  Where the new
+		 * handshake may reopen it, SYNPROXY answers as for any SYN.
+		 */
+		if (th->ack || th->rst || th->fin || !ip_vs_sp_reusable(cp))
+			return NF_ACCEPT;
+		svc = ip_vs_service_find(cp->ipvs, cp->af, skb->mark,
+					 IPPROTO_TCP, &iph->daddr, th->dest);
+		if (!svc || !(svc->flags & IP_VS_SVC_F_SYNPROXY))
+			return NF_ACCEPT;
+		IP_VS_SP_INC(cp->ipvs, SYNPROXY_SYN_CNT);
+		return ip_vs_sp_synack(cp->ipvs, cp->af, skb, iph);
+	}
 	ip_vs_sp_ack_heard(cp);
 	if (th->ack && !th->rst && !th->fin) {
 		unsigned int verdict;

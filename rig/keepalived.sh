@@ -11,27 +11,32 @@
 # The binary lands in out/keepalived/<version>/keepalived. Cached in $RIG_CACHE/keepalived/ keyed by the
 # source package, this script and the patch contents: a second run only copies the binary.
 #
-#   rig/keepalived.sh [VERSION]     VERSION: 2.2.7 (bookworm), the default
+#   rig/keepalived.sh [VERSION]     VERSION: 2.2.7 (bookworm), the default, or 2.3.3 (trixie)
 set -euo pipefail
 
 RIG_CACHE=${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lvs-rig}
 root=$(cd "$(dirname "$0")/.." && pwd)
 version=${1:-2.2.7}
 log() { echo "rig/keepalived: $*" >&2; }
+# series FILE: the patch names in a quilt series file (no comments, no blank lines).
+series() { sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$1"; }
 
 case $version in
-2.2.7) suite=bookworm debver=1:2.2.7-1 ;;
-*) log "unknown keepalived version $version (have: 2.2.7)"; exit 1 ;;
+2.2.7) suite=bookworm debver=1:2.2.7-1 extra_opts=() ;;
+2.3.3) suite=trixie debver=1:2.3.3-1 extra_opts=(--enable-log-file) ;;
+*) log "unknown keepalived version $version (have: 2.2.7 2.3.3)"; exit 1 ;;
 esac
 
 patchdir=$root/patches/keepalived/$version
 [ -f "$patchdir/series" ] || { log "no $patchdir/series"; exit 1; }
 outdir=$root/out/keepalived/$version
 
-# Debian's configure options (keepalived --version of the bookworm package), less SNMP and D-Bus.
+# Debian's configure options (keepalived --version of the bookworm package, debian/rules of trixie's,
+# which adds extra_opts), less SNMP and D-Bus, and less trixie's --enable-reproducible-build: that
+# binary reads its build options from a file the package installs and refuses to run without it.
 configure_opts=(--prefix=/usr --sysconfdir=/etc --localstatedir=/var --runstatedir=/run
 	--disable-dependency-tracking --enable-sha1 --enable-json --enable-bfd --enable-regex
-	--with-init=systemd)
+	--with-init=systemd "${extra_opts[@]}")
 build_deps=(gcc make patch pkg-config libssl-dev libnl-3-dev libnl-genl-3-dev libnftnl-dev libmnl-dev
 	libpcre2-dev)
 
@@ -39,7 +44,7 @@ key=$( {
 	echo "keepalived $debver"
 	cat "$0"
 	cat "$patchdir/series"
-	grep -v '^#' "$patchdir/series" | while read -r p; do [ -n "$p" ] && cat "$patchdir/$p"; done
+	series "$patchdir/series" | while read -r p; do cat "$patchdir/$p"; done
 } | sha256sum | cut -c1-16)
 cache=$RIG_CACHE/keepalived/$version-$key
 
@@ -78,8 +83,13 @@ if [ ! -f "$orig" ] || [ ! -f "$dsc" ]; then
 		awk 'BEGIN{RS=""} /Types:[^\n]*deb/ && /Suites:[^\n]*'"$suite"'([ \n]|$)/ && !/security/ {
 			for (i = 1; i <= NF; i++) if ($i == "URIs:") { print $(i + 1); exit } }')
 	[ -n "$mirror" ] || mirror=$(grep -hE "^deb [^ ]+ $suite " /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-		awk '{ print $2; exit }')
+		awk '{ print $2; exit }' || true)
+	# A suite the host does not use (trixie on this bookworm host): the host's Debian mirror all the same,
+	# as rig/fetch.sh does for its trixie view.
+	[ -n "$mirror" ] || mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
+		grep -oE 'https?://[^ ]*/debian/?( |$)' | head -n 1 | tr -d ' ' || true)
 	[ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+	mirror=${mirror%/}
 	log "source package keepalived=$debver from $mirror ($suite)"
 	mkdir -p "$aptdir/lists/partial" "$srcdir"
 	echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" >"$aptdir/sources.list"
@@ -88,7 +98,7 @@ if [ ! -f "$orig" ] || [ ! -f "$dsc" ]; then
 	apt-get -qq "${aptopts[@]}" update >&2
 	# apt checks every file it gets against the signed index. Some mirrors lack the Debian tarball
 	# (404): then the upstream tarball and the .dsc are still there, and the build goes on without
-	# Debian's packaging (keepalived 2.2.7-1 carries no source patches we depend on).
+	# Debian's packaging (neither 2.2.7-1 nor 2.3.3-1 carries source patches).
 	(cd "$srcdir" && apt-get -qq "${aptopts[@]}" source --download-only "keepalived=$debver" >&2) ||
 		log "apt-get source did not get every file (see above); continuing with what it verified"
 fi
@@ -105,15 +115,13 @@ debtar=$(ls "$srcdir"/keepalived_"${debver#*:}".debian.tar.* 2>/dev/null | head 
 if [ -n "$debtar" ]; then
 	tar -xf "$debtar" -C "$src"
 	if [ -f "$src/debian/patches/series" ]; then
-		grep -v '^#' "$src/debian/patches/series" | while read -r p; do
-			[ -n "$p" ] || continue
+		series "$src/debian/patches/series" | while read -r p; do
 			log "Debian patch $p"
 			patch -d "$src" -p1 -s --no-backup-if-mismatch <"$src/debian/patches/$p"
 		done
 	fi
 fi
-grep -v '^#' "$patchdir/series" | while read -r p; do
-	[ -n "$p" ] || continue
+series "$patchdir/series" | while read -r p; do
 	log "patch $p"
 	patch -d "$src" -p1 -s --no-backup-if-mismatch <"$patchdir/$p"
 done

@@ -5,10 +5,14 @@
 # into a static test binary, and each package runs in a fresh VM per kernel and module set.
 # Each test's output is printed on the host; the last line is "N passed, N failed".
 #
-# usage: rig/vmtest.sh [--kernels "6.1 6.12"] (7.3 too: not a default) [--modules "stock ours"] [--run REGEX] [PKG...]
+# usage: rig/vmtest.sh [--kernels "6.1 6.12"] (7.3 too: not a default) [--modules "stock ours"]
+#                      [--lane test|bench] [--run REGEX] [PKG...]
 #
+# Without PKG, every package of the lane (default: test) runs: a package's lane is set in its
+# vmtest.conf (`lane=bench` for the benchmarks of `make bench`; default: test).
 # A package may hold a file `vmtest.conf` with lines `modules=stock ours` (which module sets it
-# needs; default: both), `timeout=SECONDS`, `mem=MiB` and `tcg=single` (2 vCPUs under
+# needs; default: both), `skip=KERNEL/MODULES ...` (pairs a whole-lane run leaves out for CI's
+# budget; naming the package runs them), `timeout=SECONDS`, `mem=MiB` and `tcg=single` (2 vCPUs under
 # single-threaded TCG, for tests that patch kernel text while the other vCPU runs it; see
 # rig/vm.sh). Kernel "6.12-debug" is the sanitizer kernel (rig/debug-kernel.sh); there every
 # timeout is multiplied by $RIG_DEBUG_SLOWDOWN (default 3). RIG_TCG=multi|single overrides tcg=.
@@ -20,18 +24,25 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 cd "$top"
 
-kernels="6.1 6.12" modsets="stock ours" runre= pkgs=()
+kernels="6.1 6.12" modsets="stock ours" runre= lane=test pkgs=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernels) kernels=$2; shift 2 ;;
 	--modules) modsets=$2; shift 2 ;;
+	--lane) lane=$2; shift 2 ;;
 	--run) runre=$2; shift 2 ;;
 	-*) echo "rig/vmtest.sh: unknown option $1" >&2; exit 2 ;;
 	*) pkgs+=("$1"); shift ;;
 	esac
 done
+case "$lane" in test|bench) ;; *) echo "rig/vmtest.sh: --lane must be test or bench" >&2; exit 2 ;; esac
+whole_lane=0
 if [ ${#pkgs[@]} -eq 0 ]; then
-	mapfile -t pkgs < <(grep -rl --include='*_test.go' '^//go:build vmtest' . | xargs -r -n1 dirname | sort -u)
+	whole_lane=1
+	for p in $(grep -rl --include='*_test.go' '^//go:build vmtest' . | xargs -r -n1 dirname | sort -u); do
+		l=$(sed -n 's/^lane=//p' "$p/vmtest.conf" 2>/dev/null)
+		[ "${l:-test}" != "$lane" ] || pkgs+=("$p")
+	done
 fi
 [ ${#pkgs[@]} -gt 0 ] || { echo "rig/vmtest.sh: no vmtest packages found" >&2; exit 1; }
 
@@ -53,7 +64,7 @@ git ls-files -z --cached --others --exclude-standard |
 	while IFS= read -r -d '' f; do [ ! -f "$f" ] || printf '%s\n' "$f"; done |
 	tar -cf - -T - | tar -xf - -C "$pl/opt/fullnat/src"
 
-declare -A conf_modules conf_timeout conf_mem conf_tcg
+declare -A conf_modules conf_timeout conf_mem conf_tcg conf_skip
 for p in "${pkgs[@]}"; do
 	p=./${p#./}
 	name=$(echo "${p#./}" | tr '/' '_')
@@ -71,6 +82,7 @@ EOF
 	conf_timeout[$p]=900
 	conf_mem[$p]=2048
 	conf_tcg[$p]=multi
+	conf_skip[$p]=
 	if [ -f "$p/vmtest.conf" ]; then
 		while IFS='=' read -r k v; do
 			case "$k" in
@@ -78,6 +90,9 @@ EOF
 			timeout) conf_timeout[$p]=$v ;;
 			mem) conf_mem[$p]=$v ;;
 			tcg) conf_tcg[$p]=$v ;;
+			skip) conf_skip[$p]=$v ;;
+			lane | '' | '#'*) ;;
+			*) echo "rig/vmtest.sh: $p/vmtest.conf: unknown key '$k'" >&2; exit 2 ;;
 			esac
 		done <"$p/vmtest.conf"
 	fi
@@ -104,6 +119,12 @@ for k in $kernels; do
 		for p in "${pkgs[@]}"; do
 			p=./${p#./}
 			case " ${conf_modules[$p]} " in *" $m "*) ;; *) continue ;; esac
+			if [ "$whole_lane" = 1 ]; then
+				case " ${conf_skip[$p]} " in *" $k/$m "*)
+					results+=("---- $k/$m $p (not in a whole-lane run: vmtest.conf skip=)")
+					continue ;;
+				esac
+			fi
 			name=$(echo "${p#./}" | tr '/' '_')
 			echo "=== vmtest: $p on $k with $m modules" >&2
 			start=$(date +%s)

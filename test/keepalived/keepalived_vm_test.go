@@ -17,13 +17,54 @@ import (
 )
 
 const (
-	// ourKeepalived is Debian's keepalived 2.2.7 with patches/keepalived/2.2.7 (make keepalived).
+	// ourKeepalived is Debian's keepalived 2.2.7 with patches/keepalived/2.2.7 (make keepalived),
+	// the build every test runs.
 	ourKeepalived = vmnet.Bin + "/keepalived"
 	// stockKeepalived is Debian's own.
 	stockKeepalived = "/usr/sbin/keepalived"
 	// ipvsadm is ours: it shows FullNat, synproxy and the local addresses (-G).
 	ipvsadm = vmnet.Bin + "/ipvsadm"
 )
+
+// build is one of our keepalived builds in the VM: Debian's keepalived VERSION with
+// patches/keepalived/VERSION.
+type build struct {
+	version string
+	bin     string
+	// notOn is a kernel line (RIG_KERNEL) the build is not tested on: a Debian release's
+	// keepalived runs on that release's kernels.
+	notOn string
+}
+
+// builds are the versions `make keepalived` builds (KEEPALIVED_VERSIONS), where rig/vm.sh puts
+// them: bookworm's 2.2.7 at /opt/fullnat/bin/keepalived (ourKeepalived), any other version at
+// /opt/fullnat/bin/keepalived-VERSION (trixie's 2.3.3, tested on trixie's 6.12 and on 7.x from
+// trixie-backports, not on bookworm's 6.1).
+var builds = []build{
+	{"2.2.7", ourKeepalived, ""},
+	{"2.3.3", vmnet.Bin + "/keepalived-2.3.3", "6.1"},
+}
+
+// forEachBuild runs f as a subtest per build of this kernel line, named by its version
+// (-run 'TestX/2.3.3'). A build missing from the VM fails its subtest.
+func forEachBuild(t *testing.T, f func(t *testing.T, k build)) {
+	t.Helper()
+	for _, k := range builds {
+		if k.notOn != "" && k.notOn == os.Getenv("RIG_KERNEL") {
+			continue
+		}
+		t.Run(k.version, func(t *testing.T) {
+			if _, err := os.Stat(k.bin); err != nil {
+				t.Fatalf("our keepalived %s is not in the VM (make keepalived): %v", k.version, err)
+			}
+			f(t, k)
+		})
+	}
+}
+
+// first tells whether k is the first build: checks that prove something about a test itself
+// (Debian's keepalived does not pass it) run there only.
+func (k build) first() bool { return k == builds[0] }
 
 // director builds the standard topology (no route back: FULLNAT needs none) with our module
 // loaded and the local addresses the configurations use on the director's inside bridge:
@@ -69,19 +110,30 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// daemon is a keepalived running the checker only, in the foreground, logging to its output.
+// daemon is a keepalived running in the foreground, logging to its output.
 type daemon struct {
 	cmd  *exec.Cmd
 	logs *lockedBuffer
 	done chan struct{}
 }
 
+// startKeepalived starts keepalived running the checker only (--check); see startDaemon.
 func startKeepalived(t *testing.T, ns vmnet.NS, bin, conf string) *daemon {
+	t.Helper()
+	return startDaemon(t, ns, bin, conf, "--check")
+}
+
+// startDaemon starts keepalived in the foreground with its pid files in a fresh directory,
+// logging to its output, with args (none: VRRP and the checker); the log is in the test's log
+// if it fails. It is stopped at cleanup.
+func startDaemon(t *testing.T, ns vmnet.NS, bin, conf string, args ...string) *daemon {
 	t.Helper()
 	dir := t.TempDir()
 	k := &daemon{logs: &lockedBuffer{}, done: make(chan struct{})}
-	k.cmd = ns.Command(bin, "--dont-fork", "--check", "--log-console", "--log-detail",
-		"-f", conf, "-p", filepath.Join(dir, "ka.pid"), "-c", filepath.Join(dir, "ka-check.pid"))
+	argv := append([]string{bin, "--dont-fork", "--log-console", "--log-detail", "-f", conf,
+		"-p", filepath.Join(dir, "ka.pid"), "-c", filepath.Join(dir, "ka-check.pid"),
+		"-r", filepath.Join(dir, "ka-vrrp.pid")}, args...)
+	k.cmd = ns.Command(argv...)
 	k.cmd.Stdout, k.cmd.Stderr = k.logs, k.logs
 	if err := k.cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", bin, err)
@@ -90,7 +142,7 @@ func startKeepalived(t *testing.T, ns vmnet.NS, bin, conf string) *daemon {
 	t.Cleanup(func() {
 		k.stop()
 		if t.Failed() {
-			t.Logf("%s -f %s log:\n%s", bin, conf, k.logs.String())
+			t.Logf("%s -f %s in %s log:\n%s", bin, conf, ns, k.logs.String())
 		}
 	})
 	return k

@@ -16,7 +16,7 @@ import (
 	"github.com/fullnat/fullnat/internal/vmnet"
 )
 
-// TestReloadLocalAddresses: a reload (SIGHUP) that removes local address .101, adds .103, keeps
+// TestReloadLocalAddresses: with each build, a reload (SIGHUP) that removes local address .101, adds .103, keeps
 // .102, changes a real server's weight and the ESTABLISHED timeout applies exactly that, one by one:
 // the service is not recreated (it keeps synproxy and its connections), the log names the added
 // and the removed local address and nothing else, long transfers in flight across the reload
@@ -24,6 +24,10 @@ import (
 // removed local address (the module keeps it for the connections that use it: they drain), and
 // new connections use only .102 and .103. Debian's keepalived has no local addresses to reload.
 func TestReloadLocalAddresses(t *testing.T) {
+	forEachBuild(t, testReloadLocalAddresses)
+}
+
+func testReloadLocalAddresses(t *testing.T, b build) {
 	tp := director(t, 2)
 	d := tp.Director
 	for i := range tp.Servers {
@@ -85,7 +89,7 @@ virtual_server %s 80 {
 	}
 
 	write("198.51.100.101-102", 1, 100)
-	k := startKeepalived(t, d, ourKeepalived, conf)
+	k := startKeepalived(t, d, b.bin, conf)
 	waitFor(t, 20*time.Second, "the FULLNAT service before the reload", func() bool {
 		svc, ds, g, s := state()
 		return strings.HasSuffix(svc, " synproxy") && ds[addr(0)] == (dest{"FullNat", "1"}) &&

@@ -65,6 +65,25 @@ func delta(a, b map[string]uint64) string {
 	return strings.Join(out, ", ")
 }
 
+// softnetDrops is the number of packets the VM's CPUs dropped from full input backlogs
+// (/proc/net/softnet_stat, second column, one line per CPU; the counters are not per namespace).
+func softnetDrops(t *testing.T, ns vmnet.NS) uint64 {
+	t.Helper()
+	var n uint64
+	for _, line := range strings.Split(ns.Run(t, "/bin/cat", "/proc/net/softnet_stat"), "\n") {
+		fs := strings.Fields(line)
+		if len(fs) < 2 {
+			continue
+		}
+		v, err := strconv.ParseUint(fs[1], 16, 32)
+		if err != nil {
+			t.Fatalf("/proc/net/softnet_stat: %q: %v", line, err)
+		}
+		n += v
+	}
+	return n
+}
+
 // bannerRun is what one phase of TestSynProxyServerFirst saw.
 type bannerRun struct {
 	sum      vmnet.Summary
@@ -73,12 +92,14 @@ type bannerRun struct {
 	sent     int           // spoofed SYNs
 	overlap  bool          // the flood still ran when the last genuine connection ended
 	ext, rs  string        // counter deltas: the director's ip_vs_ext_stats, the real servers' TCP
+	okAcks   uint64        // handshake ACKs whose cookie the director accepted (synproxy_ok_ack)
+	drops    uint64        // packets dropped from full input backlogs (softnet_stat)
 	dialTime time.Duration // of the whole batch
 }
 
 func (r bannerRun) String() string {
-	return fmt.Sprintf("%d/%d ok in %v (slowest %d ms), %d spoofed SYNs, errors %v\n    director: %s\n    real servers: %s",
-		r.sum.OK, bannerConns, r.dialTime.Round(time.Millisecond), r.sum.SlowestMS, r.sent, r.sum.Errors, r.ext, r.rs)
+	return fmt.Sprintf("%d/%d ok in %v (slowest %d ms), %d spoofed SYNs, %d packets dropped from input backlogs, errors %v\n    director: %s\n    real servers: %s",
+		r.sum.OK, bannerConns, r.dialTime.Round(time.Millisecond), r.sum.SlowestMS, r.sent, r.drops, r.sum.Errors, r.ext, r.rs)
 }
 
 // bannerPhase makes bannerConns server-first connections to vip from the client while (when
@@ -86,7 +107,7 @@ func (r bannerRun) String() string {
 func (f *fixture) bannerPhase(t *testing.T, vip netip.AddrPort, floodN int) bannerRun {
 	t.Helper()
 	d := f.tp.Director
-	ext0, rs0 := spStats(t, d), snmpSum(t, f.tp.Servers)
+	ext0, rs0, drops0 := spStats(t, d), snmpSum(t, f.tp.Servers), softnetDrops(t, d)
 	var r bannerRun
 	var wg sync.WaitGroup
 	var floodEnd time.Time
@@ -111,7 +132,10 @@ func (f *fixture) bannerPhase(t *testing.T, vip netip.AddrPort, floodN int) bann
 	}
 	r.overlap = floodN > 0 && floodEnd.After(dialEnd)
 	time.Sleep(500 * time.Millisecond)
-	r.ext, r.rs = delta(ext0, spStats(t, d)), delta(rs0, snmpSum(t, f.tp.Servers))
+	ext := spStats(t, d)
+	r.ext, r.rs = delta(ext0, ext), delta(rs0, snmpSum(t, f.tp.Servers))
+	r.okAcks = ext["synproxy_ok_ack"] - ext0["synproxy_ok_ack"]
+	r.drops = softnetDrops(t, d) - drops0
 	return r
 }
 
@@ -167,13 +191,28 @@ func TestSynProxyServerFirst(t *testing.T) {
 					t.Fatalf("SYNPROXY %v: %v", on, err)
 				}
 			}
-			check := func(phase string, r bannerRun, mustOverlap bool) {
+			// Every connection must get its banner, with one exception on a SYNPROXY
+			// service: a client whose handshake ACK never reached the director (dropped
+			// from a full input backlog in the flood) has left no trace there but the
+			// cookie it could not deliver, and waits for a banner no one will send (the
+			// same holds for any SYN-cookie server). Those are the connections beyond the
+			// accepted cookies, and only when the VM did drop packets.
+			check := func(phase string, r bannerRun, synproxy, mustOverlap bool) {
 				t.Helper()
 				t.Logf("%s: %v", phase, r)
-				if r.sum.OK < bannerConns || r.err != nil {
-					t.Errorf("%s: %d of %d server-first connections got their banner (%v)\n%s\n%v\nthe client's connections on the director:\n%s",
-						phase, r.sum.OK, bannerConns, r.err, r.out, r,
-						d.Sh(t, cipvsadm+" -Lnc | grep -F -e '192.0.2.2:' -e '2001:db8:1::2]' || true"))
+				want := bannerConns
+				if synproxy && r.drops > 0 && r.okAcks < bannerConns {
+					want = int(r.okAcks)
+					t.Logf("%s: %d handshake ACKs did not reach the director (%d packets dropped from input backlogs)",
+						phase, bannerConns-want, r.drops)
+				}
+				if synproxy && r.okAcks > bannerConns {
+					t.Errorf("%s: %d handshake ACKs accepted for %d connections", phase, r.okAcks, bannerConns)
+				}
+				if r.sum.OK < want || (want == bannerConns && r.err != nil) {
+					t.Errorf("%s: %d of %d server-first connections got their banner, %d wanted (%v)\n%s\n%v\nthe client's connections on the director:\n%s",
+						phase, r.sum.OK, bannerConns, want, r.err, r.out, r,
+						d.Sh(t, cipvsadm+" -Lnc | grep -F -e '192.0.2.2:' -e '2001:db8:1::2]' | grep -v TIME_WAIT || true"))
 				}
 				// A connection that waited out its timeout outlasts any flood.
 				if mustOverlap && !r.overlap && r.sum.OK == bannerConns {
@@ -182,7 +221,7 @@ func TestSynProxyServerFirst(t *testing.T) {
 			}
 
 			// The protocol works through the service without a flood.
-			check("no SYNPROXY, no flood", f.bannerPhase(t, dst, 0), false)
+			check("no SYNPROXY, no flood", f.bannerPhase(t, dst, 0), false, false)
 			// SYNPROXY on a fresh service, during a flood. The real servers may still be
 			// answering with SYN cookies of their own after the previous case's flood
 			// without SYNPROXY (the listener is shared), keeping no state: when the
@@ -191,7 +230,7 @@ func TestSynProxyServerFirst(t *testing.T) {
 			// (fixture synproxy-ack-repeat; before it, 6.1 lost up to three connections in
 			// a hundred here in some runs).
 			setSynProxy(true)
-			check("SYNPROXY, during a flood", f.bannerPhase(t, dst, floodCount(200000)), true)
+			check("SYNPROXY, during a flood", f.bannerPhase(t, dst, floodCount(200000)), true, true)
 			// Without SYNPROXY during a flood: for comparison, not a requirement (the real
 			// servers' SYN cookies carry the genuine clients, or not).
 			setSynProxy(false)
@@ -199,7 +238,7 @@ func TestSynProxyServerFirst(t *testing.T) {
 			t.Logf("no SYNPROXY, during a flood (for comparison): %v", plain)
 			// Right after it, on the same service: SYNPROXY on, another flood.
 			setSynProxy(true)
-			check("SYNPROXY, right after a flood without it, during a flood", f.bannerPhase(t, dst, floodCount(200000)), true)
+			check("SYNPROXY, right after a flood without it, during a flood", f.bannerPhase(t, dst, floodCount(200000)), true, true)
 		})
 	}
 }
