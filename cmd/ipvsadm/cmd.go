@@ -425,6 +425,10 @@ func (t *tool) parseOptions(argv []string, ce *entry, options *uint64, format *u
 		}
 	case 'h':
 		t.usageExit(argv[0])
+	case tagHelpExt:
+		t.version()
+		fmt.Fprintf(t.stdout, usageExtText, argv[0])
+		t.exit(0)
 	case 'v':
 		t.version()
 		t.exit(0)

@@ -192,6 +192,31 @@ var out = struct {
 	lineError: "line %d: ",
 }
 
+// usageExtText is ipvsadm --help-ext after the version line: the options of Alibaba's LVS
+// extension, which need the fullnat ip_vs module; %[1]s is argv[0]. (-h prints 1.31's help
+// unchanged: scripts parse it.)
+const usageExtText = `Extensions (FULLNAT, local addresses, SYNPROXY; they need the fullnat ip_vs module):
+  %[1]s -A|E virtual-service [options] [-j enable|disable] [-V [seconds]]
+  %[1]s -a|e virtual-service -r server-address -b [-w weight] [-x upper] [-y lower]
+  %[1]s -P|Q virtual-service -z local-address
+  %[1]s -G [virtual-service]
+  %[1]s -R --line-numbers
+
+  --fullnat      -b                   FULLNAT real server (with -a|e; with -A|E, -b
+                                      stays --sched-flags)
+  --add-laddr    -P                   add a local address to a FULLNAT service
+  --del-laddr    -Q                   delete a local address from a service
+  --get-laddr    -G                   list the local addresses
+  --laddr        -z local-address     the local address of -P|Q
+  --synproxy     -j enable|disable    SYNPROXY on a TCP service (NAT or FULLNAT)
+  --vsestablish-timeout -V [seconds]  the service's own timeout of established
+                                      connections (1-2678400)
+  --line-numbers                      with -R, name the number of a failing line
+  --help-ext                          display this help message
+
+See ipvsadm(8).
+`
+
 // usageText is ipvsadm -h after the version line; %[1]s is argv[0].
 const usageText = `Usage:
   %[1]s -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]

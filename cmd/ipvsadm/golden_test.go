@@ -441,7 +441,7 @@ func usesExtension(args []string) bool {
 	for _, a := range args {
 		if strings.HasPrefix(a, "--") {
 			switch strings.SplitN(a[2:], "=", 2)[0] {
-			case "fullnat", "synproxy", "add-laddr", "del-laddr", "get-laddr", "laddr", "vsestablish-timeout":
+			case "fullnat", "synproxy", "add-laddr", "del-laddr", "get-laddr", "laddr", "vsestablish-timeout", "help-ext":
 				return true
 			}
 			continue

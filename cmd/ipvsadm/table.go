@@ -152,6 +152,7 @@ const (
 	tagFullNAT
 	tagSchedFlags
 	tagLineNumbers
+	tagHelpExt
 )
 
 // The two popt tables, built once.
@@ -230,8 +231,10 @@ func optionTable(fullnatB bool) []optDef {
 		{"synproxy", 'j', argRequired, 'j'},
 		{"vsestablish-timeout", 'V', argOptional, 'V'},
 		{"fullnat", 0, argNone, tagFullNAT},
-		// Ours: restore reports the failing line's number.
+		// Ours: restore reports the failing line's number; the extensions' help
+		// (-h stays 1.31's, which scripts parse).
 		{"line-numbers", 0, argNone, tagLineNumbers},
+		{"help-ext", 0, argNone, tagHelpExt},
 	}
 	for i := range t {
 		switch t[i].val {
