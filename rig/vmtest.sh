@@ -40,7 +40,7 @@ whole_lane=0
 if [ ${#pkgs[@]} -eq 0 ]; then
 	whole_lane=1
 	for p in $(grep -rl --include='*_test.go' '^//go:build vmtest' . | xargs -r -n1 dirname | sort -u); do
-		l=$(sed -n 's/^lane=//p' "$p/vmtest.conf" 2>/dev/null)
+		l=$(sed -n 's/^lane=//p' "$p/vmtest.conf" 2>/dev/null || true)
 		[ "${l:-test}" != "$lane" ] || pkgs+=("$p")
 	done
 fi
@@ -139,7 +139,9 @@ for k in $kernels; do
 				failed=$((failed + 1))
 				results+=("FAIL $k/$m $p ($(($(date +%s) - start)) s)")
 				# What failed, for the summary (CI shows only the end of the output).
-				while IFS= read -r l; do results+=("     $l"); done < <(failures "$pl.out")
+				why=$(failures "$pl.out")
+				[ -n "$why" ] || why=$(tail -n 3 "$pl.out")
+				while IFS= read -r l; do results+=("     $l"); done <<<"$why"
 			fi
 		done
 	done
