@@ -7,8 +7,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +42,33 @@ type batch struct {
 	start, end time.Time
 	s          vmnet.Summary
 	err        error
+}
+
+// startProber makes batches of count new connections to addr from ns, one batch after the
+// other, until the function it returns is called; that function returns every batch.
+func startProber(ns vmnet.NS, addr string, count int, timeout time.Duration) (stop func() []batch) {
+	var batches []batch
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			b := batch{start: time.Now()}
+			b.s, _, b.err = vmnet.TryDial(ns, "--addr", addr, "--count", strconv.Itoa(count), "--parallel", "2", "--timeout", timeout.String())
+			b.end = time.Now()
+			batches = append(batches, b)
+		}
+	}()
+	return func() []batch {
+		close(done)
+		<-finished
+		return batches
+	}
 }
 
 // TestHealthCheckFullNAT: each build of keepalived manages a FULLNAT service with SYNPROXY and TCP_CHECK while a
@@ -148,26 +175,7 @@ virtual_server %s 80 {
 	})
 
 	// The prober: new connections all the time, each batch on record.
-	var mu sync.Mutex
-	var batches []batch
-	stop := make(chan struct{})
-	proberDone := make(chan struct{})
-	go func() {
-		defer close(proberDone)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			b := batch{start: time.Now()}
-			b.s, _, b.err = vmnet.TryDial(tp.Client, "--addr", vip, "--count", "6", "--parallel", "2", "--timeout", "5s")
-			b.end = time.Now()
-			mu.Lock()
-			batches = append(batches, b)
-			mu.Unlock()
-		}
-	}()
+	stopProber := startProber(tp.Client, vip, 6, 5*time.Second)
 	time.Sleep(2 * time.Second)
 
 	// The check interval's worst case: delay_loop + (retry + 1) * connect_timeout +
@@ -206,8 +214,7 @@ virtual_server %s 80 {
 		t.Errorf("after the return the service lost synproxy or its local addresses:\n%s", table(d))
 	}
 	time.Sleep(2 * time.Second)
-	close(stop)
-	<-proberDone
+	batches := stopProber()
 
 	// Connections: none fails outside [tKill, tGone]; between tGone and tUp they all go to rs1.
 	var failedInWindow, okTotal, onlyRS1 int

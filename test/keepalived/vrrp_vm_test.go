@@ -9,7 +9,6 @@ import (
 	osexec "os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -155,26 +154,7 @@ func TestVRRPPair(t *testing.T) {
 	through(0, "director 1 master")
 
 	// The prober: new connections all the time, each batch on record.
-	var mu sync.Mutex
-	var batches []batch
-	stop := make(chan struct{})
-	proberDone := make(chan struct{})
-	go func() {
-		defer close(proberDone)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			b := batch{start: time.Now()}
-			b.s, _, b.err = vmnet.TryDial(cl, "--addr", "203.0.113.10:80", "--count", "4", "--parallel", "2", "--timeout", "3s")
-			b.end = time.Now()
-			mu.Lock()
-			batches = append(batches, b)
-			mu.Unlock()
-		}
-	}()
+	stopProber := startProber(cl, "203.0.113.10:80", 4, 3*time.Second)
 	time.Sleep(time.Second)
 
 	tStop := time.Now()
@@ -191,8 +171,7 @@ func TestVRRPPair(t *testing.T) {
 		t.Errorf("director 2 lost its service or VIP:\n%s", table(drs[1]))
 	}
 	time.Sleep(4 * time.Second)
-	close(stop)
-	<-proberDone
+	batches := stopProber()
 
 	settled := tTaken.Add(2 * time.Second)
 	var failedInWindow, okTotal, after int
