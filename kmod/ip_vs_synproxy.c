@@ -1437,10 +1437,10 @@ static void ip_vs_sp_retry(struct timer_list *t)
 		if (syn) {
 			cp->sp.retries++;
 			cp->sp.syn_sent = jiffies;
-			again = ip_vs_sp_may_resend(cp);
-			if (again)
-				mod_timer(&cp->sp.timer,
-					  jiffies + IP_VS_SP_RETRY_TIME);
+			/* a timer armed meanwhile has its own reference */
+			again = ip_vs_sp_may_resend(cp) &&
+				!mod_timer(&cp->sp.timer,
+					   jiffies + IP_VS_SP_RETRY_TIME);
 		}
 	} else if ((cp->sp.flags & (IP_VS_SP_F_ACKWAIT |
 				    IP_VS_SP_F_CLOSING)) ==
@@ -1449,10 +1449,10 @@ static void ip_vs_sp_retry(struct timer_list *t)
 		syn = ip_vs_sp_rs_pkt(cp, skb_peek(q), true,
 				      cp->sp.isn - cp->sp.delta);
 		ack = true;
-		again = ++cp->sp.acks < IP_VS_SP_ACK_REPEATS;
-		if (again) {
-			mod_timer(&cp->sp.timer,
-				  jiffies + IP_VS_SP_ACK_TIME);
+		if (++cp->sp.acks < IP_VS_SP_ACK_REPEATS) {
+			/* ip_vs_sp_flush() may have armed it meanwhile */
+			again = !mod_timer(&cp->sp.timer,
+					   jiffies + IP_VS_SP_ACK_TIME);
 		} else {
 			WRITE_ONCE(cp->sp.flags,
 				   cp->sp.flags & ~IP_VS_SP_F_ACKWAIT);
