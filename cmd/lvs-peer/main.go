@@ -16,6 +16,8 @@
 //	put N        -> reads N bytes, answers "<sha256 hex>\n"
 //	opts         -> "<tcpi_options>\n": the TCP options the server's socket agreed (TCP_INFO,
 //	                1 timestamps, 2 SACK, 4 window scaling)
+//	GET or HEAD  -> an HTTP/1.0 request (keepalived's HTTP_GET checker): its headers are read
+//	                and "HTTP/1.0 200 OK" comes back with "<name> <remote addr:port>\n" as the body
 //
 // A --banner listener speaks first, as SMTP, SSH or MySQL servers do: it writes
 // "<name> <remote addr:port>\n" as soon as it accepts, without waiting for the client, then
@@ -211,6 +213,8 @@ func handle(c net.Conn, name string) {
 	switch {
 	case f[0] == "hello":
 		fmt.Fprintf(c, "%s %s\n", name, c.RemoteAddr())
+	case (f[0] == "GET" || f[0] == "HEAD") && len(f) == 3 && strings.HasPrefix(f[2], "HTTP/"):
+		serveHTTP(c, r, f[0], name)
 	case f[0] == "get" && len(f) == 3:
 		n, _ := strconv.ParseInt(f[1], 10, 64)
 		seed, _ := strconv.ParseUint(f[2], 10, 64)
@@ -233,6 +237,25 @@ func handle(c net.Conn, name string) {
 			return
 		}
 		fmt.Fprintf(c, "%s\n", hex.EncodeToString(h.Sum(nil)))
+	}
+}
+
+// serveHTTP answers an HTTP request whose request line was read: the rest of its header is
+// read up to the blank line, and the answer is 200 with who we are and whom we see.
+func serveHTTP(c net.Conn, r *bufio.Reader, method, name string) {
+	for {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if strings.TrimRight(l, "\r\n") == "" {
+			break
+		}
+	}
+	body := fmt.Sprintf("%s %s\n", name, c.RemoteAddr())
+	fmt.Fprintf(c, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", len(body))
+	if method == "GET" {
+		_, _ = io.WriteString(c, body)
 	}
 }
 

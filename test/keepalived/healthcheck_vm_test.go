@@ -71,8 +71,9 @@ func startProber(ns vmnet.NS, addr string, count int, timeout time.Duration) (st
 	}
 }
 
-// TestHealthCheckFullNAT: each build of keepalived manages a FULLNAT service with SYNPROXY and TCP_CHECK while a
-// client keeps connecting through it. rs1 stays up; when rs2 and rs3 stop answering, keepalived
+// TestHealthCheckFullNAT: each build of keepalived manages a FULLNAT service with SYNPROXY and
+// its three kinds of checks (rs1 TCP_CHECK, rs2 HTTP_GET, rs3 MISC_CHECK) while a client keeps
+// connecting through it. rs1 stays up; when rs2 and rs3 stop answering, keepalived
 // removes rs2 and sets rs3 (inhibit_on_failure) to weight 0 within the check interval; when they
 // answer again, both are back as FullNat with their configured weights. The service keeps its
 // synproxy flag and its local addresses throughout, and no connection fails except in the
@@ -93,11 +94,26 @@ func testHealthCheckFullNAT(t *testing.T, k build) {
 	rs2 := newServer(t, tp.Servers[1], "rs2", addr(1))
 	rs3 := newServer(t, tp.Servers[2], "rs3", addr(2))
 
-	check := `        TCP_CHECK {
+	// Each real server has another of keepalived's checkers: rs1 TCP_CHECK, rs2 HTTP_GET (lvs-peer
+	// answers HTTP), rs3 MISC_CHECK (a script that connects to it).
+	tcpCheck := `        TCP_CHECK {
             connect_timeout 1
             retry 1
             delay_before_retry 1
         }`
+	httpCheck := `        HTTP_GET {
+            url {
+                path /health
+                status_code 200
+            }
+            connect_timeout 1
+            retry 1
+            delay_before_retry 1
+        }`
+	miscCheck := fmt.Sprintf(`        MISC_CHECK {
+            misc_path "/opt/fullnat/bin/lvs-peer dial --addr %s --timeout 1s"
+            misc_timeout 3
+        }`, addr(2))
 	conf := filepath.Join(t.TempDir(), "keepalived.conf")
 	cfg := fmt.Sprintf(`global_defs {
     router_id fullnat
@@ -129,7 +145,7 @@ virtual_server %s 80 {
 %s
     }
 }
-`, tp.VIP, tp.ServerAddrs[0], check, tp.ServerAddrs[1], check, tp.ServerAddrs[2], check)
+`, tp.VIP, tp.ServerAddrs[0], tcpCheck, tp.ServerAddrs[1], httpCheck, tp.ServerAddrs[2], miscCheck)
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
