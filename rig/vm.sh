@@ -90,6 +90,10 @@ if [ -n "$root" ]; then
 	base=$RIG_CACHE/initramfs/root-$rel-base-$base_key.cpio
 	stage=$RIG_CACHE/stage/root-$rel
 fi
+# One builder at a time: rig/vmtest.sh runs VMs side by side (RIG_VM_JOBS).
+mkdir -p "$RIG_CACHE/initramfs"
+exec 9>"$RIG_CACHE/initramfs/.lock"
+flock 9
 if [ ! -s "$base" ]; then
 	echo "rig/vm.sh: building base initramfs for $rel" >&2
 	rm -rf "$stage"
@@ -191,6 +195,8 @@ if [ "$modules" = ours ] && [ -z "$root" ]; then
 	(cd "$smod" && ls modules.*) | sed "s|^|lib/modules/$rel/|" >>"$work/ours.list"
 	(cd "$ov" && cpio -o -H newc -R 0:0 --quiet <"$work/ours.list") >>"$work/initrd"
 fi
+# The base and its stage are read: let the next VM build or read them.
+exec 9>&-
 
 # --- our keepalived (make keepalived) with its shared libraries -------------------------------
 # out/keepalived/2.2.7/keepalived goes to /opt/fullnat/bin/keepalived, any other version to

@@ -14,8 +14,10 @@
 # needs; default: both), `skip=KERNEL/MODULES ...` (pairs a whole-lane run leaves out for CI's
 # budget; naming the package runs them), `timeout=SECONDS`, `mem=MiB` and `tcg=single` (2 vCPUs under
 # single-threaded TCG, for tests that patch kernel text while the other vCPU runs it; see
-# rig/vm.sh). Kernel "6.12-debug" is the sanitizer kernel (rig/debug-kernel.sh); there every
-# timeout is multiplied by $RIG_DEBUG_SLOWDOWN (default 3). RIG_TCG=multi|single overrides tcg=.
+# rig/vm.sh), and `alone=1` (no other VM runs beside it: see RIG_VM_JOBS below). Kernel
+# "6.12-debug" is the sanitizer kernel (rig/debug-kernel.sh); there every timeout is multiplied
+# by $RIG_DEBUG_SLOWDOWN (default 3). RIG_TCG=multi|single overrides tcg=. RIG_VM_JOBS=N runs
+# up to N VMs side by side (default: 2 on 2 or more host CPUs).
 # Module set "ours" needs kmod/out/<release>/ (make -C kmod); it is never skipped silently: if it
 # was asked for and is missing, the run fails.
 set -euo pipefail
@@ -49,7 +51,7 @@ fi
 "$here/fetch.sh" >/dev/null
 
 pl=$(mktemp -d "${TMPDIR:-/tmp}/rig-payload.XXXXXX")
-trap 'rm -rf "$pl" "$pl.out"' EXIT
+trap 'rm -rf "$pl" "$pl".out.* "$pl".res.*' EXIT
 mkdir -p "$pl/opt/fullnat/bin" "$pl/opt/fullnat/tests" "$pl/opt/fullnat/run" "$pl/opt/fullnat/src"
 
 export CGO_ENABLED=0
@@ -64,7 +66,7 @@ git ls-files -z --cached --others --exclude-standard |
 	while IFS= read -r -d '' f; do [ ! -f "$f" ] || printf '%s\n' "$f"; done |
 	tar -cf - -T - | tar -xf - -C "$pl/opt/fullnat/src"
 
-declare -A conf_modules conf_timeout conf_mem conf_tcg conf_skip
+declare -A conf_modules conf_timeout conf_mem conf_tcg conf_skip conf_alone
 for p in "${pkgs[@]}"; do
 	p=./${p#./}
 	name=$(echo "${p#./}" | tr '/' '_')
@@ -83,6 +85,7 @@ EOF
 	conf_mem[$p]=2048
 	conf_tcg[$p]=multi
 	conf_skip[$p]=
+	conf_alone[$p]=0
 	if [ -f "$p/vmtest.conf" ]; then
 		while IFS='=' read -r k v; do
 			case "$k" in
@@ -91,6 +94,7 @@ EOF
 			mem) conf_mem[$p]=$v ;;
 			tcg) conf_tcg[$p]=$v ;;
 			skip) conf_skip[$p]=$v ;;
+			alone) conf_alone[$p]=$v ;;
 			lane | '' | '#'*) ;;
 			*) echo "rig/vmtest.sh: $p/vmtest.conf: unknown key '$k'" >&2; exit 2 ;;
 			esac
@@ -113,7 +117,9 @@ failures() {
 	' "$1" | head -n 60
 }
 
-passed=0 failed=0 results=()
+# The runs, in order: kernel, module set, package.
+jobs=()
+skipped=()
 for k in $kernels; do
 	for m in $modsets; do
 		for p in "${pkgs[@]}"; do
@@ -121,31 +127,84 @@ for k in $kernels; do
 			case " ${conf_modules[$p]} " in *" $m "*) ;; *) continue ;; esac
 			if [ "$whole_lane" = 1 ]; then
 				case " ${conf_skip[$p]} " in *" $k/$m "*)
-					results+=("---- $k/$m $p (not in a whole-lane run: vmtest.conf skip=)")
+					skipped+=("---- $k/$m $p (not in a whole-lane run: vmtest.conf skip=)")
 					continue ;;
 				esac
 			fi
-			name=$(echo "${p#./}" | tr '/' '_')
-			echo "=== vmtest: $p on $k with $m modules" >&2
-			start=$(date +%s)
-			to=${conf_timeout[$p]}
-			case "$k" in *-debug) to=$((to * ${RIG_DEBUG_SLOWDOWN:-3})) ;; esac
-			if "$here/vm.sh" --kernel "$k" --modules "$m" --payload "$pl" --run "$name" \
-				--timeout "$to" --mem "${conf_mem[$p]}" --tcg "${RIG_TCG:-${conf_tcg[$p]}}" 2>&1 |
-				tee "$pl.out"; then
-				passed=$((passed + 1))
-				results+=("PASS $k/$m $p ($(($(date +%s) - start)) s)")
-			else
-				failed=$((failed + 1))
-				results+=("FAIL $k/$m $p ($(($(date +%s) - start)) s)")
-				# What failed, for the summary (CI shows only the end of the output).
-				why=$(failures "$pl.out")
-				[ -n "$why" ] || why=$(tail -n 3 "$pl.out")
-				while IFS= read -r l; do results+=("     $l"); done <<<"$why"
-			fi
+			jobs+=("$k $m $p")
 		done
 	done
 done
+
+# run1 I: run job I; its output goes to $pl.out.I, its verdict line to $pl.res.I (PASS/FAIL line,
+# then what failed).
+run1() {
+	local i=$1 k m p name to start out=$pl.out.$1
+	read -r k m p <<<"${jobs[$i]}"
+	name=$(echo "${p#./}" | tr '/' '_')
+	echo "=== vmtest: $p on $k with $m modules" >>"$out"
+	start=$(date +%s)
+	to=${conf_timeout[$p]}
+	case "$k" in *-debug) to=$((to * ${RIG_DEBUG_SLOWDOWN:-3})) ;; esac
+	if "$here/vm.sh" --kernel "$k" --modules "$m" --payload "$pl" --run "$name" \
+		--timeout "$to" --mem "${conf_mem[$p]}" --tcg "${RIG_TCG:-${conf_tcg[$p]}}" >>"$out" 2>&1; then
+		echo "PASS $k/$m $p ($(($(date +%s) - start)) s)" >"$pl.res.$i"
+	else
+		{
+			echo "FAIL $k/$m $p ($(($(date +%s) - start)) s)"
+			# What failed, for the summary (CI shows only the end of the output).
+			why=$(failures "$out")
+			[ -n "$why" ] || why=$(tail -n 3 "$out")
+			sed 's/^/     /' <<<"$why"
+		} >"$pl.res.$i"
+	fi
+}
+
+# Packages whose vmtest.conf says alone=1 (timing: timers, floods, failover, benchmarks) run
+# with no other VM beside them; the others run up to $RIG_VM_JOBS VMs at a time (default: 2
+# on a host with 2 CPUs or more: a TCG guest spends much of a test waiting on timers and the
+# network, so two share 2 cores well), each one's output printed whole when it ends.
+vmjobs=${RIG_VM_JOBS:-$(($(nproc) >= 2 ? 2 : 1))}
+[ "$vmjobs" -ge 1 ] || vmjobs=1
+declare -A running=()
+reap() { # wait for one running job, print it
+	local pid i
+	wait -n -p pid "${!running[@]}" || true
+	i=${running[$pid]}
+	unset "running[$pid]"
+	cat "$pl.out.$i"
+}
+for i in "${!jobs[@]}"; do
+	read -r k m p <<<"${jobs[$i]}"
+	if [ "${conf_alone[$p]}" = 1 ] || [ "$vmjobs" = 1 ]; then
+		continue
+	fi
+	while [ ${#running[@]} -ge "$vmjobs" ]; do reap; done
+	run1 "$i" &
+	running[$!]=$i
+done
+while [ ${#running[@]} -gt 0 ]; do reap; done
+for i in "${!jobs[@]}"; do
+	read -r k m p <<<"${jobs[$i]}"
+	[ "${conf_alone[$p]}" = 1 ] || [ "$vmjobs" = 1 ] || continue
+	# streamed: a long run shows its progress
+	: >"$pl.out.$i"
+	run1 "$i" &
+	pid=$!
+	tail -n +1 --pid=$pid -f "$pl.out.$i" 2>/dev/null || true
+	wait "$pid" || true
+done
+
+passed=0 failed=0 results=()
+for i in "${!jobs[@]}"; do
+	case "$(head -n 1 "$pl.res.$i" 2>/dev/null)" in
+	PASS*) passed=$((passed + 1)) ;;
+	*) failed=$((failed + 1)) ;;
+	esac
+	[ -s "$pl.res.$i" ] || echo "FAIL ${jobs[$i]} (no verdict)" >"$pl.res.$i"
+	while IFS= read -r l; do results+=("$l"); done <"$pl.res.$i"
+done
+results+=("${skipped[@]}")
 echo
 echo "vmtest summary:"
 printf '  %s\n' "${results[@]}"
