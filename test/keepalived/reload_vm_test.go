@@ -7,13 +7,18 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fullnat/fullnat/internal/flood"
+	"github.com/fullnat/fullnat/internal/pktfix"
 	"github.com/fullnat/fullnat/internal/vmnet"
+	"golang.org/x/sys/unix"
 )
 
 // TestReloadLocalAddresses: with each build, a reload (SIGHUP) that removes local address .101, adds .103, keeps
@@ -22,7 +27,8 @@ import (
 // and the removed local address and nothing else, long transfers in flight across the reload
 // complete with their content verified (lvs-peer checks every byte), among them those through the
 // removed local address (the module keeps it for the connections that use it: they drain), and
-// new connections use only .102 and .103. Debian's keepalived has no local addresses to reload.
+// new connections use only .102 and .103; a SYN flood sent across the reload is answered by
+// SYNPROXY (none of its SYNs reaches a real server). Debian's keepalived has no local addresses to reload.
 func TestReloadLocalAddresses(t *testing.T) {
 	forEachBuild(t, testReloadLocalAddresses)
 }
@@ -110,6 +116,46 @@ virtual_server %s 80 {
 	}()
 	time.Sleep(time.Second)
 
+	// A SYN flood across the reload: SYNPROXY holds throughout, so no flood SYN reaches a real
+	// server. The captures count the SYNs the real servers get from a local address (the
+	// director's FULLNAT connections; keepalived's own checks come from its other address).
+	stopCount := make(chan struct{})
+	var cwg sync.WaitGroup
+	var rsSyns atomic.Int64
+	for _, rs := range tp.Servers {
+		c := vmnet.OpenCapture(t, rs, "eth0")
+		cwg.Add(1)
+		go func() {
+			defer cwg.Done()
+			for {
+				select {
+				case <-stopCount:
+					return
+				default:
+				}
+				_, _ = c.Next(false, 200*time.Millisecond, func(fr vmnet.Frame) bool {
+					p, err := pktfix.Decode(fr.Data, fr.Partial)
+					if err == nil && p.Proto == unix.IPPROTO_TCP && p.Flags&(flood.SYN|flood.ACK) == flood.SYN &&
+						laddrNet.Contains(p.Src.Addr()) {
+						rsSyns.Add(1)
+					}
+					return false
+				})
+			}
+		}()
+	}
+	syn0 := extStats(t, d)["synproxy_syn_cnt"]
+	var fl flood.Result
+	var flErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		flErr = vmnet.InNetns(string(tp.Client), func() (err error) {
+			fl, err = flood.Run(flood.Config{Target: netip.AddrPortFrom(tp.VIP, 80), Count: 20000, Flags: flood.SYN, Limit: 60 * time.Second})
+			return err
+		})
+	}()
+
 	write("198.51.100.102-103", 3, 200)
 	tHUP := time.Now()
 	if err := k.cmd.Process.Signal(syscall.SIGHUP); err != nil {
@@ -131,6 +177,17 @@ virtual_server %s 80 {
 	}
 	wg.Wait()
 	tDone := time.Now()
+	during := rsSyns.Load()
+	syn1 := extStats(t, d)["synproxy_syn_cnt"]
+	if flErr != nil || fl.Sent < 10000 {
+		t.Errorf("the SYN flood across the reload: %d SYNs sent: %v", fl.Sent, flErr)
+	}
+	if got := syn1 - syn0; got < uint64(fl.Sent)*9/10 {
+		t.Errorf("synproxy_syn_cnt +%d for a flood of %d SYNs across the reload: SYNPROXY did not answer them", got, fl.Sent)
+	}
+	if during > 10 {
+		t.Errorf("the real servers got %d SYNs from the local addresses during a flood of %d SYNs across the reload, want none of the flood's", during, fl.Sent)
+	}
 	if longErr != nil || long.OK != 4 || long.Failed != 0 {
 		t.Errorf("long transfers across the reload: %+v, %v", long, longErr)
 	}
@@ -154,6 +211,13 @@ virtual_server %s 80 {
 	}
 
 	s := vmnet.Dial(t, tp.Client, "--addr", vip, "--count", "20", "--parallel", "2")
+	// The captures see genuine connections: these 20 reached the real servers.
+	time.Sleep(300 * time.Millisecond)
+	close(stopCount)
+	cwg.Wait()
+	if got := rsSyns.Load() - during; got < 20 {
+		t.Errorf("the real servers' captures saw %d SYNs from the local addresses for 20 new connections", got)
+	}
 	used := map[string]int{}
 	for _, peers := range s.Seen {
 		for p, n := range peers {
@@ -165,4 +229,34 @@ virtual_server %s 80 {
 	}
 	t.Logf("reload applied in %v; %d transfers through the removed local address drained; 4 x 24 MiB transfers took %v, %v after the SIGHUP",
 		took, drain, tDone.Sub(tLong), tDone.Sub(tHUP))
+	t.Logf("SYN flood across the reload: %d SYNs in %v, synproxy_syn_cnt +%d, SYNs from local addresses at the real servers: %d (then %d for 20 connections)",
+		fl.Sent, fl.Elapsed.Round(time.Millisecond), syn1-syn0, during, rsSyns.Load()-during)
+}
+
+// laddrNet holds the local addresses the keepalived tests configure (198.51.100.101-103).
+var laddrNet = netip.MustParsePrefix("198.51.100.96/28")
+
+// extStats is the director's /proc/net/ip_vs_ext_stats, each counter summed over the CPUs.
+func extStats(t *testing.T, d vmnet.NS) map[string]uint64 {
+	t.Helper()
+	m := map[string]uint64{}
+	for _, line := range strings.Split(d.Run(t, "/bin/cat", "/proc/net/ip_vs_ext_stats"), "\n")[1:] {
+		name, vals, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		var sum uint64
+		for _, v := range strings.Fields(vals) {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				t.Fatalf("ip_vs_ext_stats: %q: %v", line, err)
+			}
+			sum += n
+		}
+		m[strings.TrimSpace(name)] = sum
+	}
+	if _, ok := m["synproxy_syn_cnt"]; !ok {
+		t.Fatalf("ip_vs_ext_stats has no synproxy_syn_cnt")
+	}
+	return m
 }
