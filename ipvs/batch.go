@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/mdlayher/netlink"
 )
 
 // OpKind is the kind of change an Op makes.
@@ -310,11 +308,7 @@ func (c *Client) Apply(b *Batch) error {
 			break
 		}
 		var err error
-		if c.raw != nil {
-			err = c.raw.batch(c.family, buf[offs[start]:offs[end]], offs[start:end+1], func(i int, err error) { fail(start+i, err) })
-		} else {
-			err = c.sendWindow(buf, offs[start:end+1], func(i int, err error) { fail(start+i, err) })
-		}
+		err = sendWindow(c.nc, c.family, buf, offs[start:end+1], func(i int, err error) { fail(start+i, err) })
 		if err != nil {
 			// The transport failed: what the kernel did with this
 			// window is unknown.
@@ -331,54 +325,6 @@ func (c *Client) Apply(b *Batch) error {
 		return nil
 	}
 	return &BatchError{Failed: sortOpErrors(failed)}
-}
-
-// sendWindow sends the messages of buf between offs[0] and offs[n] through
-// netlink.Conn (the path of clients over fakes), the last with an ack.
-func (c *Client) sendWindow(buf []byte, offs []int, fail func(int, error)) error {
-	reqs := make([]netlink.Message, len(offs)-1)
-	for i := range reqs {
-		reqs[i] = netlink.Message{
-			Header: netlink.Header{Type: netlink.HeaderType(c.family), Flags: netlink.Request},
-			Data:   buf[offs[i]+nlHdrLen : offs[i+1]],
-		}
-	}
-	reqs[len(reqs)-1].Header.Flags |= netlink.Acknowledge
-	sent, err := c.nc.SendMessages(reqs)
-	if err != nil {
-		return err
-	}
-	seqIndex := make(map[uint32]int, len(sent))
-	for i, m := range sent {
-		seqIndex[m.Header.Sequence] = i
-	}
-	return c.collectWindow(seqIndex, sent[len(sent)-1].Header.Sequence, fail)
-}
-
-// collectWindow reads the kernel's answers to a window until the ack (or
-// error) of its last request, reporting failures through fail.
-func (c *Client) collectWindow(seqIndex map[uint32]int, last uint32, fail func(int, error)) error {
-	for {
-		msgs, err := c.nc.Receive()
-		if err != nil {
-			var oe *netlink.OpError
-			if errors.As(err, &oe) && oe.Sequence != 0 {
-				if i, ok := seqIndex[oe.Sequence]; ok {
-					fail(i, err)
-					if oe.Sequence == last {
-						return nil
-					}
-					continue
-				}
-			}
-			return err
-		}
-		for _, m := range msgs {
-			if m.Header.Type == netlink.Error && m.Header.Sequence == last {
-				return nil
-			}
-		}
-	}
 }
 
 // sortOpErrors orders failures by index, keeping the first report of an

@@ -19,13 +19,11 @@ import (
 type Client struct {
 	mu     sync.Mutex
 	nc     *netlink.Conn
-	raw    *rawConn // nil over fakes
 	family uint16
 
 	// nsFile is the client's network namespace, for helper sockets.
-	nsFile      *os.File
-	helpers     []*rawConn
-	helperConns []*netlink.Conn
+	nsFile  *os.File
+	helpers []*netlink.Conn
 
 	featKnown bool
 	features  Features
@@ -35,10 +33,6 @@ type Client struct {
 func New() (*Client, error) {
 	return dial(&netlink.Config{MessageBufferSize: recvBufferSize})
 }
-
-// recvBufferSize is netlink.Conn's fixed receive buffer (no peek before
-// each read); see rawBufSize.
-const recvBufferSize = rawBufSize
 
 // NewInNamespace opens a client in the network namespace at path (for
 // example /var/run/netns/blue or /proc/1234/ns/net). The client keeps
@@ -62,20 +56,29 @@ func NewInNamespaceFD(fd int) (*Client, error) {
 }
 
 func dial(cfg *netlink.Config) (*Client, error) {
-	nc, err := netlink.Dial(unix.NETLINK_GENERIC, cfg)
+	nc, err := dialConn(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("ipvs: dial generic netlink: %w", err)
+		return nil, err
 	}
 	c, err := newClient(nc)
 	if err != nil {
 		_ = nc.Close()
 		return nil, err
 	}
+	c.nsFile = openNamespace(cfg.NetNS)
+	return c, nil
+}
+
+// dialConn opens a generic netlink socket with the client's options.
+func dialConn(cfg *netlink.Config) (*netlink.Conn, error) {
+	nc, err := netlink.Dial(unix.NETLINK_GENERIC, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ipvs: dial generic netlink: %w", err)
+	}
 	// Best effort: error messages from the kernel, and short error acks.
 	_ = nc.SetOption(netlink.ExtendedAcknowledge, true)
 	_ = nc.SetOption(netlink.CapAcknowledge, true)
-	c.nsFile = openNamespace(cfg.NetNS)
-	return c, nil
+	return nc, nil
 }
 
 // newClient resolves the IPVS family on an existing connection (also used
@@ -89,17 +92,17 @@ func newClient(nc *netlink.Conn) (*Client, error) {
 		}
 		return nil, wrapErr("resolve family", familyName, err)
 	}
-	return &Client{nc: nc, raw: newRawConn(nc), family: fam.ID}, nil
+	return &Client{nc: nc, family: fam.ID}, nil
 }
 
 // Close releases the socket.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, h := range c.helperConns {
+	for _, h := range c.helpers {
 		_ = h.Close()
 	}
-	c.helpers, c.helperConns = nil, nil
+	c.helpers = nil
 	if c.nsFile != nil {
 		_ = c.nsFile.Close()
 		c.nsFile = nil
@@ -413,25 +416,7 @@ func (c *Client) do(cmd uint8, flags netlink.HeaderFlags, data []byte) ([]genlMs
 // doMsg sends one genetlink payload (header and attributes) and collects
 // the replies (c.mu held).
 func (c *Client) doMsg(flags netlink.HeaderFlags, msg []byte) ([]genlMsg, error) {
-	if c.raw != nil {
-		return c.raw.exchange(c.family, flags, msg)
-	}
-	req := netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(c.family), Flags: netlink.Request | flags},
-		Data:   msg,
-	}
-	msgs, err := c.nc.Execute(req)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]genlMsg, 0, len(msgs))
-	for _, m := range msgs {
-		if m.Header.Type != netlink.HeaderType(c.family) || len(m.Data) < 4 {
-			continue
-		}
-		out = append(out, genlMsg{cmd: m.Data[0], data: m.Data[4:]})
-	}
-	return out, nil
+	return exchange(c.nc, c.family, flags, msg)
 }
 
 // genlHeader prefixes data with a genetlink header for cmd.

@@ -24,12 +24,15 @@
 // why in a *BatchError. This is what makes restoring thousands of
 // services fast.
 //
-// The client reads and writes its socket with non-blocking raw system
-// calls: IPVS answers synchronously, so a read right after a write never
-// waits, and the Go scheduler's blocking-syscall hand-offs are avoided.
-// Listing thousands of services (one dump of services, then one dump of
-// destinations per service, as the kernel has no "all destinations"
-// dump) is dominated by those round trips.
+// The client's socket is mdlayher/netlink's Conn: ordinary system calls on
+// a non-blocking descriptor, waiting in the Go runtime's network poller, so
+// the IPVS work the kernel does inside them (mutex waits, module loading,
+// long dumps) never stalls the scheduler or a garbage collection. Fakes
+// (see the tests) sit behind the same netlink.Conn, so they exercise the
+// production framing, ack and error parsing. Listing thousands of services
+// (one dump of services, then one dump of destinations per service, as the
+// kernel has no "all destinations" dump) is dominated by round trips; the
+// per-service dumps run in parallel on a few extra sockets.
 //
 // # Extension features
 //

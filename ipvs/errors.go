@@ -22,6 +22,12 @@ var ErrSynProxyNotAllowed = errors.New("SYNPROXY needs a TCP service with NAT or
 // request is refused before anything is sent to the kernel.
 var ErrNotSupported = errors.New("not supported by the running IPVS module")
 
+// ErrDumpInterrupted is returned (wrapped) when the kernel flagged a dump
+// reply with NLM_F_DUMP_INTR: the table changed while it was being
+// listed, so the listing may be inconsistent. The call fails with it;
+// repeat the call for a consistent listing.
+var ErrDumpInterrupted = errors.New("dump interrupted by a concurrent change, listing may be inconsistent")
+
 // Error is an error from an IPVS operation. It names the operation and the
 // object, and wraps the cause (usually a syscall.Errno from the kernel).
 //

@@ -60,7 +60,7 @@ func (c *Client) ServicesWithDestinations() ([]ServiceDestinations, error) {
 	)
 	for _, w := range workers {
 		wg.Add(1)
-		go func(w *rawConn) {
+		go func(w *netlink.Conn) {
 			defer wg.Done()
 			for i := range next {
 				ds, err := c.destinationsVia(w, out[i].Service)
@@ -88,13 +88,13 @@ func (c *Client) ServicesWithDestinations() ([]ServiceDestinations, error) {
 }
 
 // destinationsVia dumps the destinations of svc on the helper socket w.
-func (c *Client) destinationsVia(w *rawConn, svc Service) ([]Destination, error) {
+func (c *Client) destinationsVia(w *netlink.Conn, svc Service) ([]Destination, error) {
 	obj := svc.String()
 	b, err := encodeServiceRequest(svc, false, 0)
 	if err != nil {
 		return nil, wrapErr("list destinations of", obj, err)
 	}
-	msgs, err := w.exchange(c.family, netlink.Dump, genlHeader(cmdGetDest, b))
+	msgs, err := exchange(w, c.family, netlink.Dump, genlHeader(cmdGetDest, b))
 	if err != nil {
 		return nil, wrapErr("list destinations of", obj, err)
 	}
@@ -114,23 +114,17 @@ func (c *Client) destinationsVia(w *rawConn, svc Service) ([]Destination, error)
 // listWorkersLocked returns the helper sockets for parallel listing,
 // opening them on first use in the client's namespace (c.mu held). It
 // returns nil when parallel listing is not worth it or not possible.
-func (c *Client) listWorkersLocked(jobs int) []*rawConn {
+func (c *Client) listWorkersLocked(jobs int) []*netlink.Conn {
 	n := min(runtime.GOMAXPROCS(0), maxListWorkers)
-	if c.raw == nil || c.nsFile == nil || n < 2 || jobs < 16 {
+	if c.nsFile == nil || n < 2 || jobs < 16 {
 		return nil
 	}
 	for len(c.helpers) < n {
-		nc, err := netlink.Dial(unix.NETLINK_GENERIC, &netlink.Config{NetNS: int(c.nsFile.Fd()), MessageBufferSize: recvBufferSize})
+		nc, err := dialConn(&netlink.Config{NetNS: int(c.nsFile.Fd()), MessageBufferSize: recvBufferSize})
 		if err != nil {
 			break
 		}
-		r := newRawConn(nc)
-		if r == nil {
-			_ = nc.Close()
-			break
-		}
-		c.helperConns = append(c.helperConns, nc)
-		c.helpers = append(c.helpers, r)
+		c.helpers = append(c.helpers, nc)
 	}
 	return c.helpers
 }
