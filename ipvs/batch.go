@@ -4,11 +4,14 @@
 package ipvs
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/mdlayher/netlink"
 )
 
 // OpKind is the kind of change an Op makes.
@@ -199,8 +202,8 @@ type request struct {
 }
 
 // prepare checks op against the cached features and encodes it (c.mu held).
-func (c *Client) prepare(op Op) (request, error) {
-	have, err := c.opFeatures(&op)
+func (c *Client) prepare(ctx context.Context, op Op) (request, error) {
+	have, err := c.opFeatures(ctx, &op)
 	if err != nil {
 		return request{}, err
 	}
@@ -213,7 +216,7 @@ func (c *Client) prepare(op Op) (request, error) {
 
 // opFeatures returns the module's features when op depends on them, and
 // ErrNotSupported when op needs one the module lacks (c.mu held).
-func (c *Client) opFeatures(op *Op) (Features, error) {
+func (c *Client) opFeatures(ctx context.Context, op *Op) (Features, error) {
 	var need Features
 	switch op.Kind {
 	case OpCreateService, OpUpdateService:
@@ -233,7 +236,7 @@ func (c *Client) opFeatures(op *Op) (Features, error) {
 	if need == 0 && op.Kind != OpCreateService && op.Kind != OpUpdateService {
 		return 0, nil
 	}
-	have, err := c.featuresLocked()
+	have, err := c.featuresLocked(ctx)
 	if err != nil {
 		return 0, &Error{Op: op.Kind.verb(), Object: op.object(), Err: fmt.Errorf("reading the module's features: %w", err)}
 	}
@@ -248,12 +251,12 @@ func (c *Client) opFeatures(op *Op) (Features, error) {
 // encodeBatch encodes every operation as a netlink message (header
 // fields other than the length filled in at send time) into one buffer;
 // offs[i] is where message i starts, offs[len(ops)] the end.
-func (c *Client) encodeBatch(ops []Op) (buf []byte, offs []int, err error) {
+func (c *Client) encodeBatch(ctx context.Context, ops []Op) (buf []byte, offs []int, err error) {
 	buf = make([]byte, 0, len(ops)*176)
 	offs = make([]int, len(ops)+1)
 	for i := range ops {
 		op := &ops[i]
-		have, err := c.opFeatures(op)
+		have, err := c.opFeatures(ctx, op)
 		if err != nil {
 			return nil, nil, &BatchError{Failed: []*OpError{{Index: i, Op: *op, Err: err}}}
 		}
@@ -288,10 +291,16 @@ const window = 128
 // ErrNotSupported and changes nothing. The kernel applies each operation
 // independently and in order; failures are returned as a *BatchError
 // listing each failed operation and why.
-func (c *Client) Apply(b *Batch) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	buf, offs, err := c.encodeBatch(b.Ops)
+//
+// When ctx is done, the window in flight is reported with ctx's error
+// (its outcome is unknown: the kernel may have applied some of it) and
+// the rest as ErrNotAttempted (also matching ctx's error).
+func (c *Client) Apply(ctx context.Context, b *Batch) error {
+	if err := c.lock(ctx); err != nil {
+		return err
+	}
+	defer c.unlock()
+	buf, offs, err := c.encodeBatch(ctx, b.Ops)
 	if err != nil {
 		return err
 	}
@@ -307,8 +316,15 @@ func (c *Client) Apply(b *Batch) error {
 			}
 			break
 		}
-		var err error
-		err = sendWindow(c.nc, c.family, buf, offs[start:end+1], func(i int, err error) { fail(start+i, err) })
+		if err := ctx.Err(); err != nil {
+			for i := start; i < len(b.Ops); i++ {
+				fail(i, fmt.Errorf("%w: %w", ErrNotAttempted, err))
+			}
+			break
+		}
+		err := c.call(ctx, func(nc *netlink.Conn) error {
+			return sendWindow(nc, c.family, buf, offs[start:end+1], func(i int, err error) { fail(start+i, err) })
+		})
 		if err != nil {
 			// The transport failed: what the kernel did with this
 			// window is unknown.

@@ -18,6 +18,15 @@
 // (what "ipvsadm -L" shows), running the per-service destination dumps in
 // parallel on a few helper sockets.
 //
+// Every method that talks to the kernel takes a context.Context first. A
+// call whose context is done returns an error matching the context's error
+// (errors.Is(err, context.Canceled) or context.DeadlineExceeded); the
+// client then drops its socket, so no half-read reply reaches the next
+// call, which opens a new one in the same namespace. Work the kernel does
+// inside one system call cannot be interrupted: the context is seen when
+// that call returns. A change cancelled after it was sent may have been
+// applied.
+//
 // Apply sends a Batch of changes pipelined on the one socket: a window of
 // requests goes out in one write, and the kernel answers only the failed
 // ones and the last of the window. It reports which operations failed and

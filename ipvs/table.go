@@ -4,6 +4,7 @@
 package ipvs
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -30,13 +31,15 @@ const maxListWorkers = 4
 // (over fakes, or when they cannot be opened) the dumps run one after the
 // other on the client's socket. A service deleted between the two steps
 // is listed with no destinations, as with ipvsadm.
-func (c *Client) ServicesWithDestinations() ([]ServiceDestinations, error) {
-	svcs, err := c.Services()
+func (c *Client) ServicesWithDestinations(ctx context.Context) ([]ServiceDestinations, error) {
+	svcs, err := c.Services(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	if err := c.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer c.unlock()
 	out := make([]ServiceDestinations, len(svcs))
 	for i, s := range svcs {
 		out[i].Service = s
@@ -44,7 +47,7 @@ func (c *Client) ServicesWithDestinations() ([]ServiceDestinations, error) {
 	workers := c.listWorkersLocked(len(svcs))
 	if len(workers) < 2 {
 		for i := range out {
-			ds, err := c.destinationsLocked(out[i].Service)
+			ds, err := c.destinationsLocked(ctx, out[i].Service)
 			if err != nil {
 				return nil, err
 			}
@@ -52,6 +55,8 @@ func (c *Client) ServicesWithDestinations() ([]ServiceDestinations, error) {
 		}
 		return out, nil
 	}
+	// ctx done closes the helper sockets, which ends the dumps
+	stop := closeWhenDone(ctx, workers...)
 	var (
 		wg    sync.WaitGroup
 		next  = make(chan int)
@@ -81,6 +86,16 @@ func (c *Client) ServicesWithDestinations() ([]ServiceDestinations, error) {
 	}
 	close(next)
 	wg.Wait()
+	if !stop() || (first != nil && !kernelAnswer(first)) {
+		// replies may be left unread: drop the helper sockets
+		for _, w := range c.helpers {
+			_ = w.Close()
+		}
+		c.helpers = nil
+		if err := ctx.Err(); err != nil {
+			return nil, wrapErr("list destinations", "", err)
+		}
+	}
 	if first != nil {
 		return nil, first
 	}
