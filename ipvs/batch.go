@@ -306,7 +306,7 @@ func (c *Client) Apply(ctx context.Context, b *Batch) error {
 	}
 	var failed []*OpError
 	fail := func(i int, err error) {
-		failed = append(failed, &OpError{Index: i, Op: b.Ops[i], Err: wrapErr(b.Ops[i].Kind.verb(), b.Ops[i].object(), err)})
+		failed = append(failed, &OpError{Index: i, Op: b.Ops[i], Err: opErr(&b.Ops[i], err)})
 	}
 	for start := 0; start < len(b.Ops); start += window {
 		end := min(start+window, len(b.Ops))

@@ -108,8 +108,10 @@ func newClient(nc *netlink.Conn) (*Client, error) {
 	fam, err := genetlink.NewConn(nc).GetFamily(familyName)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, &Error{Op: "resolve family", Object: familyName,
+			e := &Error{Op: "resolve family", Object: familyName,
 				Err: fmt.Errorf("generic netlink family not found, is the ip_vs module loaded? (%w)", err)}
+			e.markModule()
+			return nil, e
 		}
 		return nil, wrapErr("resolve family", familyName, err)
 	}
@@ -431,7 +433,7 @@ func (c *Client) apply1(ctx context.Context, op Op) error {
 		return err
 	}
 	_, err = c.doMsg(ctx, netlink.Acknowledge, req.msg)
-	return wrapErr(op.Kind.verb(), op.object(), err)
+	return opErr(&op, err)
 }
 
 // need returns ErrNotSupported (wrapped) unless the module has f.

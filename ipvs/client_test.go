@@ -8,12 +8,15 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mdlayher/netlink"
+	"github.com/mdlayher/netlink/nltest"
 	"golang.org/x/sys/unix"
 )
 
@@ -471,36 +474,104 @@ func TestNotSupported(t *testing.T) {
 }
 
 func TestErrnoMapping(t *testing.T) {
+	dest := Destination{Address: netip.MustParseAddr("198.51.100.1"), Port: 80}
+	createDest := func(c *Client) error { return c.CreateDestination(t.Context(), svcTCP, dest) }
+	createSvc := func(c *Client) error { return c.CreateService(t.Context(), svcTCP) }
+	updateSvc := func(c *Client) error { return c.UpdateService(t.Context(), svcTCP) }
+	batchSvc := func(c *Client) error {
+		var b Batch
+		b.CreateService(svcTCP)
+		return c.Apply(t.Context(), &b)
+	}
+	all := []error{ErrNotFound, os.ErrNotExist, ErrModuleNotFound, ErrExist, os.ErrExist, ErrPermission, os.ErrPermission, ErrSynProxyNotAllowed}
 	for _, tc := range []struct {
-		errno  unix.Errno
-		target error
+		name  string
+		call  func(c *Client) error
+		op    string
+		errno unix.Errno
+		want  []error // of all; the others must not match
 	}{
-		{unix.ESRCH, os.ErrNotExist},
-		{unix.ENOENT, os.ErrNotExist},
-		{unix.EEXIST, os.ErrExist},
-		{unix.EPERM, os.ErrPermission},
-		{unix.EPROTONOSUPPORT, ErrSynProxyNotAllowed},
+		{"dest ESRCH", createDest, "create destination", unix.ESRCH, []error{ErrNotFound, os.ErrNotExist}},
+		{"dest ENOENT", createDest, "create destination", unix.ENOENT, []error{ErrNotFound, os.ErrNotExist}},
+		{"dest EEXIST", createDest, "create destination", unix.EEXIST, []error{ErrExist, os.ErrExist}},
+		{"dest EPERM", createDest, "create destination", unix.EPERM, []error{ErrPermission, os.ErrPermission}},
+		{"dest EACCES", createDest, "create destination", unix.EACCES, []error{ErrPermission, os.ErrPermission}},
+		{"dest EPROTONOSUPPORT", createDest, "create destination", unix.EPROTONOSUPPORT, []error{ErrSynProxyNotAllowed}},
+		{"dest EINVAL", createDest, "create destination", unix.EINVAL, nil},
+		{"create ENOENT", createSvc, "create service", unix.ENOENT, []error{ErrModuleNotFound}},
+		{"update ENOENT", updateSvc, "update service", unix.ENOENT, []error{ErrModuleNotFound}},
+		{"update ESRCH", updateSvc, "update service", unix.ESRCH, []error{ErrNotFound, os.ErrNotExist}},
+		{"create EEXIST", createSvc, "create service", unix.EEXIST, []error{ErrExist, os.ErrExist}},
+		{"batch create ENOENT", batchSvc, "create service", unix.ENOENT, []error{ErrModuleNotFound}},
 	} {
-		t.Run(tc.errno.Error(), func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			r := &recorder{errno: tc.errno}
 			c := testClient(t, r.handle(t))
-			err := c.CreateDestination(t.Context(), svcTCP, Destination{Address: netip.MustParseAddr("198.51.100.1"), Port: 80})
-			if !errors.Is(err, tc.target) {
-				t.Errorf("err = %v, want %v", err, tc.target)
+			c.featKnown = true
+			err := tc.call(c)
+			for _, target := range all {
+				if got, want := errors.Is(err, target), slices.Contains(tc.want, target); got != want {
+					t.Errorf("errors.Is(%v, %q) = %v, want %v", err, target, got, want)
+				}
 			}
 			if !errors.Is(err, tc.errno) {
 				t.Errorf("err = %v does not wrap %v", err, tc.errno)
 			}
 			var ie *Error
-			if !errors.As(err, &ie) || ie.Op != "create destination" || ie.Object != "198.51.100.1:80 of TCP 192.0.2.1:80" {
-				t.Errorf("err = %#v, want *Error naming op and object", err)
+			if !errors.As(err, &ie) || ie.Op != tc.op {
+				t.Errorf("err = %#v, want *Error naming %q", err, tc.op)
+			}
+			if errors.Is(err, ErrModuleNotFound) && !strings.Contains(err.Error(), "module not available") {
+				t.Errorf("err = %v does not say what is missing", err)
 			}
 		})
 	}
-	r := &recorder{errno: unix.EINVAL}
-	c := testClient(t, r.handle(t))
-	if err := c.Flush(t.Context()); errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrExist) || !errors.Is(err, unix.EINVAL) {
-		t.Errorf("EINVAL mapped wrongly: %v", err)
+}
+
+func TestFamilyMissing(t *testing.T) {
+	nc := nltest.Dial(func(reqs []netlink.Message) ([]netlink.Message, error) {
+		return nltest.Error(int(unix.ENOENT), reqs)
+	})
+	_, err := newClient(nc)
+	if !errors.Is(err, ErrModuleNotFound) || errors.Is(err, ErrNotFound) || errors.Is(err, os.ErrNotExist) ||
+		!errors.Is(err, unix.ENOENT) || !strings.Contains(err.Error(), "ip_vs module loaded") {
+		t.Errorf("newClient without the IPVS family: %v, want ErrModuleNotFound", err)
+	}
+}
+
+func TestDumpInterrupted(t *testing.T) {
+	svc := func(port uint16) []byte {
+		b, err := encodeServiceRequest(Service{Family: INET, Protocol: TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: port, Scheduler: "rr"}, true, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return genlHeader(cmdNewService, b)
+	}
+	var intr atomic.Bool
+	nc := nltest.Dial(func(reqs []netlink.Message) ([]netlink.Message, error) {
+		req := reqs[0]
+		if req.Header.Type == unix.GENL_ID_CTRL {
+			return familyReply(t, req), nil
+		}
+		h := netlink.Header{Type: testFamilyID, Sequence: req.Header.Sequence, PID: req.Header.PID}
+		msgs := []netlink.Message{{Header: h, Data: svc(80)}, {Header: h, Data: svc(81)},
+			{Header: netlink.Header{Type: netlink.Done, Sequence: req.Header.Sequence}, Data: make([]byte, 4)}}
+		if intr.Load() {
+			msgs[1].Header.Flags |= netlink.DumpInterrupted
+		}
+		return nltest.Multipart(msgs)
+	})
+	c, err := newClient(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	intr.Store(true)
+	if _, err := c.Services(t.Context()); !errors.Is(err, ErrDumpInterrupted) || !strings.Contains(err.Error(), "list services") {
+		t.Errorf("interrupted dump: %v, want ErrDumpInterrupted naming the operation", err)
+	}
+	intr.Store(false)
+	if got, err := c.Services(t.Context()); err != nil || len(got) != 2 || got[1].Port != 81 {
+		t.Errorf("dump after an interrupted one: %v, %v", got, err)
 	}
 }
 

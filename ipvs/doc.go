@@ -55,10 +55,15 @@
 // # Errors
 //
 // Errors are *Error values naming the operation and the object. Kernel
-// errnos map onto the os sentinels: errors.Is(err, os.ErrNotExist) for
-// ESRCH and ENOENT (missing service, destination, scheduler), os.ErrExist
-// for EEXIST and os.ErrPermission for EPERM (no CAP_NET_ADMIN in the
-// initial user namespace; IPVS needs it even for reading).
+// errnos map onto the package's sentinels, by operation where IPVS is
+// ambiguous: ErrNotFound (also os.ErrNotExist) for a missing service,
+// destination, local address or daemon; ErrModuleNotFound for a scheduler
+// or persistence engine module that is not available (ENOENT on creating
+// or updating a service, which does not match ErrNotFound); ErrExist (also
+// os.ErrExist) for EEXIST; ErrPermission (also os.ErrPermission) for EPERM
+// and EACCES (no CAP_NET_ADMIN in the initial user namespace; IPVS needs
+// it even for reading); ErrDumpInterrupted for a listing the kernel
+// flagged inconsistent. See ErrNotFound for the table.
 //
 // # Wire details
 //

@@ -165,13 +165,26 @@ func TestVMServices(t *testing.T) {
 	if err := c.DeleteService(t.Context(), missing); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("DeleteService(missing): %v, want os.ErrNotExist", err)
 	}
-	if err := c.UpdateService(t.Context(), missing); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("UpdateService(missing): %v, want os.ErrNotExist", err)
+	if err := c.UpdateService(t.Context(), missing); !errors.Is(err, ErrNotFound) || errors.Is(err, ErrModuleNotFound) {
+		t.Errorf("UpdateService(missing): %v, want ErrNotFound", err)
 	}
 	bad := missing
 	bad.Scheduler = "nosuch"
-	if err := c.CreateService(t.Context(), bad); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "create service TCP 192.0.2.99:1") {
-		t.Errorf("unknown scheduler: %v, want os.ErrNotExist naming the service", err)
+	if err := c.CreateService(t.Context(), bad); !errors.Is(err, ErrModuleNotFound) || errors.Is(err, ErrNotFound) || errors.Is(err, os.ErrNotExist) ||
+		!strings.Contains(err.Error(), "create service TCP 192.0.2.99:1") {
+		t.Errorf("unknown scheduler: %v, want ErrModuleNotFound (not ErrNotFound) naming the service", err)
+	}
+	bad.Scheduler, bad.PEName = "rr", "nosuch"
+	if err := c.CreateService(t.Context(), bad); !errors.Is(err, ErrModuleNotFound) || errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown persistence engine: %v, want ErrModuleNotFound", err)
+	}
+	unknown := vmSvcs[0]
+	unknown.Scheduler = "nosuch"
+	if err := c.UpdateService(t.Context(), unknown); !errors.Is(err, ErrModuleNotFound) {
+		t.Errorf("update to an unknown scheduler: %v, want ErrModuleNotFound", err)
+	}
+	if err := c.DeleteDestination(t.Context(), vmSvcs[0], Destination{Address: netip.MustParseAddr("192.0.2.250"), Port: 80}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("DeleteDestination(missing): %v, want ErrNotFound", err)
 	}
 
 	// Update replaces settings.
