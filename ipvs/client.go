@@ -102,6 +102,27 @@ func dialConn(cfg *netlink.Config) (*netlink.Conn, error) {
 	return nc, nil
 }
 
+// NewFromDialer opens a client on the generic netlink sockets dial
+// returns: one now, more later for parallel listing and to replace a
+// socket dropped after an interrupted call. Every socket must reach the
+// same IPVS. It is meant for fakes such as package ipvstest, whose
+// sockets are netlink.Conns over a netlink.Socket of their own; the
+// client then runs exactly the production request, exchange and decode
+// path.
+func NewFromDialer(dial func() (*netlink.Conn, error)) (*Client, error) {
+	nc, err := dial()
+	if err != nil {
+		return nil, fmt.Errorf("ipvs: dial: %w", err)
+	}
+	c, err := newClient(nc)
+	if err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	c.redial = dial
+	return c, nil
+}
+
 // newClient resolves the IPVS family on an existing connection (also used
 // by tests with nltest fakes).
 func newClient(nc *netlink.Conn) (*Client, error) {

@@ -37,8 +37,9 @@
 // a non-blocking descriptor, waiting in the Go runtime's network poller, so
 // the IPVS work the kernel does inside them (mutex waits, module loading,
 // long dumps) never stalls the scheduler or a garbage collection. Fakes
-// (see the tests) sit behind the same netlink.Conn, so they exercise the
-// production framing, ack and error parsing. Listing thousands of services
+// (package ipvstest, for consumers' tests too, and NewFromDialer) sit
+// behind the same netlink.Conn, so they exercise the production framing,
+// ack and error parsing. Listing thousands of services
 // (one dump of services, then one dump of destinations per service, as the
 // kernel has no "all destinations" dump) is dominated by round trips; the
 // per-service dumps run in parallel on a few extra sockets.

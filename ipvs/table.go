@@ -28,8 +28,8 @@ const maxListWorkers = 4
 // is one dump of services and one dump per service; the per-service dumps
 // run in parallel on a few extra sockets in the client's namespace (one
 // dump at a time is all a netlink socket allows). Without extra sockets
-// (over fakes, or when they cannot be opened) the dumps run one after the
-// other on the client's socket. A service deleted between the two steps
+// (a client that cannot dial more, or when they cannot be opened) the
+// dumps run one after the other on the client's socket. A service deleted between the two steps
 // is listed with no destinations, as with ipvsadm.
 func (c *Client) ServicesWithDestinations(ctx context.Context) ([]ServiceDestinations, error) {
 	svcs, err := c.Services(ctx)
@@ -131,11 +131,11 @@ func (c *Client) destinationsVia(w *netlink.Conn, svc Service) ([]Destination, e
 // returns nil when parallel listing is not worth it or not possible.
 func (c *Client) listWorkersLocked(jobs int) []*netlink.Conn {
 	n := min(runtime.GOMAXPROCS(0), maxListWorkers)
-	if c.nsFile == nil || n < 2 || jobs < 16 {
+	if c.redial == nil || n < 2 || jobs < 16 {
 		return nil
 	}
 	for len(c.helpers) < n {
-		nc, err := dialConn(&netlink.Config{NetNS: int(c.nsFile.Fd()), MessageBufferSize: recvBufferSize})
+		nc, err := c.redial()
 		if err != nil {
 			break
 		}
