@@ -547,6 +547,48 @@ func TestVMExtensionGate(t *testing.T) {
 	}
 }
 
+// TestVMCancelDump interrupts dumps of a large table half-way (a deadline
+// of half the time a whole dump takes) and checks that the next call gets
+// the whole table: the abandoned dump's replies are not read by it.
+func TestVMCancelDump(t *testing.T) {
+	c, _ := nsClient(t)
+	const n = 8000
+	var b Batch
+	b.Grow(n)
+	for i := range n {
+		b.CreateService(Service{Protocol: UDP, Address: netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), Port: 53, Scheduler: "rr"})
+	}
+	if err := c.Apply(t.Context(), &b); err != nil {
+		t.Fatal(err)
+	}
+	interrupted := 0
+	for range 4 {
+		start := time.Now()
+		svcs, err := c.Services(t.Context())
+		if err != nil || len(svcs) != n {
+			t.Fatalf("Services() = %d, %v; want %d", len(svcs), err, n)
+		}
+		whole := time.Since(start)
+		ctx, cancel := context.WithTimeout(t.Context(), whole/2)
+		_, err = c.Services(ctx)
+		cancel()
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			interrupted++
+		case err != nil:
+			t.Fatalf("Services with a deadline of %v: %v, want nil or context.DeadlineExceeded", whole/2, err)
+		}
+	}
+	if interrupted == 0 {
+		t.Fatal("no dump was interrupted by a deadline of half its duration")
+	}
+	svcs, err := c.Services(t.Context())
+	if err != nil || len(svcs) != n {
+		t.Fatalf("after %d interrupted dumps: Services() = %d, %v; want %d", interrupted, len(svcs), err, n)
+	}
+	t.Logf("%d of 4 dumps interrupted, the next ones whole", interrupted)
+}
+
 func TestVMBatch(t *testing.T) {
 	c, _ := nsClient(t)
 	var b Batch
