@@ -201,7 +201,7 @@ type request struct {
 	msg []byte
 }
 
-// prepare checks op against the cached features and encodes it (c.mu held).
+// prepare checks op against the cached features and encodes it (client locked).
 func (c *Client) prepare(ctx context.Context, op Op) (request, error) {
 	have, err := c.opFeatures(ctx, &op)
 	if err != nil {
@@ -215,7 +215,7 @@ func (c *Client) prepare(ctx context.Context, op Op) (request, error) {
 }
 
 // opFeatures returns the module's features when op depends on them, and
-// ErrNotSupported when op needs one the module lacks (c.mu held).
+// ErrNotSupported when op needs one the module lacks (client locked).
 func (c *Client) opFeatures(ctx context.Context, op *Op) (Features, error) {
 	var need Features
 	switch op.Kind {

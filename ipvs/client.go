@@ -475,13 +475,13 @@ type genlMsg struct {
 	data []byte
 }
 
-// do sends one request and collects its replies (c.mu held).
+// do sends one request and collects its replies (client locked).
 func (c *Client) do(ctx context.Context, cmd uint8, flags netlink.HeaderFlags, data []byte) ([]genlMsg, error) {
 	return c.doMsg(ctx, flags, genlHeader(cmd, data))
 }
 
 // doMsg sends one genetlink payload (header and attributes) and collects
-// the replies (c.mu held).
+// the replies (client locked).
 func (c *Client) doMsg(ctx context.Context, flags netlink.HeaderFlags, msg []byte) ([]genlMsg, error) {
 	var msgs []genlMsg
 	err := c.call(ctx, func(nc *netlink.Conn) error {
@@ -520,7 +520,7 @@ func (c *Client) unlock() { <-c.sem }
 var errClosed = errors.New("client closed")
 
 // connLocked returns the client's socket, reopening it after an
-// interrupted call (c.mu held).
+// interrupted call (client locked).
 func (c *Client) connLocked() (*netlink.Conn, error) {
 	if c.nc != nil {
 		return c.nc, nil
@@ -536,7 +536,7 @@ func (c *Client) connLocked() (*netlink.Conn, error) {
 	return nc, nil
 }
 
-// call runs fn on the client's socket (c.mu held). When ctx is done
+// call runs fn on the client's socket (client locked). When ctx is done
 // before fn returns, the socket is closed, which ends fn's wait, and ctx's
 // error is returned. After that, or after an error that may have left
 // replies unread, the socket is dropped and the next call opens a new one.

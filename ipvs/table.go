@@ -127,7 +127,7 @@ func (c *Client) destinationsVia(w *netlink.Conn, svc Service) ([]Destination, e
 }
 
 // listWorkersLocked returns the helper sockets for parallel listing,
-// opening them on first use in the client's namespace (c.mu held). It
+// opening them on first use in the client's namespace (client locked). It
 // returns nil when parallel listing is not worth it or not possible.
 func (c *Client) listWorkersLocked(jobs int) []*netlink.Conn {
 	n := min(runtime.GOMAXPROCS(0), maxListWorkers)
