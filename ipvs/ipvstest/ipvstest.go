@@ -1,0 +1,691 @@
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+// Package ipvstest is an in-memory IPVS for tests: a fake kernel that
+// speaks the IPVS generic netlink protocol (services, destinations, the
+// extension's local addresses, sync daemons, timeouts, info and feature
+// bits, zero and flush) behind mdlayher/netlink's Conn, so that an
+// *ipvs.Client on it runs the production encode, exchange and decode path.
+//
+// It answers the way the kernel does where a consumer can see it: the
+// errnos of ip_vs_ctl.c (EEXIST, ESRCH for a missing service, ENOENT for
+// a missing destination or local address and for an unknown scheduler or
+// persistence engine), FlagHashed on listed services, destinations newest
+// first, dumps as multi-part messages and acks with the request header
+// only (NETLINK_CAP_ACK). It keeps no connections and no traffic: counters
+// are zero.
+//
+//	k := ipvstest.New(ipvstest.Options{})
+//	c, err := k.Client()
+//	// use c as in production
+package ipvstest
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"iter"
+	"net"
+	"slices"
+	"sync"
+
+	"github.com/fullnat/fullnat/ipvs"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Wire constants (uapi linux/ip_vs.h and the extension's wire protocol).
+const (
+	familyID = 0x23
+
+	cmdNewService = 1
+	cmdSetService = 2
+	cmdDelService = 3
+	cmdGetService = 4
+	cmdNewDest    = 5
+	cmdSetDest    = 6
+	cmdDelDest    = 7
+	cmdGetDest    = 8
+	cmdNewDaemon  = 9
+	cmdDelDaemon  = 10
+	cmdGetDaemon  = 11
+	cmdSetConfig  = 12
+	cmdGetConfig  = 13
+	cmdSetInfo    = 14
+	cmdGetInfo    = 15
+	cmdZero       = 16
+	cmdFlush      = 17
+	cmdNewLaddr   = 18
+	cmdDelLaddr   = 19
+	cmdGetLaddr   = 20
+
+	attrService    = 1
+	attrDest       = 2
+	attrDaemon     = 3
+	attrTimeoutTCP = 4
+	attrTimeoutFin = 5
+	attrTimeoutUDP = 6
+	attrLaddr      = 7
+
+	svcAF         = 1
+	svcProtocol   = 2
+	svcAddr       = 3
+	svcPort       = 4
+	svcFWMark     = 5
+	svcSchedName  = 6
+	svcFlags      = 7
+	svcTimeout    = 8
+	svcNetmask    = 9
+	svcStats      = 10
+	svcPEName     = 11
+	svcStats64    = 12
+	svcEstTimeout = 13
+
+	destAddr         = 1
+	destPort         = 2
+	destFwdMethod    = 3
+	destActiveConns  = 7
+	destInactConns   = 8
+	destPersistConns = 9
+	destStats        = 10
+	destAddrFamily   = 11
+	destStats64      = 12
+
+	daemonState = 1
+
+	laddrAddr         = 1
+	laddrPortConflict = 2
+	laddrConnCounts   = 3
+
+	infoVersion     = 1
+	infoConnTabSize = 2
+	infoFeatures    = 3
+
+	flagHashed = 0x0002
+)
+
+// Options configure a Kernel. The zero value is a kernel with the fullnat
+// module (every extension feature), the upstream schedulers and the "sip"
+// persistence engine.
+type Options struct {
+	// Stock makes the kernel the upstream ip_vs module: no feature bits,
+	// and the extension's commands and attributes are unknown to it.
+	Stock bool
+	// Features are the extension features reported (ignored with Stock;
+	// zero means all of them).
+	Features ipvs.Features
+	// Schedulers are the scheduler modules that can be loaded; nil means
+	// the upstream ones.
+	Schedulers []string
+	// PersistenceEngines are the persistence engine modules; nil means
+	// "sip".
+	PersistenceEngines []string
+	// Version is the reported IPVS version; zero means 1.2.1.
+	Version uint32
+	// ConnTableSize is the reported connection hash table size; zero means
+	// 4096.
+	ConnTableSize uint32
+}
+
+// Kernel is an in-memory IPVS in one network namespace. It is safe for
+// concurrent use by any number of sockets and clients.
+type Kernel struct {
+	opts     Options
+	features ipvs.Features
+
+	mu       sync.Mutex
+	services []*service
+	daemons  map[uint32][]byte // state → attributes
+	timeouts [3]uint32
+}
+
+type service struct {
+	key    string
+	af     uint16
+	attrs  map[uint16][]byte // as sent, key attributes included
+	dests  []*dest           // newest first
+	laddrs [][]byte
+}
+
+type dest struct {
+	key   string
+	attrs map[uint16][]byte
+}
+
+// New returns an empty kernel.
+func New(opts Options) *Kernel {
+	k := &Kernel{opts: opts, daemons: map[uint32][]byte{}, timeouts: [3]uint32{900, 120, 300}}
+	if !opts.Stock {
+		k.features = opts.Features
+		if k.features == 0 {
+			k.features = ipvs.FeatureFullNAT | ipvs.FeatureSynProxy | ipvs.FeatureEstTimeout
+		}
+	}
+	if k.opts.Schedulers == nil {
+		k.opts.Schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"}
+	}
+	if k.opts.PersistenceEngines == nil {
+		k.opts.PersistenceEngines = []string{"sip"}
+	}
+	if k.opts.Version == 0 {
+		k.opts.Version = 1<<16 | 2<<8 | 1
+	}
+	if k.opts.ConnTableSize == 0 {
+		k.opts.ConnTableSize = 4096
+	}
+	return k
+}
+
+// Dial returns a new netlink socket on the kernel (generic netlink: the
+// controller answers for the "IPVS" family only).
+func (k *Kernel) Dial() (*netlink.Conn, error) {
+	return netlink.NewConn(&socket{k: k, closed: make(chan struct{})}, 1), nil
+}
+
+// Client returns an *ipvs.Client on the kernel, which dials more sockets
+// as it needs them (parallel listing, reopening after an interrupted
+// call).
+func (k *Kernel) Client() (*ipvs.Client, error) {
+	return ipvs.NewFromDialer(k.Dial)
+}
+
+// socket is one netlink socket: requests are handled when sent, and each
+// answer is queued as its own datagram, as the kernel does.
+type socket struct {
+	k         *Kernel
+	mu        sync.Mutex
+	queue     [][]netlink.Message
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+func (s *socket) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
+	return nil
+}
+
+func (s *socket) Send(m netlink.Message) error { return s.SendMessages([]netlink.Message{m}) }
+
+func (s *socket) SendMessages(ms []netlink.Message) error {
+	select {
+	case <-s.closed:
+		return net.ErrClosed
+	default:
+	}
+	for _, m := range ms {
+		dgs := s.k.handle(m)
+		s.mu.Lock()
+		s.queue = append(s.queue, dgs...)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+func (s *socket) Receive() ([]netlink.Message, error) {
+	var out []netlink.Message
+	for m, err := range s.ReceiveIter() {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// ReceiveIter yields the next datagram's messages; with nothing queued it
+// waits until the socket is closed (nothing else can arrive).
+func (s *socket) ReceiveIter() iter.Seq2[netlink.Message, error] {
+	return func(yield func(netlink.Message, error) bool) {
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.mu.Unlock()
+			<-s.closed
+			yield(netlink.Message{}, net.ErrClosed)
+			return
+		}
+		dg := s.queue[0]
+		s.queue = s.queue[1:]
+		s.mu.Unlock()
+		for _, m := range dg {
+			if !yield(m, nil) {
+				return
+			}
+		}
+	}
+}
+
+// ack is the kernel's NLMSG_ERROR for req (errno 0 for an ack), with only
+// the request header echoed (NETLINK_CAP_ACK).
+func ack(req netlink.Message, errno unix.Errno) netlink.Message {
+	b := make([]byte, 20)
+	binary.NativeEndian.PutUint32(b[0:4], uint32(-int32(errno)))
+	binary.NativeEndian.PutUint32(b[4:8], req.Header.Length)
+	binary.NativeEndian.PutUint16(b[8:10], uint16(req.Header.Type))
+	binary.NativeEndian.PutUint16(b[10:12], uint16(req.Header.Flags))
+	binary.NativeEndian.PutUint32(b[12:16], req.Header.Sequence)
+	binary.NativeEndian.PutUint32(b[16:20], req.Header.PID)
+	flags := netlink.HeaderFlags(0)
+	if errno == 0 {
+		flags = netlink.HeaderFlags(unix.NLM_F_CAPPED)
+	}
+	return netlink.Message{Header: netlink.Header{Type: netlink.Error, Flags: flags, Sequence: req.Header.Sequence, PID: req.Header.PID}, Data: b}
+}
+
+// handle answers one request: the datagrams to queue.
+func (k *Kernel) handle(req netlink.Message) [][]netlink.Message {
+	if req.Header.Type == unix.GENL_ID_CTRL {
+		return k.ctrl(req)
+	}
+	if req.Header.Type != familyID || len(req.Data) < 4 {
+		return [][]netlink.Message{{ack(req, unix.ENOENT)}}
+	}
+	cmd := req.Data[0]
+	attrs, err := parse(req.Data[4:])
+	if err != nil {
+		return [][]netlink.Message{{ack(req, unix.EINVAL)}}
+	}
+	k.mu.Lock()
+	replies, errno := k.do(cmd, req.Header.Flags&netlink.Dump != 0, attrs)
+	k.mu.Unlock()
+	var msgs []netlink.Message
+	for _, r := range replies {
+		msgs = append(msgs, netlink.Message{
+			Header: netlink.Header{Type: familyID, Sequence: req.Header.Sequence, PID: req.Header.PID},
+			Data:   r,
+		})
+	}
+	if req.Header.Flags&netlink.Dump != 0 && errno == 0 {
+		for i := range msgs {
+			msgs[i].Header.Flags |= netlink.Multi
+		}
+		done := netlink.Message{Header: netlink.Header{Type: netlink.Done, Flags: netlink.Multi, Sequence: req.Header.Sequence, PID: req.Header.PID}, Data: make([]byte, 4)}
+		// several datagrams, as a dump of a large table
+		var dgs [][]netlink.Message
+		for len(msgs) > 16 {
+			dgs = append(dgs, msgs[:16])
+			msgs = msgs[16:]
+		}
+		return append(dgs, append(msgs, done))
+	}
+	var dgs [][]netlink.Message
+	if errno != 0 {
+		return [][]netlink.Message{{ack(req, errno)}}
+	}
+	if len(msgs) > 0 {
+		dgs = append(dgs, msgs)
+	}
+	if req.Header.Flags&netlink.Acknowledge != 0 {
+		dgs = append(dgs, []netlink.Message{ack(req, 0)})
+	}
+	return dgs
+}
+
+// ctrl answers nlctrl's GETFAMILY for "IPVS".
+func (k *Kernel) ctrl(req netlink.Message) [][]netlink.Message {
+	attrs, err := parse(req.Data[4:])
+	if err != nil || len(req.Data) < 4 || req.Data[0] != unix.CTRL_CMD_GETFAMILY || cstring(attrs[unix.CTRL_ATTR_FAMILY_NAME]) != "IPVS" {
+		return [][]netlink.Message{{ack(req, unix.ENOENT)}}
+	}
+	ae := netlink.NewAttributeEncoder()
+	ae.Uint16(unix.CTRL_ATTR_FAMILY_ID, familyID)
+	ae.String(unix.CTRL_ATTR_FAMILY_NAME, "IPVS")
+	ae.Uint32(unix.CTRL_ATTR_VERSION, 1)
+	b, _ := ae.Encode()
+	return [][]netlink.Message{{{
+		Header: netlink.Header{Type: unix.GENL_ID_CTRL, Sequence: req.Header.Sequence, PID: req.Header.PID},
+		Data:   append([]byte{unix.CTRL_CMD_NEWFAMILY, 2, 0, 0}, b...),
+	}}}
+}
+
+// do runs one IPVS command (k.mu held): the genetlink payloads of the
+// replies, or an errno.
+func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, unix.Errno) {
+	if k.opts.Stock && (cmd == cmdNewLaddr || cmd == cmdDelLaddr || cmd == cmdGetLaddr) {
+		return nil, unix.EOPNOTSUPP
+	}
+	switch cmd {
+	case cmdGetInfo:
+		ae := netlink.NewAttributeEncoder()
+		ae.Uint32(infoVersion, k.opts.Version)
+		ae.Uint32(infoConnTabSize, k.opts.ConnTableSize)
+		if !k.opts.Stock {
+			ae.Uint32(infoFeatures, uint32(k.features))
+		}
+		return [][]byte{genl(cmdSetInfo, ae)}, 0
+	case cmdGetConfig:
+		ae := netlink.NewAttributeEncoder()
+		ae.Uint32(attrTimeoutTCP, k.timeouts[0])
+		ae.Uint32(attrTimeoutFin, k.timeouts[1])
+		ae.Uint32(attrTimeoutUDP, k.timeouts[2])
+		return [][]byte{genl(cmdSetConfig, ae)}, 0
+	case cmdSetConfig:
+		for i, a := range []uint16{attrTimeoutTCP, attrTimeoutFin, attrTimeoutUDP} {
+			if v, ok := attrs[a]; ok && len(v) == 4 && binary.NativeEndian.Uint32(v) != 0 {
+				k.timeouts[i] = binary.NativeEndian.Uint32(v)
+			}
+		}
+		return nil, 0
+	case cmdFlush:
+		k.services = nil
+		return nil, 0
+	case cmdGetDaemon:
+		var out [][]byte
+		for _, st := range []uint32{1, 2} {
+			if a, ok := k.daemons[st]; ok {
+				ae := netlink.NewAttributeEncoder()
+				ae.Bytes(attrDaemon, a)
+				out = append(out, genl(cmdNewDaemon, ae))
+			}
+		}
+		return out, 0
+	case cmdNewDaemon, cmdDelDaemon:
+		da, err := parse(attrs[attrDaemon])
+		if err != nil || len(da[daemonState]) != 4 {
+			return nil, unix.EINVAL
+		}
+		st := binary.NativeEndian.Uint32(da[daemonState])
+		_, running := k.daemons[st]
+		if cmd == cmdDelDaemon {
+			if !running {
+				return nil, unix.ESRCH
+			}
+			delete(k.daemons, st)
+			return nil, 0
+		}
+		if running {
+			return nil, unix.EEXIST
+		}
+		k.daemons[st] = attrs[attrDaemon]
+		return nil, 0
+	case cmdGetService:
+		if dump {
+			var out [][]byte
+			for _, s := range k.services {
+				out = append(out, k.serviceReply(s))
+			}
+			return out, 0
+		}
+	}
+
+	// Everything else names a service.
+	sa, ok := attrs[attrService]
+	if !ok {
+		if cmd == cmdZero {
+			return nil, 0 // zero all: nothing is counted here
+		}
+		return nil, unix.EINVAL
+	}
+	svcAttrs, err := parse(sa)
+	if err != nil {
+		return nil, unix.EINVAL
+	}
+	key, af, errno := serviceKey(svcAttrs)
+	if errno != 0 {
+		return nil, errno
+	}
+	if k.opts.Stock {
+		delete(svcAttrs, svcEstTimeout) // unknown to the stock module: ignored
+	}
+	i := slices.IndexFunc(k.services, func(s *service) bool { return s.key == key })
+	if cmd == cmdNewService {
+		if i >= 0 {
+			return nil, unix.EEXIST
+		}
+		if errno := k.checkService(svcAttrs); errno != 0 {
+			return nil, errno
+		}
+		k.services = append(k.services, &service{key: key, af: af, attrs: svcAttrs})
+		return nil, 0
+	}
+	if i < 0 {
+		if cmd == cmdGetDest || cmd == cmdGetLaddr {
+			return nil, 0 // the kernel dumps nothing for a missing service
+		}
+		return nil, unix.ESRCH
+	}
+	s := k.services[i]
+	switch cmd {
+	case cmdGetService:
+		return [][]byte{k.serviceReply(s)}, 0
+	case cmdSetService:
+		if errno := k.checkService(svcAttrs); errno != 0 {
+			return nil, errno
+		}
+		for _, a := range []uint16{svcSchedName, svcFlags, svcTimeout, svcNetmask} {
+			s.attrs[a] = svcAttrs[a]
+		}
+		for _, a := range []uint16{svcPEName, svcEstTimeout} {
+			if v, ok := svcAttrs[a]; ok {
+				s.attrs[a] = v
+			} else {
+				delete(s.attrs, a)
+			}
+		}
+		return nil, 0
+	case cmdDelService:
+		k.services = slices.Delete(k.services, i, i+1)
+		return nil, 0
+	case cmdZero:
+		return nil, 0
+	case cmdGetDest:
+		var out [][]byte
+		for _, d := range s.dests {
+			out = append(out, destReply(d))
+		}
+		return out, 0
+	case cmdNewDest, cmdSetDest, cmdDelDest:
+		da, err := parse(attrs[attrDest])
+		if err != nil || da[destAddr] == nil || len(da[destPort]) != 2 {
+			return nil, unix.EINVAL
+		}
+		if k.opts.Stock && len(da[destFwdMethod]) == 4 && binary.NativeEndian.Uint32(da[destFwdMethod])&7 > 4 {
+			return nil, unix.EINVAL
+		}
+		dk := fmt.Sprintf("%x/%x", pad16(da[destAddr]), da[destPort])
+		j := slices.IndexFunc(s.dests, func(d *dest) bool { return d.key == dk })
+		switch {
+		case cmd == cmdNewDest && j >= 0:
+			return nil, unix.EEXIST
+		case cmd != cmdNewDest && j < 0:
+			return nil, unix.ENOENT
+		case cmd == cmdNewDest:
+			if da[destAddrFamily] == nil {
+				da[destAddrFamily] = binary.NativeEndian.AppendUint16(nil, s.af)
+			}
+			s.dests = append([]*dest{{key: dk, attrs: da}}, s.dests...)
+		case cmd == cmdSetDest:
+			for t, v := range da {
+				s.dests[j].attrs[t] = v
+			}
+		default:
+			s.dests = slices.Delete(s.dests, j, j+1)
+		}
+		return nil, 0
+	case cmdGetLaddr:
+		var out [][]byte
+		for _, la := range s.laddrs {
+			in := netlink.NewAttributeEncoder()
+			in.Bytes(laddrAddr, la)
+			in.Uint32(laddrPortConflict, 0)
+			in.Uint32(laddrConnCounts, 0)
+			nb, _ := in.Encode()
+			ae := netlink.NewAttributeEncoder()
+			ae.Bytes(attrLaddr, nb)
+			out = append(out, genl(cmdNewLaddr, ae))
+		}
+		return out, 0
+	case cmdNewLaddr, cmdDelLaddr:
+		la, err := parse(attrs[attrLaddr])
+		if err != nil || la[laddrAddr] == nil {
+			return nil, unix.EINVAL
+		}
+		addr := pad16(la[laddrAddr])
+		j := slices.IndexFunc(s.laddrs, func(b []byte) bool { return string(b) == string(addr) })
+		switch {
+		case cmd == cmdNewLaddr && j >= 0:
+			return nil, unix.EEXIST
+		case cmd == cmdDelLaddr && j < 0:
+			return nil, unix.ENOENT
+		case cmd == cmdNewLaddr:
+			s.laddrs = append(s.laddrs, addr)
+		default:
+			s.laddrs = slices.Delete(s.laddrs, j, j+1)
+		}
+		return nil, 0
+	}
+	return nil, unix.EOPNOTSUPP
+}
+
+// checkService checks the settings of a new or changed service.
+func (k *Kernel) checkService(a map[uint16][]byte) unix.Errno {
+	for _, t := range []uint16{svcSchedName, svcFlags, svcTimeout, svcNetmask} {
+		if a[t] == nil {
+			return unix.EINVAL
+		}
+	}
+	if sched := cstring(a[svcSchedName]); sched != "none" && !slices.Contains(k.opts.Schedulers, sched) {
+		return unix.ENOENT
+	}
+	if pe := cstring(a[svcPEName]); pe != "" && !slices.Contains(k.opts.PersistenceEngines, pe) {
+		return unix.ENOENT
+	}
+	return 0
+}
+
+// serviceKey identifies a service: family and fwmark, or family,
+// protocol, address and port.
+func serviceKey(a map[uint16][]byte) (string, uint16, unix.Errno) {
+	if len(a[svcAF]) != 2 {
+		return "", 0, unix.EINVAL
+	}
+	af := binary.NativeEndian.Uint16(a[svcAF])
+	if af != unix.AF_INET && af != unix.AF_INET6 {
+		return "", 0, unix.EAFNOSUPPORT
+	}
+	if m := a[svcFWMark]; len(m) == 4 && binary.NativeEndian.Uint32(m) != 0 {
+		return fmt.Sprintf("%d/fwm/%d", af, binary.NativeEndian.Uint32(m)), af, 0
+	}
+	if len(a[svcProtocol]) != 2 || a[svcAddr] == nil || len(a[svcPort]) != 2 {
+		return "", 0, unix.EINVAL
+	}
+	return fmt.Sprintf("%d/%d/%x/%x", af, binary.NativeEndian.Uint16(a[svcProtocol]), pad16(a[svcAddr]), a[svcPort]), af, 0
+}
+
+// serviceReply is a service as the kernel lists it.
+func (k *Kernel) serviceReply(s *service) []byte {
+	in := netlink.NewAttributeEncoder()
+	in.Bytes(svcAF, s.attrs[svcAF])
+	if m := s.attrs[svcFWMark]; len(m) == 4 && binary.NativeEndian.Uint32(m) != 0 {
+		in.Bytes(svcFWMark, m)
+	} else {
+		in.Bytes(svcProtocol, s.attrs[svcProtocol])
+		in.Bytes(svcAddr, pad16(s.attrs[svcAddr]))
+		in.Bytes(svcPort, s.attrs[svcPort])
+	}
+	in.Bytes(svcSchedName, s.attrs[svcSchedName])
+	if pe := s.attrs[svcPEName]; pe != nil {
+		in.Bytes(svcPEName, pe)
+	}
+	var flags uint32
+	if f := s.attrs[svcFlags]; len(f) == 8 {
+		flags = binary.NativeEndian.Uint32(f[0:4]) & binary.NativeEndian.Uint32(f[4:8])
+	}
+	fb := binary.NativeEndian.AppendUint32(nil, flags|flagHashed)
+	in.Bytes(svcFlags, binary.NativeEndian.AppendUint32(fb, ^uint32(0)))
+	in.Bytes(svcTimeout, s.attrs[svcTimeout])
+	in.Bytes(svcNetmask, s.attrs[svcNetmask])
+	in.Bytes(svcStats, zeroStats(false))
+	in.Bytes(svcStats64, zeroStats(true))
+	if e := s.attrs[svcEstTimeout]; e != nil && k.features.Has(ipvs.FeatureEstTimeout) {
+		in.Bytes(svcEstTimeout, e)
+	}
+	nb, _ := in.Encode()
+	ae := netlink.NewAttributeEncoder()
+	ae.Bytes(attrService, nb)
+	return genl(cmdNewService, ae)
+}
+
+// destReply is a destination as the kernel lists it.
+func destReply(d *dest) []byte {
+	in := netlink.NewAttributeEncoder()
+	for _, t := range slices.Sorted(keys(d.attrs)) {
+		v := d.attrs[t]
+		if t == destAddr {
+			v = pad16(v)
+		}
+		in.Bytes(t, v)
+	}
+	in.Uint32(destActiveConns, 0)
+	in.Uint32(destInactConns, 0)
+	in.Uint32(destPersistConns, 0)
+	in.Bytes(destStats, zeroStats(false))
+	in.Bytes(destStats64, zeroStats(true))
+	nb, _ := in.Encode()
+	ae := netlink.NewAttributeEncoder()
+	ae.Bytes(attrDest, nb)
+	return genl(cmdNewDest, ae)
+}
+
+func keys(m map[uint16][]byte) iter.Seq[uint16] {
+	return func(yield func(uint16) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// zeroStats is an IPVS_*_ATTR_STATS(64) nest of zero counters.
+func zeroStats(wide bool) []byte {
+	ae := netlink.NewAttributeEncoder()
+	for t := uint16(1); t <= 10; t++ {
+		if wide {
+			ae.Uint64(t, 0)
+		} else if t >= 4 && t <= 5 {
+			ae.Uint64(t, 0)
+		} else {
+			ae.Uint32(t, 0)
+		}
+	}
+	b, _ := ae.Encode()
+	return b
+}
+
+// pad16 returns an address as the kernel's 16-byte union nf_inet_addr.
+func pad16(b []byte) []byte {
+	out := make([]byte, 16)
+	copy(out, b)
+	return out
+}
+
+func genl(cmd uint8, ae *netlink.AttributeEncoder) []byte {
+	b, _ := ae.Encode()
+	return append([]byte{cmd, 1, 0, 0}, b...)
+}
+
+// parse decodes one level of attributes (the nest flag ignored; the last
+// of a repeated type wins).
+func parse(b []byte) (map[uint16][]byte, error) {
+	out := map[uint16][]byte{}
+	if b == nil {
+		return nil, errors.New("missing nest")
+	}
+	ad, err := netlink.NewAttributeDecoder(b)
+	if err != nil {
+		return nil, err
+	}
+	for ad.Next() {
+		out[ad.Type()] = append([]byte(nil), ad.Bytes()...)
+	}
+	return out, ad.Err()
+}
+
+func cstring(b []byte) string {
+	for i, c := range b {
+		if c == 0 {
+			return string(b[:i])
+		}
+	}
+	return string(b)
+}

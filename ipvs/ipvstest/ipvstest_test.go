@@ -1,0 +1,69 @@
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package ipvstest_test
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+
+	"github.com/fullnat/fullnat/ipvs"
+	"github.com/fullnat/fullnat/ipvs/ipvstest"
+)
+
+func client(t *testing.T, opts ipvstest.Options) *ipvs.Client {
+	t.Helper()
+	c, err := ipvstest.New(opts).Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestBehaviour(t *testing.T) {
+	t.Run("ours", func(t *testing.T) {
+		ipvstest.Behaviour(t, client(t, ipvstest.Options{}), netip.MustParseAddr("192.0.2.100"))
+	})
+	t.Run("stock", func(t *testing.T) {
+		ipvstest.Behaviour(t, client(t, ipvstest.Options{Stock: true}), netip.Addr{})
+	})
+}
+
+func TestInfo(t *testing.T) {
+	c := client(t, ipvstest.Options{Features: ipvs.FeatureFullNAT, ConnTableSize: 1 << 20})
+	info, err := c.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Features != ipvs.FeatureFullNAT || info.ConnTableSize != 1<<20 || info.Version.String() != "1.2.1" {
+		t.Errorf("Info = %+v", info)
+	}
+	svc := ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: 80, Flags: ipvs.FlagSynProxy}
+	if err := c.CreateService(t.Context(), svc); !errors.Is(err, ipvs.ErrNotSupported) {
+		t.Errorf("SYNPROXY without the feature: %v, want ErrNotSupported", err)
+	}
+}
+
+func TestDaemons(t *testing.T) {
+	c := client(t, ipvstest.Options{})
+	ctx := t.Context()
+	d := ipvs.Daemon{State: ipvs.DaemonMaster, Interface: "eth0", SyncID: 3}
+	if err := c.StartDaemon(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartDaemon(ctx, d); !errors.Is(err, ipvs.ErrExist) {
+		t.Errorf("second master: %v, want ErrExist", err)
+	}
+	got, err := c.Daemons(ctx)
+	if err != nil || len(got) != 1 || got[0].Interface != "eth0" || got[0].SyncID != 3 || got[0].State != ipvs.DaemonMaster {
+		t.Errorf("Daemons = %+v, %v", got, err)
+	}
+	if err := c.StopDaemon(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StopDaemon(ctx, d); !errors.Is(err, ipvs.ErrNotFound) {
+		t.Errorf("stopping a stopped daemon: %v, want ErrNotFound", err)
+	}
+}
