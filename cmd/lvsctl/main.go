@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fullnat/fullnat/ipvs"
 	"github.com/urfave/cli/v2"
 )
 
@@ -59,7 +60,7 @@ func (e *env) run(ctx context.Context, args []string) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(e.stderr, "lvsctl: %v\n", err)
+	fmt.Fprintf(e.stderr, "lvsctl: %v\n", explain(err))
 	if errors.Is(err, errUsage) {
 		return 2
 	}
@@ -313,4 +314,28 @@ func interspersed(app *cli.App, args []string) []string {
 // cmdName is the command's name as typed, without the program name.
 func cmdName(c *cli.Context) string {
 	return strings.TrimPrefix(c.Command.HelpName, c.App.Name+" ")
+}
+
+// explain adds what a kernel error means for lvsctl's user to the
+// library's error (which names the operation, the object and the errno).
+func explain(err error) error {
+	hint := ""
+	switch {
+	case errors.Is(err, ipvs.ErrSynProxyNotAllowed):
+		hint = ipvs.ErrSynProxyNotAllowed.Error()
+	case errors.Is(err, syscall.ESRCH):
+		hint = "no such service"
+	case errors.Is(err, syscall.EEXIST):
+		hint = "it exists already; edit changes it"
+	case errors.Is(err, syscall.ENOENT):
+		hint = "no such real server or local address, or the scheduler's or PE's module is missing"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		hint = "a local address must be configured on an interface of the director"
+	case errors.Is(err, os.ErrPermission):
+		hint = "IPVS needs CAP_NET_ADMIN, even for reading"
+	}
+	if hint == "" {
+		return err
+	}
+	return fmt.Errorf("%w (%s)", err, hint)
 }

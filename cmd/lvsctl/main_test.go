@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/fullnat/fullnat/ipvs"
@@ -85,6 +86,11 @@ func TestOperationError(t *testing.T) {
 	_, errOut, code = runCmd(t, f, procFS{}, "service", "add", "tcp:192.0.2.1:80")
 	if code != 1 || !strings.Contains(errOut, "create service TCP 192.0.2.1:80: file already exists") {
 		t.Errorf("existing service: exit %d, stderr %q", code, errOut)
+	}
+	f.err = &ipvs.Error{Op: "create destination", Object: "198.51.100.13:80 of TCP 192.0.2.1:80", Err: syscall.EPROTONOSUPPORT}
+	_, errOut, code = runCmd(t, f, procFS{}, "server", "add", "tcp:192.0.2.1:80", "198.51.100.13:80", "-m", "dr")
+	if code != 1 || !strings.HasSuffix(errOut, "protocol not supported (SYNPROXY needs a TCP service with NAT or FULLNAT real servers)\n") {
+		t.Errorf("SYNPROXY refusal: exit %d, stderr %q", code, errOut)
 	}
 	_, errOut, code = runCmd(t, f, fakeProc(t), "sysctl", "get", "fullnat_nonesuch")
 	if code != 1 || !strings.Contains(errOut, "sysctl fullnat_nonesuch") || !strings.Contains(errOut, "no such file") {
