@@ -4,6 +4,7 @@
 package ipvs
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -201,8 +202,8 @@ type request struct {
 }
 
 // prepare checks op against the cached features and encodes it (c.mu held).
-func (c *Client) prepare(op Op) (request, error) {
-	have, err := c.opFeatures(&op)
+func (c *Client) prepare(ctx context.Context, op Op) (request, error) {
+	have, err := c.opFeatures(ctx, &op)
 	if err != nil {
 		return request{}, err
 	}
@@ -215,7 +216,7 @@ func (c *Client) prepare(op Op) (request, error) {
 
 // opFeatures returns the module's features when op depends on them, and
 // ErrNotSupported when op needs one the module lacks (c.mu held).
-func (c *Client) opFeatures(op *Op) (Features, error) {
+func (c *Client) opFeatures(ctx context.Context, op *Op) (Features, error) {
 	var need Features
 	switch op.Kind {
 	case OpCreateService, OpUpdateService:
@@ -235,7 +236,7 @@ func (c *Client) opFeatures(op *Op) (Features, error) {
 	if need == 0 && op.Kind != OpCreateService && op.Kind != OpUpdateService {
 		return 0, nil
 	}
-	have, err := c.featuresLocked()
+	have, err := c.featuresLocked(ctx)
 	if err != nil {
 		return 0, &Error{Op: op.Kind.verb(), Object: op.object(), Err: fmt.Errorf("reading the module's features: %w", err)}
 	}
@@ -250,12 +251,12 @@ func (c *Client) opFeatures(op *Op) (Features, error) {
 // encodeBatch encodes every operation as a netlink message (header
 // fields other than the length filled in at send time) into one buffer;
 // offs[i] is where message i starts, offs[len(ops)] the end.
-func (c *Client) encodeBatch(ops []Op) (buf []byte, offs []int, err error) {
+func (c *Client) encodeBatch(ctx context.Context, ops []Op) (buf []byte, offs []int, err error) {
 	buf = make([]byte, 0, len(ops)*176)
 	offs = make([]int, len(ops)+1)
 	for i := range ops {
 		op := &ops[i]
-		have, err := c.opFeatures(op)
+		have, err := c.opFeatures(ctx, op)
 		if err != nil {
 			return nil, nil, &BatchError{Failed: []*OpError{{Index: i, Op: *op, Err: err}}}
 		}
@@ -290,16 +291,22 @@ const window = 128
 // ErrNotSupported and changes nothing. The kernel applies each operation
 // independently and in order; failures are returned as a *BatchError
 // listing each failed operation and why.
-func (c *Client) Apply(b *Batch) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	buf, offs, err := c.encodeBatch(b.Ops)
+//
+// When ctx is done, the window in flight is reported with ctx's error
+// (its outcome is unknown: the kernel may have applied some of it) and
+// the rest as ErrNotAttempted (also matching ctx's error).
+func (c *Client) Apply(ctx context.Context, b *Batch) error {
+	if err := c.lock(ctx); err != nil {
+		return err
+	}
+	defer c.unlock()
+	buf, offs, err := c.encodeBatch(ctx, b.Ops)
 	if err != nil {
 		return err
 	}
 	var failed []*OpError
 	fail := func(i int, err error) {
-		failed = append(failed, &OpError{Index: i, Op: b.Ops[i], Err: wrapErr(b.Ops[i].Kind.verb(), b.Ops[i].object(), err)})
+		failed = append(failed, &OpError{Index: i, Op: b.Ops[i], Err: opErr(&b.Ops[i], err)})
 	}
 	for start := 0; start < len(b.Ops); start += window {
 		end := min(start+window, len(b.Ops))
@@ -309,12 +316,15 @@ func (c *Client) Apply(b *Batch) error {
 			}
 			break
 		}
-		var err error
-		if c.raw != nil {
-			err = c.raw.batch(c.family, buf[offs[start]:offs[end]], offs[start:end+1], func(i int, err error) { fail(start+i, err) })
-		} else {
-			err = c.sendWindow(buf, offs[start:end+1], func(i int, err error) { fail(start+i, err) })
+		if err := ctx.Err(); err != nil {
+			for i := start; i < len(b.Ops); i++ {
+				fail(i, fmt.Errorf("%w: %w", ErrNotAttempted, err))
+			}
+			break
 		}
+		err := c.call(ctx, func(nc *netlink.Conn) error {
+			return sendWindow(nc, c.family, buf, offs[start:end+1], func(i int, err error) { fail(start+i, err) })
+		})
 		if err != nil {
 			// The transport failed: what the kernel did with this
 			// window is unknown.
@@ -331,54 +341,6 @@ func (c *Client) Apply(b *Batch) error {
 		return nil
 	}
 	return &BatchError{Failed: sortOpErrors(failed)}
-}
-
-// sendWindow sends the messages of buf between offs[0] and offs[n] through
-// netlink.Conn (the path of clients over fakes), the last with an ack.
-func (c *Client) sendWindow(buf []byte, offs []int, fail func(int, error)) error {
-	reqs := make([]netlink.Message, len(offs)-1)
-	for i := range reqs {
-		reqs[i] = netlink.Message{
-			Header: netlink.Header{Type: netlink.HeaderType(c.family), Flags: netlink.Request},
-			Data:   buf[offs[i]+nlHdrLen : offs[i+1]],
-		}
-	}
-	reqs[len(reqs)-1].Header.Flags |= netlink.Acknowledge
-	sent, err := c.nc.SendMessages(reqs)
-	if err != nil {
-		return err
-	}
-	seqIndex := make(map[uint32]int, len(sent))
-	for i, m := range sent {
-		seqIndex[m.Header.Sequence] = i
-	}
-	return c.collectWindow(seqIndex, sent[len(sent)-1].Header.Sequence, fail)
-}
-
-// collectWindow reads the kernel's answers to a window until the ack (or
-// error) of its last request, reporting failures through fail.
-func (c *Client) collectWindow(seqIndex map[uint32]int, last uint32, fail func(int, error)) error {
-	for {
-		msgs, err := c.nc.Receive()
-		if err != nil {
-			var oe *netlink.OpError
-			if errors.As(err, &oe) && oe.Sequence != 0 {
-				if i, ok := seqIndex[oe.Sequence]; ok {
-					fail(i, err)
-					if oe.Sequence == last {
-						return nil
-					}
-					continue
-				}
-			}
-			return err
-		}
-		for _, m := range msgs {
-			if m.Header.Type == netlink.Error && m.Header.Sequence == last {
-				return nil
-			}
-		}
-	}
 }
 
 // sortOpErrors orders failures by index, keeping the first report of an

@@ -48,7 +48,7 @@ func bigBatch(services, dests int) *Batch {
 func TestApply(t *testing.T) {
 	c, s := batchClient(t, nil)
 	b := bigBatch(100, 5)
-	if err := c.Apply(b); err != nil {
+	if err := c.Apply(t.Context(), b); err != nil {
 		t.Fatal(err)
 	}
 	if len(s.handled) != 600 {
@@ -85,7 +85,7 @@ func TestApplyErrors(t *testing.T) {
 	failing := map[int]unix.Errno{3: unix.EEXIST, window - 1: unix.ENOENT, 200: unix.ESRCH, 599: unix.EINVAL}
 	c, s := batchClient(t, func(i int, req genlReq) unix.Errno { return failing[i] })
 	b := bigBatch(100, 5)
-	err := c.Apply(b)
+	err := c.Apply(t.Context(), b)
 	var be *BatchError
 	if !errors.As(err, &be) {
 		t.Fatalf("err = %v, want *BatchError", err)
@@ -123,7 +123,7 @@ func TestApplyStopOnError(t *testing.T) {
 	})
 	b := bigBatch(100, 5)
 	b.StopOnError = true
-	err := c.Apply(b)
+	err := c.Apply(t.Context(), b)
 	var be *BatchError
 	if !errors.As(err, &be) {
 		t.Fatalf("err = %v, want *BatchError", err)
@@ -146,7 +146,7 @@ func TestApplyStopOnError(t *testing.T) {
 
 func TestApplyEmpty(t *testing.T) {
 	c, s := batchClient(t, nil)
-	if err := c.Apply(&Batch{}); err != nil {
+	if err := c.Apply(t.Context(), &Batch{}); err != nil {
 		t.Fatal(err)
 	}
 	if len(s.handled) != 0 {
@@ -159,7 +159,7 @@ func BenchmarkEncodeBatch(b *testing.B) {
 	c := &Client{featKnown: true}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := c.encodeBatch(batch.Ops); err != nil {
+		if _, _, err := c.encodeBatch(b.Context(), batch.Ops); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -176,7 +176,7 @@ func BenchmarkApplyFake(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s.handled = s.handled[:0]
-		if err := c.Apply(batch); err != nil {
+		if err := c.Apply(b.Context(), batch); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -4,10 +4,10 @@
 package ipvs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
@@ -16,16 +16,29 @@ import (
 
 // Client talks to IPVS over generic netlink in one network namespace. It is
 // safe for concurrent use: requests are serialised on one socket.
+//
+// Every method that talks to the kernel takes a context. When the context
+// is done before the kernel has answered, the method returns an error
+// matching the context's error (errors.Is(err, context.Canceled) or
+// context.DeadlineExceeded) and the client closes its socket, so no reply
+// of the abandoned request is left for the next call, which opens a new
+// socket in the same namespace. Work the kernel does inside one system
+// call is not interruptible: the context is seen when that call returns.
+// A change the kernel has received may have been applied even when its
+// call reports the context's error. Waiting for the client (calls are
+// serialised) also ends when the context is done.
 type Client struct {
-	mu     sync.Mutex
+	// sem serialises calls (a mutex whose wait can be abandoned).
+	sem chan struct{}
+	// nc is the socket; nil after an interrupted call until the next
+	// call reopens it with redial (nil when it cannot be reopened).
 	nc     *netlink.Conn
-	raw    *rawConn // nil over fakes
+	redial func() (*netlink.Conn, error)
 	family uint16
 
 	// nsFile is the client's network namespace, for helper sockets.
-	nsFile      *os.File
-	helpers     []*rawConn
-	helperConns []*netlink.Conn
+	nsFile  *os.File
+	helpers []*netlink.Conn
 
 	featKnown bool
 	features  Features
@@ -35,10 +48,6 @@ type Client struct {
 func New() (*Client, error) {
 	return dial(&netlink.Config{MessageBufferSize: recvBufferSize})
 }
-
-// recvBufferSize is netlink.Conn's fixed receive buffer (no peek before
-// each read); see rawBufSize.
-const recvBufferSize = rawBufSize
 
 // NewInNamespace opens a client in the network namespace at path (for
 // example /var/run/netns/blue or /proc/1234/ns/net). The client keeps
@@ -62,20 +71,35 @@ func NewInNamespaceFD(fd int) (*Client, error) {
 }
 
 func dial(cfg *netlink.Config) (*Client, error) {
-	nc, err := netlink.Dial(unix.NETLINK_GENERIC, cfg)
+	nc, err := dialConn(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("ipvs: dial generic netlink: %w", err)
+		return nil, err
 	}
 	c, err := newClient(nc)
 	if err != nil {
 		_ = nc.Close()
 		return nil, err
 	}
+	c.nsFile = openNamespace(cfg.NetNS)
+	if c.nsFile != nil {
+		ns := c.nsFile
+		c.redial = func() (*netlink.Conn, error) {
+			return dialConn(&netlink.Config{NetNS: int(ns.Fd()), MessageBufferSize: recvBufferSize})
+		}
+	}
+	return c, nil
+}
+
+// dialConn opens a generic netlink socket with the client's options.
+func dialConn(cfg *netlink.Config) (*netlink.Conn, error) {
+	nc, err := netlink.Dial(unix.NETLINK_GENERIC, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ipvs: dial generic netlink: %w", err)
+	}
 	// Best effort: error messages from the kernel, and short error acks.
 	_ = nc.SetOption(netlink.ExtendedAcknowledge, true)
 	_ = nc.SetOption(netlink.CapAcknowledge, true)
-	c.nsFile = openNamespace(cfg.NetNS)
-	return c, nil
+	return nc, nil
 }
 
 // newClient resolves the IPVS family on an existing connection (also used
@@ -84,40 +108,49 @@ func newClient(nc *netlink.Conn) (*Client, error) {
 	fam, err := genetlink.NewConn(nc).GetFamily(familyName)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, &Error{Op: "resolve family", Object: familyName,
+			e := &Error{Op: "resolve family", Object: familyName,
 				Err: fmt.Errorf("generic netlink family not found, is the ip_vs module loaded? (%w)", err)}
+			e.markModule()
+			return nil, e
 		}
 		return nil, wrapErr("resolve family", familyName, err)
 	}
-	return &Client{nc: nc, raw: newRawConn(nc), family: fam.ID}, nil
+	return &Client{sem: make(chan struct{}, 1), nc: nc, family: fam.ID}, nil
 }
 
 // Close releases the socket.
 func (c *Client) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, h := range c.helperConns {
+	c.sem <- struct{}{}
+	defer c.unlock()
+	for _, h := range c.helpers {
 		_ = h.Close()
 	}
-	c.helpers, c.helperConns = nil, nil
+	c.helpers = nil
 	if c.nsFile != nil {
 		_ = c.nsFile.Close()
 		c.nsFile = nil
 	}
-	return c.nc.Close()
+	if c.nc == nil {
+		return nil
+	}
+	err := c.nc.Close()
+	c.nc, c.redial = nil, nil
+	return err
 }
 
 // Info returns the IPVS version, connection table size and the extension
 // features of the running module. The features are cached for the checks
 // that guard extension requests.
-func (c *Client) Info() (Info, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.infoLocked()
+func (c *Client) Info(ctx context.Context) (Info, error) {
+	if err := c.lock(ctx); err != nil {
+		return Info{}, err
+	}
+	defer c.unlock()
+	return c.infoLocked(ctx)
 }
 
-func (c *Client) infoLocked() (Info, error) {
-	msgs, err := c.do(cmdGetInfo, 0, nil)
+func (c *Client) infoLocked(ctx context.Context) (Info, error) {
+	msgs, err := c.do(ctx, cmdGetInfo, 0, nil)
 	if err != nil {
 		return Info{}, wrapErr("get info", "", err)
 	}
@@ -136,27 +169,31 @@ func (c *Client) infoLocked() (Info, error) {
 }
 
 // Features returns the cached extension features, asking the kernel once.
-func (c *Client) Features() (Features, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.featuresLocked()
+func (c *Client) Features(ctx context.Context) (Features, error) {
+	if err := c.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer c.unlock()
+	return c.featuresLocked(ctx)
 }
 
-func (c *Client) featuresLocked() (Features, error) {
+func (c *Client) featuresLocked(ctx context.Context) (Features, error) {
 	if c.featKnown {
 		return c.features, nil
 	}
-	if _, err := c.infoLocked(); err != nil {
+	if _, err := c.infoLocked(ctx); err != nil {
 		return 0, err
 	}
 	return c.features, nil
 }
 
 // Services lists all virtual services of the namespace, in kernel order.
-func (c *Client) Services() ([]Service, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	msgs, err := c.do(cmdGetService, netlink.Dump, nil)
+func (c *Client) Services(ctx context.Context) ([]Service, error) {
+	if err := c.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer c.unlock()
+	msgs, err := c.do(ctx, cmdGetService, netlink.Dump, nil)
 	if err != nil {
 		return nil, wrapErr("list services", "", err)
 	}
@@ -176,15 +213,17 @@ func (c *Client) Services() ([]Service, error) {
 // Service returns the service identified by key (Family plus FWMark, or
 // Protocol, Address and Port). A missing service gives an error matching
 // os.ErrNotExist.
-func (c *Client) Service(key Service) (Service, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c *Client) Service(ctx context.Context, key Service) (Service, error) {
+	if err := c.lock(ctx); err != nil {
+		return Service{}, err
+	}
+	defer c.unlock()
 	obj := key.String()
 	b, err := encodeServiceRequest(key, false, 0)
 	if err != nil {
 		return Service{}, wrapErr("get service", obj, err)
 	}
-	msgs, err := c.do(cmdGetService, 0, b)
+	msgs, err := c.do(ctx, cmdGetService, 0, b)
 	if err != nil {
 		return Service{}, wrapErr("get service", obj, err)
 	}
@@ -201,38 +240,40 @@ func (c *Client) Service(key Service) (Service, error) {
 }
 
 // CreateService adds a virtual service. An existing one gives os.ErrExist.
-func (c *Client) CreateService(s Service) error {
-	return c.apply1(Op{Kind: OpCreateService, Service: s})
+func (c *Client) CreateService(ctx context.Context, s Service) error {
+	return c.apply1(ctx, Op{Kind: OpCreateService, Service: s})
 }
 
 // UpdateService changes scheduler, flags, persistence, netmask, PE and
 // ESTABLISHED timeout of an existing service (all of them: unset fields
 // are reset to their defaults, as ipvsadm -E does).
-func (c *Client) UpdateService(s Service) error {
-	return c.apply1(Op{Kind: OpUpdateService, Service: s})
+func (c *Client) UpdateService(ctx context.Context, s Service) error {
+	return c.apply1(ctx, Op{Kind: OpUpdateService, Service: s})
 }
 
 // DeleteService removes a service and its destinations.
-func (c *Client) DeleteService(s Service) error {
-	return c.apply1(Op{Kind: OpDeleteService, Service: s})
+func (c *Client) DeleteService(ctx context.Context, s Service) error {
+	return c.apply1(ctx, Op{Kind: OpDeleteService, Service: s})
 }
 
 // Destinations lists the real servers of a service (newest first, as the
 // kernel keeps them). A missing service gives an empty list, as the kernel
 // does not report it.
-func (c *Client) Destinations(svc Service) ([]Destination, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.destinationsLocked(svc)
+func (c *Client) Destinations(ctx context.Context, svc Service) ([]Destination, error) {
+	if err := c.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer c.unlock()
+	return c.destinationsLocked(ctx, svc)
 }
 
-func (c *Client) destinationsLocked(svc Service) ([]Destination, error) {
+func (c *Client) destinationsLocked(ctx context.Context, svc Service) ([]Destination, error) {
 	obj := svc.String()
 	b, err := encodeServiceRequest(svc, false, 0)
 	if err != nil {
 		return nil, wrapErr("list destinations of", obj, err)
 	}
-	msgs, err := c.do(cmdGetDest, netlink.Dump, b)
+	msgs, err := c.do(ctx, cmdGetDest, netlink.Dump, b)
 	if err != nil {
 		return nil, wrapErr("list destinations of", obj, err)
 	}
@@ -250,34 +291,36 @@ func (c *Client) destinationsLocked(svc Service) ([]Destination, error) {
 }
 
 // CreateDestination adds a real server to svc.
-func (c *Client) CreateDestination(svc Service, d Destination) error {
-	return c.apply1(Op{Kind: OpCreateDestination, Service: svc, Destination: d})
+func (c *Client) CreateDestination(ctx context.Context, svc Service, d Destination) error {
+	return c.apply1(ctx, Op{Kind: OpCreateDestination, Service: svc, Destination: d})
 }
 
 // UpdateDestination changes forwarding method, weight, thresholds and
 // tunnel settings of a real server.
-func (c *Client) UpdateDestination(svc Service, d Destination) error {
-	return c.apply1(Op{Kind: OpUpdateDestination, Service: svc, Destination: d})
+func (c *Client) UpdateDestination(ctx context.Context, svc Service, d Destination) error {
+	return c.apply1(ctx, Op{Kind: OpUpdateDestination, Service: svc, Destination: d})
 }
 
 // DeleteDestination removes a real server (identified by address and port).
-func (c *Client) DeleteDestination(svc Service, d Destination) error {
-	return c.apply1(Op{Kind: OpDeleteDestination, Service: svc, Destination: d})
+func (c *Client) DeleteDestination(ctx context.Context, svc Service, d Destination) error {
+	return c.apply1(ctx, Op{Kind: OpDeleteDestination, Service: svc, Destination: d})
 }
 
 // LocalAddresses lists the FULLNAT local addresses of svc (extension).
-func (c *Client) LocalAddresses(svc Service) ([]LocalAddress, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c *Client) LocalAddresses(ctx context.Context, svc Service) ([]LocalAddress, error) {
+	if err := c.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer c.unlock()
 	obj := svc.String()
-	if err := c.need("list local addresses of", obj, FeatureFullNAT); err != nil {
+	if err := c.need(ctx, "list local addresses of", obj, FeatureFullNAT); err != nil {
 		return nil, err
 	}
 	b, err := encodeServiceRequest(svc, false, 0)
 	if err != nil {
 		return nil, wrapErr("list local addresses of", obj, err)
 	}
-	msgs, err := c.do(cmdGetLaddr, netlink.Dump, b)
+	msgs, err := c.do(ctx, cmdGetLaddr, netlink.Dump, b)
 	if err != nil {
 		return nil, wrapErr("list local addresses of", obj, err)
 	}
@@ -298,20 +341,22 @@ func (c *Client) LocalAddresses(svc Service) ([]LocalAddress, error) {
 // address must be configured on the director, in the namespace of the
 // service: the kernel refuses another with syscall.EADDRNOTAVAIL (the error's
 // Message says why).
-func (c *Client) CreateLocalAddress(svc Service, la LocalAddress) error {
-	return c.apply1(Op{Kind: OpCreateLocalAddress, Service: svc, LocalAddress: la})
+func (c *Client) CreateLocalAddress(ctx context.Context, svc Service, la LocalAddress) error {
+	return c.apply1(ctx, Op{Kind: OpCreateLocalAddress, Service: svc, LocalAddress: la})
 }
 
 // DeleteLocalAddress removes a FULLNAT local address from svc (extension).
-func (c *Client) DeleteLocalAddress(svc Service, la LocalAddress) error {
-	return c.apply1(Op{Kind: OpDeleteLocalAddress, Service: svc, LocalAddress: la})
+func (c *Client) DeleteLocalAddress(ctx context.Context, svc Service, la LocalAddress) error {
+	return c.apply1(ctx, Op{Kind: OpDeleteLocalAddress, Service: svc, LocalAddress: la})
 }
 
 // Timeouts returns the global TCP, TCP FIN and UDP timeouts.
-func (c *Client) Timeouts() (Timeouts, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	msgs, err := c.do(cmdGetConfig, 0, nil)
+func (c *Client) Timeouts(ctx context.Context) (Timeouts, error) {
+	if err := c.lock(ctx); err != nil {
+		return Timeouts{}, err
+	}
+	defer c.unlock()
+	msgs, err := c.do(ctx, cmdGetConfig, 0, nil)
 	if err != nil {
 		return Timeouts{}, wrapErr("get timeouts", "", err)
 	}
@@ -325,15 +370,17 @@ func (c *Client) Timeouts() (Timeouts, error) {
 }
 
 // SetTimeouts sets the global timeouts; zero fields stay unchanged.
-func (c *Client) SetTimeouts(t Timeouts) error {
-	return c.apply1(Op{Kind: OpSetTimeouts, Timeouts: t})
+func (c *Client) SetTimeouts(ctx context.Context, t Timeouts) error {
+	return c.apply1(ctx, Op{Kind: OpSetTimeouts, Timeouts: t})
 }
 
 // Daemons lists the running connection-sync daemons.
-func (c *Client) Daemons() ([]Daemon, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	msgs, err := c.do(cmdGetDaemon, netlink.Dump, nil)
+func (c *Client) Daemons(ctx context.Context) ([]Daemon, error) {
+	if err := c.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer c.unlock()
+	msgs, err := c.do(ctx, cmdGetDaemon, netlink.Dump, nil)
 	if err != nil {
 		return nil, wrapErr("list daemons", "", err)
 	}
@@ -351,45 +398,47 @@ func (c *Client) Daemons() ([]Daemon, error) {
 }
 
 // StartDaemon starts a sync daemon (os.ErrExist if one of that state runs).
-func (c *Client) StartDaemon(d Daemon) error {
-	return c.apply1(Op{Kind: OpStartDaemon, Daemon: d})
+func (c *Client) StartDaemon(ctx context.Context, d Daemon) error {
+	return c.apply1(ctx, Op{Kind: OpStartDaemon, Daemon: d})
 }
 
 // StopDaemon stops the sync daemon of d.State (os.ErrNotExist if none).
-func (c *Client) StopDaemon(d Daemon) error {
-	return c.apply1(Op{Kind: OpStopDaemon, Daemon: d})
+func (c *Client) StopDaemon(ctx context.Context, d Daemon) error {
+	return c.apply1(ctx, Op{Kind: OpStopDaemon, Daemon: d})
 }
 
 // ZeroService zeroes the counters of one service and its destinations.
-func (c *Client) ZeroService(s Service) error {
-	return c.apply1(Op{Kind: OpZeroService, Service: s})
+func (c *Client) ZeroService(ctx context.Context, s Service) error {
+	return c.apply1(ctx, Op{Kind: OpZeroService, Service: s})
 }
 
 // ZeroAll zeroes the counters of every service.
-func (c *Client) ZeroAll() error {
-	return c.apply1(Op{Kind: OpZeroAll})
+func (c *Client) ZeroAll(ctx context.Context) error {
+	return c.apply1(ctx, Op{Kind: OpZeroAll})
 }
 
 // Flush deletes every service of the namespace.
-func (c *Client) Flush() error {
-	return c.apply1(Op{Kind: OpFlush})
+func (c *Client) Flush(ctx context.Context) error {
+	return c.apply1(ctx, Op{Kind: OpFlush})
 }
 
 // apply1 runs one acknowledged change.
-func (c *Client) apply1(op Op) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	req, err := c.prepare(op)
+func (c *Client) apply1(ctx context.Context, op Op) error {
+	if err := c.lock(ctx); err != nil {
+		return err
+	}
+	defer c.unlock()
+	req, err := c.prepare(ctx, op)
 	if err != nil {
 		return err
 	}
-	_, err = c.doMsg(netlink.Acknowledge, req.msg)
-	return wrapErr(op.Kind.verb(), op.object(), err)
+	_, err = c.doMsg(ctx, netlink.Acknowledge, req.msg)
+	return opErr(&op, err)
 }
 
 // need returns ErrNotSupported (wrapped) unless the module has f.
-func (c *Client) need(op, obj string, f Features) error {
-	have, err := c.featuresLocked()
+func (c *Client) need(ctx context.Context, op, obj string, f Features) error {
+	have, err := c.featuresLocked(ctx)
 	if err != nil {
 		return err
 	}
@@ -406,32 +455,20 @@ type genlMsg struct {
 }
 
 // do sends one request and collects its replies (c.mu held).
-func (c *Client) do(cmd uint8, flags netlink.HeaderFlags, data []byte) ([]genlMsg, error) {
-	return c.doMsg(flags, genlHeader(cmd, data))
+func (c *Client) do(ctx context.Context, cmd uint8, flags netlink.HeaderFlags, data []byte) ([]genlMsg, error) {
+	return c.doMsg(ctx, flags, genlHeader(cmd, data))
 }
 
 // doMsg sends one genetlink payload (header and attributes) and collects
 // the replies (c.mu held).
-func (c *Client) doMsg(flags netlink.HeaderFlags, msg []byte) ([]genlMsg, error) {
-	if c.raw != nil {
-		return c.raw.exchange(c.family, flags, msg)
-	}
-	req := netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(c.family), Flags: netlink.Request | flags},
-		Data:   msg,
-	}
-	msgs, err := c.nc.Execute(req)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]genlMsg, 0, len(msgs))
-	for _, m := range msgs {
-		if m.Header.Type != netlink.HeaderType(c.family) || len(m.Data) < 4 {
-			continue
-		}
-		out = append(out, genlMsg{cmd: m.Data[0], data: m.Data[4:]})
-	}
-	return out, nil
+func (c *Client) doMsg(ctx context.Context, flags netlink.HeaderFlags, msg []byte) ([]genlMsg, error) {
+	var msgs []genlMsg
+	err := c.call(ctx, func(nc *netlink.Conn) error {
+		var err error
+		msgs, err = exchange(nc, c.family, flags, msg)
+		return err
+	})
+	return msgs, err
 }
 
 // genlHeader prefixes data with a genetlink header for cmd.
@@ -441,4 +478,78 @@ func genlHeader(cmd uint8, data []byte) []byte {
 	b[1] = familyVersion
 	copy(b[4:], data)
 	return b
+}
+
+// lock waits for the client (or for ctx to be done).
+func (c *Client) lock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ipvs: %w", err)
+	}
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("ipvs: waiting for the client's earlier call: %w", ctx.Err())
+	}
+}
+
+func (c *Client) unlock() { <-c.sem }
+
+// errClosed is returned by calls on a closed client.
+var errClosed = errors.New("client closed")
+
+// connLocked returns the client's socket, reopening it after an
+// interrupted call (c.mu held).
+func (c *Client) connLocked() (*netlink.Conn, error) {
+	if c.nc != nil {
+		return c.nc, nil
+	}
+	if c.redial == nil {
+		return nil, fmt.Errorf("%w (or its socket was closed by an interrupted call and cannot be reopened)", errClosed)
+	}
+	nc, err := c.redial()
+	if err != nil {
+		return nil, fmt.Errorf("reopen the socket after an interrupted call: %w", err)
+	}
+	c.nc = nc
+	return nc, nil
+}
+
+// call runs fn on the client's socket (c.mu held). When ctx is done
+// before fn returns, the socket is closed, which ends fn's wait, and ctx's
+// error is returned. After that, or after an error that may have left
+// replies unread, the socket is dropped and the next call opens a new one.
+func (c *Client) call(ctx context.Context, fn func(nc *netlink.Conn) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	nc, err := c.connLocked()
+	if err != nil {
+		return err
+	}
+	stop := closeWhenDone(ctx, nc)
+	err = fn(nc)
+	interrupted := !stop()
+	if interrupted || (err != nil && !kernelAnswer(err)) {
+		_ = nc.Close()
+		c.nc = nil
+	}
+	if interrupted && err != nil && !kernelAnswer(err) {
+		return ctx.Err()
+	}
+	return err
+}
+
+// closeWhenDone closes the sockets when ctx is done. The returned stop
+// function disarms it and reports false when they have been (or are
+// being) closed.
+func closeWhenDone(ctx context.Context, ncs ...*netlink.Conn) (stop func() bool) {
+	if ctx.Done() == nil {
+		return func() bool { return true }
+	}
+	return context.AfterFunc(ctx, func() {
+		for _, nc := range ncs {
+			_ = nc.Close()
+		}
+	})
 }

@@ -8,12 +8,15 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mdlayher/netlink"
+	"github.com/mdlayher/netlink/nltest"
 	"golang.org/x/sys/unix"
 )
 
@@ -105,7 +108,7 @@ func TestInfo(t *testing.T) {
 				got = req
 				return tc.r.handle(t)(req)
 			})
-			info, err := c.Info()
+			info, err := c.Info(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -178,7 +181,7 @@ func TestServices(t *testing.T) {
 		})},
 	}
 	c := testClient(t, r.handle(t))
-	got, err := c.Services()
+	got, err := c.Services(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +212,7 @@ func TestServiceGet(t *testing.T) {
 		})
 	})}}}
 	c := testClient(t, r.handle(t))
-	got, err := c.Service(svcV6)
+	got, err := c.Service(t.Context(), svcV6)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +227,7 @@ func TestServiceGet(t *testing.T) {
 
 	r2 := &recorder{errno: unix.ESRCH}
 	c2 := testClient(t, r2.handle(t))
-	_, err = c2.Service(svcTCP)
+	_, err = c2.Service(t.Context(), svcTCP)
 	if !errors.Is(err, os.ErrNotExist) || !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("missing service: err = %v, want os.ErrNotExist and ESRCH", err)
 	}
@@ -247,15 +250,15 @@ func TestServiceChanges(t *testing.T) {
 		cmd      uint8
 		want     map[string][]byte
 	}{
-		{"create", 0, func(c *Client) error { return c.CreateService(full) }, cmdNewService, fullAttrs},
-		{"update", 0, func(c *Client) error { return c.UpdateService(full) }, cmdSetService, fullAttrs},
-		{"create defaults", 0, func(c *Client) error { return c.CreateService(svcTCP) }, cmdNewService,
+		{"create", 0, func(c *Client) error { return c.CreateService(t.Context(), full) }, cmdNewService, fullAttrs},
+		{"update", 0, func(c *Client) error { return c.UpdateService(t.Context(), full) }, cmdSetService, fullAttrs},
+		{"create defaults", 0, func(c *Client) error { return c.CreateService(t.Context(), svcTCP) }, cmdNewService,
 			merge(identTCP(), map[string][]byte{"1/6": cstr("wlc"), "1/7": kernelFlags(0), "1/8": le32(0), "1/9": {255, 255, 255, 255}})},
-		{"create v6 defaults", 0, func(c *Client) error { return c.CreateService(svcV6) }, cmdNewService,
+		{"create v6 defaults", 0, func(c *Client) error { return c.CreateService(t.Context(), svcV6) }, cmdNewService,
 			map[string][]byte{"1/": nil, "1/1": le16(10), "1/2": le16(17), "1/3": ip("2001:db8::1"), "1/4": bebytes16(53),
 				"1/6": cstr("wlc"), "1/7": kernelFlags(0), "1/8": le32(0), "1/9": le32(128)}},
 		{"create fwmark", 0, func(c *Client) error {
-			return c.CreateService(Service{FWMark: 7, Scheduler: "rr", Netmask: 48, Family: INET6})
+			return c.CreateService(t.Context(), Service{FWMark: 7, Scheduler: "rr", Netmask: 48, Family: INET6})
 		},
 			cmdNewService, map[string][]byte{"1/": nil, "1/1": le16(10), "1/5": le32(7),
 				"1/6": cstr("rr"), "1/7": kernelFlags(0), "1/8": le32(0), "1/9": le32(48)}},
@@ -263,16 +266,16 @@ func TestServiceChanges(t *testing.T) {
 			s := svcTCP
 			s.Flags = FlagSynProxy
 			s.EstablishedTimeout = 90
-			return c.CreateService(s)
+			return c.CreateService(t.Context(), s)
 		}, cmdNewService, merge(identTCP(), map[string][]byte{"1/6": cstr("wlc"), "1/7": kernelFlags(FlagSynProxy),
 			"1/8": le32(0), "1/9": {255, 255, 255, 255}, "1/13": le32(90)})},
-		{"update resets est-timeout", FeatureEstTimeout, func(c *Client) error { return c.UpdateService(svcTCP) }, cmdSetService,
+		{"update resets est-timeout", FeatureEstTimeout, func(c *Client) error { return c.UpdateService(t.Context(), svcTCP) }, cmdSetService,
 			merge(identTCP(), map[string][]byte{"1/6": cstr("wlc"), "1/7": kernelFlags(0),
 				"1/8": le32(0), "1/9": {255, 255, 255, 255}, "1/13": le32(0)})},
-		{"delete", 0, func(c *Client) error { return c.DeleteService(full) }, cmdDelService, identTCP()},
-		{"zero", 0, func(c *Client) error { return c.ZeroService(full) }, cmdZero, identTCP()},
-		{"zero all", 0, func(c *Client) error { return c.ZeroAll() }, cmdZero, map[string][]byte{}},
-		{"flush", 0, func(c *Client) error { return c.Flush() }, cmdFlush, map[string][]byte{}},
+		{"delete", 0, func(c *Client) error { return c.DeleteService(t.Context(), full) }, cmdDelService, identTCP()},
+		{"zero", 0, func(c *Client) error { return c.ZeroService(t.Context(), full) }, cmdZero, identTCP()},
+		{"zero all", 0, func(c *Client) error { return c.ZeroAll(t.Context()) }, cmdZero, map[string][]byte{}},
+		{"flush", 0, func(c *Client) error { return c.Flush(t.Context()) }, cmdFlush, map[string][]byte{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &recorder{features: tc.features}
@@ -322,7 +325,7 @@ func TestDestinations(t *testing.T) {
 		})},
 	}}
 	c := testClient(t, r.handle(t))
-	got, err := c.Destinations(svcTCP)
+	got, err := c.Destinations(t.Context(), svcTCP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,14 +358,14 @@ func TestDestinationChanges(t *testing.T) {
 		cmd      uint8
 		want     map[string][]byte
 	}{
-		{"create", 0, func(c *Client) error { return c.CreateDestination(svcTCP, d) }, cmdNewDest, merge(identTCP(), fullDest)},
-		{"update", 0, func(c *Client) error { return c.UpdateDestination(svcTCP, d) }, cmdSetDest, merge(identTCP(), fullDest)},
-		{"delete", 0, func(c *Client) error { return c.DeleteDestination(svcTCP, d) }, cmdDelDest,
+		{"create", 0, func(c *Client) error { return c.CreateDestination(t.Context(), svcTCP, d) }, cmdNewDest, merge(identTCP(), fullDest)},
+		{"update", 0, func(c *Client) error { return c.UpdateDestination(t.Context(), svcTCP, d) }, cmdSetDest, merge(identTCP(), fullDest)},
+		{"delete", 0, func(c *Client) error { return c.DeleteDestination(t.Context(), svcTCP, d) }, cmdDelDest,
 			merge(identTCP(), map[string][]byte{"2/": nil, "2/1": ip("198.51.100.10"), "2/2": bebytes16(8080), "2/11": le16(2)})},
-		{"mixed family tunnel", 0, func(c *Client) error { return c.CreateDestination(svcTCP, tun) }, cmdNewDest,
+		{"mixed family tunnel", 0, func(c *Client) error { return c.CreateDestination(t.Context(), svcTCP, tun) }, cmdNewDest,
 			merge(identTCP(), map[string][]byte{"2/": nil, "2/1": ip("2001:db8::10"), "2/2": bebytes16(80), "2/11": le16(10),
 				"2/3": le32(2), "2/4": le32(1), "2/5": le32(0), "2/6": le32(0), "2/13": {2}, "2/14": bebytes16(0), "2/15": le16(1)})},
-		{"fullnat", FeatureFullNAT, func(c *Client) error { return c.CreateDestination(svcTCP, fn) }, cmdNewDest,
+		{"fullnat", FeatureFullNAT, func(c *Client) error { return c.CreateDestination(t.Context(), svcTCP, fn) }, cmdNewDest,
 			merge(identTCP(), fullDest, map[string][]byte{"2/3": le32(5)})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -394,7 +397,7 @@ func TestLocalAddresses(t *testing.T) {
 		})},
 	}}
 	c := testClient(t, r.handle(t))
-	got, err := c.LocalAddresses(svcTCP)
+	got, err := c.LocalAddresses(t.Context(), svcTCP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,8 +416,8 @@ func TestLocalAddresses(t *testing.T) {
 		do   func(c *Client) error
 		cmd  uint8
 	}{
-		{"create", func(c *Client) error { return c.CreateLocalAddress(svcTCP, la) }, cmdNewLaddr},
-		{"delete", func(c *Client) error { return c.DeleteLocalAddress(svcTCP, la) }, cmdDelLaddr},
+		{"create", func(c *Client) error { return c.CreateLocalAddress(t.Context(), svcTCP, la) }, cmdNewLaddr},
+		{"delete", func(c *Client) error { return c.DeleteLocalAddress(t.Context(), svcTCP, la) }, cmdDelLaddr},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &recorder{features: FeatureFullNAT}
@@ -439,18 +442,18 @@ func TestNotSupported(t *testing.T) {
 		feature string
 		do      func(c *Client) error
 	}{
-		{"fullnat dest", FeatureSynProxy | FeatureEstTimeout, "FULLNAT", func(c *Client) error { return c.CreateDestination(svcTCP, fn) }},
-		{"fullnat dest update", 0, "FULLNAT", func(c *Client) error { return c.UpdateDestination(svcTCP, fn) }},
-		{"laddr create", 0, "local addresses", func(c *Client) error { return c.CreateLocalAddress(svcTCP, la) }},
-		{"laddr delete", 0, "local addresses", func(c *Client) error { return c.DeleteLocalAddress(svcTCP, la) }},
-		{"laddr list", 0, "local addresses", func(c *Client) error { _, err := c.LocalAddresses(svcTCP); return err }},
-		{"synproxy", FeatureFullNAT | FeatureEstTimeout, "SYNPROXY", func(c *Client) error { return c.CreateService(syn) }},
-		{"est timeout", FeatureFullNAT | FeatureSynProxy, "ESTABLISHED", func(c *Client) error { return c.UpdateService(est) }},
+		{"fullnat dest", FeatureSynProxy | FeatureEstTimeout, "FULLNAT", func(c *Client) error { return c.CreateDestination(t.Context(), svcTCP, fn) }},
+		{"fullnat dest update", 0, "FULLNAT", func(c *Client) error { return c.UpdateDestination(t.Context(), svcTCP, fn) }},
+		{"laddr create", 0, "local addresses", func(c *Client) error { return c.CreateLocalAddress(t.Context(), svcTCP, la) }},
+		{"laddr delete", 0, "local addresses", func(c *Client) error { return c.DeleteLocalAddress(t.Context(), svcTCP, la) }},
+		{"laddr list", 0, "local addresses", func(c *Client) error { _, err := c.LocalAddresses(t.Context(), svcTCP); return err }},
+		{"synproxy", FeatureFullNAT | FeatureEstTimeout, "SYNPROXY", func(c *Client) error { return c.CreateService(t.Context(), syn) }},
+		{"est timeout", FeatureFullNAT | FeatureSynProxy, "ESTABLISHED", func(c *Client) error { return c.UpdateService(t.Context(), est) }},
 		{"batch", 0, "SYNPROXY", func(c *Client) error {
 			var b Batch
 			b.CreateService(svcTCP)
 			b.CreateService(syn)
-			return c.Apply(&b)
+			return c.Apply(t.Context(), &b)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -471,36 +474,104 @@ func TestNotSupported(t *testing.T) {
 }
 
 func TestErrnoMapping(t *testing.T) {
+	dest := Destination{Address: netip.MustParseAddr("198.51.100.1"), Port: 80}
+	createDest := func(c *Client) error { return c.CreateDestination(t.Context(), svcTCP, dest) }
+	createSvc := func(c *Client) error { return c.CreateService(t.Context(), svcTCP) }
+	updateSvc := func(c *Client) error { return c.UpdateService(t.Context(), svcTCP) }
+	batchSvc := func(c *Client) error {
+		var b Batch
+		b.CreateService(svcTCP)
+		return c.Apply(t.Context(), &b)
+	}
+	all := []error{ErrNotFound, os.ErrNotExist, ErrModuleNotFound, ErrExist, os.ErrExist, ErrPermission, os.ErrPermission, ErrSynProxyNotAllowed}
 	for _, tc := range []struct {
-		errno  unix.Errno
-		target error
+		name  string
+		call  func(c *Client) error
+		op    string
+		errno unix.Errno
+		want  []error // of all; the others must not match
 	}{
-		{unix.ESRCH, os.ErrNotExist},
-		{unix.ENOENT, os.ErrNotExist},
-		{unix.EEXIST, os.ErrExist},
-		{unix.EPERM, os.ErrPermission},
-		{unix.EPROTONOSUPPORT, ErrSynProxyNotAllowed},
+		{"dest ESRCH", createDest, "create destination", unix.ESRCH, []error{ErrNotFound, os.ErrNotExist}},
+		{"dest ENOENT", createDest, "create destination", unix.ENOENT, []error{ErrNotFound, os.ErrNotExist}},
+		{"dest EEXIST", createDest, "create destination", unix.EEXIST, []error{ErrExist, os.ErrExist}},
+		{"dest EPERM", createDest, "create destination", unix.EPERM, []error{ErrPermission, os.ErrPermission}},
+		{"dest EACCES", createDest, "create destination", unix.EACCES, []error{ErrPermission, os.ErrPermission}},
+		{"dest EPROTONOSUPPORT", createDest, "create destination", unix.EPROTONOSUPPORT, []error{ErrSynProxyNotAllowed}},
+		{"dest EINVAL", createDest, "create destination", unix.EINVAL, nil},
+		{"create ENOENT", createSvc, "create service", unix.ENOENT, []error{ErrModuleNotFound}},
+		{"update ENOENT", updateSvc, "update service", unix.ENOENT, []error{ErrModuleNotFound}},
+		{"update ESRCH", updateSvc, "update service", unix.ESRCH, []error{ErrNotFound, os.ErrNotExist}},
+		{"create EEXIST", createSvc, "create service", unix.EEXIST, []error{ErrExist, os.ErrExist}},
+		{"batch create ENOENT", batchSvc, "create service", unix.ENOENT, []error{ErrModuleNotFound}},
 	} {
-		t.Run(tc.errno.Error(), func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			r := &recorder{errno: tc.errno}
 			c := testClient(t, r.handle(t))
-			err := c.CreateDestination(svcTCP, Destination{Address: netip.MustParseAddr("198.51.100.1"), Port: 80})
-			if !errors.Is(err, tc.target) {
-				t.Errorf("err = %v, want %v", err, tc.target)
+			c.featKnown = true
+			err := tc.call(c)
+			for _, target := range all {
+				if got, want := errors.Is(err, target), slices.Contains(tc.want, target); got != want {
+					t.Errorf("errors.Is(%v, %q) = %v, want %v", err, target, got, want)
+				}
 			}
 			if !errors.Is(err, tc.errno) {
 				t.Errorf("err = %v does not wrap %v", err, tc.errno)
 			}
 			var ie *Error
-			if !errors.As(err, &ie) || ie.Op != "create destination" || ie.Object != "198.51.100.1:80 of TCP 192.0.2.1:80" {
-				t.Errorf("err = %#v, want *Error naming op and object", err)
+			if !errors.As(err, &ie) || ie.Op != tc.op {
+				t.Errorf("err = %#v, want *Error naming %q", err, tc.op)
+			}
+			if errors.Is(err, ErrModuleNotFound) && !strings.Contains(err.Error(), "module not available") {
+				t.Errorf("err = %v does not say what is missing", err)
 			}
 		})
 	}
-	r := &recorder{errno: unix.EINVAL}
-	c := testClient(t, r.handle(t))
-	if err := c.Flush(); errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrExist) || !errors.Is(err, unix.EINVAL) {
-		t.Errorf("EINVAL mapped wrongly: %v", err)
+}
+
+func TestFamilyMissing(t *testing.T) {
+	nc := nltest.Dial(func(reqs []netlink.Message) ([]netlink.Message, error) {
+		return nltest.Error(int(unix.ENOENT), reqs)
+	})
+	_, err := newClient(nc)
+	if !errors.Is(err, ErrModuleNotFound) || errors.Is(err, ErrNotFound) || errors.Is(err, os.ErrNotExist) ||
+		!errors.Is(err, unix.ENOENT) || !strings.Contains(err.Error(), "ip_vs module loaded") {
+		t.Errorf("newClient without the IPVS family: %v, want ErrModuleNotFound", err)
+	}
+}
+
+func TestDumpInterrupted(t *testing.T) {
+	svc := func(port uint16) []byte {
+		b, err := encodeServiceRequest(Service{Family: INET, Protocol: TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: port, Scheduler: "rr"}, true, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return genlHeader(cmdNewService, b)
+	}
+	var intr atomic.Bool
+	nc := nltest.Dial(func(reqs []netlink.Message) ([]netlink.Message, error) {
+		req := reqs[0]
+		if req.Header.Type == unix.GENL_ID_CTRL {
+			return familyReply(t, req), nil
+		}
+		h := netlink.Header{Type: testFamilyID, Sequence: req.Header.Sequence, PID: req.Header.PID}
+		msgs := []netlink.Message{{Header: h, Data: svc(80)}, {Header: h, Data: svc(81)},
+			{Header: netlink.Header{Type: netlink.Done, Sequence: req.Header.Sequence}, Data: make([]byte, 4)}}
+		if intr.Load() {
+			msgs[1].Header.Flags |= netlink.DumpInterrupted
+		}
+		return nltest.Multipart(msgs)
+	})
+	c, err := newClient(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	intr.Store(true)
+	if _, err := c.Services(t.Context()); !errors.Is(err, ErrDumpInterrupted) || !strings.Contains(err.Error(), "list services") {
+		t.Errorf("interrupted dump: %v, want ErrDumpInterrupted naming the operation", err)
+	}
+	intr.Store(false)
+	if got, err := c.Services(t.Context()); err != nil || len(got) != 2 || got[1].Port != 81 {
+		t.Errorf("dump after an interrupted one: %v, %v", got, err)
 	}
 }
 
@@ -511,7 +582,7 @@ func TestTimeouts(t *testing.T) {
 		ae.Uint32(cmdAttrTimeoutUDP, 300)
 	})}}}
 	c := testClient(t, r.handle(t))
-	got, err := c.Timeouts()
+	got, err := c.Timeouts(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,12 +593,12 @@ func TestTimeouts(t *testing.T) {
 
 	r = &recorder{}
 	c = testClient(t, r.handle(t))
-	if err := c.SetTimeouts(Timeouts{TCP: time.Hour, UDP: 1500 * time.Millisecond}); err != nil {
+	if err := c.SetTimeouts(t.Context(), Timeouts{TCP: time.Hour, UDP: 1500 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	checkReq(t, r.only(t), cmdSetConfig, ack, map[string][]byte{"4": le32(3600), "6": le32(2)})
 
-	if err := c.SetTimeouts(Timeouts{TCP: -time.Second}); err == nil {
+	if err := c.SetTimeouts(t.Context(), Timeouts{TCP: -time.Second}); err == nil {
 		t.Error("negative timeout accepted")
 	}
 }
@@ -558,7 +629,7 @@ func TestDaemons(t *testing.T) {
 		})},
 	}}
 	c := testClient(t, r.handle(t))
-	got, err := c.Daemons()
+	got, err := c.Daemons(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -573,7 +644,7 @@ func TestDaemons(t *testing.T) {
 
 	r = &recorder{}
 	c = testClient(t, r.handle(t))
-	if err := c.StartDaemon(Daemon{State: DaemonBackup, Interface: "eth0", SyncID: 3,
+	if err := c.StartDaemon(t.Context(), Daemon{State: DaemonBackup, Interface: "eth0", SyncID: 3,
 		McastGroup: netip.MustParseAddr("239.1.2.3"), McastPort: 9000, McastTTL: 2, SyncMaxLen: 1400}); err != nil {
 		t.Fatal(err)
 	}
@@ -582,7 +653,7 @@ func TestDaemons(t *testing.T) {
 
 	r = &recorder{}
 	c = testClient(t, r.handle(t))
-	if err := c.StartDaemon(Daemon{State: DaemonMaster, Interface: "eth0", McastGroup: netip.MustParseAddr("ff02::81")}); err != nil {
+	if err := c.StartDaemon(t.Context(), Daemon{State: DaemonMaster, Interface: "eth0", McastGroup: netip.MustParseAddr("ff02::81")}); err != nil {
 		t.Fatal(err)
 	}
 	checkReq(t, r.only(t), cmdNewDaemon, ack, map[string][]byte{"3/": nil, "3/1": le32(1), "3/2": cstr("eth0"),
@@ -590,12 +661,12 @@ func TestDaemons(t *testing.T) {
 
 	r = &recorder{}
 	c = testClient(t, r.handle(t))
-	if err := c.StopDaemon(Daemon{State: DaemonMaster}); err != nil {
+	if err := c.StopDaemon(t.Context(), Daemon{State: DaemonMaster}); err != nil {
 		t.Fatal(err)
 	}
 	checkReq(t, r.only(t), cmdDelDaemon, ack, map[string][]byte{"3/": nil, "3/1": le32(1)})
 
-	if err := c.StartDaemon(Daemon{State: 3, Interface: "eth0"}); err == nil {
+	if err := c.StartDaemon(t.Context(), Daemon{State: 3, Interface: "eth0"}); err == nil {
 		t.Error("bad daemon state accepted")
 	}
 }
@@ -604,17 +675,17 @@ func TestInvalidRequests(t *testing.T) {
 	r := &recorder{}
 	c := testClient(t, r.handle(t))
 	for name, do := range map[string]func() error{
-		"no address":  func() error { return c.CreateService(Service{Protocol: TCP, Port: 80}) },
-		"no protocol": func() error { return c.CreateService(Service{Address: netip.MustParseAddr("192.0.2.1")}) },
+		"no address":  func() error { return c.CreateService(t.Context(), Service{Protocol: TCP, Port: 80}) },
+		"no protocol": func() error { return c.CreateService(t.Context(), Service{Address: netip.MustParseAddr("192.0.2.1")}) },
 		"family mismatch": func() error {
-			return c.CreateService(Service{Family: INET, Protocol: TCP, Address: netip.MustParseAddr("2001:db8::1")})
+			return c.CreateService(t.Context(), Service{Family: INET, Protocol: TCP, Address: netip.MustParseAddr("2001:db8::1")})
 		},
-		"long scheduler":   func() error { s := svcTCP; s.Scheduler = "abcdefghijklmnop"; return c.CreateService(s) },
-		"v6 netmask":       func() error { s := svcV6; s.Netmask = 129; return c.CreateService(s) },
-		"dest no address":  func() error { return c.CreateDestination(svcTCP, Destination{Port: 80}) },
-		"laddr wrong fam":  func() error { return c.DeleteService(Service{Family: 3, FWMark: 1}) },
-		"unknown op kind":  func() error { return c.Apply(&Batch{Ops: []Op{{Kind: 99}}}) },
-		"daemon interface": func() error { return c.StartDaemon(Daemon{State: DaemonMaster}) },
+		"long scheduler":   func() error { s := svcTCP; s.Scheduler = "abcdefghijklmnop"; return c.CreateService(t.Context(), s) },
+		"v6 netmask":       func() error { s := svcV6; s.Netmask = 129; return c.CreateService(t.Context(), s) },
+		"dest no address":  func() error { return c.CreateDestination(t.Context(), svcTCP, Destination{Port: 80}) },
+		"laddr wrong fam":  func() error { return c.DeleteService(t.Context(), Service{Family: 3, FWMark: 1}) },
+		"unknown op kind":  func() error { return c.Apply(t.Context(), &Batch{Ops: []Op{{Kind: 99}}}) },
+		"daemon interface": func() error { return c.StartDaemon(t.Context(), Daemon{State: DaemonMaster}) },
 	} {
 		if err := do(); err == nil {
 			t.Errorf("%s: no error", name)
@@ -631,7 +702,7 @@ func TestFeatureProbeErrors(t *testing.T) {
 		n++
 		return nil, unix.EPERM // GET_INFO refused: no CAP_NET_ADMIN
 	})
-	err := c.CreateService(svcTCP)
+	err := c.CreateService(t.Context(), svcTCP)
 	if !errors.Is(err, os.ErrPermission) || !strings.Contains(err.Error(), "create service TCP 192.0.2.1:80") {
 		t.Errorf("err = %v, want os.ErrPermission naming the operation", err)
 	}
@@ -639,7 +710,7 @@ func TestFeatureProbeErrors(t *testing.T) {
 		t.Errorf("%d requests, want only the feature probe", n)
 	}
 	// a failed probe is not cached: the next call asks again
-	_ = c.UpdateService(svcTCP)
+	_ = c.UpdateService(t.Context(), svcTCP)
 	if n != 2 {
 		t.Errorf("%d requests after a second call, want 2", n)
 	}
@@ -684,7 +755,7 @@ func TestServicesWithDestinations(t *testing.T) {
 		t.Fatalf("unexpected command %d", req.cmd)
 		return nil, 0
 	})
-	got, err := c.ServicesWithDestinations()
+	got, err := c.ServicesWithDestinations(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -702,9 +773,9 @@ func TestConcurrentUse(t *testing.T) {
 			var err error
 			for range 50 {
 				if i%2 == 0 {
-					err = c.CreateService(svcTCP)
+					err = c.CreateService(t.Context(), svcTCP)
 				} else {
-					err = c.Apply(bigBatch(2, 2))
+					err = c.Apply(t.Context(), bigBatch(2, 2))
 				}
 				if err != nil {
 					break

@@ -18,18 +18,30 @@
 // (what "ipvsadm -L" shows), running the per-service destination dumps in
 // parallel on a few helper sockets.
 //
+// Every method that talks to the kernel takes a context.Context first. A
+// call whose context is done returns an error matching the context's error
+// (errors.Is(err, context.Canceled) or context.DeadlineExceeded); the
+// client then drops its socket, so no half-read reply reaches the next
+// call, which opens a new one in the same namespace. Work the kernel does
+// inside one system call cannot be interrupted: the context is seen when
+// that call returns. A change cancelled after it was sent may have been
+// applied.
+//
 // Apply sends a Batch of changes pipelined on the one socket: a window of
 // requests goes out in one write, and the kernel answers only the failed
 // ones and the last of the window. It reports which operations failed and
 // why in a *BatchError. This is what makes restoring thousands of
 // services fast.
 //
-// The client reads and writes its socket with non-blocking raw system
-// calls: IPVS answers synchronously, so a read right after a write never
-// waits, and the Go scheduler's blocking-syscall hand-offs are avoided.
-// Listing thousands of services (one dump of services, then one dump of
-// destinations per service, as the kernel has no "all destinations"
-// dump) is dominated by those round trips.
+// The client's socket is mdlayher/netlink's Conn: ordinary system calls on
+// a non-blocking descriptor, waiting in the Go runtime's network poller, so
+// the IPVS work the kernel does inside them (mutex waits, module loading,
+// long dumps) never stalls the scheduler or a garbage collection. Fakes
+// (see the tests) sit behind the same netlink.Conn, so they exercise the
+// production framing, ack and error parsing. Listing thousands of services
+// (one dump of services, then one dump of destinations per service, as the
+// kernel has no "all destinations" dump) is dominated by round trips; the
+// per-service dumps run in parallel on a few extra sockets.
 //
 // # Extension features
 //
@@ -43,10 +55,15 @@
 // # Errors
 //
 // Errors are *Error values naming the operation and the object. Kernel
-// errnos map onto the os sentinels: errors.Is(err, os.ErrNotExist) for
-// ESRCH and ENOENT (missing service, destination, scheduler), os.ErrExist
-// for EEXIST and os.ErrPermission for EPERM (no CAP_NET_ADMIN in the
-// initial user namespace; IPVS needs it even for reading).
+// errnos map onto the package's sentinels, by operation where IPVS is
+// ambiguous: ErrNotFound (also os.ErrNotExist) for a missing service,
+// destination, local address or daemon; ErrModuleNotFound for a scheduler
+// or persistence engine module that is not available (ENOENT on creating
+// or updating a service, which does not match ErrNotFound); ErrExist (also
+// os.ErrExist) for EEXIST; ErrPermission (also os.ErrPermission) for EPERM
+// and EACCES (no CAP_NET_ADMIN in the initial user namespace; IPVS needs
+// it even for reading); ErrDumpInterrupted for a listing the kernel
+// flagged inconsistent. See ErrNotFound for the table.
 //
 // # Wire details
 //

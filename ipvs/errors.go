@@ -22,13 +22,52 @@ var ErrSynProxyNotAllowed = errors.New("SYNPROXY needs a TCP service with NAT or
 // request is refused before anything is sent to the kernel.
 var ErrNotSupported = errors.New("not supported by the running IPVS module")
 
+// ErrDumpInterrupted is returned (wrapped) when the kernel flagged a dump
+// reply with NLM_F_DUMP_INTR: the table changed while it was being
+// listed, so the listing may be inconsistent. The call fails with it;
+// repeat the call for a consistent listing.
+var ErrDumpInterrupted = errors.New("dump interrupted by a concurrent change, listing may be inconsistent")
+
+// Sentinels for the kernel's answers, matched with errors.Is on the errors
+// of every Client method (and of each failed operation of a batch). The
+// mapping from errnos, which IPVS uses ambiguously, depends on the
+// operation:
+//
+//	errno            operation                         matches
+//	ESRCH            any                               ErrNotFound, os.ErrNotExist
+//	ENOENT           create/update service, New        ErrModuleNotFound
+//	ENOENT           any other                         ErrNotFound, os.ErrNotExist
+//	EEXIST           any                               ErrExist, os.ErrExist
+//	EPERM, EACCES    any                               ErrPermission, os.ErrPermission
+//	EPROTONOSUPPORT  any (our module's SYNPROXY check) ErrSynProxyNotAllowed
+//
+// IPVS answers ESRCH for a missing service (every command that names one,
+// and a stopped sync daemon that is not running) and ENOENT for a missing
+// destination or local address; on creating or updating a service, ENOENT
+// means that the scheduler or persistence engine module named by the
+// service could not be loaded (and opening a client, that the IPVS
+// generic netlink family is missing: ip_vs is not loaded). So "update, else create" logic tests
+// ErrNotFound, and a missing scheduler is never mistaken for it. The errno
+// itself stays reachable with errors.Is(err, syscall.ENOENT) or errors.As.
+var (
+	// ErrNotFound: the service, destination, local address or sync daemon
+	// the request names does not exist.
+	ErrNotFound = errors.New("no such service, destination, local address or daemon")
+	// ErrModuleNotFound: a kernel module the request needs is not
+	// available: the scheduler or persistence engine a service names, or
+	// (opening a client) ip_vs itself.
+	ErrModuleNotFound = errors.New("kernel module not available")
+	// ErrExist: the object to create exists already.
+	ErrExist = errors.New("already exists")
+	// ErrPermission: the caller lacks CAP_NET_ADMIN (over the network
+	// namespace's owning user namespace; IPVS needs it even for reading).
+	ErrPermission = errors.New("permission denied (IPVS needs CAP_NET_ADMIN)")
+)
+
 // Error is an error from an IPVS operation. It names the operation and the
 // object, and wraps the cause (usually a syscall.Errno from the kernel).
-//
-// errors.Is(err, os.ErrNotExist) holds for ESRCH and ENOENT,
-// errors.Is(err, os.ErrExist) for EEXIST and errors.Is(err,
-// os.ErrPermission) for EPERM and EACCES, and errors.Is(err, ErrSynProxyNotAllowed) for our
-// module's EPROTONOSUPPORT. The Errno is also reachable with
+// errors.Is maps the errno onto the package's sentinels and the os ones:
+// see ErrNotFound for the table. The Errno is also reachable with
 // errors.As or errors.Is(err, syscall.ESRCH).
 type Error struct {
 	// Op is the operation, e.g. "create service".
@@ -39,6 +78,10 @@ type Error struct {
 	Message string
 	// Err is the cause.
 	Err error
+
+	// moduleENOENT: ENOENT means a missing module (creating or updating
+	// a service: scheduler or PE; opening a client: ip_vs).
+	moduleENOENT bool
 }
 
 // Error implements error.
@@ -50,6 +93,8 @@ func (e *Error) Error() string {
 	s += ": " + e.Err.Error()
 	if e.Message != "" {
 		s += " (" + e.Message + ")"
+	} else if e.Is(ErrModuleNotFound) && e.Op != "resolve family" {
+		s += " (scheduler or persistence engine module not available)"
 	}
 	return s
 }
@@ -57,24 +102,55 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is maps kernel errnos onto the os sentinels (see Error).
+// Is maps kernel errnos onto the sentinels (see ErrNotFound).
 func (e *Error) Is(target error) bool {
 	var errno syscall.Errno
 	if !errors.As(e.Err, &errno) {
 		return false
 	}
 	switch target {
-	case os.ErrNotExist:
-		return errno == syscall.ESRCH || errno == syscall.ENOENT
-	case os.ErrExist:
+	case ErrNotFound, os.ErrNotExist:
+		return errno == syscall.ESRCH || errno == syscall.ENOENT && !e.moduleENOENT
+	case ErrModuleNotFound:
+		return errno == syscall.ENOENT && e.moduleENOENT
+	case ErrExist, os.ErrExist:
 		return errno == syscall.EEXIST
-	case os.ErrPermission:
+	case ErrPermission, os.ErrPermission:
 		return errno == syscall.EPERM || errno == syscall.EACCES
 	case ErrSynProxyNotAllowed:
 		return errno == syscall.EPROTONOSUPPORT
 	}
 	return false
 }
+
+// opErr wraps the error of op (see wrapErr), telling the errno mapping
+// which operation it was.
+func opErr(op *Op, err error) error {
+	err = wrapErr(op.Kind.verb(), op.object(), err)
+	var ie *Error
+	if (op.Kind == OpCreateService || op.Kind == OpUpdateService) && errors.As(err, &ie) {
+		ie.markModule()
+	}
+	return err
+}
+
+// markModule records that ENOENT means a missing module, and hides the
+// errno from os.ErrNotExist (syscall.Errno's own Is would match it).
+func (e *Error) markModule() {
+	e.moduleENOENT = true
+	if errors.Is(e.Err, syscall.ENOENT) {
+		e.Err = missingModule{e.Err}
+	}
+}
+
+// missingModule is an ENOENT that means "no such module": errors.Is
+// matches syscall.ENOENT and errors.As finds the Errno, but it does not
+// match os.ErrNotExist.
+type missingModule struct{ err error }
+
+func (m missingModule) Error() string        { return m.err.Error() }
+func (m missingModule) Is(target error) bool { return target == syscall.ENOENT }
+func (m missingModule) As(target any) bool   { return errors.As(m.err, target) }
 
 // wrapErr turns an error from the netlink layer into an *Error.
 func wrapErr(op, object string, err error) error {

@@ -4,6 +4,7 @@
 package ipvs_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -17,6 +18,7 @@ import (
 // Create a virtual service with two real servers, as
 // "ipvsadm -A -t 192.0.2.1:80 -s rr; ipvsadm -a -t ... -r ... -m" would.
 func ExampleClient_CreateService() {
+	ctx := context.Background()
 	c, err := ipvs.New()
 	if err != nil {
 		log.Fatal(err)
@@ -24,12 +26,12 @@ func ExampleClient_CreateService() {
 	defer c.Close()
 
 	svc := ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: 80, Scheduler: "rr"}
-	if err := c.CreateService(svc); err != nil && !errors.Is(err, os.ErrExist) {
+	if err := c.CreateService(ctx, svc); err != nil && !errors.Is(err, os.ErrExist) {
 		log.Fatal(err)
 	}
 	for _, rs := range []string{"198.51.100.11", "198.51.100.12"} {
 		d := ipvs.Destination{Address: netip.MustParseAddr(rs), Port: 8080, ForwardMethod: ipvs.Masquerade, Weight: 1}
-		if err := c.CreateDestination(svc, d); err != nil {
+		if err := c.CreateDestination(ctx, svc, d); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -37,19 +39,20 @@ func ExampleClient_CreateService() {
 
 // List every service with its real servers.
 func ExampleClient_Services() {
+	ctx := context.Background()
 	c, err := ipvs.New()
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer c.Close()
 
-	svcs, err := c.Services()
+	svcs, err := c.Services(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
 	for _, s := range svcs {
 		fmt.Println(s, s.Scheduler, s.Stats64.Connections)
-		ds, err := c.Destinations(s)
+		ds, err := c.Destinations(ctx, s)
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -62,6 +65,7 @@ func ExampleClient_Services() {
 // Apply many changes at once: the requests are pipelined on one socket and
 // each failure is reported with the operation that caused it.
 func ExampleClient_Apply() {
+	ctx := context.Background()
 	c, err := ipvs.New()
 	if err != nil {
 		log.Fatal(err)
@@ -74,7 +78,7 @@ func ExampleClient_Apply() {
 		b.CreateService(svc)
 		b.CreateDestination(svc, ipvs.Destination{Address: netip.AddrFrom4([4]byte{198, 19, 0, byte(i)}), Port: 80, Weight: 1})
 	}
-	err = c.Apply(&b)
+	err = c.Apply(ctx, &b)
 	var be *ipvs.BatchError
 	if errors.As(err, &be) {
 		for _, f := range be.Failed {
@@ -87,6 +91,7 @@ func ExampleClient_Apply() {
 
 // Use FULLNAT only where the running module has it.
 func ExampleClient_Features() {
+	ctx := context.Background()
 	c, err := ipvs.New()
 	if err != nil {
 		log.Fatal(err)
@@ -95,11 +100,11 @@ func ExampleClient_Features() {
 
 	svc := ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: 80}
 	d := ipvs.Destination{Address: netip.MustParseAddr("198.51.100.11"), Port: 80, ForwardMethod: ipvs.FullNAT, Weight: 1}
-	err = c.CreateDestination(svc, d)
+	err = c.CreateDestination(ctx, svc, d)
 	if errors.Is(err, ipvs.ErrNotSupported) {
 		// stock module: nothing was sent
 		d.ForwardMethod = ipvs.Masquerade
-		err = c.CreateDestination(svc, d)
+		err = c.CreateDestination(ctx, svc, d)
 	}
 	if err != nil {
 		log.Fatal(err)

@@ -4,6 +4,7 @@
 package ipvs
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -30,13 +31,15 @@ const maxListWorkers = 4
 // (over fakes, or when they cannot be opened) the dumps run one after the
 // other on the client's socket. A service deleted between the two steps
 // is listed with no destinations, as with ipvsadm.
-func (c *Client) ServicesWithDestinations() ([]ServiceDestinations, error) {
-	svcs, err := c.Services()
+func (c *Client) ServicesWithDestinations(ctx context.Context) ([]ServiceDestinations, error) {
+	svcs, err := c.Services(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	if err := c.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer c.unlock()
 	out := make([]ServiceDestinations, len(svcs))
 	for i, s := range svcs {
 		out[i].Service = s
@@ -44,7 +47,7 @@ func (c *Client) ServicesWithDestinations() ([]ServiceDestinations, error) {
 	workers := c.listWorkersLocked(len(svcs))
 	if len(workers) < 2 {
 		for i := range out {
-			ds, err := c.destinationsLocked(out[i].Service)
+			ds, err := c.destinationsLocked(ctx, out[i].Service)
 			if err != nil {
 				return nil, err
 			}
@@ -52,6 +55,8 @@ func (c *Client) ServicesWithDestinations() ([]ServiceDestinations, error) {
 		}
 		return out, nil
 	}
+	// ctx done closes the helper sockets, which ends the dumps
+	stop := closeWhenDone(ctx, workers...)
 	var (
 		wg    sync.WaitGroup
 		next  = make(chan int)
@@ -60,7 +65,7 @@ func (c *Client) ServicesWithDestinations() ([]ServiceDestinations, error) {
 	)
 	for _, w := range workers {
 		wg.Add(1)
-		go func(w *rawConn) {
+		go func(w *netlink.Conn) {
 			defer wg.Done()
 			for i := range next {
 				ds, err := c.destinationsVia(w, out[i].Service)
@@ -81,6 +86,16 @@ func (c *Client) ServicesWithDestinations() ([]ServiceDestinations, error) {
 	}
 	close(next)
 	wg.Wait()
+	if !stop() || (first != nil && !kernelAnswer(first)) {
+		// replies may be left unread: drop the helper sockets
+		for _, w := range c.helpers {
+			_ = w.Close()
+		}
+		c.helpers = nil
+		if err := ctx.Err(); err != nil {
+			return nil, wrapErr("list destinations", "", err)
+		}
+	}
 	if first != nil {
 		return nil, first
 	}
@@ -88,13 +103,13 @@ func (c *Client) ServicesWithDestinations() ([]ServiceDestinations, error) {
 }
 
 // destinationsVia dumps the destinations of svc on the helper socket w.
-func (c *Client) destinationsVia(w *rawConn, svc Service) ([]Destination, error) {
+func (c *Client) destinationsVia(w *netlink.Conn, svc Service) ([]Destination, error) {
 	obj := svc.String()
 	b, err := encodeServiceRequest(svc, false, 0)
 	if err != nil {
 		return nil, wrapErr("list destinations of", obj, err)
 	}
-	msgs, err := w.exchange(c.family, netlink.Dump, genlHeader(cmdGetDest, b))
+	msgs, err := exchange(w, c.family, netlink.Dump, genlHeader(cmdGetDest, b))
 	if err != nil {
 		return nil, wrapErr("list destinations of", obj, err)
 	}
@@ -114,23 +129,17 @@ func (c *Client) destinationsVia(w *rawConn, svc Service) ([]Destination, error)
 // listWorkersLocked returns the helper sockets for parallel listing,
 // opening them on first use in the client's namespace (c.mu held). It
 // returns nil when parallel listing is not worth it or not possible.
-func (c *Client) listWorkersLocked(jobs int) []*rawConn {
+func (c *Client) listWorkersLocked(jobs int) []*netlink.Conn {
 	n := min(runtime.GOMAXPROCS(0), maxListWorkers)
-	if c.raw == nil || c.nsFile == nil || n < 2 || jobs < 16 {
+	if c.nsFile == nil || n < 2 || jobs < 16 {
 		return nil
 	}
 	for len(c.helpers) < n {
-		nc, err := netlink.Dial(unix.NETLINK_GENERIC, &netlink.Config{NetNS: int(c.nsFile.Fd()), MessageBufferSize: recvBufferSize})
+		nc, err := dialConn(&netlink.Config{NetNS: int(c.nsFile.Fd()), MessageBufferSize: recvBufferSize})
 		if err != nil {
 			break
 		}
-		r := newRawConn(nc)
-		if r == nil {
-			_ = nc.Close()
-			break
-		}
-		c.helperConns = append(c.helperConns, nc)
-		c.helpers = append(c.helpers, r)
+		c.helpers = append(c.helpers, nc)
 	}
 	return c.helpers
 }

@@ -4,299 +4,146 @@
 package ipvs
 
 import (
-	"encoding/binary"
 	"errors"
-	"fmt"
-	"syscall"
-	"unsafe"
 
 	"github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
 )
 
-// rawConn is the fast path of a Client: it writes and reads the netlink
-// socket of the netlink.Conn directly with non-blocking raw system calls
-// and parses replies in place.
-//
-// Why: IPVS answers every request synchronously, inside the sendmsg that
-// carries it (dumps continue inside the recvmsg that drains them), so a
-// read right after a write never has to wait. Going through the Go
-// runtime's blocking-syscall machinery for each of the thousands of round
-// trips of a large listing costs more than the kernel work itself where
-// system calls are slow (the emulated VMs of the test rig): the scheduler
-// hands the P away during every slow syscall. Only when a raw call would
-// block (EAGAIN) does rawConn wait in the runtime poller.
-//
-// Clients over fakes (nltest) have no file descriptor; they use
-// netlink.Conn for everything.
-type rawConn struct {
-	rc   syscall.RawConn
-	seq  uint32
-	rbuf []byte
-}
+// The transport of a Client is mdlayher/netlink's Conn, for the kernel's
+// sockets and for fakes alike, so that framing, sequence numbers, acks
+// and extended acks go through one exchange path whatever is on the other
+// end. On a real socket netlink.Conn makes ordinary (not raw) system
+// calls on a non-blocking descriptor and waits in the runtime's network
+// poller: the IPVS handlers that run inside sendmsg and recvmsg (mutex
+// waits, module loading, long dumps) never hold up the Go scheduler or a
+// garbage collection's stop-the-world, and a read can be interrupted by
+// closing the socket (see Client's context handling).
 
-// rawBufSize is the receive buffer of rawConn and of netlink.Conn. The
-// kernel sizes dump datagrams by the largest buffer a socket has read
-// with (max_recvmsg_len) and other replies by NLMSG_GOODSIZE, so no
-// datagram exceeds it; a truncated one is reported as an error.
-const rawBufSize = 8192
-
-func newRawConn(nc *netlink.Conn) *rawConn {
-	rc, err := nc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return &rawConn{rc: rc, seq: 1 << 30, rbuf: make([]byte, rawBufSize)}
-}
-
-// write sends b (one or more netlink messages) in one system call.
-func (r *rawConn) write(b []byte) error {
-	var errno syscall.Errno
-	err := r.rc.Write(func(fd uintptr) bool {
-		for {
-			n, _, e := syscall.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-			switch e {
-			case 0:
-				if int(n) != len(b) {
-					errno = syscall.EMSGSIZE
-				}
-				return true
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			}
-			errno = e
-			return true
-		}
-	})
-	if err != nil {
-		return fmt.Errorf("netlink write: %w", err)
-	}
-	if errno != 0 {
-		return fmt.Errorf("netlink write: %w", errno)
-	}
-	return nil
-}
-
-// read receives one datagram into r.rbuf.
-func (r *rawConn) read() ([]byte, error) {
-	var n uintptr
-	var errno syscall.Errno
-	buf := r.rbuf
-	err := r.rc.Read(func(fd uintptr) bool {
-		for {
-			var e syscall.Errno
-			n, _, e = syscall.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), unix.MSG_TRUNC, 0, 0)
-			switch e {
-			case 0:
-				return true
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			}
-			errno = e
-			return true
-		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("netlink read: %w", err)
-	}
-	if errno != 0 {
-		return nil, fmt.Errorf("netlink read: %w", errno)
-	}
-	if int(n) > len(buf) {
-		return nil, fmt.Errorf("netlink read: datagram of %d bytes truncated to %d", n, len(buf))
-	}
-	return buf[:n], nil
-}
+// recvBufferSize is netlink.Conn's fixed receive buffer (no peek before
+// each read). The kernel sizes dump datagrams by the largest buffer a
+// socket has read with (max_recvmsg_len) and other replies by
+// NLMSG_GOODSIZE, so no datagram exceeds it; a truncated one is reported
+// as an error by netlink.Conn.
+const recvBufferSize = 8192
 
 // nlHdrLen is the size of struct nlmsghdr.
 const nlHdrLen = 16
 
-// appendNlmsg appends a netlink message of type typ with the genetlink
-// payload msg and returns the buffer.
-func appendNlmsg(b []byte, typ uint16, flags netlink.HeaderFlags, seq uint32, msg []byte) []byte {
-	start := len(b)
-	b = append(b, make([]byte, nlHdrLen)...)
-	binary.NativeEndian.PutUint32(b[start:], uint32(nlHdrLen+len(msg)))
-	binary.NativeEndian.PutUint16(b[start+4:], typ)
-	binary.NativeEndian.PutUint16(b[start+6:], uint16(flags))
-	binary.NativeEndian.PutUint32(b[start+8:], seq)
-	b = append(b, msg...)
-	for len(b)%4 != 0 {
-		b = append(b, 0)
-	}
-	return b
-}
-
-// nlmsg is a parsed netlink message (Data aliases the read buffer).
-type nlmsg struct {
-	typ   uint16
-	flags uint16
-	seq   uint32
-	data  []byte
-}
-
-// parseNlmsgs calls fn for each message of a datagram; fn returns false
-// to stop.
-func parseNlmsgs(b []byte, fn func(m nlmsg) bool) error {
-	for len(b) >= nlHdrLen {
-		l := int(binary.NativeEndian.Uint32(b[0:4]))
-		if l < nlHdrLen || l > len(b) {
-			return fmt.Errorf("netlink message length %d out of range", l)
-		}
-		m := nlmsg{
-			typ:   binary.NativeEndian.Uint16(b[4:6]),
-			flags: binary.NativeEndian.Uint16(b[6:8]),
-			seq:   binary.NativeEndian.Uint32(b[8:12]),
-			data:  b[nlHdrLen:l],
-		}
-		if !fn(m) {
-			return nil
-		}
-		b = b[min((l+3)&^3, len(b)):]
-	}
-	return nil
-}
-
-// ackError decodes an NLMSG_ERROR (or an NLMSG_DONE carrying an errno);
-// nil for a plain ack. The extended-ack message, if any, is kept.
-func ackError(m nlmsg) error {
-	if len(m.data) < 4 {
-		if m.typ == unix.NLMSG_DONE {
-			return nil
-		}
-		return errors.New("short netlink error message")
-	}
-	code := int32(binary.NativeEndian.Uint32(m.data[0:4]))
-	if code == 0 {
-		return nil
-	}
-	oe := &netlink.OpError{Op: "receive", Err: syscall.Errno(-code), Sequence: m.seq}
-	if m.flags&unix.NLM_F_ACK_TLVS != 0 {
-		off := 4
-		if m.typ == unix.NLMSG_ERROR {
-			// the original request header, and its payload unless capped
-			if len(m.data) >= off+nlHdrLen {
-				ol := int(binary.NativeEndian.Uint32(m.data[off : off+4]))
-				if m.flags&unix.NLM_F_CAPPED != 0 {
-					ol = nlHdrLen
-				}
-				off += (ol + 3) &^ 3
-			}
-		}
-		if off <= len(m.data) {
-			it := newAttrIter(m.data[off:])
-			for it.Next() {
-				if it.Type() == unix.NLMSGERR_ATTR_MSG {
-					oe.Message = cstring(it.Bytes())
-				}
-			}
-		}
-	}
-	return oe
-}
-
-// exchange sends one request and collects the IPVS replies: until
-// NLMSG_DONE for a dump, until the ack with Acknowledge, else the first
-// reply. Replies are copied out of the read buffer.
-func (r *rawConn) exchange(family uint16, flags netlink.HeaderFlags, msg []byte) ([]genlMsg, error) {
-	r.seq++
-	seq := r.seq
-	b := appendNlmsg(make([]byte, 0, nlHdrLen+len(msg)+4), family, netlink.Request|flags, seq, msg)
-	if err := r.write(b); err != nil {
+// exchange sends one request on nc and collects the replies of the IPVS
+// family: for a dump until NLMSG_DONE, with Acknowledge until the ack,
+// else the first reply. A reply flagged NLM_F_DUMP_INTR makes the result
+// an ErrDumpInterrupted error, after the dump has been read to its end.
+//
+// Messages with another sequence number are skipped (they can only be
+// left over from an earlier exchange). An error that is not a kernel
+// answer (see kernelAnswer) leaves the socket in an unknown state.
+func exchange(nc *netlink.Conn, family uint16, flags netlink.HeaderFlags, msg []byte) ([]genlMsg, error) {
+	sent, err := nc.Send(netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(family), Flags: netlink.Request | flags},
+		Data:   msg,
+	})
+	if err != nil {
 		return nil, err
 	}
+	seq := sent.Header.Sequence
 	var out []genlMsg
+	interrupted := false
 	for {
-		dg, err := r.read()
-		if err != nil {
-			return nil, err
-		}
-		done := false
-		var rerr error
-		perr := parseNlmsgs(dg, func(m nlmsg) bool {
-			if m.seq != seq {
-				return true // stale answer of an abandoned exchange
+		done := flags&netlink.Dump != 0 // one ReceiveIter reads a whole multi-part dump
+		for m, err := range nc.ReceiveIter() {
+			if err != nil {
+				var oe *netlink.OpError
+				if errors.As(err, &oe) && oe.Sequence != 0 && oe.Sequence != seq {
+					done = false // a stale error: read on
+					break
+				}
+				return nil, err
 			}
-			switch m.typ {
-			case unix.NLMSG_ERROR, unix.NLMSG_DONE:
-				rerr, done = ackError(m), true
-				return false
-			case unix.NLMSG_NOOP:
-				return true
+			if m.Header.Sequence != seq {
+				continue
 			}
-			if m.typ == family && len(m.data) >= 4 {
-				out = append(out, genlMsg{cmd: m.data[0], data: append([]byte(nil), m.data[4:]...)})
+			if m.Header.Flags&netlink.DumpInterrupted != 0 {
+				interrupted = true
 			}
-			if flags&(netlink.Dump|netlink.Acknowledge) == 0 && m.flags&unix.NLM_F_MULTI == 0 {
+			switch m.Header.Type {
+			case netlink.Error, netlink.Done:
+				done = true // an ack: errors came as err above
+				continue
+			case netlink.Noop:
+				continue
+			}
+			if m.Header.Type == netlink.HeaderType(family) && len(m.Data) >= 4 {
+				out = append(out, genlMsg{cmd: m.Data[0], data: m.Data[4:]})
+			}
+			if flags&(netlink.Dump|netlink.Acknowledge) == 0 {
 				done = true
-				return false
 			}
-			return true
-		})
-		if perr != nil {
-			return nil, perr
 		}
 		if done {
-			if rerr != nil {
-				return nil, rerr
-			}
-			return out, nil
+			break
 		}
 	}
+	if interrupted {
+		return out, ErrDumpInterrupted
+	}
+	return out, nil
 }
 
-// batch sends the netlink messages in b (message i at offs[i]-offs[0];
-// lengths set, everything else filled in here) in one write, all without
-// an ack except the last, and reports each failed request's index through
-// fail. It returns when the last request has been answered.
-func (r *rawConn) batch(family uint16, b []byte, offs []int, fail func(i int, err error)) error {
-	n := len(offs) - 1
-	first := r.seq + 1
-	for i := range n {
-		o := offs[i] - offs[0]
-		flags := netlink.Request
-		if i == n-1 {
-			flags |= netlink.Acknowledge
-		}
-		r.seq++
-		binary.NativeEndian.PutUint16(b[o+4:], family)
-		binary.NativeEndian.PutUint16(b[o+6:], uint16(flags))
-		binary.NativeEndian.PutUint32(b[o+8:], r.seq)
-		binary.NativeEndian.PutUint32(b[o+12:], 0)
+// kernelAnswer reports whether err is the kernel's answer to a request
+// (an errno in an NLMSG_ERROR or NLMSG_DONE, or an interrupted dump read
+// to its end), after which the socket is ready for the next request.
+// Other errors (system calls, malformed replies) may leave replies
+// unread.
+func kernelAnswer(err error) bool {
+	if errors.Is(err, ErrDumpInterrupted) {
+		return true
 	}
-	last := r.seq
-	if err := r.write(b); err != nil {
+	var oe *netlink.OpError
+	return errors.As(err, &oe) && oe.Sequence != 0
+}
+
+// sendWindow sends the messages of buf between offs[0] and offs[n] (each
+// a netlink header whose fields other than the length are filled in here,
+// and a genetlink payload) in one sendmsg, the last with an ack, and
+// reports each failed request's index through fail. It returns when the
+// last request has been answered.
+func sendWindow(nc *netlink.Conn, family uint16, buf []byte, offs []int, fail func(int, error)) error {
+	reqs := make([]netlink.Message, len(offs)-1)
+	for i := range reqs {
+		reqs[i] = netlink.Message{
+			Header: netlink.Header{Type: netlink.HeaderType(family), Flags: netlink.Request},
+			Data:   buf[offs[i]+nlHdrLen : offs[i+1]],
+		}
+	}
+	reqs[len(reqs)-1].Header.Flags |= netlink.Acknowledge
+	sent, err := nc.SendMessages(reqs)
+	if err != nil {
 		return err
 	}
+	seqIndex := make(map[uint32]int, len(sent))
+	for i, m := range sent {
+		seqIndex[m.Header.Sequence] = i
+	}
+	last := sent[len(sent)-1].Header.Sequence
 	for {
-		dg, err := r.read()
+		msgs, err := nc.Receive()
 		if err != nil {
+			var oe *netlink.OpError
+			if errors.As(err, &oe) && oe.Sequence != 0 {
+				if i, ok := seqIndex[oe.Sequence]; ok {
+					fail(i, err)
+					if oe.Sequence == last {
+						return nil
+					}
+				}
+				continue
+			}
 			return err
 		}
-		done := false
-		perr := parseNlmsgs(dg, func(m nlmsg) bool {
-			idx := m.seq - first // wraps safely
-			if m.typ != unix.NLMSG_ERROR || idx >= uint32(n) {
-				return true
+		for _, m := range msgs {
+			if m.Header.Type == netlink.Error && m.Header.Sequence == last {
+				return nil
 			}
-			if err := ackError(m); err != nil {
-				fail(int(idx), err)
-			}
-			if m.seq == last {
-				done = true
-				return false
-			}
-			return true
-		})
-		if perr != nil {
-			return perr
-		}
-		if done {
-			return nil
 		}
 	}
 }

@@ -7,6 +7,7 @@ package ipvs
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -76,7 +77,7 @@ func stripDest(d Destination) Destination {
 
 func TestVMInfo(t *testing.T) {
 	c, _ := nsClient(t)
-	info, err := c.Info()
+	info, err := c.Info(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,10 +90,10 @@ func TestVMInfo(t *testing.T) {
 		if info.Version != (Version{1, 2, 1}) || info.ConnTableSize != 0 {
 			t.Errorf("Info() = %+v, want version 1.2.1 and no table yet (size 0)", info)
 		}
-		if err := c.CreateService(Service{Protocol: TCP, Address: netip.MustParseAddr("198.18.0.1"), Port: 80, Scheduler: "rr"}); err != nil {
+		if err := c.CreateService(t.Context(), Service{Protocol: TCP, Address: netip.MustParseAddr("198.18.0.1"), Port: 80, Scheduler: "rr"}); err != nil {
 			t.Fatal(err)
 		}
-		info, err = c.Info()
+		info, err = c.Info(t.Context())
 		if n := info.ConnTableSize; err != nil || n < 256 || n > 4096 || n&(n-1) != 0 {
 			t.Errorf("Info() with a service = %+v, %v; want a table of 256 to 4096 buckets, a power of two", info, err)
 		}
@@ -109,11 +110,11 @@ var vmSvcs = goldenServices
 func TestVMServices(t *testing.T) {
 	c, ns := nsClient(t)
 	for _, s := range vmSvcs {
-		if err := c.CreateService(s); err != nil {
+		if err := c.CreateService(t.Context(), s); err != nil {
 			t.Fatalf("CreateService(%v): %v", s, err)
 		}
 	}
-	got, err := c.Services()
+	got, err := c.Services(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func TestVMServices(t *testing.T) {
 		if g := byKey[want.String()]; g != want {
 			t.Errorf("listed %v =\n%+v, want\n%+v", want, g, want)
 		}
-		one, err := c.Service(want)
+		one, err := c.Service(t.Context(), want)
 		if err != nil {
 			t.Errorf("Service(%v): %v", want, err)
 		} else if strip(one) != want {
@@ -154,41 +155,54 @@ func TestVMServices(t *testing.T) {
 	}
 
 	// Errors.
-	if err := c.CreateService(vmSvcs[0]); !errors.Is(err, os.ErrExist) {
+	if err := c.CreateService(t.Context(), vmSvcs[0]); !errors.Is(err, os.ErrExist) {
 		t.Errorf("duplicate CreateService: %v, want os.ErrExist", err)
 	}
 	missing := Service{Protocol: TCP, Address: netip.MustParseAddr("192.0.2.99"), Port: 1}
-	if _, err := c.Service(missing); !errors.Is(err, os.ErrNotExist) {
+	if _, err := c.Service(t.Context(), missing); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Service(missing): %v, want os.ErrNotExist", err)
 	}
-	if err := c.DeleteService(missing); !errors.Is(err, os.ErrNotExist) {
+	if err := c.DeleteService(t.Context(), missing); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("DeleteService(missing): %v, want os.ErrNotExist", err)
 	}
-	if err := c.UpdateService(missing); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("UpdateService(missing): %v, want os.ErrNotExist", err)
+	if err := c.UpdateService(t.Context(), missing); !errors.Is(err, ErrNotFound) || errors.Is(err, ErrModuleNotFound) {
+		t.Errorf("UpdateService(missing): %v, want ErrNotFound", err)
 	}
 	bad := missing
 	bad.Scheduler = "nosuch"
-	if err := c.CreateService(bad); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "create service TCP 192.0.2.99:1") {
-		t.Errorf("unknown scheduler: %v, want os.ErrNotExist naming the service", err)
+	if err := c.CreateService(t.Context(), bad); !errors.Is(err, ErrModuleNotFound) || errors.Is(err, ErrNotFound) || errors.Is(err, os.ErrNotExist) ||
+		!strings.Contains(err.Error(), "create service TCP 192.0.2.99:1") {
+		t.Errorf("unknown scheduler: %v, want ErrModuleNotFound (not ErrNotFound) naming the service", err)
+	}
+	bad.Scheduler, bad.PEName = "rr", "nosuch"
+	if err := c.CreateService(t.Context(), bad); !errors.Is(err, ErrModuleNotFound) || errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown persistence engine: %v, want ErrModuleNotFound", err)
+	}
+	unknown := vmSvcs[0]
+	unknown.Scheduler = "nosuch"
+	if err := c.UpdateService(t.Context(), unknown); !errors.Is(err, ErrModuleNotFound) {
+		t.Errorf("update to an unknown scheduler: %v, want ErrModuleNotFound", err)
+	}
+	if err := c.DeleteDestination(t.Context(), vmSvcs[0], Destination{Address: netip.MustParseAddr("192.0.2.250"), Port: 80}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("DeleteDestination(missing): %v, want ErrNotFound", err)
 	}
 
 	// Update replaces settings.
 	u := vmSvcs[0]
 	u.Scheduler, u.Flags, u.Timeout, u.Netmask = "wlc", 0, 0, 0xffffffff
-	if err := c.UpdateService(u); err != nil {
+	if err := c.UpdateService(t.Context(), u); err != nil {
 		t.Fatal(err)
 	}
-	if g, err := c.Service(u); err != nil || strip(g) != u {
+	if g, err := c.Service(t.Context(), u); err != nil || strip(g) != u {
 		t.Errorf("after update: %+v, %v; want %+v", g, err, u)
 	}
 
 	for _, s := range vmSvcs {
-		if err := c.DeleteService(s); err != nil {
+		if err := c.DeleteService(t.Context(), s); err != nil {
 			t.Errorf("DeleteService(%v): %v", s, err)
 		}
 	}
-	if got, err := c.Services(); err != nil || len(got) != 0 {
+	if got, err := c.Services(t.Context()); err != nil || len(got) != 0 {
 		t.Errorf("after delete: %v, %v", got, err)
 	}
 }
@@ -198,7 +212,7 @@ func TestVMDestinations(t *testing.T) {
 	svc := vmSvcs[0]
 	svc6 := vmSvcs[2]
 	for _, s := range []Service{svc, svc6} {
-		if err := c.CreateService(s); err != nil {
+		if err := c.CreateService(t.Context(), s); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -214,15 +228,15 @@ func TestVMDestinations(t *testing.T) {
 		{Family: INET6, Address: netip.MustParseAddr("2001:db8:2::15"), Port: 80, ForwardMethod: Tunnel, Weight: 5},
 	}
 	for _, d := range dests {
-		if err := c.CreateDestination(svc, d); err != nil {
+		if err := c.CreateDestination(t.Context(), svc, d); err != nil {
 			t.Fatalf("CreateDestination(%v): %v", d, err)
 		}
 	}
 	d6 := Destination{Family: INET6, Address: netip.MustParseAddr("2001:db8:2::11"), Port: 53, ForwardMethod: Masquerade, Weight: 1}
-	if err := c.CreateDestination(svc6, d6); err != nil {
+	if err := c.CreateDestination(t.Context(), svc6, d6); err != nil {
 		t.Fatal(err)
 	}
-	got, err := c.Destinations(svc)
+	got, err := c.Destinations(t.Context(), svc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +249,7 @@ func TestVMDestinations(t *testing.T) {
 			t.Errorf("destination %d = %+v, want %+v", i, stripDest(d), want)
 		}
 	}
-	if got, err := c.Destinations(svc6); err != nil || len(got) != 1 || stripDest(got[0]) != d6 {
+	if got, err := c.Destinations(t.Context(), svc6); err != nil || len(got) != 1 || stripDest(got[0]) != d6 {
 		t.Errorf("Destinations(v6) = %+v, %v", got, err)
 	}
 	list := ns.Run(t, "/usr/sbin/ipvsadm", "-Ln", "-t", "192.0.2.1:80")
@@ -254,78 +268,78 @@ func TestVMDestinations(t *testing.T) {
 	// update and errors
 	u := dests[1]
 	u.Weight, u.ForwardMethod = 7, Masquerade
-	if err := c.UpdateDestination(svc, u); err != nil {
+	if err := c.UpdateDestination(t.Context(), svc, u); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := c.Destinations(svc); stripDest(got[len(got)-2]) != u {
+	if got, _ := c.Destinations(t.Context(), svc); stripDest(got[len(got)-2]) != u {
 		t.Errorf("after update: %+v, want %+v", got[len(got)-2], u)
 	}
-	if err := c.CreateDestination(svc, dests[0]); !errors.Is(err, os.ErrExist) {
+	if err := c.CreateDestination(t.Context(), svc, dests[0]); !errors.Is(err, os.ErrExist) {
 		t.Errorf("duplicate: %v", err)
 	}
 	missing := Destination{Address: netip.MustParseAddr("198.51.100.99"), Port: 80, Weight: 1}
-	if err := c.UpdateDestination(svc, missing); !errors.Is(err, os.ErrNotExist) {
+	if err := c.UpdateDestination(t.Context(), svc, missing); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("update missing: %v", err)
 	}
-	if err := c.DeleteDestination(svc, missing); !errors.Is(err, os.ErrNotExist) {
+	if err := c.DeleteDestination(t.Context(), svc, missing); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("delete missing: %v", err)
 	}
 	nosvc := Service{Protocol: TCP, Address: netip.MustParseAddr("192.0.2.99"), Port: 1}
-	if err := c.CreateDestination(nosvc, missing); !errors.Is(err, os.ErrNotExist) {
+	if err := c.CreateDestination(t.Context(), nosvc, missing); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("dest of missing service: %v", err)
 	}
-	if err := c.CreateDestination(svc, Destination{Address: netip.MustParseAddr("198.51.100.98"), Port: 80, Weight: -1}); !errors.Is(err, syscall.ERANGE) {
+	if err := c.CreateDestination(t.Context(), svc, Destination{Address: netip.MustParseAddr("198.51.100.98"), Port: 80, Weight: -1}); !errors.Is(err, syscall.ERANGE) {
 		t.Errorf("negative weight: %v, want ERANGE", err)
 	}
-	if ds, err := c.Destinations(nosvc); err != nil || len(ds) != 0 {
+	if ds, err := c.Destinations(t.Context(), nosvc); err != nil || len(ds) != 0 {
 		t.Errorf("Destinations(missing service) = %v, %v; want empty", ds, err)
 	}
 	for _, d := range dests {
-		if err := c.DeleteDestination(svc, d); err != nil {
+		if err := c.DeleteDestination(t.Context(), svc, d); err != nil {
 			t.Errorf("DeleteDestination(%v): %v", d, err)
 		}
 	}
-	if got, _ := c.Destinations(svc); len(got) != 0 {
+	if got, _ := c.Destinations(t.Context(), svc); len(got) != 0 {
 		t.Errorf("left: %+v", got)
 	}
 }
 
 func TestVMTimeoutsZeroFlush(t *testing.T) {
 	c, ns := nsClient(t)
-	def, err := c.Timeouts()
+	def, err := c.Timeouts(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if def != (Timeouts{900 * time.Second, 120 * time.Second, 300 * time.Second}) {
 		t.Errorf("default timeouts %+v", def)
 	}
-	if err := c.SetTimeouts(Timeouts{TCP: 1000 * time.Second, UDP: 30 * time.Second}); err != nil {
+	if err := c.SetTimeouts(t.Context(), Timeouts{TCP: 1000 * time.Second, UDP: 30 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := c.Timeouts(); got != (Timeouts{1000 * time.Second, 120 * time.Second, 30 * time.Second}) {
+	if got, _ := c.Timeouts(t.Context()); got != (Timeouts{1000 * time.Second, 120 * time.Second, 30 * time.Second}) {
 		t.Errorf("after set: %+v", got)
 	}
 	if out := ns.Run(t, "/usr/sbin/ipvsadm", "-L", "--timeout"); !strings.Contains(out, "Timeout (tcp tcpfin udp): 1000 120 30") {
 		t.Errorf("ipvsadm sees %q", out)
 	}
 	for _, s := range vmSvcs[:2] {
-		if err := c.CreateService(s); err != nil {
+		if err := c.CreateService(t.Context(), s); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.ZeroService(vmSvcs[0]); err != nil {
+	if err := c.ZeroService(t.Context(), vmSvcs[0]); err != nil {
 		t.Error(err)
 	}
-	if err := c.ZeroService(Service{Protocol: TCP, Address: netip.MustParseAddr("192.0.2.99"), Port: 1}); !errors.Is(err, os.ErrNotExist) {
+	if err := c.ZeroService(t.Context(), Service{Protocol: TCP, Address: netip.MustParseAddr("192.0.2.99"), Port: 1}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("zero missing: %v", err)
 	}
-	if err := c.ZeroAll(); err != nil {
+	if err := c.ZeroAll(t.Context()); err != nil {
 		t.Error(err)
 	}
-	if err := c.Flush(); err != nil {
+	if err := c.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := c.Services(); len(got) != 0 {
+	if got, _ := c.Services(t.Context()); len(got) != 0 {
 		t.Errorf("after flush: %+v", got)
 	}
 }
@@ -335,21 +349,21 @@ func TestVMDaemons(t *testing.T) {
 	ns.Run(t, vmnet.IP, "link", "add", "sync0", "type", "dummy")
 	ns.Run(t, vmnet.IP, "link", "set", "sync0", "up", "mtu", "1500")
 	ns.Addr(t, "sync0", "192.0.2.50/24")
-	if ds, err := c.Daemons(); err != nil || len(ds) != 0 {
+	if ds, err := c.Daemons(t.Context()); err != nil || len(ds) != 0 {
 		t.Fatalf("Daemons() before start = %v, %v", ds, err)
 	}
 	m := Daemon{State: DaemonMaster, Interface: "sync0", SyncID: 5}
-	if err := c.StartDaemon(m); err != nil {
+	if err := c.StartDaemon(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	b := Daemon{State: DaemonBackup, Interface: "sync0", SyncID: 6, McastGroup: netip.MustParseAddr("239.1.1.1"), McastPort: 9000, McastTTL: 3, SyncMaxLen: 1200}
-	if err := c.StartDaemon(b); err != nil {
+	if err := c.StartDaemon(t.Context(), b); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.StartDaemon(m); !errors.Is(err, os.ErrExist) {
+	if err := c.StartDaemon(t.Context(), m); !errors.Is(err, os.ErrExist) {
 		t.Errorf("second master: %v", err)
 	}
-	ds, err := c.Daemons()
+	ds, err := c.Daemons(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,15 +374,15 @@ func TestVMDaemons(t *testing.T) {
 	if !reflect.DeepEqual(ds, want) {
 		t.Errorf("Daemons() = %+v, want %+v", ds, want)
 	}
-	if err := c.StartDaemon(Daemon{State: DaemonMaster, Interface: "nosuch0"}); err == nil {
+	if err := c.StartDaemon(t.Context(), Daemon{State: DaemonMaster, Interface: "nosuch0"}); err == nil {
 		t.Error("daemon on missing interface started")
 	}
 	for _, d := range []Daemon{m, b} {
-		if err := c.StopDaemon(d); err != nil {
+		if err := c.StopDaemon(t.Context(), d); err != nil {
 			t.Errorf("StopDaemon(%v): %v", d.State, err)
 		}
 	}
-	if err := c.StopDaemon(m); !errors.Is(err, os.ErrNotExist) {
+	if err := c.StopDaemon(t.Context(), m); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stop stopped daemon: %v", err)
 	}
 }
@@ -376,17 +390,17 @@ func TestVMDaemons(t *testing.T) {
 func TestVMNamespaces(t *testing.T) {
 	a, _ := nsClient(t)
 	b, _ := nsClient(t)
-	if err := a.CreateService(vmSvcs[0]); err != nil {
+	if err := a.CreateService(t.Context(), vmSvcs[0]); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := b.Services(); err != nil || len(got) != 0 {
+	if got, err := b.Services(t.Context()); err != nil || len(got) != 0 {
 		t.Errorf("other namespace sees %+v, %v", got, err)
 	}
-	if got, err := a.Services(); err != nil || len(got) != 1 {
+	if got, err := a.Services(t.Context()); err != nil || len(got) != 1 {
 		t.Errorf("own namespace sees %+v, %v", got, err)
 	}
 	// the same service may exist in both
-	if err := b.CreateService(vmSvcs[0]); err != nil {
+	if err := b.CreateService(t.Context(), vmSvcs[0]); err != nil {
 		t.Errorf("same service in second namespace: %v", err)
 	}
 	// the client stays in its namespace whatever thread calls it
@@ -394,7 +408,7 @@ func TestVMNamespaces(t *testing.T) {
 	for range 4 {
 		go func() {
 			runtime.LockOSThread()
-			_, err := a.Service(vmSvcs[0])
+			_, err := a.Service(t.Context(), vmSvcs[0])
 			done <- err
 		}()
 	}
@@ -407,7 +421,7 @@ func TestVMNamespaces(t *testing.T) {
 
 func TestVMUnprivileged(t *testing.T) {
 	c, _ := nsClient(t)
-	if err := c.CreateService(vmSvcs[0]); err != nil {
+	if err := c.CreateService(t.Context(), vmSvcs[0]); err != nil {
 		t.Fatal(err)
 	}
 	exe, err := os.Executable()
@@ -442,12 +456,12 @@ func unprivilegedChild() int {
 			fails++
 		}
 	}
-	_, err = c.Services()
+	_, err = c.Services(context.Background())
 	check("Services", err)
-	_, err = c.Info()
+	_, err = c.Info(context.Background())
 	check("Info", err)
-	check("CreateService", c.CreateService(vmSvcs[1]))
-	check("Flush", c.Flush())
+	check("CreateService", c.CreateService(context.Background(), vmSvcs[1]))
+	check("Flush", c.Flush(context.Background()))
 	if fails > 0 {
 		return 1
 	}
@@ -459,12 +473,12 @@ func TestVMExtensionGate(t *testing.T) {
 	c, ns := nsClient(t)
 	// A local address must be an address of the director's namespace.
 	ns.Addr(t, "lo", "198.51.100.1/32")
-	info, err := c.Info()
+	info, err := c.Info(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc := vmSvcs[0]
-	if err := c.CreateService(svc); err != nil {
+	if err := c.CreateService(t.Context(), svc); err != nil {
 		t.Fatal(err)
 	}
 	fn := Destination{Address: netip.MustParseAddr("198.51.100.11"), Port: 80, ForwardMethod: FullNAT, Weight: 1}
@@ -478,12 +492,12 @@ func TestVMExtensionGate(t *testing.T) {
 		f    Features
 		do   func() error
 	}{
-		{"fullnat dest", FeatureFullNAT, func() error { return c.CreateDestination(svc, fn) }},
-		{"laddr", FeatureFullNAT, func() error { return c.CreateLocalAddress(svc, la) }},
+		{"fullnat dest", FeatureFullNAT, func() error { return c.CreateDestination(t.Context(), svc, fn) }},
+		{"laddr", FeatureFullNAT, func() error { return c.CreateLocalAddress(t.Context(), svc, la) }},
 		// last: an update sets every flag, so the est timeout case
 		// would clear SYNPROXY again
-		{"est timeout", FeatureEstTimeout, func() error { return c.UpdateService(est) }},
-		{"synproxy", FeatureSynProxy, func() error { return c.UpdateService(syn) }},
+		{"est timeout", FeatureEstTimeout, func() error { return c.UpdateService(t.Context(), est) }},
+		{"synproxy", FeatureSynProxy, func() error { return c.UpdateService(t.Context(), syn) }},
 	}
 	for _, tc := range cases {
 		err := tc.do()
@@ -499,35 +513,35 @@ func TestVMExtensionGate(t *testing.T) {
 	}
 	if stockModules() {
 		// nothing was half-applied
-		got, err := c.Service(svc)
+		got, err := c.Service(t.Context(), svc)
 		if err != nil || strip(got) != svc {
 			t.Errorf("service changed: %+v, %v", got, err)
 		}
-		if ds, _ := c.Destinations(svc); len(ds) != 0 {
+		if ds, _ := c.Destinations(t.Context(), svc); len(ds) != 0 {
 			t.Errorf("destinations appeared: %+v", ds)
 		}
 	}
 	if info.Features.Has(FeatureFullNAT) {
-		las, err := c.LocalAddresses(svc)
+		las, err := c.LocalAddresses(t.Context(), svc)
 		if err != nil || len(las) != 1 || las[0].Address != la.Address {
 			t.Errorf("LocalAddresses() = %+v, %v", las, err)
 		}
-		if err := c.CreateLocalAddress(svc, la); !errors.Is(err, os.ErrExist) {
+		if err := c.CreateLocalAddress(t.Context(), svc, la); !errors.Is(err, os.ErrExist) {
 			t.Errorf("duplicate laddr: %v", err)
 		}
-		if err := c.DeleteLocalAddress(svc, la); err != nil {
+		if err := c.DeleteLocalAddress(t.Context(), svc, la); err != nil {
 			t.Error(err)
 		}
-		if err := c.DeleteLocalAddress(svc, la); !errors.Is(err, os.ErrNotExist) {
+		if err := c.DeleteLocalAddress(t.Context(), svc, la); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("delete missing laddr: %v", err)
 		}
-		ds, _ := c.Destinations(svc)
+		ds, _ := c.Destinations(t.Context(), svc)
 		if len(ds) != 1 || ds[0].ForwardMethod != FullNAT {
 			t.Errorf("FULLNAT destination reads back as %+v", ds)
 		}
 	}
 	if info.Features.Has(FeatureSynProxy) {
-		if got, _ := c.Service(svc); got.Flags&FlagSynProxy == 0 {
+		if got, _ := c.Service(t.Context(), svc); got.Flags&FlagSynProxy == 0 {
 			t.Errorf("SYNPROXY flag not kept: %v", got.Flags)
 		}
 	}
@@ -546,17 +560,17 @@ func TestVMBatch(t *testing.T) {
 	dup := b.Ops[0]
 	b.Add(dup)                                                                                                             // index 200: EEXIST
 	b.Add(Op{Kind: OpDeleteService, Service: Service{Protocol: TCP, Address: netip.MustParseAddr("198.18.9.9"), Port: 1}}) // 201: ESRCH
-	err := c.Apply(&b)
+	err := c.Apply(t.Context(), &b)
 	var be *BatchError
 	if !errors.As(err, &be) || len(be.Failed) != 2 || be.Failed[0].Index != 200 || be.Failed[1].Index != 201 ||
 		!errors.Is(be.Failed[0], os.ErrExist) || !errors.Is(be.Failed[1], os.ErrNotExist) {
 		t.Fatalf("Apply: %v, want failures at 200 (exists) and 201 (missing)", err)
 	}
-	svcs, err := c.Services()
+	svcs, err := c.Services(t.Context())
 	if err != nil || len(svcs) != 50 {
 		t.Fatalf("Services() = %d, %v", len(svcs), err)
 	}
-	all, err := c.ServicesWithDestinations() // parallel helper sockets
+	all, err := c.ServicesWithDestinations(t.Context()) // parallel helper sockets
 	if err != nil || len(all) != 50 {
 		t.Fatalf("ServicesWithDestinations() = %d, %v", len(all), err)
 	}
@@ -568,7 +582,7 @@ func TestVMBatch(t *testing.T) {
 		byService[sd.Service] = sd.Destinations
 	}
 	for i, s := range svcs {
-		ds, err := c.Destinations(s)
+		ds, err := c.Destinations(t.Context(), s)
 		if err != nil || len(ds) != 3 {
 			t.Errorf("Destinations(%v) = %d, %v", s, len(ds), err)
 		}
@@ -587,10 +601,10 @@ func TestVMBatch(t *testing.T) {
 		t.Errorf("%d helper sockets: the parallel path did not run", len(c.helpers))
 	}
 	// the helpers live in the client's namespace, not the test's
-	if err := c.Flush(); err != nil {
+	if err := c.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if all, err := c.ServicesWithDestinations(); err != nil || len(all) != 0 {
+	if all, err := c.ServicesWithDestinations(t.Context()); err != nil || len(all) != 0 {
 		t.Errorf("after flush: %d, %v", len(all), err)
 	}
 }
@@ -608,7 +622,7 @@ func TestVMConnections(t *testing.T) {
 	defer c.Close()
 	for _, vip := range []netip.Addr{tp.VIP, tp.VIP6} {
 		svc := Service{Protocol: TCP, Address: vip, Port: 80, Scheduler: "rr"}
-		if err := c.CreateService(svc); err != nil {
+		if err := c.CreateService(t.Context(), svc); err != nil {
 			t.Fatal(err)
 		}
 		rss := tp.ServerAddrs
@@ -616,7 +630,7 @@ func TestVMConnections(t *testing.T) {
 			rss = tp.ServerAddrs6
 		}
 		for _, rs := range rss {
-			if err := c.CreateDestination(svc, Destination{Address: rs, Port: 80, Weight: 1, ForwardMethod: Masquerade}); err != nil {
+			if err := c.CreateDestination(t.Context(), svc, Destination{Address: rs, Port: 80, Weight: 1, ForwardMethod: Masquerade}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -654,7 +668,7 @@ func TestVMConnections(t *testing.T) {
 	if want := strings.Count(lnc, "\n") - 2; n4+n6 != want || n4 != 20 || n6 != 20 {
 		t.Errorf("parsed %d v4 + %d v6 entries; ipvsadm -Lnc lists %d:\n%s", n4, n6, want, lnc)
 	}
-	info, err := c.Info()
+	info, err := c.Info(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -668,14 +682,14 @@ func TestVMConnections(t *testing.T) {
 	laddr := netip.MustParseAddr("198.51.100.101")
 	d.Addr(t, "br0", laddr.String()+"/24")
 	svc := Service{Protocol: TCP, Address: tp.VIP, Port: 8080, Scheduler: "rr"}
-	if err := c.CreateService(svc); err != nil {
+	if err := c.CreateService(t.Context(), svc); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.CreateLocalAddress(svc, LocalAddress{Address: laddr}); err != nil {
+	if err := c.CreateLocalAddress(t.Context(), svc, LocalAddress{Address: laddr}); err != nil {
 		t.Fatal(err)
 	}
 	for _, rs := range tp.ServerAddrs {
-		if err := c.CreateDestination(svc, Destination{Address: rs, Port: 80, Weight: 1, ForwardMethod: FullNAT}); err != nil {
+		if err := c.CreateDestination(t.Context(), svc, Destination{Address: rs, Port: 80, Weight: 1, ForwardMethod: FullNAT}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -699,7 +713,7 @@ func TestVMConnections(t *testing.T) {
 	if nf != 10 {
 		t.Errorf("%s lists %d connections to %v:8080, want 10", FullNATConnPath, nf, tp.VIP)
 	}
-	las, err := c.LocalAddresses(svc)
+	las, err := c.LocalAddresses(t.Context(), svc)
 	if err != nil || len(las) != 1 || las[0].Address != laddr {
 		t.Errorf("LocalAddresses() = %+v, %v", las, err)
 	}
@@ -720,11 +734,11 @@ func TestVMGolden(t *testing.T) {
 	}
 	c, ns := nsClient(t)
 	for _, s := range goldenServices {
-		if err := c.CreateService(s); err != nil {
+		if err := c.CreateService(t.Context(), s); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.SetTimeouts(goldenTimeouts); err != nil {
+	if err := c.SetTimeouts(t.Context(), goldenTimeouts); err != nil {
 		t.Fatal(err)
 	}
 	record := func(name string, cmd uint8, flags netlink.HeaderFlags, data []byte) {
@@ -758,7 +772,7 @@ func TestVMGolden(t *testing.T) {
 	ns.Run(t, vmnet.IP, "link", "add", "sync0", "type", "dummy")
 	ns.Run(t, vmnet.IP, "link", "set", "sync0", "up", "mtu", "1500")
 	for _, d := range goldenDaemons {
-		if err := c.StartDaemon(d); err != nil {
+		if err := c.StartDaemon(t.Context(), d); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -768,16 +782,16 @@ func TestVMGolden(t *testing.T) {
 	// reach their loops first.
 	time.Sleep(500 * time.Millisecond)
 	for _, d := range goldenDaemons {
-		if err := c.StopDaemon(d); err != nil {
+		if err := c.StopDaemon(t.Context(), d); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, d := range goldenDests {
-		if err := c.CreateDestination(goldenServices[0], d); err != nil {
+		if err := c.CreateDestination(t.Context(), goldenServices[0], d); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.CreateDestination(goldenServices[2], goldenDest6); err != nil {
+	if err := c.CreateDestination(t.Context(), goldenServices[2], goldenDest6); err != nil {
 		t.Fatal(err)
 	}
 	record("info", cmdGetInfo, 0, nil)
@@ -800,7 +814,7 @@ func TestVMGolden(t *testing.T) {
 		return
 	}
 	// The extension, as far as the module has it.
-	feat, err := c.Features()
+	feat, err := c.Features(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -809,7 +823,7 @@ func TestVMGolden(t *testing.T) {
 			ns.Addr(t, "lo", la.Address.String()+"/32")
 		}
 		for _, la := range goldenLaddrs {
-			if err := c.CreateLocalAddress(goldenServices[0], la); err != nil {
+			if err := c.CreateLocalAddress(t.Context(), goldenServices[0], la); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -818,7 +832,7 @@ func TestVMGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 		record("laddrs-tcp4", cmdGetLaddr, netlink.Dump, b)
-		if err := c.CreateDestination(goldenServices[1], goldenFullNATDest); err != nil {
+		if err := c.CreateDestination(t.Context(), goldenServices[1], goldenFullNATDest); err != nil {
 			t.Fatal(err)
 		}
 		if b, err = encodeServiceRequest(goldenServices[1], false, 0); err != nil {
@@ -827,7 +841,7 @@ func TestVMGolden(t *testing.T) {
 		record("dests-fnat", cmdGetDest, netlink.Dump, b)
 	}
 	if feat.Has(FeatureEstTimeout) {
-		if err := c.CreateService(goldenEstService); err != nil {
+		if err := c.CreateService(t.Context(), goldenEstService); err != nil {
 			t.Fatal(err)
 		}
 		b, err := encodeServiceRequest(goldenEstService, false, 0)
@@ -850,7 +864,7 @@ func TestVMDumpBesideOtherNamespaces(t *testing.T) {
 	for i := range n {
 		batch.CreateService(Service{Protocol: TCP, Address: netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), Port: 80, Scheduler: "rr"})
 	}
-	if err := a.Apply(&batch); err != nil {
+	if err := a.Apply(t.Context(), &batch); err != nil {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})
@@ -869,11 +883,11 @@ func TestVMDumpBesideOtherNamespaces(t *testing.T) {
 				add.CreateService(s)
 				del.DeleteService(s)
 			}
-			if err := b.Apply(&add); err != nil {
+			if err := b.Apply(t.Context(), &add); err != nil {
 				churned <- err
 				return
 			}
-			if err := b.Apply(&del); err != nil {
+			if err := b.Apply(t.Context(), &del); err != nil {
 				churned <- err
 				return
 			}
@@ -882,7 +896,7 @@ func TestVMDumpBesideOtherNamespaces(t *testing.T) {
 	bad := 0
 	const dumps = 150
 	for d := range dumps {
-		svcs, err := a.Services()
+		svcs, err := a.Services(t.Context())
 		if err != nil {
 			t.Fatalf("dump %d: %v", d, err)
 		}

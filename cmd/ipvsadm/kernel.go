@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -141,7 +142,7 @@ func fromLibDest(ld ipvs.Destination) dest {
 func (k *kernel) Close() error { return k.c.Close() }
 
 func (k *kernel) Info() (info, error) {
-	i, err := k.c.Info()
+	i, err := k.c.Info(context.Background())
 	if err != nil {
 		return info{}, err
 	}
@@ -150,7 +151,7 @@ func (k *kernel) Info() (info, error) {
 }
 
 func (k *kernel) Services() ([]service, error) {
-	ls, err := k.c.Services()
+	ls, err := k.c.Services(context.Background())
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +163,7 @@ func (k *kernel) Services() ([]service, error) {
 }
 
 func (k *kernel) Service(key service) (service, error) {
-	ls, err := k.c.Service(toLibService(key))
+	ls, err := k.c.Service(context.Background(), toLibService(key))
 	if err != nil {
 		return service{}, err
 	}
@@ -170,7 +171,7 @@ func (k *kernel) Service(key service) (service, error) {
 }
 
 func (k *kernel) Dests(svc service) ([]dest, error) {
-	ld, err := k.c.Destinations(toLibService(svc))
+	ld, err := k.c.Destinations(context.Background(), toLibService(svc))
 	if err != nil {
 		return nil, err
 	}
@@ -181,27 +182,35 @@ func (k *kernel) Dests(svc service) ([]dest, error) {
 	return out, nil
 }
 
-func (k *kernel) AddService(s service) error  { return libErr(k.c.CreateService(toLibService(s))) }
-func (k *kernel) EditService(s service) error { return libErr(k.c.UpdateService(toLibService(s))) }
-func (k *kernel) DelService(s service) error  { return libErr(k.c.DeleteService(toLibService(s))) }
-func (k *kernel) ZeroService(s service) error { return libErr(k.c.ZeroService(toLibService(s))) }
-func (k *kernel) ZeroAll() error              { return libErr(k.c.ZeroAll()) }
-func (k *kernel) Flush() error                { return libErr(k.c.Flush()) }
+func (k *kernel) AddService(s service) error {
+	return libErr(k.c.CreateService(context.Background(), toLibService(s)))
+}
+func (k *kernel) EditService(s service) error {
+	return libErr(k.c.UpdateService(context.Background(), toLibService(s)))
+}
+func (k *kernel) DelService(s service) error {
+	return libErr(k.c.DeleteService(context.Background(), toLibService(s)))
+}
+func (k *kernel) ZeroService(s service) error {
+	return libErr(k.c.ZeroService(context.Background(), toLibService(s)))
+}
+func (k *kernel) ZeroAll() error { return libErr(k.c.ZeroAll(context.Background())) }
+func (k *kernel) Flush() error   { return libErr(k.c.Flush(context.Background())) }
 
 func (k *kernel) AddDest(s service, d dest) error {
-	return libErr(k.c.CreateDestination(toLibService(s), toLibDest(d)))
+	return libErr(k.c.CreateDestination(context.Background(), toLibService(s), toLibDest(d)))
 }
 
 func (k *kernel) EditDest(s service, d dest) error {
-	return libErr(k.c.UpdateDestination(toLibService(s), toLibDest(d)))
+	return libErr(k.c.UpdateDestination(context.Background(), toLibService(s), toLibDest(d)))
 }
 
 func (k *kernel) DelDest(s service, d dest) error {
-	return libErr(k.c.DeleteDestination(toLibService(s), toLibDest(d)))
+	return libErr(k.c.DeleteDestination(context.Background(), toLibService(s), toLibDest(d)))
 }
 
 func (k *kernel) Timeouts() (timeouts, error) {
-	t, err := k.c.Timeouts()
+	t, err := k.c.Timeouts(context.Background())
 	if err != nil {
 		return timeouts{}, err
 	}
@@ -209,7 +218,7 @@ func (k *kernel) Timeouts() (timeouts, error) {
 }
 
 func (k *kernel) SetTimeouts(t timeouts) error {
-	return libErr(k.c.SetTimeouts(ipvs.Timeouts{
+	return libErr(k.c.SetTimeouts(context.Background(), ipvs.Timeouts{
 		TCP:    time.Duration(t.TCP) * time.Second,
 		TCPFin: time.Duration(t.TCPFin) * time.Second,
 		UDP:    time.Duration(t.UDP) * time.Second,
@@ -217,7 +226,7 @@ func (k *kernel) SetTimeouts(t timeouts) error {
 }
 
 func (k *kernel) Daemons() ([]daemon, error) {
-	ld, err := k.c.Daemons()
+	ld, err := k.c.Daemons(context.Background())
 	if err != nil {
 		return nil, err
 	}
@@ -234,11 +243,15 @@ func toLibDaemon(d daemon) ipvs.Daemon {
 		SyncMaxLen: d.SyncMaxLen, McastGroup: d.Group, McastPort: d.Port, McastTTL: d.TTL}
 }
 
-func (k *kernel) StartDaemon(d daemon) error { return libErr(k.c.StartDaemon(toLibDaemon(d))) }
-func (k *kernel) StopDaemon(d daemon) error  { return libErr(k.c.StopDaemon(toLibDaemon(d))) }
+func (k *kernel) StartDaemon(d daemon) error {
+	return libErr(k.c.StartDaemon(context.Background(), toLibDaemon(d)))
+}
+func (k *kernel) StopDaemon(d daemon) error {
+	return libErr(k.c.StopDaemon(context.Background(), toLibDaemon(d)))
+}
 
 func (k *kernel) LocalAddrs(s service) ([]laddr, error) {
-	ll, err := k.c.LocalAddresses(toLibService(s))
+	ll, err := k.c.LocalAddresses(context.Background(), toLibService(s))
 	if err != nil {
 		return nil, libErr(err)
 	}
@@ -250,11 +263,11 @@ func (k *kernel) LocalAddrs(s service) ([]laddr, error) {
 }
 
 func (k *kernel) AddLocalAddr(s service, a netip.Addr) error {
-	return libErr(k.c.CreateLocalAddress(toLibService(s), ipvs.LocalAddress{Address: a}))
+	return libErr(k.c.CreateLocalAddress(context.Background(), toLibService(s), ipvs.LocalAddress{Address: a}))
 }
 
 func (k *kernel) DelLocalAddr(s service, a netip.Addr) error {
-	return libErr(k.c.DeleteLocalAddress(toLibService(s), ipvs.LocalAddress{Address: a}))
+	return libErr(k.c.DeleteLocalAddress(context.Background(), toLibService(s), ipvs.LocalAddress{Address: a}))
 }
 
 // Apply sends ops as one pipelined batch.
@@ -295,7 +308,7 @@ func (k *kernel) Apply(ops []kop) []error {
 		}
 	}
 	errs := make([]error, len(ops))
-	err := k.c.Apply(&b)
+	err := k.c.Apply(context.Background(), &b)
 	if err == nil {
 		return errs
 	}
@@ -316,7 +329,7 @@ func (k *kernel) Apply(ops []kop) []error {
 
 // ServicesWithDests lists the table with the library's parallel dumps.
 func (k *kernel) ServicesWithDests() ([]service, [][]dest, error) {
-	t, err := k.c.ServicesWithDestinations()
+	t, err := k.c.ServicesWithDestinations(context.Background())
 	if err != nil {
 		return nil, nil, err
 	}

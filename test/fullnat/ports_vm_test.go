@@ -385,7 +385,7 @@ func TestFullNATLaddrNotLocal(t *testing.T) {
 			if errno(err) != unix.EADDRNOTAVAIL || !errors.As(err, &oe) || !strings.Contains(oe.Message, "not an address of the director") {
 				t.Errorf("netlink NEW_LADDR %s: got %v, want EADDRNOTAVAIL with a message", tc.addr, err)
 			}
-			svcs, err := c.Services()
+			svcs, err := c.Services(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -395,7 +395,7 @@ func TestFullNATLaddrNotLocal(t *testing.T) {
 					svc = x
 				}
 			}
-			err = c.CreateLocalAddress(svc, ipvs.LocalAddress{Address: tc.addr})
+			err = c.CreateLocalAddress(t.Context(), svc, ipvs.LocalAddress{Address: tc.addr})
 			if !errors.Is(err, syscall.EADDRNOTAVAIL) || !strings.Contains(err.Error(), "not an address of the director") {
 				t.Errorf("library CreateLocalAddress %s: got %v, want EADDRNOTAVAIL with the kernel's message", tc.addr, err)
 			}
@@ -429,7 +429,7 @@ func TestFullNATLaddrNotLocal(t *testing.T) {
 	}
 	bad := ipvs.Service{Family: ipvs.INET, Protocol: ipvs.TCP, Address: f.tp.VIP, Port: 82, Scheduler: "rr",
 		Netmask: 0xffffffff, EstablishedTimeout: 31*86400 + 1}
-	if err := c.CreateService(bad); !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), "ESTABLISHED timeout") {
+	if err := c.CreateService(t.Context(), bad); !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), "ESTABLISHED timeout") {
 		t.Errorf("library CreateService with an ESTABLISHED timeout above 31 days: got %v", err)
 	}
 }

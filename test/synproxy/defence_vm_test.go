@@ -48,18 +48,18 @@ func TestSynProxyDefence(t *testing.T) {
 	udp := ipvs.Service{Protocol: ipvs.UDP, Address: f.tp.VIP, Port: 80, Scheduler: "rr"}
 	udp6 := ipvs.Service{Protocol: ipvs.UDP, Address: f.tp.VIP6, Port: 80, Scheduler: "rr"}
 	for i, u := range []ipvs.Service{udp, udp6} {
-		if err := f.c.CreateService(u); err != nil {
+		if err := f.c.CreateService(t.Context(), u); err != nil {
 			t.Fatal(err)
 		}
 		rs := f.tp.ServerAddrs[0]
 		if i == 1 {
 			rs = f.tp.ServerAddrs6[0]
 		}
-		if err := f.c.CreateDestination(u, ipvs.Destination{Address: rs, Port: 80, ForwardMethod: ipvs.Masquerade, Weight: 1}); err != nil {
+		if err := f.c.CreateDestination(t.Context(), u, ipvs.Destination{Address: rs, Port: 80, ForwardMethod: ipvs.Masquerade, Weight: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() { _ = f.c.DeleteService(udp); _ = f.c.DeleteService(udp6) })
+	t.Cleanup(func() { _ = f.c.DeleteService(t.Context(), udp); _ = f.c.DeleteService(t.Context(), udp6) })
 	port81 := netip.AddrPortFrom(f.tp.VIP, 81)
 	port53 := netip.AddrPortFrom(f.tp.VIP, 53)
 
@@ -98,20 +98,20 @@ func TestSynProxyDefence(t *testing.T) {
 
 	// The flag off (-E), back on, and the service gone: the address leaves and joins the scope.
 	s.Flags = 0
-	if err := f.c.UpdateService(s); err != nil {
+	if err := f.c.UpdateService(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
 	if err := dialTCP(f.tp.Client, port81); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("after -E without SYNPROXY: TCP to %v: %v, want ECONNREFUSED", port81, err)
 	}
 	s.Flags = ipvs.FlagSynProxy
-	if err := f.c.UpdateService(s); err != nil {
+	if err := f.c.UpdateService(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
 	if err := dialTCP(f.tp.Client, port81); !isTimeout(err) {
 		t.Errorf("after -E with SYNPROXY again: TCP to %v: %v, want a timeout", port81, err)
 	}
-	if err := f.c.DeleteService(s); err != nil {
+	if err := f.c.DeleteService(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
 	if err := dialTCP(f.tp.Client, port81); !errors.Is(err, syscall.ECONNREFUSED) {

@@ -261,7 +261,7 @@ func TestSynProxyFraglistGRO(t *testing.T) {
 						break
 					}
 				}
-				if err := f.c.DeleteService(s); err != nil {
+				if err := f.c.DeleteService(t.Context(), s); err != nil {
 					t.Fatal(err)
 				}
 			})

@@ -32,14 +32,14 @@ import (
 func (f *fixture) synproxyFullNAT(t *testing.T, w int32) ipvs.Service {
 	t.Helper()
 	s := ipvs.Service{Protocol: ipvs.Protocol(6), Address: f.tp.VIP, Port: 80, Scheduler: "rr", Flags: ipvs.FlagSynProxy}
-	if err := f.c.CreateService(s); err != nil {
+	if err := f.c.CreateService(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = f.c.DeleteService(s) })
-	if err := f.c.CreateDestination(s, ipvs.Destination{Address: f.tp.ServerAddrs[0], Port: 80, ForwardMethod: ipvs.FullNAT, Weight: w}); err != nil {
+	t.Cleanup(func() { _ = f.c.DeleteService(t.Context(), s) })
+	if err := f.c.CreateDestination(t.Context(), s, ipvs.Destination{Address: f.tp.ServerAddrs[0], Port: 80, ForwardMethod: ipvs.FullNAT, Weight: w}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.c.CreateLocalAddress(s, ipvs.LocalAddress{Address: f.laddrs[0]}); err != nil {
+	if err := f.c.CreateLocalAddress(t.Context(), s, ipvs.LocalAddress{Address: f.laddrs[0]}); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -183,14 +183,14 @@ func TestSynProxyQueuedDeviceGone(t *testing.T) {
 	got := make(chan string, 1)
 	rsAddr := netip.AddrPortFrom(f.tp.ServerAddrs[0], 81)
 	s81 := ipvs.Service{Protocol: ipvs.Protocol(6), Address: f.tp.VIP, Port: 81, Scheduler: "rr", Flags: ipvs.FlagSynProxy}
-	if err := f.c.CreateService(s81); err != nil {
+	if err := f.c.CreateService(t.Context(), s81); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = f.c.DeleteService(s81) })
-	if err := f.c.CreateDestination(s81, ipvs.Destination{Address: rsAddr.Addr(), Port: 81, ForwardMethod: ipvs.FullNAT, Weight: 1}); err != nil {
+	t.Cleanup(func() { _ = f.c.DeleteService(t.Context(), s81) })
+	if err := f.c.CreateDestination(t.Context(), s81, ipvs.Destination{Address: rsAddr.Addr(), Port: 81, ForwardMethod: ipvs.FullNAT, Weight: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.c.CreateLocalAddress(s81, ipvs.LocalAddress{Address: f.laddrs[0]}); err != nil {
+	if err := f.c.CreateLocalAddress(t.Context(), s81, ipvs.LocalAddress{Address: f.laddrs[0]}); err != nil {
 		t.Fatal(err)
 	}
 	var ln net.Listener
@@ -306,7 +306,7 @@ func TestSynProxyRefusedCombinations(t *testing.T) {
 	}
 	// the library's sentinel
 	s := ipvs.Service{Protocol: ipvs.Protocol(17), Address: f.tp.VIP, Port: 54, Scheduler: "rr", Flags: ipvs.FlagSynProxy}
-	if err := f.c.CreateService(s); !errors.Is(err, ipvs.ErrSynProxyNotAllowed) {
+	if err := f.c.CreateService(t.Context(), s); !errors.Is(err, ipvs.ErrSynProxyNotAllowed) {
 		t.Errorf("library: UDP SYNPROXY service: %v, want ErrSynProxyNotAllowed", err)
 	}
 }

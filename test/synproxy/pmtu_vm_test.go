@@ -265,15 +265,15 @@ func TestSynProxyPMTU(t *testing.T) {
 					}
 				}
 				s := ipvs.Service{Protocol: ipvs.Protocol(6), Address: vip, Port: pmtuPort, Scheduler: "rr", Flags: ipvs.FlagSynProxy}
-				if err := f.c.CreateService(s); err != nil {
+				if err := f.c.CreateService(t.Context(), s); err != nil {
 					t.Fatal(err)
 				}
-				t.Cleanup(func() { _ = f.c.DeleteService(s) })
-				if err := f.c.CreateDestination(s, ipvs.Destination{Address: rsAddr, Port: pmtuPort, ForwardMethod: fwd, Weight: 1}); err != nil {
+				t.Cleanup(func() { _ = f.c.DeleteService(t.Context(), s) })
+				if err := f.c.CreateDestination(t.Context(), s, ipvs.Destination{Address: rsAddr, Port: pmtuPort, ForwardMethod: fwd, Weight: 1}); err != nil {
 					t.Fatal(err)
 				}
 				if fwd == ipvs.FullNAT {
-					if err := f.c.CreateLocalAddress(s, ipvs.LocalAddress{Address: peer}); err != nil {
+					if err := f.c.CreateLocalAddress(t.Context(), s, ipvs.LocalAddress{Address: peer}); err != nil {
 						t.Fatal(err)
 					}
 				}

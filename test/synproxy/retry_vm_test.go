@@ -27,14 +27,14 @@ func TestSynProxySynRetry(t *testing.T) {
 	f := newFixture(t)
 	d := f.tp.Director
 	s := ipvs.Service{Protocol: ipvs.Protocol(6), Address: f.tp.VIP, Port: 80, Scheduler: "rr", Flags: ipvs.FlagSynProxy}
-	if err := f.c.CreateService(s); err != nil {
+	if err := f.c.CreateService(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = f.c.DeleteService(s) })
-	if err := f.c.CreateDestination(s, ipvs.Destination{Address: f.tp.ServerAddrs[0], Port: 80, ForwardMethod: ipvs.FullNAT, Weight: 1}); err != nil {
+	t.Cleanup(func() { _ = f.c.DeleteService(t.Context(), s) })
+	if err := f.c.CreateDestination(t.Context(), s, ipvs.Destination{Address: f.tp.ServerAddrs[0], Port: 80, ForwardMethod: ipvs.FullNAT, Weight: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.c.CreateLocalAddress(s, ipvs.LocalAddress{Address: f.laddrs[0]}); err != nil {
+	if err := f.c.CreateLocalAddress(t.Context(), s, ipvs.LocalAddress{Address: f.laddrs[0]}); err != nil {
 		t.Fatal(err)
 	}
 	// warm the neighbour caches
@@ -107,15 +107,15 @@ func TestSynProxySynRetryExact(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				s := ipvs.Service{Protocol: ipvs.Protocol(6), Address: f.tp.VIP, Port: port, Scheduler: "rr", Flags: ipvs.FlagSynProxy}
-				if err := f.c.CreateService(s); err != nil {
+				if err := f.c.CreateService(t.Context(), s); err != nil {
 					t.Fatal(err)
 				}
-				defer func() { _ = f.c.DeleteService(s) }()
-				if err := f.c.CreateDestination(s, ipvs.Destination{Address: ghost, Port: 80, ForwardMethod: fwd, Weight: 1}); err != nil {
+				defer func() { _ = f.c.DeleteService(t.Context(), s) }()
+				if err := f.c.CreateDestination(t.Context(), s, ipvs.Destination{Address: ghost, Port: 80, ForwardMethod: fwd, Weight: 1}); err != nil {
 					t.Fatal(err)
 				}
 				if fwd == ipvs.FullNAT {
-					if err := f.c.CreateLocalAddress(s, ipvs.LocalAddress{Address: f.laddrs[0]}); err != nil {
+					if err := f.c.CreateLocalAddress(t.Context(), s, ipvs.LocalAddress{Address: f.laddrs[0]}); err != nil {
 						t.Fatal(err)
 					}
 				}

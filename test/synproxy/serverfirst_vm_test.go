@@ -161,22 +161,22 @@ func TestSynProxyServerFirst(t *testing.T) {
 		t.Run(fmt.Sprintf("%v/%v", fwd, vip), func(t *testing.T) {
 			dst := netip.AddrPortFrom(vip, bannerPort)
 			s := ipvs.Service{Protocol: ipvs.Protocol(6), Address: vip, Port: bannerPort, Scheduler: "rr"}
-			if err := f.c.CreateService(s); err != nil {
+			if err := f.c.CreateService(t.Context(), s); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = f.c.DeleteService(s) })
+			t.Cleanup(func() { _ = f.c.DeleteService(t.Context(), s) })
 			rss, las := f.tp.ServerAddrs, f.laddrs
 			if vip.Is6() {
 				rss, las = f.tp.ServerAddrs6, f.lad6
 			}
 			for _, rs := range rss {
-				if err := f.c.CreateDestination(s, ipvs.Destination{Address: rs, Port: bannerPort, ForwardMethod: fwd, Weight: 1}); err != nil {
+				if err := f.c.CreateDestination(t.Context(), s, ipvs.Destination{Address: rs, Port: bannerPort, ForwardMethod: fwd, Weight: 1}); err != nil {
 					t.Fatal(err)
 				}
 			}
 			if fwd == ipvs.FullNAT {
 				for _, la := range las {
-					if err := f.c.CreateLocalAddress(s, ipvs.LocalAddress{Address: la}); err != nil {
+					if err := f.c.CreateLocalAddress(t.Context(), s, ipvs.LocalAddress{Address: la}); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -187,7 +187,7 @@ func TestSynProxyServerFirst(t *testing.T) {
 				if on {
 					s.Flags = ipvs.FlagSynProxy
 				}
-				if err := f.c.UpdateService(s); err != nil {
+				if err := f.c.UpdateService(t.Context(), s); err != nil {
 					t.Fatalf("SYNPROXY %v: %v", on, err)
 				}
 			}

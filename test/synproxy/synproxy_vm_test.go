@@ -75,7 +75,7 @@ func (f *fixture) service(t *testing.T, vip netip.Addr, fwd ipvs.ForwardMethod, 
 	if synproxy {
 		s.Flags = ipvs.FlagSynProxy
 	}
-	if err := f.c.CreateService(s); err != nil {
+	if err := f.c.CreateService(t.Context(), s); err != nil {
 		t.Fatalf("create %v: %v", s, err)
 	}
 	rss, las := f.tp.ServerAddrs, f.laddrs
@@ -83,18 +83,18 @@ func (f *fixture) service(t *testing.T, vip netip.Addr, fwd ipvs.ForwardMethod, 
 		rss, las = f.tp.ServerAddrs6, f.lad6
 	}
 	for _, rs := range rss {
-		if err := f.c.CreateDestination(s, ipvs.Destination{Address: rs, Port: 80, ForwardMethod: fwd, Weight: 1}); err != nil {
+		if err := f.c.CreateDestination(t.Context(), s, ipvs.Destination{Address: rs, Port: 80, ForwardMethod: fwd, Weight: 1}); err != nil {
 			t.Fatalf("destination %s: %v", rs, err)
 		}
 	}
 	if fwd == ipvs.FullNAT {
 		for _, la := range las {
-			if err := f.c.CreateLocalAddress(s, ipvs.LocalAddress{Address: la}); err != nil {
+			if err := f.c.CreateLocalAddress(t.Context(), s, ipvs.LocalAddress{Address: la}); err != nil {
 				t.Fatalf("laddr %s: %v", la, err)
 			}
 		}
 	}
-	t.Cleanup(func() { _ = f.c.DeleteService(s) })
+	t.Cleanup(func() { _ = f.c.DeleteService(t.Context(), s) })
 	return s
 }
 
@@ -237,27 +237,27 @@ func sackUse(t *testing.T, who string, before, after map[string]uint64) {
 
 func TestSynProxyFlagKept(t *testing.T) {
 	f := newFixture(t)
-	feat, err := f.c.Features()
+	feat, err := f.c.Features(t.Context())
 	if err != nil || !feat.Has(ipvs.FeatureSynProxy) {
 		t.Fatalf("features %v (%v): SYNPROXY bit missing", feat, err)
 	}
 	s := f.service(t, f.tp.VIP, ipvs.FullNAT, true)
-	got, err := f.c.Service(s)
+	got, err := f.c.Service(t.Context(), s)
 	if err != nil || got.Flags&ipvs.FlagSynProxy == 0 {
 		t.Fatalf("dump after create: flags %v (%v), want SYNPROXY", got.Flags, err)
 	}
 	s.Flags = 0
-	if err := f.c.UpdateService(s); err != nil {
+	if err := f.c.UpdateService(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ = f.c.Service(s); got.Flags&ipvs.FlagSynProxy != 0 {
+	if got, _ = f.c.Service(t.Context(), s); got.Flags&ipvs.FlagSynProxy != 0 {
 		t.Errorf("flag still set after -E without it: %v", got.Flags)
 	}
 	s.Flags = ipvs.FlagSynProxy
-	if err := f.c.UpdateService(s); err != nil {
+	if err := f.c.UpdateService(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ = f.c.Service(s); got.Flags&ipvs.FlagSynProxy == 0 {
+	if got, _ = f.c.Service(t.Context(), s); got.Flags&ipvs.FlagSynProxy == 0 {
 		t.Errorf("flag lost through SET_SERVICE: %v", got.Flags)
 	}
 	out := f.tp.Director.Run(t, "/bin/sh", "-c", "ls /proc/sys/net/ipv4/vs/ | grep -E '^(synproxy|defence)_'")
@@ -277,7 +277,7 @@ func (f *fixture) eachService(t *testing.T, fn func(t *testing.T, vip netip.Addr
 			t.Run(fmt.Sprintf("%v/%v", fwd, vip), func(t *testing.T) {
 				s := f.service(t, vip, fwd, true)
 				fn(t, vip)
-				if err := f.c.DeleteService(s); err != nil {
+				if err := f.c.DeleteService(t.Context(), s); err != nil {
 					t.Fatal(err)
 				}
 			})
@@ -457,7 +457,7 @@ func TestSynProxyFlood(t *testing.T) {
 	t.Logf("counters:\n%s", d.Run(t, "/bin/cat", "/proc/net/ip_vs_ext_stats"))
 
 	// The control: the same kind of flood without the flag reaches the real servers.
-	if err := f.c.DeleteService(s); err != nil {
+	if err := f.c.DeleteService(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
 	f.service(t, f.tp.VIP, ipvs.Masquerade, false)
@@ -530,14 +530,14 @@ func TestSynProxyRefused(t *testing.T) {
 	d := f.tp.Director
 	for _, vip := range []netip.Addr{f.tp.VIP, f.tp.VIP6} {
 		s := ipvs.Service{Protocol: ipvs.Protocol(6), Address: vip, Port: 81, Scheduler: "rr", Flags: ipvs.FlagSynProxy}
-		if err := f.c.CreateService(s); err != nil {
+		if err := f.c.CreateService(t.Context(), s); err != nil {
 			t.Fatal(err)
 		}
 		rs := f.tp.ServerAddrs[0]
 		if vip.Is6() {
 			rs = f.tp.ServerAddrs6[0]
 		}
-		if err := f.c.CreateDestination(s, ipvs.Destination{Address: rs, Port: 81, ForwardMethod: ipvs.Masquerade, Weight: 1}); err != nil {
+		if err := f.c.CreateDestination(t.Context(), s, ipvs.Destination{Address: rs, Port: 81, ForwardMethod: ipvs.Masquerade, Weight: 1}); err != nil {
 			t.Fatal(err)
 		}
 		before := spStats(t, d)
@@ -551,7 +551,7 @@ func TestSynProxyRefused(t *testing.T) {
 		if e := spStats(t, d)["synproxy_rs_error"] - before["synproxy_rs_error"]; e == 0 {
 			t.Errorf("%s: synproxy_rs_error not counted", vip)
 		}
-		_ = f.c.DeleteService(s)
+		_ = f.c.DeleteService(t.Context(), s)
 	}
 }
 

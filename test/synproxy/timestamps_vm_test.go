@@ -90,7 +90,7 @@ func TestSynProxyTimestamps(t *testing.T) {
 			defer rs.Sysctl(t, "net.ipv4.tcp_timestamps", "1")
 		}
 		s := f.service(t, f.tp.VIP, ipvs.FullNAT, true)
-		defer func() { _ = f.c.DeleteService(s) }()
+		defer func() { _ = f.c.DeleteService(t.Context(), s) }()
 		c, srv, err := agreed(f.tp.Client, f.tp.VIP)
 		if err != nil {
 			t.Fatal(err)

@@ -8,6 +8,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -79,8 +80,8 @@ func (w Workload) Restore() string {
 
 // Dump lists every service and its destinations with c, as "ipvsadm -Ln"
 // does, and returns the number of services and destinations.
-func Dump(c *ipvs.Client) (services, dests int, err error) {
-	all, err := c.ServicesWithDestinations()
+func Dump(ctx context.Context, c *ipvs.Client) (services, dests int, err error) {
+	all, err := c.ServicesWithDestinations(ctx)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -64,10 +64,10 @@ func runC(t *testing.T, w Workload, name, restore string) result {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if s, d, err := Dump(c); err != nil || s != len(w.Services) || d != w.Requests()-len(w.Services) {
+	if s, d, err := Dump(t.Context(), c); err != nil || s != len(w.Services) || d != w.Requests()-len(w.Services) {
 		t.Fatalf("after ipvsadm -R: %d services, %d destinations, %v", s, d, err)
 	}
-	if err := c.Flush(); err != nil {
+	if err := c.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -86,7 +86,7 @@ func runGo(t *testing.T, w Workload, name string) result {
 			return err
 		}
 		defer c.Close()
-		return c.Apply(w.Batch())
+		return c.Apply(t.Context(), w.Batch())
 	})
 	var ns2, nd int
 	r.dump = timeIt(t, "Dump", func() error {
@@ -95,7 +95,7 @@ func runGo(t *testing.T, w Workload, name string) result {
 			return err
 		}
 		defer c.Close()
-		ns2, nd, err = Dump(c)
+		ns2, nd, err = Dump(t.Context(), c)
 		return err
 	})
 	if ns2 != len(w.Services) || nd != w.Requests()-len(w.Services) {
@@ -114,7 +114,7 @@ func runGo(t *testing.T, w Workload, name string) result {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Flush(); err != nil {
+	if err := c.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	return r
