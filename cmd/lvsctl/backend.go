@@ -53,36 +53,42 @@ func openKernel(netns string) (backend, error) {
 	return kernel{c}, nil
 }
 
-func (k kernel) Info(ctx context.Context) (ipvs.Info, error) { return k.c.Info() }
+func (k kernel) Info(ctx context.Context) (ipvs.Info, error) { return k.c.Info(ctx) }
 func (k kernel) Table(ctx context.Context) ([]ipvs.ServiceDestinations, error) {
-	return k.c.ServicesWithDestinations()
+	return k.c.ServicesWithDestinations(ctx)
 }
 func (k kernel) Service(ctx context.Context, key ipvs.Service) (ipvs.Service, error) {
-	return k.c.Service(key)
+	return k.c.Service(ctx, key)
 }
-func (k kernel) CreateService(ctx context.Context, s ipvs.Service) error { return k.c.CreateService(s) }
-func (k kernel) UpdateService(ctx context.Context, s ipvs.Service) error { return k.c.UpdateService(s) }
-func (k kernel) DeleteService(ctx context.Context, s ipvs.Service) error { return k.c.DeleteService(s) }
+func (k kernel) CreateService(ctx context.Context, s ipvs.Service) error {
+	return k.c.CreateService(ctx, s)
+}
+func (k kernel) UpdateService(ctx context.Context, s ipvs.Service) error {
+	return k.c.UpdateService(ctx, s)
+}
+func (k kernel) DeleteService(ctx context.Context, s ipvs.Service) error {
+	return k.c.DeleteService(ctx, s)
+}
 func (k kernel) Destinations(ctx context.Context, svc ipvs.Service) ([]ipvs.Destination, error) {
-	return k.c.Destinations(svc)
+	return k.c.Destinations(ctx, svc)
 }
 func (k kernel) CreateDestination(ctx context.Context, svc ipvs.Service, d ipvs.Destination) error {
-	return k.c.CreateDestination(svc, d)
+	return k.c.CreateDestination(ctx, svc, d)
 }
 func (k kernel) UpdateDestination(ctx context.Context, svc ipvs.Service, d ipvs.Destination) error {
-	return k.c.UpdateDestination(svc, d)
+	return k.c.UpdateDestination(ctx, svc, d)
 }
 func (k kernel) DeleteDestination(ctx context.Context, svc ipvs.Service, d ipvs.Destination) error {
-	return k.c.DeleteDestination(svc, d)
+	return k.c.DeleteDestination(ctx, svc, d)
 }
 func (k kernel) LocalAddresses(ctx context.Context, svc ipvs.Service) ([]ipvs.LocalAddress, error) {
-	return k.c.LocalAddresses(svc)
+	return k.c.LocalAddresses(ctx, svc)
 }
 func (k kernel) CreateLocalAddress(ctx context.Context, svc ipvs.Service, la ipvs.LocalAddress) error {
-	return k.c.CreateLocalAddress(svc, la)
+	return k.c.CreateLocalAddress(ctx, svc, la)
 }
 func (k kernel) DeleteLocalAddress(ctx context.Context, svc ipvs.Service, la ipvs.LocalAddress) error {
-	return k.c.DeleteLocalAddress(svc, la)
+	return k.c.DeleteLocalAddress(ctx, svc, la)
 }
 func (k kernel) Connections(ctx context.Context, path string) iter.Seq2[ipvs.Connection, error] {
 	return ipvs.ReadConnections(path)

@@ -25,6 +25,8 @@ type fake struct {
 	calls  []string
 	last   any // the argument of the last change
 	err    error
+	// deadline is whether Table's context had one.
+	deadline bool
 }
 
 func (f *fake) find(key ipvs.Service) int {
@@ -38,8 +40,9 @@ func (f *fake) rec(call string, arg any) error {
 }
 
 func (f *fake) Info(context.Context) (ipvs.Info, error) { return f.info, nil }
-func (f *fake) Table(context.Context) ([]ipvs.ServiceDestinations, error) {
-	return f.table, nil
+func (f *fake) Table(ctx context.Context) ([]ipvs.ServiceDestinations, error) {
+	_, f.deadline = ctx.Deadline()
+	return f.table, ctx.Err()
 }
 func (f *fake) Service(_ context.Context, key ipvs.Service) (ipvs.Service, error) {
 	if i := f.find(key); i >= 0 {

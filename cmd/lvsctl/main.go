@@ -37,6 +37,7 @@ type env struct {
 	stdout, stderr io.Writer
 	proc           procFS
 	open           func() (backend, error)
+	cancels        []context.CancelFunc // of --timeout, called when the run ends
 }
 
 func main() {
@@ -56,9 +57,17 @@ func main() {
 // operation failed, 2 for bad input.
 func (e *env) run(ctx context.Context, args []string) int {
 	app := e.app()
+	defer func() {
+		for _, c := range e.cancels {
+			c()
+		}
+	}()
 	err := app.RunContext(ctx, interspersed(app, args))
 	if err == nil {
 		return 0
+	}
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return 130 // interrupted: what the shell reports for SIGINT
 	}
 	fmt.Fprintf(e.stderr, "lvsctl: %v\n", explain(err))
 	if errors.Is(err, errUsage) {
@@ -89,6 +98,21 @@ func (e *env) app() *cli.App {
 		ErrWriter:            e.stderr,
 		// Errors are printed once, by run, with the exit status it chooses.
 		ExitErrHandler: func(*cli.Context, error) {},
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "timeout", Usage: "give up on a kernel request after this long (0: never); metrics has its own 10 s per scrape"},
+		},
+		Before: func(c *cli.Context) error {
+			d := c.Duration("timeout")
+			if d < 0 {
+				return usagef("--timeout %v must not be negative", d)
+			}
+			if d > 0 {
+				var cancel context.CancelFunc
+				c.Context, cancel = context.WithTimeout(c.Context, d)
+				e.cancels = append(e.cancels, cancel)
+			}
+			return nil
+		},
 		Commands: []*cli.Command{
 			{
 				Name:    "service",
@@ -262,7 +286,18 @@ func interspersed(app *cli.App, args []string) []string {
 	cmds := app.Commands
 	i := 1
 	var cmd *cli.Command
+	appValue := flagsTakingValues(app.Flags)
 	for i < len(args) {
+		if a := args[i]; cmd == nil && strings.HasPrefix(a, "-") {
+			// A global flag before the command.
+			out = append(out, a)
+			if n := strings.TrimLeft(a, "-"); !strings.Contains(n, "=") && appValue[n] && i+1 < len(args) {
+				i++
+				out = append(out, args[i])
+			}
+			i++
+			continue
+		}
 		var next *cli.Command
 		for _, c := range cmds {
 			if c.HasName(args[i]) {
@@ -280,13 +315,7 @@ func interspersed(app *cli.App, args []string) []string {
 	if cmd == nil || len(cmd.Subcommands) > 0 {
 		return args
 	}
-	takesValue := map[string]bool{}
-	for _, f := range cmd.Flags {
-		_, isBool := f.(*cli.BoolFlag)
-		for _, n := range f.Names() {
-			takesValue[n] = !isBool
-		}
-	}
+	takesValue := flagsTakingValues(cmd.Flags)
 	var flags, pos []string
 	for ; i < len(args); i++ {
 		a := args[i]
@@ -323,19 +352,33 @@ func explain(err error) error {
 	switch {
 	case errors.Is(err, ipvs.ErrSynProxyNotAllowed):
 		hint = ipvs.ErrSynProxyNotAllowed.Error()
+	case errors.Is(err, ipvs.ErrDumpInterrupted):
+		hint = "run it again"
 	case errors.Is(err, syscall.ESRCH):
 		hint = "no such service"
-	case errors.Is(err, syscall.EEXIST):
+	case errors.Is(err, ipvs.ErrNotFound) && errors.Is(err, syscall.ENOENT):
+		hint = "no such real server or local address"
+	case errors.Is(err, ipvs.ErrExist):
 		hint = "it exists already; edit changes it"
-	case errors.Is(err, syscall.ENOENT):
-		hint = "no such real server or local address, or the scheduler's or PE's module is missing"
 	case errors.Is(err, syscall.EADDRNOTAVAIL):
 		hint = "a local address must be configured on an interface of the director"
-	case errors.Is(err, os.ErrPermission):
+	case errors.Is(err, ipvs.ErrPermission):
 		hint = "IPVS needs CAP_NET_ADMIN, even for reading"
 	}
 	if hint == "" {
 		return err
 	}
 	return fmt.Errorf("%w (%s)", err, hint)
+}
+
+// flagsTakingValues maps the names of flags to whether they take a value.
+func flagsTakingValues(flags []cli.Flag) map[string]bool {
+	m := map[string]bool{}
+	for _, f := range flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			m[n] = !isBool
+		}
+	}
+	return m
 }

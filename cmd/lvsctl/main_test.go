@@ -368,6 +368,8 @@ func TestInterspersed(t *testing.T) {
 		{"lvsctl conn --fullnat --json", "lvsctl conn --fullnat --json"},
 		{"lvsctl service add S -- -x", "lvsctl service add S -- -x"},
 		{"lvsctl service", "lvsctl service"},
+		{"lvsctl --timeout 2s service add S -s rr", "lvsctl --timeout 2s service add -s rr -- S"},
+		{"lvsctl --timeout=2s rs rm S A", "lvsctl --timeout=2s rs rm S A"},
 	} {
 		if got := strings.Join(interspersed(app, strings.Fields(tc.in)), " "); got != tc.want {
 			t.Errorf("%s -> %s, want %s", tc.in, got, tc.want)
@@ -378,5 +380,23 @@ func TestInterspersed(t *testing.T) {
 func TestUsageErrorIs(t *testing.T) {
 	if err := usagef("x"); !errors.Is(err, errUsage) {
 		t.Error("usagef does not match errUsage")
+	}
+}
+
+// --timeout puts a deadline on the kernel requests; a command without it
+// has none.
+func TestTimeout(t *testing.T) {
+	f := newFake()
+	if _, e, code := runCmd(t, f, procFS{}, "--timeout", "5s", "service", "list"); code != 0 || !f.deadline {
+		t.Errorf("--timeout 5s: exit %d %s, deadline %v", code, e, f.deadline)
+	}
+	if _, e, code := runCmd(t, f, procFS{}, "service", "list"); code != 0 || f.deadline {
+		t.Errorf("no --timeout: exit %d %s, deadline %v", code, e, f.deadline)
+	}
+	if _, e, code := runCmd(t, f, procFS{}, "--timeout", "1ns", "service", "list"); code != 1 || !strings.Contains(e, "context deadline exceeded") {
+		t.Errorf("--timeout 1ns: exit %d %q", code, e)
+	}
+	if _, e, code := runCmd(t, nil, procFS{}, "--timeout", "-1s", "service", "list"); code != 2 || !strings.Contains(e, "--timeout -1s must not be negative") {
+		t.Errorf("--timeout -1s: exit %d %q", code, e)
 	}
 }
