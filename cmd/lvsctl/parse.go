@@ -192,7 +192,7 @@ var settableFlags = []string{"one-packet", "sched1", "sched2", "sched3", "synpro
 func parseServiceFlags(names []string) (ipvs.ServiceFlags, error) {
 	var f ipvs.ServiceFlags
 	for _, list := range names {
-		for n := range strings.SplitSeq(list, ",") {
+		for _, n := range strings.Split(list, ",") {
 			n = strings.TrimSpace(strings.ToLower(n))
 			if n == "" {
 				continue

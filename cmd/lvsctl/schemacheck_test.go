@@ -47,7 +47,7 @@ func validate(t testing.TB, out string) []map[string]any {
 	t.Helper()
 	sch := schema(t)
 	var docs []map[string]any
-	for line := range strings.Lines(out) {
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
 		inst, err := jsonschema.UnmarshalJSON(strings.NewReader(line))
 		if err != nil {
 			t.Fatalf("not JSON: %v\n%s", err, line)
