@@ -1,6 +1,10 @@
 module github.com/fullnat/fullnat
 
-go 1.26.8
+// The oldest Go the module builds with: mdlayher/netlink v1.11, mdlayher/socket
+// and x/net need 1.25.0; x/sys stays at v0.47.0, the newest that does not need
+// 1.26. go vet's stdversion check (make check) flags standard-library symbols
+// newer than this line.
+go 1.25.0
 
 require (
 	github.com/mdlayher/genetlink v1.4.0
@@ -11,7 +15,7 @@ require (
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2
 	github.com/urfave/cli/v2 v2.27.7
 	golang.org/x/net v0.53.0
-	golang.org/x/sys v0.50.0
+	golang.org/x/sys v0.47.0
 )
 
 require (
