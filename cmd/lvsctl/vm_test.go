@@ -178,8 +178,16 @@ func TestVMLvsctl(t *testing.T) {
 		}
 	}
 	var laddrsSeen []string
+	portsInUse := 0
 	for _, l := range v4["local_addresses"].([]any) {
 		laddrsSeen = append(laddrsSeen, l.(map[string]any)["address"].(string))
+		var n int
+		fmt.Sscan(jsonPath(t, l, "connections").(string), &n)
+		portsInUse += n
+	}
+	// The 20 connections hold their local ports until they expire (TIME_WAIT: 2 minutes).
+	if portsInUse < 1 || portsInUse > 20 {
+		t.Errorf("local addresses hold %d ports after 20 connections, want 1..20", portsInUse)
 	}
 	slices.Sort(laddrsSeen)
 	if !slices.Equal(laddrsSeen, laddrs) {
@@ -291,6 +299,16 @@ func TestVMLvsctl(t *testing.T) {
 		if got < c.min || got > c.max || mfs[c.name].GetType() != c.typ {
 			t.Errorf("%s%v = %v (%v), want %v..%v (%v)", c.name, c.labels, got, mfs[c.name].GetType(), c.min, c.max, c.typ)
 		}
+	}
+	scraped := 0.0
+	for _, a := range laddrs {
+		v, _ := metricValue(t, mfs, "lvs_local_address_connections", map[string]string{"service": svc, "address": a})
+		scraped += v
+	}
+	t.Logf("after 20 connections: local ports in use %d (listing) %v (scrape), synproxy_ok_ack %d, FULLNAT connections listed %d, scrape %d bytes",
+		portsInUse, scraped, okAck, len(conns), len(text))
+	if scraped < 1 || scraped > 20 {
+		t.Errorf("lvs_local_address_connections of %s add up to %v, want 1..20", svc, scraped)
 	}
 	if _, ok := mfs["lvs_ext_stat_total"]; ok {
 		t.Errorf("a counter of ip_vs_ext_stats has no name in extStatNames: %v", mfs["lvs_ext_stat_total"])
