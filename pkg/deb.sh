@@ -6,9 +6,10 @@
 #   fullnat-ipvs-dkms   kmod/ and patches/ under /usr/src/fullnat-ipvs-<version>, dkms.conf
 #   toa-dkms            kmod/toa under /usr/src/toa-<version>, /usr/lib/modules-load.d/toa.conf
 #   fullnat-ipvsadm     cmd/ipvsadm as /sbin/ipvsadm (replaces Debian's ipvsadm), ipvsadm-save,
-#                       ipvsadm-restore, /etc/init.d/ipvsadm, man pages, bash completion
+#                       ipvsadm-restore, /etc/init.d/ipvsadm, man pages, bash completion; cmd/lvsctl as
+#                       /usr/sbin/lvsctl (JSON listings, Prometheus exporter) with its man page and completion
 # into out/deb/, then runs lintian on them (pkg/debian/*.lintian-overrides explain what remains).
-# The packages are architecture "all" but for ipvsadm (amd64, a static Go binary) and install on
+# The packages are architecture "all" but for ipvsadm and lvsctl (amd64, static Go binaries) and install on
 # Debian 12 (bookworm) and 13 (trixie) alike.
 set -euo pipefail
 
