@@ -401,8 +401,10 @@ func (c *Client) need(op, obj string, f Features) error {
 
 // genlMsg is a decoded generic netlink message of the IPVS family.
 type genlMsg struct {
-	cmd  uint8
-	data []byte
+	cmd uint8
+	// flags are the netlink header's (NLM_F_DUMP_INTR matters).
+	flags uint16
+	data  []byte
 }
 
 // do sends one request and collects its replies (c.mu held).
@@ -429,7 +431,7 @@ func (c *Client) doMsg(flags netlink.HeaderFlags, msg []byte) ([]genlMsg, error)
 		if m.Header.Type != netlink.HeaderType(c.family) || len(m.Data) < 4 {
 			continue
 		}
-		out = append(out, genlMsg{cmd: m.Data[0], data: m.Data[4:]})
+		out = append(out, genlMsg{cmd: m.Data[0], flags: uint16(m.Header.Flags), data: m.Data[4:]})
 	}
 	return out, nil
 }

@@ -224,12 +224,15 @@ func (r *rawConn) exchange(family uint16, flags netlink.HeaderFlags, msg []byte)
 			switch m.typ {
 			case unix.NLMSG_ERROR, unix.NLMSG_DONE:
 				rerr, done = ackError(m), true
+				if m.flags&unix.NLM_F_DUMP_INTR != 0 && len(out) > 0 {
+					out[len(out)-1].flags |= unix.NLM_F_DUMP_INTR
+				}
 				return false
 			case unix.NLMSG_NOOP:
 				return true
 			}
 			if m.typ == family && len(m.data) >= 4 {
-				out = append(out, genlMsg{cmd: m.data[0], data: append([]byte(nil), m.data[4:]...)})
+				out = append(out, genlMsg{cmd: m.data[0], flags: m.flags, data: append([]byte(nil), m.data[4:]...)})
 			}
 			if flags&(netlink.Dump|netlink.Acknowledge) == 0 && m.flags&unix.NLM_F_MULTI == 0 {
 				done = true
