@@ -62,9 +62,25 @@ func (k OpKind) verb() string {
 // String returns the operation's name, e.g. "create service".
 func (k OpKind) String() string { return k.verb() }
 
+// ServiceKeep names extension settings of a service that an
+// OpUpdateService leaves as the kernel has them instead of replacing
+// them with the Op's.
+type ServiceKeep uint8
+
+// Settings an update can keep.
+const (
+	// KeepSynProxy leaves the service's FlagSynProxy as it is (the
+	// update's flags are applied with a mask without it).
+	KeepSynProxy ServiceKeep = 1 << iota
+	// KeepEstablishedTimeout leaves the service's EstablishedTimeout as
+	// it is (the update does not carry one).
+	KeepEstablishedTimeout
+)
+
 // Op is one change. Which fields matter depends on Kind: Service for
 // service operations and as the parent of destination and local-address
-// operations, Destination, LocalAddress, Timeouts or Daemon.
+// operations, Destination, LocalAddress, Timeouts or Daemon. Keep applies
+// to OpUpdateService only.
 type Op struct {
 	Kind         OpKind
 	Service      Service
@@ -72,6 +88,7 @@ type Op struct {
 	LocalAddress LocalAddress
 	Timeouts     Timeouts
 	Daemon       Daemon
+	Keep         ServiceKeep
 }
 
 // object describes the op's object for error messages.

@@ -5,6 +5,7 @@ package ipvs
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"reflect"
@@ -728,40 +729,130 @@ func TestServicesWithDestinations(t *testing.T) {
 			})
 		})}
 	}
+	destAttrs := func(ae *netlink.AttributeEncoder, port uint16) {
+		kernelNest(ae, cmdAttrDest, func(ae *netlink.AttributeEncoder) {
+			ae.Bytes(destAttrAddr, ip16("198.51.100.1"))
+			ae.Bytes(destAttrPort, bebytes16(port))
+			ae.Uint32(destAttrFwdMethod, 0)
+			ae.Uint32(destAttrWeight, 1)
+		})
+	}
 	destReply := func(port uint16) reply {
+		return reply{cmdNewDest, attrs(t, func(ae *netlink.AttributeEncoder) { destAttrs(ae, port) })}
+	}
+	// a GET_TABLE destination: its service's key, then the destination
+	tableDest := func(svcPort, port uint16) reply {
 		return reply{cmdNewDest, attrs(t, func(ae *netlink.AttributeEncoder) {
-			kernelNest(ae, cmdAttrDest, func(ae *netlink.AttributeEncoder) {
-				ae.Bytes(destAttrAddr, ip16("198.51.100.10"))
-				ae.Bytes(destAttrPort, bebytes16(port))
-				ae.Uint32(destAttrWeight, 1)
+			kernelNest(ae, cmdAttrService, func(ae *netlink.AttributeEncoder) {
+				ae.Uint16(svcAttrAF, 2)
+				ae.Uint16(svcAttrProtocol, 6)
+				ae.Bytes(svcAttrAddr, ip16("192.0.2.1"))
+				ae.Bytes(svcAttrPort, bebytes16(svcPort))
 			})
+			destAttrs(ae, port)
 		})}
 	}
-	c := testClient(t, func(req genlReq) ([]reply, unix.Errno) {
-		switch req.cmd {
-		case cmdGetService:
-			return []reply{svcReply(80), svcReply(443)}, 0
-		case cmdGetDest:
-			n, _, _ := nestOf(req.attrs, cmdAttrService)
-			s, err := decodeService(n)
+	infoReply := func(f Features) []reply {
+		return []reply{{cmdSetInfo, attrs(t, func(ae *netlink.AttributeEncoder) {
+			ae.Uint32(infoAttrVersion, 0x010201)
+			ae.Uint32(infoAttrConnTabSize, 4096)
+			ae.Uint32(infoAttrFeatures, uint32(f))
+		})}}
+	}
+	check := func(t *testing.T, got []ServiceDestinations) {
+		t.Helper()
+		if len(got) != 2 || got[0].Service.Port != 80 || got[1].Service.Port != 443 ||
+			len(got[0].Destinations) != 2 || got[0].Destinations[1].Port != 8081 || len(got[1].Destinations) != 0 {
+			t.Errorf("ServicesWithDestinations() = %+v", got)
+		}
+	}
+	// intr: how many GET_TABLE dumps come back interrupted
+	for _, tc := range []struct {
+		name     string
+		features Features
+		intr     int
+		cmds     []uint8
+		wantErr  error
+	}{
+		{"per service", FeatureFullNAT, 0, []uint8{cmdGetService, cmdGetDest, cmdGetDest}, nil},
+		{"table dump", FeatureFullNAT | FeatureTableDump, 0, []uint8{cmdGetTable}, nil},
+		{"table dump interrupted once", FeatureTableDump, 1, []uint8{cmdGetTable, cmdGetTable}, nil},
+		{"table dump always interrupted", FeatureTableDump, 99, []uint8{cmdGetTable, cmdGetTable, cmdGetTable, cmdGetTable, cmdGetTable}, ErrDumpInterrupted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cmds []uint8
+			intr := tc.intr
+			c := testClientFlags(t, func(req genlReq) ([]reply, []netlink.HeaderFlags, unix.Errno) {
+				if req.cmd == cmdGetInfo {
+					return infoReply(tc.features), nil, 0
+				}
+				cmds = append(cmds, req.cmd)
+				switch req.cmd {
+				case cmdGetService:
+					return []reply{svcReply(80), svcReply(443)}, nil, 0
+				case cmdGetDest:
+					n, _, _ := nestOf(req.attrs, cmdAttrService)
+					s, err := decodeService(n)
+					if err != nil {
+						t.Error(err)
+						return nil, nil, unix.EINVAL
+					}
+					if s.Port == 80 {
+						return []reply{destReply(8080), destReply(8081)}, nil, 0
+					}
+					return nil, nil, 0
+				case cmdGetTable:
+					reps := []reply{svcReply(80), tableDest(80, 8080), tableDest(80, 8081), svcReply(443)}
+					if intr > 0 {
+						intr--
+						// the table changed after the first part
+						return reps[:3], []netlink.HeaderFlags{0, 0, netlink.DumpInterrupted}, 0
+					}
+					return reps, nil, 0
+				}
+				t.Errorf("unexpected command %d", req.cmd)
+				return nil, nil, unix.EINVAL
+			})
+			got, err := c.ServicesWithDestinations(t.Context())
+			if fmt.Sprint(cmds) != fmt.Sprint(tc.cmds) {
+				t.Errorf("commands sent %v, want %v", cmds, tc.cmds)
+			}
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Errorf("error %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.Port == 80 {
-				return []reply{destReply(8080), destReply(8081)}, 0
-			}
-			return nil, 0
-		}
-		t.Fatalf("unexpected command %d", req.cmd)
-		return nil, 0
-	})
-	got, err := c.ServicesWithDestinations(t.Context())
-	if err != nil {
-		t.Fatal(err)
+			check(t, got)
+		})
 	}
-	if len(got) != 2 || got[0].Service.Port != 80 || got[1].Service.Port != 443 ||
-		len(got[0].Destinations) != 2 || got[0].Destinations[1].Port != 8081 || len(got[1].Destinations) != 0 {
-		t.Errorf("ServicesWithDestinations() = %+v", got)
+}
+
+// TestTableDumpOutOfPlace refuses a GET_TABLE destination that does not
+// follow its service.
+func TestTableDumpOutOfPlace(t *testing.T) {
+	c := testClient(t, func(req genlReq) ([]reply, unix.Errno) {
+		if req.cmd == cmdGetInfo {
+			return []reply{{cmdSetInfo, attrs(t, func(ae *netlink.AttributeEncoder) {
+				ae.Uint32(infoAttrVersion, 0x010201)
+				ae.Uint32(infoAttrFeatures, uint32(FeatureTableDump))
+			})}}, 0
+		}
+		return []reply{{cmdNewDest, attrs(t, func(ae *netlink.AttributeEncoder) {
+			kernelNest(ae, cmdAttrService, func(ae *netlink.AttributeEncoder) {
+				ae.Uint16(svcAttrAF, 2)
+				ae.Uint32(svcAttrFWMark, 7)
+			})
+			kernelNest(ae, cmdAttrDest, func(ae *netlink.AttributeEncoder) {
+				ae.Bytes(destAttrAddr, ip16("198.51.100.1"))
+			})
+		})}}, 0
+	})
+	if _, err := c.ServicesWithDestinations(t.Context()); err == nil || !strings.Contains(err.Error(), "out of its service's place") {
+		t.Errorf("error %v, want the destination out of place named", err)
 	}
 }
 

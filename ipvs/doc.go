@@ -15,8 +15,9 @@
 // sync daemons, timeouts, Info, ZeroService, ZeroAll and Flush. The
 // extension adds LocalAddresses, CreateLocalAddress and
 // DeleteLocalAddress. ServicesWithDestinations lists the whole table
-// (what "ipvsadm -L" shows), running the per-service destination dumps in
-// parallel on a few helper sockets.
+// (what "ipvsadm -L" shows): in one dump on our module (FeatureTableDump,
+// see "Table dump" below), otherwise running the per-service destination
+// dumps in parallel on a few helper sockets.
 //
 // Every method that talks to the kernel takes a context.Context first. A
 // call whose context is done returns an error matching the context's error
@@ -40,9 +41,9 @@
 // (package ipvstest, for consumers' tests too, and NewFromDialer) sit
 // behind the same netlink.Conn, so they exercise the production framing,
 // ack and error parsing. Listing thousands of services
-// (one dump of services, then one dump of destinations per service, as the
-// kernel has no "all destinations" dump) is dominated by round trips; the
-// per-service dumps run in parallel on a few extra sockets.
+// on a stock kernel (one dump of services, then one dump of destinations per
+// service, as upstream has no "all destinations" dump) is dominated by round
+// trips; the per-service dumps run in parallel on a few extra sockets.
 //
 // # Extension features
 //
@@ -52,6 +53,21 @@
 // needs a feature the running module lacks (FullNAT destinations, local
 // addresses, FlagSynProxy, EstablishedTimeout) fails before anything is
 // sent with an error matching ErrNotSupported that names the feature.
+//
+// # Table dump
+//
+// Our module adds IPVS_CMD_GET_TABLE (command 21, a dump, GENL_ADMIN_PERM,
+// no attributes), reported by the feature bit IPVS_FEATURE_TABLE_DUMP
+// (0x8, FeatureTableDump). It dumps every service of the namespace as
+// IPVS_CMD_NEW_SERVICE (as GET_SERVICE) followed by its destinations as
+// IPVS_CMD_NEW_DEST messages carrying the service's key (AF plus FWMARK,
+// or PROTOCOL, ADDR and PORT) in IPVS_CMD_ATTR_SERVICE and the
+// destination in IPVS_CMD_ATTR_DEST. Every configuration change bumps the
+// namespace's table generation, which the dump gives genetlink's
+// consistency check: a dump that spans a change has NLM_F_DUMP_INTR on a
+// message. ServicesWithDestinations repeats such a dump up to five times,
+// then fails with an error matching ErrDumpInterrupted (cmd/ipvsadm then
+// lists service by service, as ipvsadm 1.31 does).
 //
 // # Errors
 //
@@ -72,7 +88,9 @@
 // prefix length for IPv6, zero meaning a full mask. Create and Update
 // send the whole service, with flag mask ~0, like ipvsadm: fields left
 // zero are reset (scheduler "wlc", no persistence). Destination updates
-// send every field likewise.
+// send every field likewise. A batched update (Op.Keep) can leave
+// FlagSynProxy out of the mask and send no ESTABLISHED timeout: the
+// kernel starts an update from the service's own flags and timeout.
 //
 // # Connection tables
 //

@@ -75,6 +75,15 @@ func (w *attrWriter) Addr(typ uint16, f Family, a netip.Addr) error {
 // encodeService writes the attributes of a SERVICE nest. With full, the
 // settings the kernel requires for NEW/SET are included.
 func encodeService(ae *attrWriter, s Service, full bool, have Features) error {
+	return encodeServiceKeep(ae, s, full, have, 0)
+}
+
+// encodeServiceKeep is encodeService leaving the settings in keep out of
+// the request: the flags' mask leaves out FlagSynProxy with KeepSynProxy
+// (the kernel starts from the service's own flags), and
+// KeepEstablishedTimeout sends no ESTABLISHED timeout (the kernel keeps
+// the service's).
+func encodeServiceKeep(ae *attrWriter, s Service, full bool, have Features, keep ServiceKeep) error {
 	f := s.family()
 	if f != INET && f != INET6 {
 		return fmt.Errorf("unsupported address family %s", f)
@@ -112,7 +121,11 @@ func encodeService(ae *attrWriter, s Service, full bool, have Features) error {
 	}
 	flags := ae.reserve(svcAttrFlags, 8)
 	binary.NativeEndian.PutUint32(flags[0:4], uint32(s.Flags&^FlagHashed))
-	binary.NativeEndian.PutUint32(flags[4:8], math.MaxUint32)
+	fmask := uint32(math.MaxUint32)
+	if keep&KeepSynProxy != 0 {
+		fmask &^= uint32(FlagSynProxy)
+	}
+	binary.NativeEndian.PutUint32(flags[4:8], fmask)
 	ae.Uint32(svcAttrTimeout, s.Timeout)
 	mask := s.Netmask
 	if f == INET {
@@ -129,7 +142,7 @@ func encodeService(ae *attrWriter, s Service, full bool, have Features) error {
 		}
 		ae.Uint32(svcAttrNetmask, mask)
 	}
-	if have.Has(FeatureEstTimeout) {
+	if have.Has(FeatureEstTimeout) && keep&KeepEstablishedTimeout == 0 {
 		ae.Uint32(svcAttrEstTimeout, s.EstablishedTimeout)
 	}
 	return nil
@@ -254,7 +267,12 @@ func encodeOp(op *Op, have Features) (request, error) {
 // encodeOpTo appends the attributes of op to w and returns its command.
 func encodeOpTo(w *attrWriter, op *Op, have Features) (uint8, error) {
 	svc := func(full bool) func(*attrWriter) error {
-		return func(nw *attrWriter) error { return encodeService(nw, op.Service, full, have) }
+		return func(nw *attrWriter) error {
+			if op.Kind != OpUpdateService {
+				return encodeService(nw, op.Service, full, have)
+			}
+			return encodeServiceKeep(nw, op.Service, full, have, op.Keep)
+		}
 	}
 	sf := op.Service.family()
 	switch op.Kind {

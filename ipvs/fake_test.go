@@ -64,6 +64,16 @@ func familyReply(t testing.TB, req netlink.Message) []netlink.Message {
 // an errno (non-zero) that is sent back as a netlink error.
 func testClient(t testing.TB, fn func(req genlReq) ([]reply, unix.Errno)) *Client {
 	t.Helper()
+	return testClientFlags(t, func(req genlReq) ([]reply, []netlink.HeaderFlags, unix.Errno) {
+		reps, errno := fn(req)
+		return reps, nil, errno
+	})
+}
+
+// testClientFlags is testClient whose fn also returns netlink header flags
+// for its replies (flags[i] for reply i, e.g. NLM_F_DUMP_INTR).
+func testClientFlags(t testing.TB, fn func(req genlReq) ([]reply, []netlink.HeaderFlags, unix.Errno)) *Client {
+	t.Helper()
 	nc := nltest.Dial(func(reqs []netlink.Message) ([]netlink.Message, error) {
 		if len(reqs) == 0 {
 			return nil, nil
@@ -78,16 +88,19 @@ func testClient(t testing.TB, fn func(req genlReq) ([]reply, unix.Errno)) *Clien
 		if len(req.Data) < 4 || req.Data[1] != familyVersion {
 			return nil, fmt.Errorf("bad genetlink header % x", req.Data)
 		}
-		reps, errno := fn(genlReq{cmd: req.Data[0], flags: req.Header.Flags, attrs: req.Data[4:]})
+		reps, flags, errno := fn(genlReq{cmd: req.Data[0], flags: req.Header.Flags, attrs: req.Data[4:]})
 		if errno != 0 {
 			return nltest.Error(int(errno), reqs)
 		}
 		var msgs []netlink.Message
-		for _, r := range reps {
+		for i, r := range reps {
 			msgs = append(msgs, netlink.Message{
 				Header: netlink.Header{Type: testFamilyID, Sequence: req.Header.Sequence, PID: req.Header.PID},
 				Data:   genlHeader(r.cmd, r.attrs),
 			})
+			if i < len(flags) {
+				msgs[i].Header.Flags |= flags[i]
+			}
 		}
 		if req.Header.Flags&netlink.Dump != 0 {
 			msgs = append(msgs, netlink.Message{Header: netlink.Header{Type: netlink.Done, Sequence: req.Header.Sequence, PID: req.Header.PID}})

@@ -4,6 +4,7 @@
 package ipvs
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -248,4 +249,41 @@ func FuzzParseConnections(f *testing.F) {
 			t.Fatalf("%d entries from %d lines", n, strings.Count(text, "\n")+1)
 		}
 	})
+}
+
+// TestUpdateServiceKeep checks what an update that keeps SYNPROXY or the
+// ESTABLISHED timeout sends: a flags mask without FlagSynProxy (the kernel
+// starts from the service's flags) and no ESTABLISHED timeout.
+func TestUpdateServiceKeep(t *testing.T) {
+	s := Service{Family: INET, Protocol: TCP, Address: netip.MustParseAddr("192.0.2.9"), Port: 443,
+		Scheduler: "wlc", EstablishedTimeout: 120}
+	for _, tc := range []struct {
+		keep    ServiceKeep
+		mask    uint32
+		estAttr bool
+	}{
+		{0, 0xffffffff, true},
+		{KeepSynProxy, 0xffffffff &^ uint32(FlagSynProxy), true},
+		{KeepEstablishedTimeout, 0xffffffff, false},
+		{KeepSynProxy | KeepEstablishedTimeout, 0xffffffff &^ uint32(FlagSynProxy), false},
+	} {
+		b := encodeNest(t, func(ae *attrWriter) error { return encodeServiceKeep(ae, s, true, FeatureEstTimeout, tc.keep) })
+		ad, err := netlink.NewAttributeDecoder(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mask uint32
+		est := false
+		for ad.Next() {
+			switch ad.Type() {
+			case svcAttrFlags:
+				mask = binary.NativeEndian.Uint32(ad.Bytes()[4:8])
+			case svcAttrEstTimeout:
+				est = true
+			}
+		}
+		if mask != tc.mask || est != tc.estAttr {
+			t.Errorf("keep %#x: flags mask %#x, ESTABLISHED timeout sent %v; want %#x, %v", tc.keep, mask, est, tc.mask, tc.estAttr)
+		}
+	}
 }

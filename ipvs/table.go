@@ -24,14 +24,25 @@ type ServiceDestinations struct {
 const maxListWorkers = 4
 
 // ServicesWithDestinations lists every service and its destinations, as
-// "ipvsadm -L" needs. The kernel has no dump of all destinations, so this
-// is one dump of services and one dump per service; the per-service dumps
+// "ipvsadm -L" needs. With FeatureTableDump (our module) this is one dump
+// of the whole table; when the kernel reports that the table changed
+// during it (NLM_F_DUMP_INTR) the dump is repeated, and after a few
+// interrupted attempts the error matches ErrDumpInterrupted. Without the
+// feature it is one dump of services and one dump per service; the per-service dumps
 // run in parallel on a few extra sockets in the client's namespace (one
 // dump at a time is all a netlink socket allows). Without extra sockets
 // (a client that cannot dial more, or when they cannot be opened) the
 // dumps run one after the other on the client's socket. A service deleted between the two steps
 // is listed with no destinations, as with ipvsadm.
 func (c *Client) ServicesWithDestinations(ctx context.Context) ([]ServiceDestinations, error) {
+	if err := c.lock(ctx); err != nil {
+		return nil, err
+	}
+	if have, err := c.featuresLocked(ctx); err == nil && have.Has(FeatureTableDump) {
+		defer c.unlock()
+		return c.tableLocked(ctx)
+	}
+	c.unlock()
 	svcs, err := c.Services(ctx)
 	if err != nil {
 		return nil, err

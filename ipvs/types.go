@@ -333,6 +333,9 @@ const (
 	FeatureSynProxy Features = 0x2
 	// FeatureEstTimeout: the per-service ESTABLISHED timeout.
 	FeatureEstTimeout Features = 0x4
+	// FeatureTableDump: IPVS_CMD_GET_TABLE, every service with its
+	// destinations in one dump (ServicesWithDestinations uses it).
+	FeatureTableDump Features = 0x8
 )
 
 // Has reports whether all bits of want are set.
@@ -350,7 +353,10 @@ func (f Features) String() string {
 	if f&FeatureEstTimeout != 0 {
 		parts = append(parts, "est-timeout")
 	}
-	if rest := f &^ (FeatureFullNAT | FeatureSynProxy | FeatureEstTimeout); rest != 0 {
+	if f&FeatureTableDump != 0 {
+		parts = append(parts, "table-dump")
+	}
+	if rest := f &^ (FeatureFullNAT | FeatureSynProxy | FeatureEstTimeout | FeatureTableDump); rest != 0 {
 		parts = append(parts, fmt.Sprintf("0x%x", uint32(rest)))
 	}
 	if len(parts) == 0 {

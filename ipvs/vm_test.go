@@ -639,7 +639,15 @@ func TestVMBatch(t *testing.T) {
 	if len(byService) != len(svcs) {
 		t.Errorf("ServicesWithDestinations() lists %d distinct services, want %d", len(byService), len(svcs))
 	}
-	if len(c.helpers) < 2 {
+	// our module lists in one GET_TABLE dump; without it the per-service
+	// dumps run in parallel on helper sockets
+	if f, err := c.Features(t.Context()); err != nil {
+		t.Fatal(err)
+	} else if f.Has(FeatureTableDump) {
+		if len(c.helpers) != 0 {
+			t.Errorf("%d helper sockets: the per-service path ran beside the table dump", len(c.helpers))
+		}
+	} else if len(c.helpers) < 2 {
 		t.Errorf("%d helper sockets: the parallel path did not run", len(c.helpers))
 	}
 	// the helpers live in the client's namespace, not the test's
@@ -966,4 +974,185 @@ func TestVMDumpBesideOtherNamespaces(t *testing.T) {
 	if bad != 0 {
 		t.Errorf("%d of %d dumps of %d services were wrong while another namespace changed its services", bad, dumps, n)
 	}
+}
+
+// vmMixedTable builds a table of NAT, DR and FULLNAT services (with local
+// addresses), IPv4, IPv6 and fwmark, big enough that a dump of it takes
+// many parts, and returns its stable services.
+func vmMixedTable(t *testing.T, c *Client, ns vmnet.NS) []Service {
+	t.Helper()
+	la4, la6 := netip.MustParseAddr("198.51.100.77"), netip.MustParseAddr("2001:db8:77::1")
+	ns.Run(t, vmnet.IP, "addr", "add", la4.String()+"/32", "dev", "lo")
+	ns.Run(t, vmnet.IP, "-6", "addr", "add", la6.String()+"/128", "dev", "lo", "nodad")
+	var b Batch
+	var svcs []Service
+	for i := range 300 {
+		var s Service
+		var rs func(j int) netip.Addr
+		switch i % 3 {
+		case 0:
+			s = Service{Protocol: TCP, Address: netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), Port: 80, Scheduler: "rr"}
+			rs = func(j int) netip.Addr { return netip.AddrFrom4([4]byte{198, 19, byte(i), byte(j)}) }
+		case 1:
+			a := netip.MustParseAddr("2001:db8::").As16()
+			a[14], a[15] = byte(i>>8), byte(i)
+			s = Service{Family: INET6, Protocol: UDP, Address: netip.AddrFrom16(a), Port: 53, Scheduler: "wlc"}
+			rs = func(j int) netip.Addr {
+				r := netip.MustParseAddr("2001:db8:1::").As16()
+				r[13], r[14], r[15] = byte(i>>8), byte(i), byte(j)
+				return netip.AddrFrom16(r)
+			}
+		default:
+			s = Service{FWMark: uint32(1000 + i), Scheduler: "rr"}
+			rs = func(j int) netip.Addr { return netip.AddrFrom4([4]byte{198, 20, byte(i), byte(j)}) }
+		}
+		b.CreateService(s)
+		svcs = append(svcs, s)
+		fullnat := i%2 == 0 && s.FWMark == 0
+		for j := range 5 {
+			d := Destination{Address: rs(j), Port: 8000, Weight: int32(j + 1)}
+			switch {
+			case fullnat:
+				d.ForwardMethod = FullNAT
+			case j%2 == 0:
+				d.ForwardMethod = DirectRoute
+				d.Port = s.Port
+			}
+			b.CreateDestination(s, d)
+		}
+		if fullnat {
+			la := la4
+			if s.Family == INET6 {
+				la = la6
+			}
+			b.CreateLocalAddress(s, LocalAddress{Address: la})
+		}
+	}
+	if err := c.Apply(t.Context(), &b); err != nil {
+		t.Fatal(err)
+	}
+	return svcs
+}
+
+// TestVMTableDump: our module lists a mixed table in one GET_TABLE dump
+// exactly as the per-service dumps do, and a listing while another client
+// changes the table still holds every stable service once with all its
+// destinations (an interrupted dump is repeated).
+func TestVMTableDump(t *testing.T) {
+	c, ns := nsClient(t)
+	f, err := c.Features(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stockModules() {
+		if f.Has(FeatureTableDump) {
+			t.Fatalf("stock module reports %v", f)
+		}
+		t.Skip("GET_TABLE is our module's")
+	}
+	if !f.Has(FeatureTableDump) {
+		t.Fatalf("our module lacks the table dump: %v", f)
+	}
+	stable := vmMixedTable(t, c, ns)
+	got, err := c.ServicesWithDestinations(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcs, err := c.Services(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(svcs) || len(got) != len(stable) {
+		t.Fatalf("table dump: %d services, service dump %d, want %d", len(got), len(svcs), len(stable))
+	}
+	for i, s := range svcs {
+		ds, err := c.Destinations(t.Context(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(strip(got[i].Service), strip(s)) {
+			t.Errorf("service %d: table dump %+v, service dump %+v", i, got[i].Service, s)
+			continue
+		}
+		if len(ds) != 5 || len(got[i].Destinations) != len(ds) {
+			t.Errorf("%v: table dump %d destinations, per-service dump %d, want 5", s, len(got[i].Destinations), len(ds))
+			continue
+		}
+		for j := range ds {
+			if stripDest(got[i].Destinations[j]) != stripDest(ds[j]) {
+				t.Errorf("%v destination %d: table dump %+v, per-service dump %+v", s, j, got[i].Destinations[j], ds[j])
+			}
+		}
+	}
+
+	// Churn: another client adds and deletes services and destinations.
+	other, err := NewInNamespace("/run/netns/" + string(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	stop := make(chan struct{})
+	churned := make(chan error, 1)
+	go func() {
+		for round := 0; ; round++ {
+			select {
+			case <-stop:
+				churned <- nil
+				return
+			default:
+			}
+			var add, del Batch
+			for i := range 10 {
+				s := Service{Protocol: TCP, Address: netip.AddrFrom4([4]byte{198, 21, byte(round), byte(i)}), Port: 80, Scheduler: "rr"}
+				add.CreateService(s)
+				add.CreateDestination(s, Destination{Address: netip.AddrFrom4([4]byte{198, 22, byte(round), byte(i)}), Port: 80, Weight: 1})
+				del.DeleteService(s)
+			}
+			if err := other.Apply(t.Context(), &add); err != nil {
+				churned <- err
+				return
+			}
+			if err := other.Apply(t.Context(), &del); err != nil {
+				churned <- err
+				return
+			}
+		}
+	}()
+	want := map[string]bool{}
+	for _, s := range stable {
+		want[s.String()] = true
+	}
+	interrupted := 0
+	for d := range 10 {
+		all, err := c.ServicesWithDestinations(t.Context())
+		if errors.Is(err, ErrDumpInterrupted) {
+			interrupted++
+			continue
+		}
+		if err != nil {
+			t.Fatalf("listing %d: %v", d, err)
+		}
+		seen := map[string]int{}
+		for _, sd := range all {
+			if want[sd.Service.String()] {
+				seen[sd.Service.String()]++
+				if len(sd.Destinations) != 5 {
+					t.Errorf("listing %d: %v with %d destinations, want 5", d, sd.Service, len(sd.Destinations))
+				}
+			}
+		}
+		if len(seen) != len(want) {
+			t.Errorf("listing %d: %d of %d stable services", d, len(seen), len(want))
+		}
+		for k, n := range seen {
+			if n != 1 {
+				t.Errorf("listing %d: %s listed %d times", d, k, n)
+			}
+		}
+	}
+	close(stop)
+	if err := <-churned; err != nil {
+		t.Fatalf("churn: %v", err)
+	}
+	t.Logf("10 listings during churn, %d gave up after %d interrupted attempts", interrupted, tableDumpAttempts)
 }

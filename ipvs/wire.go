@@ -33,6 +33,7 @@ const (
 	cmdNewLaddr = 18
 	cmdDelLaddr = 19
 	cmdGetLaddr = 20
+	cmdGetTable = 21 // dump of every service with its destinations
 )
 
 // Top-level attributes (IPVS_CMD_ATTR_*).

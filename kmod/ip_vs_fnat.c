@@ -861,6 +861,7 @@ int ip_vs_fnat_net_init(struct netns_ipvs *ipvs)
 	fn->sysctl_lport_max = 65535;
 	fn->sysctl_lport_min = 5000;
 	fn->sysctl_lport_tries = 10000;
+	fn->table_gen = 1;
 	fn->ext_stats = alloc_percpu(struct ip_vs_ext_stats);
 	if (!fn->ext_stats)
 		goto err_free;

@@ -558,6 +558,19 @@ static bool ip_vs_laddr_is_local(struct net *net, int af,
 	return inet_addr_type(net, a->ip) == RTN_LOCAL;
 }
 
+/* Never 0, which the dumps' consistency check takes as unset */
+void ip_vs_fnat_table_changed(struct netns_ipvs *ipvs)
+{
+	unsigned int gen = ipvs->fnat->table_gen + 1;
+
+	WRITE_ONCE(ipvs->fnat->table_gen, gen ? gen : 1);
+}
+
+unsigned int ip_vs_fnat_table_gen(struct netns_ipvs *ipvs)
+{
+	return READ_ONCE(ipvs->fnat->table_gen);
+}
+
 static int ip_vs_genl_laddr_cmd(struct sk_buff *skb, struct genl_info *info,
 				bool add)
 {
@@ -625,6 +638,7 @@ static int ip_vs_genl_laddr_cmd(struct sk_buff *skb, struct genl_info *info,
 	list_add_tail_rcu(&la->n_list, &svc->fnat.laddrs);
 	svc->fnat.num_laddrs++;
 out:
+	ip_vs_fnat_table_changed(ipvs);
 	mutex_unlock(ip_vs_service_mutex(ipvs));
 	return ret;
 }

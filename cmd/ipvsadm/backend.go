@@ -190,6 +190,9 @@ type kop struct {
 	Dest     dest
 	Timeouts timeouts
 	Laddr    netip.Addr
+	// KeepSyn and KeepEst (kopEditService) leave the service's SYNPROXY
+	// flag and ESTABLISHED timeout as the kernel has them.
+	KeepSyn, KeepEst bool
 }
 
 // batcher is implemented by backends that can send many changes at once

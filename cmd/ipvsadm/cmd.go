@@ -102,7 +102,7 @@ func (t *tool) flush() {
 // batch: changes that need no read-back, and extension changes only when
 // the module has the extension (without it the unbatched path names what
 // is missing).
-func (t *tool) batchable(ce *entry) (kop, int, bool) {
+func (t *tool) batchable(ce *entry, options uint64) (kop, int, bool) {
 	k := kop{Svc: ce.svc, Dest: ce.dest, Timeouts: ce.timeout, Laddr: ce.laddr}
 	has := func(f uint32) bool { return t.inf.Features&f == f }
 	switch ce.cmd {
@@ -114,9 +114,18 @@ func (t *tool) batchable(ce *entry) (kop, int, bool) {
 		return k, opAddService, (ce.svc.Flags&svcSynProxy == 0 || has(featSynProxy)) &&
 			(ce.svc.EstTimeout == 0 || has(featEstTimeout))
 	case cmdEdit:
+		// As editService: what -E does not set, it keeps, where the
+		// module has it; the kernel starts an edit from the service's
+		// own flags and ESTABLISHED timeout, so no read-back is needed.
 		k.Kind = kopEditService
-		return k, opUpdateService, t.inf.Features&(featSynProxy|featEstTimeout) == 0 &&
-			ce.synproxy == 0 && ce.svc.EstTimeout == 0
+		if ce.synproxy == 2 {
+			k.Svc.Flags &^= svcSynProxy
+		}
+		ext := t.inf.Features&(featSynProxy|featEstTimeout) != 0
+		k.KeepSyn = ext && options&(1<<optSynProxy) == 0
+		k.KeepEst = ext && options&(1<<optEstTimeout) == 0
+		return k, opUpdateService, (ce.synproxy != 1 || has(featSynProxy)) &&
+			(ce.svc.EstTimeout == 0 || has(featEstTimeout))
 	case cmdDel:
 		k.Kind = kopDelService
 		return k, opDelService, true
@@ -809,7 +818,7 @@ func (t *tool) processOptions(argv []string, readingStdin bool) int {
 
 	if readingStdin {
 		if _, ok := t.be.(batcher); ok {
-			if k, op, ok := t.batchable(&ce); ok {
+			if k, op, ok := t.batchable(&ce, options); ok {
 				t.pending = append(t.pending, pendingOp{k: k, op: op, ce: ce, line: t.lineNo})
 				if len(t.pending) >= maxPending {
 					t.flush()

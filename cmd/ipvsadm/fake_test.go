@@ -396,7 +396,18 @@ func (k *fakeKernel) Apply(ops []kop) []error {
 		case kopAddService:
 			errs[i] = k.AddService(o.Svc)
 		case kopEditService:
-			errs[i] = k.EditService(o.Svc)
+			// the kernel starts an edit from the service's own flags
+			// and ESTABLISHED timeout
+			svc := o.Svc
+			if cur := k.find(svc); cur != nil {
+				if o.KeepSyn {
+					svc.Flags = svc.Flags&^svcSynProxy | cur.s.Flags&svcSynProxy
+				}
+				if o.KeepEst {
+					svc.EstTimeout = cur.s.EstTimeout
+				}
+			}
+			errs[i] = k.EditService(svc)
 		case kopDelService:
 			errs[i] = k.DelService(o.Svc)
 		case kopZeroService:

@@ -279,7 +279,14 @@ func (k *kernel) Apply(ops []kop) []error {
 		case kopAddService:
 			b.Add(ipvs.Op{Kind: ipvs.OpCreateService, Service: s})
 		case kopEditService:
-			b.Add(ipvs.Op{Kind: ipvs.OpUpdateService, Service: s})
+			var keep ipvs.ServiceKeep
+			if o.KeepSyn {
+				keep |= ipvs.KeepSynProxy
+			}
+			if o.KeepEst {
+				keep |= ipvs.KeepEstablishedTimeout
+			}
+			b.Add(ipvs.Op{Kind: ipvs.OpUpdateService, Service: s, Keep: keep})
 		case kopDelService:
 			b.Add(ipvs.Op{Kind: ipvs.OpDeleteService, Service: s})
 		case kopZeroService:

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand"
 	"strings"
@@ -132,5 +133,65 @@ func TestSaveRestoreRoundTrip(t *testing.T) {
 				t.Errorf("-Ln after restore differs:\n--- before\n%s--- after\n%s", before, after)
 			}
 		})
+	}
+}
+
+// TestRestoreBatchesExtendedEdits restores -E lines that set, clear or
+// leave SYNPROXY and the ESTABLISHED timeout, with failures among them,
+// once in one batch and once line by line (a backend without a batcher),
+// and requires the same table, messages and exit code: an -E that does not
+// name -j or -V keeps what the service has.
+func TestRestoreBatchesExtendedEdits(t *testing.T) {
+	rules := strings.Join([]string{
+		"-A -t 192.0.2.1:80 -s rr -j enable -V 600",
+		"-a -t 192.0.2.1:80 -r 198.51.100.1:80 -b",
+		"-P -t 192.0.2.1:80 -z 203.0.113.1",
+		"-A -t 192.0.2.2:80 -s wrr -V 300",
+		"-A -t 192.0.2.3:80 -s wrr -j enable",
+		"-E -t 192.0.2.1:80 -s wlc",
+		"-E -t 192.0.2.2:80 -s rr -j enable",
+		"-E -t 192.0.2.3:80 -s lc -V 900",
+		"-E -t 192.0.2.9:80 -s rr",
+		"-E -t 192.0.2.3:80 -s rr -j disable",
+		"-A -t 192.0.2.4:80 -s rr -j enable -V 60",
+		"-E -t 192.0.2.4:80 -s rr -p 30",
+		"-E -t 192.0.2.4:80 -s rr -j disable -V 90",
+	}, "\n") + "\n"
+	type outcome struct {
+		save, stderr string
+		code         int
+	}
+	do := func(batch bool) (outcome, int) {
+		r := newFakeRig(t)
+		r.k.inf.Features = 7
+		env := r.env()
+		if !batch {
+			env.open = func() (backend, error) { return onlyBackend{r.k}, nil }
+		}
+		var o, e bytes.Buffer
+		code := run([]string{"ipvsadm", "-R", "--line-numbers"}, strings.NewReader(rules), &o, &e, env)
+		save, _, _ := r.run([]string{"-S", "-n"}, "")
+		return outcome{save, e.String(), code}, r.k.batches
+	}
+	batched, n := do(true)
+	alone, _ := do(false)
+	if n != 1 {
+		t.Errorf("restore sent %d batches, want every line in one", n)
+	}
+	if batched != alone {
+		t.Errorf("batched and line-by-line restores differ\n--- batched\n%+v\n--- line by line\n%+v", batched, alone)
+	}
+	for _, want := range []string{
+		"-A -t 192.0.2.1:80 -s wlc -j enable -V 600\n",
+		"-A -t 192.0.2.2:80 -s rr -j enable -V 300\n",
+		"-A -t 192.0.2.3:80 -s rr -V 900\n",
+		"-A -t 192.0.2.4:80 -s rr -V 90\n",
+	} {
+		if !strings.Contains(batched.save, want) {
+			t.Errorf("saved table lacks %q:\n%s", want, batched.save)
+		}
+	}
+	if batched.stderr != "line 9: No such service\n" || batched.code != 0 {
+		t.Errorf("stderr %q, exit %d: want line 9's failure reported and the last line's success", batched.stderr, batched.code)
 	}
 }

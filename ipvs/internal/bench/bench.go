@@ -90,3 +90,25 @@ func Dump(ctx context.Context, c *ipvs.Client) (services, dests int, err error) 
 	}
 	return len(all), dests, nil
 }
+
+// LocalAddrs are the FULLNAT local addresses of FullNATRestore's
+// services; the director must have them (ipvsadm -P checks).
+var LocalAddrs = []netip.Addr{netip.MustParseAddr("198.18.255.1"), netip.MustParseAddr("198.18.255.2")}
+
+// FullNATRestore returns the workload as an Alibaba-style table for
+// "ipvsadm -R": every service with SYNPROXY and an ESTABLISHED timeout,
+// FULLNAT real servers (-b) and one -P line per local address.
+func (w Workload) FullNATRestore() string {
+	var sb strings.Builder
+	for i, s := range w.Services {
+		vip := netip.AddrPortFrom(s.Address, s.Port)
+		fmt.Fprintf(&sb, "-A -t %s -s %s -j enable -V 600\n", vip, s.Scheduler)
+		for _, d := range w.Dests[i] {
+			fmt.Fprintf(&sb, "-a -t %s -r %s -b -w %d\n", vip, netip.AddrPortFrom(d.Address, d.Port), d.Weight)
+		}
+		for _, la := range LocalAddrs {
+			fmt.Fprintf(&sb, "-P -t %s -z %s\n", vip, la)
+		}
+	}
+	return sb.String()
+}

@@ -31,4 +31,13 @@ func TestWorkload(t *testing.T) {
 		}
 		seen[s.String()] = true
 	}
+	f := w.FullNATRestore()
+	if n := strings.Count(f, "\n"); n != 2000*(1+5+len(LocalAddrs)) {
+		t.Errorf("FULLNAT restore file has %d lines", n)
+	}
+	lines = strings.SplitN(f, "\n", 10)
+	if lines[0] != "-A -t 198.18.0.0:80 -s wlc -j enable -V 600" || lines[1] != "-a -t 198.18.0.0:80 -r 198.19.0.0:8000 -b -w 1" ||
+		lines[6] != "-P -t 198.18.0.0:80 -z 198.18.255.1" || lines[8] != "-A -t 198.18.0.1:80 -s wlc -j enable -V 600" {
+		t.Errorf("FULLNAT restore starts %q", lines[:9])
+	}
 }

@@ -126,7 +126,17 @@ struct ip_vs_fnat_net {
 	struct ip_vs_ext_stats __percpu *ext_stats;
 	struct ctl_table_header *sysctl_hdr;
 	struct ctl_table *sysctl_tbl;
+	/* generation of the services, destinations and local addresses, for
+	 * the dumps' consistency check; changed under the service mutex
+	 */
+	unsigned int table_gen;
 };
+
+/* The table changed (service mutex held): dumps in progress end with
+ * NLM_F_DUMP_INTR.
+ */
+void ip_vs_fnat_table_changed(struct netns_ipvs *ipvs);
+unsigned int ip_vs_fnat_table_gen(struct netns_ipvs *ipvs);
 
 #define IP_VS_FNAT_INC_STATS(ipvs, item) \
 	this_cpu_inc((ipvs)->fnat->ext_stats->items[item])
