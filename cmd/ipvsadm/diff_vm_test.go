@@ -619,9 +619,10 @@ func TestKernelRoundTrip(t *testing.T) {
 	resetIPVS(t)
 }
 
-// TestBenchmarkRestoreList times -R of 2,000 services x 5 destinations
-// and -Ln of the result, Debian's ipvsadm against ours, and requires the
-// same listing from both.
+// TestBenchmarkRestoreList restores 2,000 services x 5 destinations with
+// -R and lists them with -Ln, Debian's ipvsadm and ours, and requires the
+// same listing from both. It logs one round's times; the benchmark lane
+// (ipvs/internal/bench, make bench) takes the best of three.
 func TestBenchmarkRestoreList(t *testing.T) {
 	loadIPVS(t)
 	var b strings.Builder
@@ -638,11 +639,10 @@ func TestBenchmarkRestoreList(t *testing.T) {
 		r := runBin(t, bin, args, stdin)
 		return r, time.Since(start)
 	}
-	// Best of three rounds each, alternating, against the host's noise.
 	var lists [2]result
 	var tr, tl [2]time.Duration
 	resetIPVS(t)
-	for round := 0; round < 3; round++ {
+	for round := 0; round < 1; round++ {
 		for i, bin := range []string{refIpvsadm, ourIpvsadm} {
 			// The rules make services only: a flush resets them.
 			mustRun(t, refIpvsadm, "-C")
@@ -666,7 +666,7 @@ func TestBenchmarkRestoreList(t *testing.T) {
 	if lists[0] != lists[1] {
 		t.Errorf("-Ln of the benchmark table differs between 1.31 and ours")
 	}
-	t.Logf("BENCH (best of 3) kernel=%s modules=%s restore 12000 rules: 1.31 %v, ours %v (%.1fx); -Ln: 1.31 %v, ours %v (%.1fx)",
+	t.Logf("one round, kernel=%s modules=%s restore 12000 rules: 1.31 %v, ours %v (%.1fx); -Ln: 1.31 %v, ours %v (%.1fx)",
 		os.Getenv("RIG_KERNEL"), os.Getenv("RIG_MODULES"),
 		tr[0].Round(time.Millisecond), tr[1].Round(time.Millisecond), float64(tr[0])/float64(tr[1]),
 		tl[0].Round(time.Millisecond), tl[1].Round(time.Millisecond), float64(tl[0])/float64(tl[1]))
