@@ -122,9 +122,11 @@ checkpatch: fetch
 	$(MAKE) -C kmod checkpatch
 
 # Debian packages into out/deb/ (pkg/deb.sh: dpkg-buildpackage with pkg/debian/, then lintian):
-# fullnat-ipvs-dkms, toa-dkms, fullnat-ipvsadm. Installs its build tools (pkg/deps.sh).
+# fullnat-ipvs-dkms, toa-dkms, fullnat-ipvsadm, and Debian's keepalived with our series for the host's
+# release (pkg/keepalived-deb.sh; KEEPALIVED_DEB=all: bookworm's and trixie's, the other release's in an
+# mmdebstrap chroot; KEEPALIVED_DEB=0: none). Installs its build tools (pkg/deps.sh).
 deb:
-	pkg/deb.sh
+	KEEPALIVED_DEB="$(KEEPALIVED_DEB)" pkg/deb.sh
 
 # The packages on a Debian 12 rootfs made by mmdebstrap (cached in $(RIG_CACHE)/pkgtest), booted in the
 # VM: dkms builds for the installed kernel, FULLNAT, iptables -m ipvs and toa.ko work, a kernel update
