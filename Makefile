@@ -8,6 +8,8 @@
 #   make test-7 the 7.x lane: the VM suites on Debian trixie-backports' newest 7.x cloud kernel (7.3) with our
 #               modules (the kernel-side suites) and with both module sets (ipvs, cmd/ipvsadm); not part of `make test`
 #   make vmtest KERNELS=7.3  any kernel line the rig knows, every VM suite
+#   make kmod-pointreleases  does patches/<line>/series apply to every linux-source-<line> the mirror lists?
+#               (kmod/scripts/pointreleases.sh; downloads, no VM; not part of `make test`)
 #   make deb    Debian packages into out/deb/ (pkg/deb.sh); make test-packages installs them in Debian 12 and 13
 #               rootfses and boots them (pkg/test-packages.sh; not part of `make test`)
 #   make test-debug  the sanitizer lane: Debian's 6.12 built with KASAN, KFENCE, lockdep, UBSAN (rig/debug-kernel.sh,
@@ -32,7 +34,7 @@ else
 MODSETS ?= stock
 endif
 
-.PHONY: all bench checkpatch kmod-modlist deb test-packages demo demo-check test test-7 test-debug debug-kernel kmod-debug fetch build kmod keepalived check unit fuzz vmtest clean
+.PHONY: all bench checkpatch kmod-modlist kmod-pointreleases deb test-packages demo demo-check test test-7 test-debug debug-kernel kmod-debug fetch build kmod keepalived check unit fuzz vmtest clean
 
 all: build
 
@@ -120,9 +122,11 @@ checkpatch: fetch
 	$(MAKE) -C kmod checkpatch
 
 # Debian packages into out/deb/ (pkg/deb.sh: dpkg-buildpackage with pkg/debian/, then lintian):
-# fullnat-ipvs-dkms, toa-dkms, fullnat-ipvsadm. Installs its build tools (pkg/deps.sh).
+# fullnat-ipvs-dkms, toa-dkms, fullnat-ipvsadm, and Debian's keepalived with our series for the host's
+# release (pkg/keepalived-deb.sh; KEEPALIVED_DEB=all: bookworm's and trixie's, the other release's in an
+# mmdebstrap chroot; KEEPALIVED_DEB=0: none). Installs its build tools (pkg/deps.sh).
 deb:
-	pkg/deb.sh
+	KEEPALIVED_DEB="$(KEEPALIVED_DEB)" pkg/deb.sh
 
 # The packages on a Debian 12 rootfs made by mmdebstrap (cached in $(RIG_CACHE)/pkgtest), booted in the
 # VM: dkms builds for the installed kernel, FULLNAT, iptables -m ipvs and toa.ko work, a kernel update
@@ -139,6 +143,13 @@ test-packages: fetch
 # modules are xz-compressed).
 kmod-modlist: fetch
 	kmod/scripts/modlist.sh
+
+# patches/<line>/series against every Debian point release of each line the mirror offers (the host's
+# bookworm and bookworm-security lists, the rig's trixie and trixie-backports view): the linux-source
+# .debs are cached in $(RIG_CACHE)/pointreleases/debs, build.sh --apply-only applies the series to each
+# (no fuzz, as a build does) and a table says which apply. Not part of `make test`.
+kmod-pointreleases: fetch
+	kmod/scripts/pointreleases.sh
 
 # The demo, run and checked for what it shows (see rig/demo-check.sh).
 demo-check: fetch kmod

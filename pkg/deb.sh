@@ -8,6 +8,11 @@
 #   fullnat-ipvsadm     cmd/ipvsadm as /sbin/ipvsadm (replaces Debian's ipvsadm), ipvsadm-save,
 #                       ipvsadm-restore, /etc/init.d/ipvsadm, man pages, bash completion; cmd/lvsctl as
 #                       /usr/sbin/lvsctl (JSON listings, Prometheus exporter) with its man page and completion
+#   keepalived          Debian's keepalived with patches/keepalived/<version>/ in debian/patches,
+#                       version <Debian's>+fullnatN (pkg/keepalived-deb.sh): the host's release's,
+#                       2.2.7 on bookworm, 2.3.3 on trixie; KEEPALIVED_DEB=all both (the other in an
+#                       mmdebstrap chroot of its release: a package links to the libraries of the
+#                       release it is built on, trixie's are the t64 ones), KEEPALIVED_DEB=0 none
 # into out/deb/, then runs lintian on them (pkg/debian/*.lintian-overrides explain what remains).
 # The packages are architecture "all" but for ipvsadm and lvsctl (amd64, static Go binaries) and install on
 # Debian 12 (bookworm) and 13 (trixie) alike.
@@ -40,9 +45,17 @@ log "dpkg-buildpackage in $stage"
 rm -f "$out"/*.deb "$out"/*.changes "$out"/*.buildinfo
 mv "$out/build"/*.deb "$out/build"/*.changes "$out/build"/*.buildinfo "$out/"
 
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+case "${KEEPALIVED_DEB:-host}:$codename" in
+0:*) ;;
+all:*) for v in 2.2.7 2.3.3; do "$top/pkg/keepalived-deb.sh" "$v" "$out" >/dev/null; done ;;
+*:bookworm) "$top/pkg/keepalived-deb.sh" 2.2.7 "$out" >/dev/null ;;
+*:trixie) "$top/pkg/keepalived-deb.sh" 2.3.3 "$out" >/dev/null ;;
+*) log "no keepalived package on ${codename:-this system} (bookworm: 2.2.7, trixie: 2.3.3; KEEPALIVED_DEB=all: both)" ;;
+esac
+
 log "lintian"
-changes=$(ls "$out"/*.changes)
-if ! lintian --fail-on error,warning --info "$changes" >"$out/lintian.log" 2>&1; then
+if ! lintian --fail-on error,warning --info "$out"/*.changes >"$out/lintian.log" 2>&1; then
 	cat "$out/lintian.log" >&2
 	log "lintian found problems ($out/lintian.log)"
 	exit 1

@@ -8,7 +8,10 @@
 #      dkms and Debian's ipvsadm (cached in $RIG_CACHE/pkgtest/, keyed by mirror and package list;
 #      RIG_REFRESH=1 makes it anew, with the mirror's current kernel);
 #   2. apt-get install ./out/deb/*.deb in it (chroot): fullnat-ipvsadm replaces Debian's ipvsadm,
-#      dkms builds fullnat-ipvs and toa for the installed kernel;
+#      dkms builds fullnat-ipvs and toa for the installed kernel; our keepalived package (when
+#      make deb built one for the suite: bookworm on a bookworm host) over Debian's, and
+#      `keepalived -t` of an lb_kind FNAT config with local_address_group and syn_proxy, which
+#      Debian's keepalived rejects before the upgrade;
 #   3. boot that kernel with the rootfs's /lib/modules (rig/vm.sh --root): our ip_vs with our
 #      version loads from updates/dkms, FULLNAT traffic (test/fullnat TestFullNATTraffic),
 #      iptables -m ipvs (test/compat TestIptablesMatchIPVS, NAT and FULLNAT), toa.ko loads;
@@ -44,7 +47,7 @@ mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sourc
 mirror=${mirror:-http://deb.debian.org/debian/}
 mirror=${mirror%/}
 security=${mirror%/debian}/debian-security
-include=linux-image-cloud-amd64,linux-headers-cloud-amd64,linux-source-$line1,dkms,ipvsadm,iptables,kmod,patch,xz-utils,man-db
+include=linux-image-cloud-amd64,linux-headers-cloud-amd64,linux-source-$line1,dkms,ipvsadm,keepalived,iptables,kmod,patch,xz-utils,man-db
 key=$(echo "$mirror $include" | sha256sum | cut -c1-16)
 base=$pt/$suite-$key.tar
 mkdir -p "$pt"
@@ -120,6 +123,55 @@ done
 cmp -s "$root/etc/ipvsadm.rules" "$root/etc/ipvsadm.rules.before" || fail "/etc/ipvsadm.rules changed by the install"
 in_root man -P cat 8 ipvsadm 2>/dev/null | grep -q -- '--fullnat' || fail "man ipvsadm does not document --fullnat"
 log "fullnat-ipvsadm replaced ipvsadm: /sbin paths, rules file kept, man ipvsadm documents --fullnat"
+
+# keepalived: ours over Debian's, with apt, when make deb built it for this suite.
+kadeb=$(ls "$top"/out/deb/keepalived_*+fullnat*_amd64.deb 2>/dev/null | head -n 1 || true)
+kadist=$(dpkg-deb -f "$kadeb" Version 2>/dev/null | sed -n 's/^1:2\.2\..*/bookworm/p; s/^1:2\.3\..*/trixie/p' || true)
+if [ -n "$kadeb" ] && [ "$kadist" = "$suite" ]; then
+	cat >"$root/etc/keepalived/pkgtest.conf" <<'EOF'
+global_defs {
+    router_id pkgtest
+}
+local_address_group laddr_g1 {
+    192.0.2.100
+    192.0.2.101-102
+}
+virtual_server 203.0.113.10 80 {
+    delay_loop 6
+    lb_algo rr
+    lb_kind FNAT
+    protocol TCP
+    laddr_group_name laddr_g1
+    syn_proxy
+    real_server 192.0.2.11 80 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 3
+        }
+    }
+}
+EOF
+	debka=$(in_root dpkg-query -W -f='${Version}' keepalived)
+	# Debian's: unknown keywords and an unknown forwarding method, exit status non-zero
+	if in_root keepalived -t -f /etc/keepalived/pkgtest.conf >"$pt/keepalived-t-debian-$suite.log" 2>&1; then
+		fail "Debian's keepalived $debka accepts the FNAT config: the check below would prove nothing"
+	fi
+	log "apt-get install ./$(basename "$kadeb") over Debian's keepalived $debka"
+	in_root apt-get install -y -q "/tmp/debs/$(basename "$kadeb")" >"$pt/install-keepalived-$suite.log" 2>&1 ||
+		{ tail -n 40 "$pt/install-keepalived-$suite.log" >&2; fail "apt-get install keepalived (log: $pt/install-keepalived-$suite.log)"; }
+	kaver=$(in_root dpkg-query -W -f='${Version}' keepalived)
+	[ "$kaver" = "$(dpkg-deb -f "$kadeb" Version)" ] || fail "keepalived $kaver installed, not ours"
+	# apt keeps ours: nothing to upgrade from the suite's own keepalived
+	in_root apt-get -s install keepalived 2>&1 | grep -q 'keepalived is already the newest version' ||
+		fail "apt-get would replace keepalived $kaver: $(in_root apt-get -s install keepalived 2>&1 | tail -n 3)"
+	in_root keepalived -t -f /etc/keepalived/pkgtest.conf >"$pt/keepalived-t-$suite.log" 2>&1 ||
+		{ cat "$pt/keepalived-t-$suite.log" >&2; fail "keepalived $kaver -t rejects the FNAT config"; }
+	! grep -qi 'unknown\|error' "$pt/keepalived-t-$suite.log" ||
+		{ cat "$pt/keepalived-t-$suite.log" >&2; fail "keepalived $kaver -t complains about the FNAT config"; }
+	log "keepalived $kaver replaced Debian's $debka; keepalived -t accepts lb_kind FNAT, local_address_group, syn_proxy (Debian's: exit status non-zero)"
+else
+	log "no keepalived package for $suite in out/deb (make deb builds 2.2.7 on bookworm, 2.3.3 on trixie)"
+fi
 
 # --- 3. boot it ----------------------------------------------------------------------------------
 export CGO_ENABLED=0

@@ -12,10 +12,17 @@
 # source package, this script and the patch contents: a second run only copies the binary.
 #
 #   rig/keepalived.sh [VERSION]     VERSION: 2.2.7 (bookworm), the default, or 2.3.3 (trixie)
+#   rig/keepalived.sh --source-only VERSION   only fetch and verify the source package (pkg/keepalived-deb.sh);
+#                                   prints its .dsc
 set -euo pipefail
 
 RIG_CACHE=${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lvs-rig}
 root=$(cd "$(dirname "$0")/.." && pwd)
+source_only=0
+if [ "${1:-}" = --source-only ]; then
+	source_only=1
+	shift
+fi
 version=${1:-2.2.7}
 log() { echo "rig/keepalived: $*" >&2; }
 # series FILE: the patch names in a quilt series file (no comments, no blank lines).
@@ -55,7 +62,7 @@ install_out() {
 	echo "$outdir/keepalived"
 }
 
-if [ -x "$cache/keepalived" ]; then
+if [ "$source_only" = 0 ] && [ -x "$cache/keepalived" ]; then
 	install_out
 	exit 0
 fi
@@ -65,7 +72,7 @@ need=()
 for p in "${build_deps[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
-if [ "${#need[@]}" -gt 0 ]; then
+if [ "$source_only" = 0 ] && [ "${#need[@]}" -gt 0 ]; then
 	log "installing ${need[*]}"
 	apt-get update -qq >&2
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
@@ -106,6 +113,10 @@ fi
 want=$(awk '/^Checksums-Sha256:/{f=1; next} /^[^ ]/{f=0} f && $3 == "'"$(basename "$orig")"'" {print $1}' "$dsc")
 have=$(sha256sum "$orig" | cut -d' ' -f1)
 [ -n "$want" ] && [ "$want" = "$have" ] || { log "$orig: sha256 $have, the .dsc says $want"; exit 1; }
+if [ "$source_only" = 1 ]; then
+	echo "$dsc"
+	exit 0
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/keepalived-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT

@@ -2,6 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # build.sh RELEASE: build the patched IPVS modules for one kernel release.
+# build.sh --apply-only VERSION: steps 2 and 3 only, for $TARBALL (or $KSRC) of kernel VERSION
+#   (6.1.170, 6.12.117-1~deb12u1: the line is its first two numbers) in $BUILD_DIR (default
+#   build/VERSION): check the source is that version and that the series applies; no headers needed.
+#   kmod/scripts/pointreleases.sh runs it for every linux-source the mirror offers.
 #
 # 1. find Debian's linux-source tarball for the release's line (or use $KSRC, a kernel tree, or
 #    $TARBALL), running ../rig/fetch.sh when the cache lacks it;
@@ -12,10 +16,15 @@
 #    the release's headers ($KDIR overrides);
 # 5. copy every module, debug info stripped, into out/RELEASE/.
 #
-# Environment: KSRC, KDIR, TARBALL, PATCHES (default ../patches) override the defaults.
+# Environment: KSRC, KDIR, TARBALL, PATCHES (default ../patches), BUILD_DIR override the defaults.
 set -euo pipefail
 
-rel=${1:?usage: build.sh RELEASE}
+apply_only=0
+if [ "${1:-}" = --apply-only ]; then
+	apply_only=1
+	shift
+fi
+rel=${1:?usage: build.sh [--apply-only] RELEASE}
 here=$(cd "$(dirname "$0")/.." && pwd)
 top=$(cd "$here/.." && pwd)
 cache=${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lvs-rig}
@@ -42,7 +51,9 @@ if [ ! -f "$tarball" ] && [ -z "${TARBALL:-}" ] && [ -n "${KDIR:-}" ]; then
 		[ -f "$t" ] && tarball=$t
 	done
 fi
-if [ ! -d "$kdir" ] || { [ -z "${KSRC:-}" ] && [ ! -f "$tarball" ]; }; then
+if [ "$apply_only" = 1 ]; then
+	[ -n "${KSRC:-}" ] || [ -f "$tarball" ] || { log "--apply-only: no source (TARBALL=$tarball, KSRC unset)"; exit 1; }
+elif [ ! -d "$kdir" ] || { [ -z "${KSRC:-}" ] && [ ! -f "$tarball" ]; }; then
 	if [ ! -x "$top/rig/fetch.sh" ]; then
 		log "need the headers at $kdir and linux-source-$line (apt-get install linux-source-$line), or KSRC=<kernel tree>"
 		exit 1
@@ -50,9 +61,9 @@ if [ ! -d "$kdir" ] || { [ -z "${KSRC:-}" ] && [ ! -f "$tarball" ]; }; then
 	log "fetching kernel packages"
 	"$top/rig/fetch.sh" >/dev/null
 fi
-[ -d "$kdir" ] || { log "no headers at $kdir"; exit 1; }
+[ "$apply_only" = 1 ] || [ -d "$kdir" ] || { log "no headers at $kdir"; exit 1; }
 
-b=$here/build/$rel
+b=${BUILD_DIR:-$here/build/$rel}
 mkdir -p "$b"
 
 # 2. pristine sources, extracted once per source.
@@ -92,9 +103,28 @@ cp -a "$b/pristine" "$b/stage"
 if [ -f "$series" ]; then
 	while read -r p _; do
 		case "$p" in '' | '#'*) continue ;; esac
-		patch -d "$b/stage" -p1 -s -N -F0 --no-backup-if-mismatch <"$pdir/$p" ||
-			{ log "patch $p does not apply"; exit 1; }
+		if ! out=$(patch -d "$b/stage" -p1 -N -F0 --no-backup-if-mismatch <"$pdir/$p" 2>&1); then
+			log "patch $p does not apply:"
+			# the files and hunks that failed, each with the hunk's header from the reject file
+			echo "$out" | awk '/^patching file / {f = $3} /FAILED|can.t find file|Reversed|malformed/ {print "  " f ": " $0}' >&2
+			for rej in $(cd "$b/stage" && find . -name '*.rej' | sort); do
+				grep '^@@' "$b/stage/$rej" | sed "s|^|  ${rej#./}: |" >&2
+			done
+			exit 1
+		fi
 	done <"$series"
+fi
+if [ "$apply_only" = 1 ]; then
+	# The source must be the version it is checked as (a tarball mislabelled would prove nothing).
+	want=$(echo "$rel" | sed 's/[-+~].*//')
+	got=$(awk -F' *= *' '$1 == "VERSION" {v = $2} $1 == "PATCHLEVEL" {p = $2} $1 == "SUBLEVEL" {s = $2}
+		END {if (v != "") print v "." p "." s}' "$b/pristine/Makefile")
+	if [ "$got" != "$want" ]; then
+		log "the source is Linux $got, not $want"
+		exit 1
+	fi
+	log "Linux $got: $(grep -cvE '^[[:space:]]*(#|$)' "$series") patches of $series apply with no fuzz"
+	exit 0
 fi
 # our own headers (include/net/ip_vs_fnat.h) go next to the patched ones
 cp -r "$here/include/." "$b/stage/include/"
