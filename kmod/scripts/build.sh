@@ -98,6 +98,19 @@ if [ ! -f "$series" ]; then
 	series=$patches/series
 	pdir=$patches
 fi
+# The oldest release of the line the series is written for (patches/<line>/min-version): an older
+# source is refused, with what to install, rather than failing in a patch (exit 3).
+if [ -f "$pdir/min-version" ]; then
+	min=$(grep -vE '^[[:space:]]*(#|$)' "$pdir/min-version" | head -n 1)
+	pv=$(awk -F' *= *' '$1 == "VERSION" {v = $2} $1 == "PATCHLEVEL" {p = $2} $1 == "SUBLEVEL" {s = $2}
+		END {if (v != "") print v "." p "." s}' "$b/pristine/Makefile")
+	if [ "$(printf '%s\n%s\n' "$min" "$pv" | sort -V | head -n 1)" != "$min" ]; then
+		log "the source is Linux $pv, older than $min, the oldest $line release patches/$line is written for"
+		log "($pdir/min-version). Upgrade the kernel, its headers and linux-source-$line to $min or newer"
+		log "(Debian 12: the kernel of bookworm-security, e.g. apt-get install linux-image-cloud-amd64 linux-source-$line)."
+		exit 3
+	fi
+fi
 rm -rf "$b/stage"
 cp -a "$b/pristine" "$b/stage"
 if [ -f "$series" ]; then

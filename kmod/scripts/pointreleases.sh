@@ -15,7 +15,8 @@
 #
 # --update refreshes the package lists first (apt-get update, and the rig's trixie lists).
 # Prints a table "line version suite result" with the failing patch and hunks under a failure;
-# exits 1 when any version fails.
+# exits 1 when any version fails. A version older than patches/<line>/min-version is listed as refused
+# (build.sh exits 3 for it, naming what to install), not as a failure.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -85,6 +86,9 @@ for line in "${lines[@]}"; do
 		if out=$(TARBALL="$work/v/usr/src/$pkg.tar.xz" BUILD_DIR="$work/v/build" \
 			"$here/scripts/build.sh" --apply-only "$ver" 2>&1); then
 			results+=("$line $ver $suite applies")
+		elif [ $? = 3 ]; then
+			# older than patches/<line>/min-version: build.sh refuses it with what to install
+			results+=("$line $ver $suite refused (older than patches/$line/min-version)")
 		else
 			fail=1
 			results+=("$line $ver $suite FAILS")
