@@ -96,9 +96,11 @@ func dialConn(cfg *netlink.Config) (*netlink.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ipvs: dial generic netlink: %w", err)
 	}
-	// Best effort: error messages from the kernel, and short error acks.
+	// Best effort: error messages from the kernel. Not NETLINK_CAP_ACK:
+	// netlink.Conn finds the extended-ack attributes after the whole echoed
+	// request and ignores NLM_F_CAPPED, so a capped error that carries a
+	// message would fail to parse ("not enough data for netlink error code").
 	_ = nc.SetOption(netlink.ExtendedAcknowledge, true)
-	_ = nc.SetOption(netlink.CapAcknowledge, true)
 	return nc, nil
 }
 

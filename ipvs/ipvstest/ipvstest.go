@@ -254,10 +254,14 @@ func (s *socket) ReceiveIter() iter.Seq2[netlink.Message, error] {
 	}
 }
 
-// ack is the kernel's NLMSG_ERROR for req (errno 0 for an ack), with only
-// the request header echoed (NETLINK_CAP_ACK).
+// ack is the kernel's NLMSG_ERROR for req (errno 0 for an ack). As for a
+// socket without NETLINK_CAP_ACK (the client's), an ack echoes the request
+// header only (NLM_F_CAPPED) and an error the whole request.
 func ack(req netlink.Message, errno unix.Errno) netlink.Message {
 	b := make([]byte, 20)
+	if errno != 0 {
+		b = append(b, req.Data...)
+	}
 	binary.NativeEndian.PutUint32(b[0:4], uint32(-int32(errno)))
 	binary.NativeEndian.PutUint32(b[4:8], req.Header.Length)
 	binary.NativeEndian.PutUint16(b[8:10], uint16(req.Header.Type))
