@@ -4,6 +4,7 @@
 package ipvstest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -31,7 +32,7 @@ func Behaviour(t *testing.T, c *ipvs.Client, laddr netip.Addr) {
 	if err := c.Flush(ctx); err != nil {
 		t.Fatalf("Flush: %v", err)
 	}
-	t.Cleanup(func() { _ = c.Flush(t.Context()) })
+	t.Cleanup(func() { _ = c.Flush(context.Background()) })
 
 	svc := ipvs.Service{Family: ipvs.INET, Protocol: ipvs.TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: 80,
 		Scheduler: "rr", Netmask: 0xffffffff}

@@ -7,6 +7,7 @@ package synproxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -59,7 +60,10 @@ func TestSynProxyDefence(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() { _ = f.c.DeleteService(t.Context(), udp); _ = f.c.DeleteService(t.Context(), udp6) })
+	t.Cleanup(func() {
+		_ = f.c.DeleteService(context.Background(), udp)
+		_ = f.c.DeleteService(context.Background(), udp6)
+	})
 	port81 := netip.AddrPortFrom(f.tp.VIP, 81)
 	port53 := netip.AddrPortFrom(f.tp.VIP, 53)
 

@@ -6,6 +6,7 @@
 package synproxy
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -35,7 +36,7 @@ func (f *fixture) synproxyFullNAT(t *testing.T, w int32) ipvs.Service {
 	if err := f.c.CreateService(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = f.c.DeleteService(t.Context(), s) })
+	t.Cleanup(func() { _ = f.c.DeleteService(context.Background(), s) })
 	if err := f.c.CreateDestination(t.Context(), s, ipvs.Destination{Address: f.tp.ServerAddrs[0], Port: 80, ForwardMethod: ipvs.FullNAT, Weight: w}); err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +187,7 @@ func TestSynProxyQueuedDeviceGone(t *testing.T) {
 	if err := f.c.CreateService(t.Context(), s81); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = f.c.DeleteService(t.Context(), s81) })
+	t.Cleanup(func() { _ = f.c.DeleteService(context.Background(), s81) })
 	if err := f.c.CreateDestination(t.Context(), s81, ipvs.Destination{Address: rsAddr.Addr(), Port: 81, ForwardMethod: ipvs.FullNAT, Weight: 1}); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ package synproxy
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -268,7 +269,7 @@ func TestSynProxyPMTU(t *testing.T) {
 				if err := f.c.CreateService(t.Context(), s); err != nil {
 					t.Fatal(err)
 				}
-				t.Cleanup(func() { _ = f.c.DeleteService(t.Context(), s) })
+				t.Cleanup(func() { _ = f.c.DeleteService(context.Background(), s) })
 				if err := f.c.CreateDestination(t.Context(), s, ipvs.Destination{Address: rsAddr, Port: pmtuPort, ForwardMethod: fwd, Weight: 1}); err != nil {
 					t.Fatal(err)
 				}

@@ -6,6 +6,7 @@
 package synproxy
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -30,7 +31,7 @@ func TestSynProxySynRetry(t *testing.T) {
 	if err := f.c.CreateService(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = f.c.DeleteService(t.Context(), s) })
+	t.Cleanup(func() { _ = f.c.DeleteService(context.Background(), s) })
 	if err := f.c.CreateDestination(t.Context(), s, ipvs.Destination{Address: f.tp.ServerAddrs[0], Port: 80, ForwardMethod: ipvs.FullNAT, Weight: 1}); err != nil {
 		t.Fatal(err)
 	}

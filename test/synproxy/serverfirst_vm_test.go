@@ -6,6 +6,7 @@
 package synproxy
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -164,7 +165,7 @@ func TestSynProxyServerFirst(t *testing.T) {
 			if err := f.c.CreateService(t.Context(), s); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = f.c.DeleteService(t.Context(), s) })
+			t.Cleanup(func() { _ = f.c.DeleteService(context.Background(), s) })
 			rss, las := f.tp.ServerAddrs, f.laddrs
 			if vip.Is6() {
 				rss, las = f.tp.ServerAddrs6, f.lad6

@@ -6,6 +6,7 @@
 package synproxy
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -94,7 +95,7 @@ func (f *fixture) service(t *testing.T, vip netip.Addr, fwd ipvs.ForwardMethod, 
 			}
 		}
 	}
-	t.Cleanup(func() { _ = f.c.DeleteService(t.Context(), s) })
+	t.Cleanup(func() { _ = f.c.DeleteService(context.Background(), s) })
 	return s
 }
 
