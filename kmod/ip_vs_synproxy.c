@@ -1049,7 +1049,8 @@ static bool ip_vs_sp_reuse(struct ip_vs_conn *cp, struct sk_buff *skb,
 	if (!item)
 		return false;
 	/* the old handshake's own ACK, retransmitted */
-	if (ntohl(th->ack_seq) - 1 == cp->sp.isn)
+	if ((cp->flags & IP_VS_CONN_F_SYNPROXY) &&
+	    ntohl(th->ack_seq) - 1 == cp->sp.isn)
 		return false;
 	/* no cookie: an ACK of the old connection (its last one, say) */
 	data = ip_vs_sp_ack_cookie(cp->af, iph, th);
@@ -1111,7 +1112,63 @@ static void ip_vs_sp_xlate_opt(u8 *opt, int len, void *arg)
 	}
 }
 
-/* client -> real server, on a SYNPROXY connection */
+/* A new SYN meets an old connection that upstream's conn_reuse_mode=0 keeps
+ * (or one in CLOSE after a RST, which it keeps too): passed on, the real
+ * server's SYN-ACK would be taken for the old connection's.  Where a new
+ * handshake may reopen it and the service has SYNPROXY, the director answers
+ * as for any SYN, and the cookie's ACK opens the new connection
+ * (ip_vs_sp_reuse()).
+ */
+static unsigned int ip_vs_sp_syn_on_old(struct ip_vs_conn *cp,
+					struct sk_buff *skb,
+					struct ip_vs_iphdr *iph,
+					const struct tcphdr *th)
+{
+	struct ip_vs_service *svc;
+
+	if (th->ack || th->rst || th->fin || !ip_vs_sp_reusable(cp))
+		return NF_ACCEPT;
+	svc = ip_vs_service_find(cp->ipvs, cp->af, skb->mark, IPPROTO_TCP,
+				 &iph->daddr, th->dest);
+	if (!svc || !(svc->flags & IP_VS_SVC_F_SYNPROXY))
+		return NF_ACCEPT;
+	IP_VS_SP_INC(cp->ipvs, SYNPROXY_SYN_CNT);
+	return ip_vs_sp_synack(cp->ipvs, cp->af, skb, iph);
+}
+
+/* client -> real server, on a TCP connection that is not SYNPROXY's and
+ * closes.  The client may reuse its port for a new handshake with SYNPROXY
+ * (enabled on the service since, say) while the old connection lingers:
+ * upstream's conn_reuse_mode expires it when the SYN arrives, but the timer
+ * runs a tick later and the ACK with our cookie can come first.  That ACK
+ * opens the new connection, and with conn_reuse_mode=0 the SYN gets a cookie
+ * as on a SYNPROXY connection; every other packet is the old one's.
+ */
+static unsigned int ip_vs_sp_in_closing(struct sk_buff *skb,
+					struct ip_vs_conn *cp,
+					struct ip_vs_proto_data *pd,
+					struct ip_vs_iphdr *iph)
+{
+	struct tcphdr _th, *th;
+	unsigned int verdict;
+
+	if (!READ_ONCE(cp->ipvs->synproxy->nvips))
+		return NF_ACCEPT;
+	th = skb_header_pointer(skb, iph->len, sizeof(_th), &_th);
+	if (!th)
+		return NF_ACCEPT;
+	if (th->syn)
+		return ip_vs_sp_syn_on_old(cp, skb, iph, th);
+	if (!th->ack || th->rst || th->fin)
+		return NF_ACCEPT;
+	if (ip_vs_sp_reuse(cp, skb, pd, iph, th, &verdict))
+		return verdict;
+	return NF_ACCEPT;
+}
+
+/* client -> real server, on a SYNPROXY connection or, through
+ * ip_vs_synproxy_in_watch(), on a TCP connection that closes
+ */
 unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 			       struct ip_vs_proto_data *pd,
 			       struct ip_vs_iphdr *iph)
@@ -1123,6 +1180,8 @@ unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 	if (cp->protocol != IPPROTO_TCP || iph->fragoffs ||
 	    ip_vs_iph_icmp(iph))
 		return NF_ACCEPT;
+	if (!(cp->flags & IP_VS_CONN_F_SYNPROXY))
+		return ip_vs_sp_in_closing(skb, cp, pd, iph);
 	th = ip_vs_tcp_writable(skb, iph->len);
 	if (!th)
 		return NF_DROP;
@@ -1173,23 +1232,8 @@ unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 
 established:
 
-	if (th->syn) {
-		struct ip_vs_service *svc;
-
-		/* A new SYN meets the old connection (upstream's
-		 * conn_reuse_mode=0 keeps it): passed on, the real server's
-		 * SYN-ACK would be taken for the old one's.  Where the new
-		 * handshake may reopen it, SYNPROXY answers as for any SYN.
-		 */
-		if (th->ack || th->rst || th->fin || !ip_vs_sp_reusable(cp))
-			return NF_ACCEPT;
-		svc = ip_vs_service_find(cp->ipvs, cp->af, skb->mark,
-					 IPPROTO_TCP, &iph->daddr, th->dest);
-		if (!svc || !(svc->flags & IP_VS_SVC_F_SYNPROXY))
-			return NF_ACCEPT;
-		IP_VS_SP_INC(cp->ipvs, SYNPROXY_SYN_CNT);
-		return ip_vs_sp_synack(cp->ipvs, cp->af, skb, iph);
-	}
+	if (th->syn)
+		return ip_vs_sp_syn_on_old(cp, skb, iph, th);
 	ip_vs_sp_ack_heard(cp);
 	if (th->ack && !th->rst && !th->fin) {
 		unsigned int verdict;

@@ -362,6 +362,9 @@ func dial(args []string) error {
 			fmt.Println()
 		}
 		fmt.Printf("%d ok, %d failed, %d bytes verified in %d ms\n", s.OK, s.Failed, s.Bytes, s.ElapsedMS)
+		for _, e := range s.Errors {
+			fmt.Printf("failed: %s\n", e)
+		}
 		if *tag != "" {
 			printResults(*tag, s, names)
 		}

@@ -127,6 +127,20 @@ bool ip_vs_synproxy_icmp(struct sk_buff *skb, struct ip_vs_conn *cp,
 bool ip_vs_synproxy_schedule(struct netns_ipvs *ipvs, int af,
 			     struct sk_buff *skb, struct ip_vs_proto_data *pd,
 			     int *verdict, struct ip_vs_iphdr *iph);
+/* Does ip_vs_synproxy_in() see the client's packets of cp: those of a
+ * SYNPROXY connection, and those of a TCP connection that closes (FIN_WAIT to
+ * LAST_ACK), which a new SYNPROXY handshake from the same client port may
+ * meet.  A macro: struct ip_vs_conn is not complete here.
+ */
+#define ip_vs_synproxy_in_watch(cp)					\
+({									\
+	const struct ip_vs_conn *__cp = (cp);				\
+									\
+	(__cp->flags & IP_VS_CONN_F_SYNPROXY) ||			\
+	(__cp->protocol == IPPROTO_TCP &&				\
+	 __cp->state >= IP_VS_TCP_S_FIN_WAIT &&				\
+	 __cp->state <= IP_VS_TCP_S_LAST_ACK);				\
+})
 unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 			       struct ip_vs_proto_data *pd,
 			       struct ip_vs_iphdr *iph);
