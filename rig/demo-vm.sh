@@ -141,7 +141,8 @@ if [ $mode = FULLNAT ] && [ -r /proc/net/ip_vs_ext_stats ]; then
 	sniff_start synproxy-rs
 	$IP netns exec cl $PEER flood --human --tag synproxy-flood --addr $VIP:80 --count 200000 > "$tmp/flood" &
 	fl=$!
-	$IP netns exec cl $PEER dial --human --tag synproxy-genuine --addr $VIP:80 --count 100 --parallel 4
+	# (a failure is demo-check's to report, with the counters below printed)
+	$IP netns exec cl $PEER dial --human --tag synproxy-genuine --addr $VIP:80 --count 100 --parallel 4 || true
 	wait $fl
 	cat "$tmp/flood"
 	sleep 1
