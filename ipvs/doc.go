@@ -45,6 +45,15 @@
 // service, as upstream has no "all destinations" dump) is dominated by round
 // trips; the per-service dumps run in parallel on a few extra sockets.
 //
+// # Desired and observed state
+//
+// A Service or Destination read back from the kernel has its defaults
+// filled in (family, scheduler "wlc", a full netmask), FlagHashed set and
+// counters. Service.Equal and Destination.Equal compare two in the form
+// the kernel reports (Normalized), so that a reconciler compares what it
+// wants with what it lists without knowing any of those defaults. The
+// package's README has a reconciler built on them.
+//
 // # Extension features
 //
 // The first request that may need the extension asks the kernel for
