@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -97,6 +98,20 @@ type bannerRun struct {
 	drops    uint64        // packets dropped from full input backlogs (softnet_stat)
 	dialTime time.Duration // of the whole batch
 }
+
+// failedPorts are the client ports named in lvs-peer's errors ("... tcp
+// 192.0.2.2:40000->203.0.113.10:25: ...").
+func failedPorts(errs []string) []string {
+	var ports []string
+	for _, e := range errs {
+		if m := clientPortRE.FindStringSubmatch(e); m != nil {
+			ports = append(ports, m[1])
+		}
+	}
+	return ports
+}
+
+var clientPortRE = regexp.MustCompile(`:(\d+)->`)
 
 func (r bannerRun) String() string {
 	return fmt.Sprintf("%d/%d ok in %v (slowest %d ms), %d spoofed SYNs, %d packets dropped from input backlogs, errors %v\n    director: %s\n    real servers: %s",
@@ -211,9 +226,20 @@ func TestSynProxyServerFirst(t *testing.T) {
 					t.Errorf("%s: %d handshake ACKs accepted for %d connections", phase, r.okAcks, bannerConns)
 				}
 				if r.sum.OK < want || (want == bannerConns && r.err != nil) {
-					t.Errorf("%s: %d of %d server-first connections got their banner, %d wanted (%v)\n%s\n%v\nthe client's connections on the director:\n%s",
+					// the director's entries of the failed connections' client ports, in
+					// every state (an old entry of the same port shows here too)
+					pat, hex := " -e '192.0.2.2:' -e '2001:db8:1::2]'", " -e C0000202 -e 2001:0db8:0001:0000:0000:0000:0000:0002"
+					if ports := failedPorts(r.sum.Errors); len(ports) > 0 {
+						pat, hex = "", ""
+						for _, p := range ports {
+							n, _ := strconv.Atoi(p)
+							pat += fmt.Sprintf(" -e ':%d '", n)
+							hex += fmt.Sprintf(" -e ' %04X '", n)
+						}
+					}
+					t.Errorf("%s: %d of %d server-first connections got their banner, %d wanted (%v)\n%s\n%v\nthe failed connections' ports on the director:\n%s",
 						phase, r.sum.OK, bannerConns, want, r.err, r.out, r,
-						d.Sh(t, cipvsadm+" -Lnc | grep -F -e '192.0.2.2:' -e '2001:db8:1::2]' | grep -v TIME_WAIT || true"))
+						d.Sh(t, cipvsadm+" -Lnc | grep -F"+pat+"; grep -F"+hex+" /proc/net/ip_vs_conn_fnat || true"))
 				}
 				// A connection that waited out its timeout outlasts any flood.
 				if mustOverlap && !r.overlap && r.sum.OK == bannerConns {
