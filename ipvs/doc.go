@@ -51,7 +51,8 @@
 // filled in (family, scheduler "wlc", a full netmask), FlagHashed set and
 // counters. Service.Equal and Destination.Equal compare two in the form
 // the kernel reports (Normalized), so that a reconciler compares what it
-// wants with what it lists without knowing any of those defaults. The
+// wants with what it lists without knowing any of those defaults, and
+// Service.SameKey matches the two by virtual service. The
 // package's README has a reconciler built on them.
 //
 // # Extension features

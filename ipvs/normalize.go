@@ -54,6 +54,18 @@ func (s Service) Equal(o Service) bool {
 	return s.Normalized() == o.Normalized()
 }
 
+// SameKey reports whether s and o name the same virtual service (family
+// and fwmark, or family, protocol, address and port), whatever their
+// settings: what a reconciler matches desired and observed services by.
+func (s Service) SameKey(o Service) bool {
+	f := s.family()
+	if f != o.family() || s.FWMark != o.FWMark {
+		return false
+	}
+	return s.FWMark != 0 || (s.Protocol == o.Protocol && s.Port == o.Port &&
+		normAddr(f, s.Address) == normAddr(f, o.Address))
+}
+
 // Normalized returns d as the kernel reports it back, without what the
 // kernel counts: Family taken from Address as CreateDestination takes it,
 // an IPv4 Address unmapped and without zone, ActiveConns, InactiveConns,

@@ -15,72 +15,6 @@ import (
 	"github.com/fullnat/fullnat/ipvs/ipvstest"
 )
 
-// sparse are services as a control plane writes them, every default left
-// out; each is created and read back in TestEqualRoundTrip.
-var sparse = []ipvs.Service{
-	{Protocol: ipvs.TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: 80},
-	{Protocol: ipvs.UDP, Address: netip.MustParseAddr("::ffff:192.0.2.2"), Port: 53, Scheduler: "rr"},
-	{Protocol: ipvs.TCP, Address: netip.MustParseAddr("2001:db8::1"), Port: 443, Flags: ipvs.FlagPersistent, Timeout: 300},
-	{Protocol: ipvs.TCP, Address: netip.MustParseAddr("2001:db8::2"), Port: 443, Flags: ipvs.FlagPersistent, Timeout: 60, Netmask: 64},
-	{FWMark: 7, Scheduler: "sh"},
-	{FWMark: 8, Family: ipvs.INET6},
-	{FWMark: 9, Protocol: ipvs.TCP, Address: netip.MustParseAddr("192.0.2.9"), Port: 80},
-}
-
-func fakeClient(t *testing.T) *ipvs.Client {
-	t.Helper()
-	c, err := ipvstest.New(ipvstest.Options{}).Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
-// What is created from a sparse service and destination reads back Equal
-// to it, though the kernel filled in defaults, set FlagHashed and counts.
-func TestEqualRoundTrip(t *testing.T) {
-	c := fakeClient(t)
-	ctx := context.Background()
-	d4 := ipvs.Destination{Address: netip.MustParseAddr("::ffff:198.51.100.1"), Port: 8080, Weight: 1}
-	d6 := ipvs.Destination{Address: netip.MustParseAddr("2001:db8:2::1"), Port: 8080, Weight: 1}
-	for _, want := range sparse {
-		if err := c.CreateService(ctx, want); err != nil {
-			t.Fatalf("CreateService(%+v): %v", want, err)
-		}
-		got, err := c.Service(ctx, want)
-		if err != nil {
-			t.Fatalf("Service(%+v): %v", want, err)
-		}
-		if got == want {
-			t.Errorf("%v: read back unchanged; the test needs a sparse service", want)
-		}
-		if !want.Equal(got) || !got.Equal(want) {
-			t.Errorf("created %+v, read back %+v: not Equal\n%+v\n%+v", want, got, want.Normalized(), got.Normalized())
-		}
-		if got.Flags&ipvs.FlagHashed == 0 {
-			t.Errorf("%v: the fake did not report FlagHashed", got)
-		}
-		if want.Normalized().Normalized() != want.Normalized() {
-			t.Errorf("Normalized is not idempotent on %+v", want)
-		}
-		d := d4
-		if want.Normalized().Family == ipvs.INET6 {
-			d = d6
-		}
-		if err := c.CreateDestination(ctx, want, d); err != nil {
-			t.Fatalf("CreateDestination(%v): %v", want, err)
-		}
-		ds, err := c.Destinations(ctx, want)
-		if err != nil || len(ds) != 1 {
-			t.Fatalf("Destinations(%v) = %+v, %v", want, ds, err)
-		}
-		if !d.Equal(ds[0]) {
-			t.Errorf("destination %+v read back as %+v: not Equal", d, ds[0])
-		}
-	}
-}
-
 // Each field a reconciler sets makes a difference; counters do not.
 func TestEqualDifferences(t *testing.T) {
 	base := ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: 80}
@@ -96,11 +30,15 @@ func TestEqualDifferences(t *testing.T) {
 		"est":       func(s *ipvs.Service) { s.EstablishedTimeout = 30 },
 		"fwmark":    func(s *ipvs.Service) { s.FWMark = 1 },
 	}
+	keyed := map[string]bool{"port": true, "address": true, "protocol": true, "fwmark": true}
 	for name, f := range differ {
 		s := base
 		f(&s)
 		if base.Equal(s) {
 			t.Errorf("%s: %+v Equal %+v", name, base, s)
+		}
+		if base.SameKey(s) == keyed[name] {
+			t.Errorf("%s: SameKey(%+v, %+v) = %v", name, base, s, !keyed[name])
 		}
 	}
 	same := map[string]func(*ipvs.Service){
@@ -116,6 +54,9 @@ func TestEqualDifferences(t *testing.T) {
 	for name, f := range same {
 		s := base
 		f(&s)
+		if !base.SameKey(s) {
+			t.Errorf("%s: %+v not SameKey %+v", name, base, s)
+		}
 		if !base.Equal(s) {
 			t.Errorf("%s: %+v not Equal %+v", name, base, s)
 		}
@@ -168,7 +109,7 @@ func reconcile(ctx context.Context, c *ipvs.Client, want []ipvs.Service) (int, e
 	}
 	var b ipvs.Batch
 	for _, w := range want {
-		i := slices.IndexFunc(have, func(h ipvs.Service) bool { return sameKey(h, w) })
+		i := slices.IndexFunc(have, w.SameKey)
 		switch {
 		case i < 0:
 			b.CreateService(w)
@@ -177,18 +118,11 @@ func reconcile(ctx context.Context, c *ipvs.Client, want []ipvs.Service) (int, e
 		}
 	}
 	for _, h := range have {
-		if !slices.ContainsFunc(want, func(w ipvs.Service) bool { return sameKey(h, w) }) {
+		if !slices.ContainsFunc(want, h.SameKey) {
 			b.DeleteService(h)
 		}
 	}
 	return b.Len(), c.Apply(ctx, &b)
-}
-
-// sameKey: the same virtual service (protocol, address and port, or fwmark), whatever its settings.
-func sameKey(a, b ipvs.Service) bool {
-	a, b = a.Normalized(), b.Normalized()
-	return a.Family == b.Family && a.FWMark == b.FWMark && a.Protocol == b.Protocol &&
-		a.Address == b.Address && a.Port == b.Port
 }
 
 // Reconcile the kernel's table with a desired one: create what is missing,

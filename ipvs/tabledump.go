@@ -57,7 +57,7 @@ func (c *Client) tableOnce(ctx context.Context) ([]ServiceDestinations, error) {
 			if err != nil {
 				return nil, err
 			}
-			if !ok || len(out) == 0 || !sameServiceKey(key, out[len(out)-1].Service) {
+			if !ok || len(out) == 0 || !key.SameKey(out[len(out)-1].Service) {
 				return nil, fmt.Errorf("destination of %v out of its service's place in the table dump", key)
 			}
 			last := &out[len(out)-1]
@@ -74,12 +74,4 @@ func (c *Client) tableOnce(ctx context.Context) ([]ServiceDestinations, error) {
 		out = []ServiceDestinations{}
 	}
 	return out, nil
-}
-
-// sameServiceKey reports whether a and b name the same service.
-func sameServiceKey(a, b Service) bool {
-	if a.family() != b.family() || a.FWMark != b.FWMark {
-		return false
-	}
-	return a.FWMark != 0 || (a.Protocol == b.Protocol && a.Address == b.Address && a.Port == b.Port)
 }

@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -1156,57 +1155,4 @@ func TestVMTableDump(t *testing.T) {
 		t.Fatalf("churn: %v", err)
 	}
 	t.Logf("10 listings during churn, %d gave up after %d interrupted attempts", interrupted, tableDumpAttempts)
-}
-
-// TestVMEqual: services and destinations written as a control plane writes them, every
-// default left out, read back from the real kernel Equal to what was written (and the kernel's
-// form differs from it, so the defaults were filled in); a changed scheduler is not Equal.
-func TestVMEqual(t *testing.T) {
-	c, _ := nsClient(t)
-	ctx := t.Context()
-	sparse := []Service{
-		{Protocol: TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: 80},
-		{Protocol: UDP, Address: netip.MustParseAddr("::ffff:192.0.2.2"), Port: 53, Scheduler: "rr"},
-		{Protocol: TCP, Address: netip.MustParseAddr("2001:db8::1"), Port: 443, Flags: FlagPersistent, Timeout: 300},
-		{Protocol: TCP, Address: netip.MustParseAddr("2001:db8::2"), Port: 443, Flags: FlagPersistent, Timeout: 60, Netmask: 64},
-		{FWMark: 7, Scheduler: "sh"},
-		{FWMark: 8, Family: INET6},
-	}
-	d4 := Destination{Address: netip.MustParseAddr("::ffff:198.51.100.1"), Port: 8080, Weight: 1}
-	d6 := Destination{Address: netip.MustParseAddr("2001:db8:2::1"), Port: 8080, Weight: 1}
-	for _, want := range sparse {
-		if err := c.CreateService(ctx, want); err != nil {
-			t.Fatalf("CreateService(%+v): %v", want, err)
-		}
-		d := d4
-		if want.Normalized().Family == INET6 {
-			d = d6
-		}
-		if err := c.CreateDestination(ctx, want, d); err != nil {
-			t.Fatalf("CreateDestination(%+v): %v", d, err)
-		}
-	}
-	tab, err := c.ServicesWithDestinations(ctx)
-	if err != nil || len(tab) != len(sparse) {
-		t.Fatalf("ServicesWithDestinations: %d services, %v", len(tab), err)
-	}
-	for _, want := range sparse {
-		i := slices.IndexFunc(tab, func(sd ServiceDestinations) bool { return want.Equal(sd.Service) })
-		if i < 0 {
-			t.Errorf("%+v: no Equal service listed (normalized %+v)", want, want.Normalized())
-			continue
-		}
-		got := tab[i]
-		if got.Service == want {
-			t.Errorf("%+v read back unchanged: not a sparse service", want)
-		}
-		if len(got.Destinations) != 1 || (!got.Destinations[0].Equal(d4) && !got.Destinations[0].Equal(d6)) {
-			t.Errorf("%v: destinations %+v", want, got.Destinations)
-		}
-		other := want
-		other.Scheduler = "lc"
-		if other.Equal(got.Service) {
-			t.Errorf("%v with scheduler lc Equal the kernel's %+v", want, got.Service)
-		}
-	}
 }

@@ -156,6 +156,9 @@ func Behaviour(t *testing.T, c *ipvs.Client, laddr netip.Addr) {
 		{"zero a missing service", func() error { return c.ZeroService(ctx, missing) }, ipvs.ErrNotFound},
 		{"zero all", func() error { return c.ZeroAll(ctx) }, nil},
 	}
+	steps = append(steps, step{"sparse services and destinations read back Equal", func() error {
+		return sparseRoundTrip(ctx, c)
+	}, nil})
 	if fullnat && laddr.IsValid() {
 		la := ipvs.LocalAddress{Address: laddr}
 		steps = append(steps,
@@ -247,4 +250,69 @@ func Behaviour(t *testing.T, c *ipvs.Client, laddr netip.Addr) {
 			t.Errorf("%s: err = %v matches both or neither of ErrNotFound and ErrModuleNotFound", s.name, err)
 		}
 	}
+}
+
+// sparseRoundTrip creates services and destinations as a control plane
+// writes them, every default left out, and checks that what is listed back
+// (through ServicesWithDestinations) is Equal to them but not ==, so the
+// defaults were filled in, and that a changed scheduler is not Equal. It
+// deletes them again.
+func sparseRoundTrip(ctx context.Context, c *ipvs.Client) error {
+	sparse := []ipvs.Service{
+		{Protocol: ipvs.TCP, Address: netip.MustParseAddr("192.0.2.11"), Port: 80},
+		{Protocol: ipvs.UDP, Address: netip.MustParseAddr("::ffff:192.0.2.12"), Port: 53, Scheduler: "rr"},
+		{Protocol: ipvs.TCP, Address: netip.MustParseAddr("2001:db8::1"), Port: 443, Flags: ipvs.FlagPersistent, Timeout: 300},
+		{Protocol: ipvs.TCP, Address: netip.MustParseAddr("2001:db8::2"), Port: 443, Flags: ipvs.FlagPersistent, Timeout: 60, Netmask: 64},
+		{FWMark: 7, Scheduler: "sh"},
+		{FWMark: 8, Family: ipvs.INET6},
+		{FWMark: 9, Protocol: ipvs.TCP, Address: netip.MustParseAddr("192.0.2.9"), Port: 80},
+	}
+	d4 := ipvs.Destination{Address: netip.MustParseAddr("::ffff:198.51.100.1"), Port: 8080, Weight: 1}
+	d6 := ipvs.Destination{Address: netip.MustParseAddr("2001:db8:2::1"), Port: 8080, Weight: 1}
+	defer func() {
+		for _, s := range sparse {
+			_ = c.DeleteService(ctx, s)
+		}
+	}()
+	for _, want := range sparse {
+		if err := c.CreateService(ctx, want); err != nil {
+			return err
+		}
+		d := d4
+		if want.Normalized().Family == ipvs.INET6 {
+			d = d6
+		}
+		if err := c.CreateDestination(ctx, want, d); err != nil {
+			return err
+		}
+	}
+	tab, err := c.ServicesWithDestinations(ctx)
+	if err != nil {
+		return err
+	}
+	for _, want := range sparse {
+		if want.Normalized().Normalized() != want.Normalized() {
+			return fmt.Errorf("normalized twice, %+v changes", want)
+		}
+		i := slices.IndexFunc(tab, func(sd ipvs.ServiceDestinations) bool { return want.SameKey(sd.Service) })
+		if i < 0 {
+			return fmt.Errorf("%v: not listed", want)
+		}
+		got := tab[i]
+		if got.Service == want || !want.Equal(got.Service) || !got.Service.Equal(want) {
+			return fmt.Errorf("created %+v, listed %+v: want Equal, not ==", want, got.Service)
+		}
+		if got.Service.Flags&ipvs.FlagHashed == 0 {
+			return fmt.Errorf("%v: listed without FlagHashed", got.Service)
+		}
+		if len(got.Destinations) != 1 || (!got.Destinations[0].Equal(d4) && !got.Destinations[0].Equal(d6)) {
+			return fmt.Errorf("%v: destinations %+v, want one Equal to %v or %v", want, got.Destinations, d4, d6)
+		}
+		other := want
+		other.Scheduler = "lc"
+		if other.Equal(got.Service) {
+			return fmt.Errorf("%v with scheduler lc Equal the listed %+v", want, got.Service)
+		}
+	}
+	return nil
 }
