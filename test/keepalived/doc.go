@@ -6,7 +6,9 @@
 // one by one under long transfers; vip_bind_dev binds the VIP exactly while the virtual server
 // has quorum; the README's director pair (two director namespaces, VRRP, vip_bind_dev) fails over
 // to the backup and new FULLNAT connections go through it; on Debian's own ip_vs the FULLNAT and
-// SYNPROXY services are left out with a log line naming the module, and the rest still works.
+// SYNPROXY services are left out with a log line naming the module, and the rest still works;
+// proxy_protocol sets a FNAT TCP service's PROXY protocol version, a reload changes it or turns it
+// off by editing the service, and a UDP service with it is left out.
 // Run it with rig/vmtest.sh ./test/keepalived.
 //
 // Two builds, each a Debian release's keepalived tested on that release's kernel, as a subtest
@@ -14,10 +16,10 @@
 // the host with bookworm's libraries) on 6.12 and 7.x. They run the tests that show the series
 // behaves the same in both: the corpus (TestCorpusBad: `keepalived -t` refusals; TestCorpusGood:
 // `-t` and the pinned tables), FULLNAT+SYNPROXY with TCP_CHECK under traffic
-// (TestHealthCheckFullNAT) and the reload (TestReloadLocalAddresses). TestStockModule,
-// TestVipBindDev and TestVRRPPair run 2.2.7 on every line: they exercise code that is the same in
-// both series (the feature probe; vip_bind_dev's hooks sit at the same places of 2.2.7's and
-// 2.3.3's quorum code) or not ours (VRRP). The checks of Debian's own keepalived, which show what
-// a test catches, run with the first build of the line. (Both builds on one line cost about 80 s
-// more under TCG: CI's budget.)
+// (TestHealthCheckFullNAT), the reload (TestReloadLocalAddresses) and proxy_protocol
+// (TestProxyProtocol). TestStockModule, TestVipBindDev and TestVRRPPair run 2.2.7 on every line:
+// they exercise code that is the same in both series (the feature probe; vip_bind_dev's hooks sit
+// at the same places of 2.2.7's and 2.3.3's quorum code) or not ours (VRRP). The checks of
+// Debian's own keepalived, which show what a test catches, run with the first build of the line.
+// (Both builds on one line cost about 80 s more under TCG: CI's budget.)
 package keepalived
