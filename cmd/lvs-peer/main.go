@@ -3,7 +3,7 @@
 // service and verifies every byte.
 //
 //	lvs-peer serve --name rs1 --listen 198.51.100.11:80 [--listen [2001:db8:2::11]:80] [--udp ...]
-//	               [--banner 198.51.100.11:25 ...]
+//	               [--banner 198.51.100.11:25 ...] [--proxy-listen ADDR ...] [--proxy-banner ADDR ...]
 //	lvs-peer dial --addr 203.0.113.10:80 [--udp] [--count 1000] [--parallel 16]
 //	              [--op hello|get|put|banner] [--size 10485760] [--local-port 40000] [--human --tag NAME]
 //	lvs-peer flood --addr 203.0.113.10:80 [--count 200000] [--kind syn|ack|fin] [--workers 2]
@@ -22,6 +22,10 @@
 // A --banner listener speaks first, as SMTP, SSH or MySQL servers do: it writes
 // "<name> <remote addr:port>\n" as soon as it accepts, without waiting for the client, then
 // waits for the client to close. dial --op banner connects, sends nothing, and reads that line.
+//
+// --proxy-listen and --proxy-banner listeners serve the same, after the PROXY protocol header
+// (version 1 or 2, haproxy's proxy-protocol.txt) that starts each connection: the remote address
+// they report is the one the header gives. A connection without a good header is closed.
 //
 // UDP: any datagram is answered with "<name> <remote addr:port>".
 //
@@ -137,13 +141,15 @@ func streamSum(n int64, seed uint64) string {
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	name := fs.String("name", "", "name reported to clients")
-	var tcp, udp, banner listFlag
+	var tcp, udp, banner, ppTCP, ppBanner listFlag
 	fs.Var(&tcp, "listen", "TCP address to listen on (repeatable)")
 	fs.Var(&udp, "udp", "UDP address to listen on (repeatable)")
 	fs.Var(&banner, "banner", "TCP address to listen on, speaking first (repeatable)")
+	fs.Var(&ppTCP, "proxy-listen", "as --listen, each connection starting with a PROXY protocol header (repeatable)")
+	fs.Var(&ppBanner, "proxy-banner", "as --banner, after the connection's PROXY protocol header (repeatable)")
 	_ = fs.Parse(args)
-	if *name == "" || len(tcp)+len(udp)+len(banner) == 0 {
-		return errors.New("serve needs --name and at least one --listen, --udp or --banner")
+	if *name == "" || len(tcp)+len(udp)+len(banner)+len(ppTCP)+len(ppBanner) == 0 {
+		return errors.New("serve needs --name and at least one --listen, --udp, --banner, --proxy-listen or --proxy-banner")
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
@@ -159,12 +165,17 @@ func serve(args []string) error {
 		}
 		go acceptLoop(l, *name, handle)
 	}
-	for _, a := range banner {
-		l, err := lc.Listen(context.Background(), "tcp", a)
-		if err != nil {
-			return fmt.Errorf("listen tcp %s: %w", a, err)
+	for _, lh := range []struct {
+		addrs listFlag
+		h     func(net.Conn, string)
+	}{{banner, handleBanner}, {ppTCP, acceptProxy(handle)}, {ppBanner, acceptProxy(handleBanner)}} {
+		for _, a := range lh.addrs {
+			l, err := lc.Listen(context.Background(), "tcp", a)
+			if err != nil {
+				return fmt.Errorf("listen tcp %s: %w", a, err)
+			}
+			go acceptLoop(l, *name, lh.h)
 		}
-		go acceptLoop(l, *name, handleBanner)
 	}
 	for _, a := range udp {
 		c, err := lc.ListenPacket(context.Background(), "udp", a)
