@@ -8,6 +8,7 @@
 //	              [--op hello|get|put|banner] [--size 10485760] [--local-port 40000] [--human --tag NAME]
 //	lvs-peer flood --addr 203.0.113.10:80 [--count 200000] [--kind syn|ack|fin] [--workers 2]
 //	lvs-peer sniff --name rs1 --iface eth0 [--tag NAME]
+//	lvs-peer http --url http://203.0.113.10/f [--size 1048576] [--seed 1]
 //
 // TCP protocol, one request line per connection:
 //
@@ -35,6 +36,9 @@
 //
 // sniff counts the TCP segments an interface receives until SIGINT or SIGTERM, by source address
 // and by the client address of their TOA option, and then prints what it saw (see sniff.go).
+//
+// http PUTs --size bytes of a deterministic stream to --url (a WebDAV server: nginx's dav
+// module), GETs them back, prints a JSON summary and exits non-zero unless they match.
 //
 // flood sends spoofed TCP packets (see internal/flood) from the current network namespace and
 // prints what it sent, as JSON or (--human) as a sentence.
@@ -78,6 +82,8 @@ func main() {
 		err = floodCmd(os.Args[2:])
 	case "sniff":
 		err = sniffCmd(os.Args[2:])
+	case "http":
+		err = httpCmd(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 	default:
@@ -92,12 +98,13 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
   lvs-peer serve --name NAME --listen ADDR:PORT [--listen ...] [--udp ADDR:PORT ...]
-                 [--banner ADDR:PORT ...]
+                 [--banner ADDR:PORT ...] [--proxy-listen ADDR:PORT ...] [--proxy-banner ADDR:PORT ...]
   lvs-peer dial --addr ADDR:PORT [--udp] [--count N] [--parallel P] [--op hello|get|put|banner]
                 [--size BYTES] [--local-port PORT] [--timeout 10s] [--human [--tag NAME]]
   lvs-peer flood --addr ADDR:PORT [--count N] [--kind syn|ack|fin] [--workers W]
                  [--limit 60s] [--human]
-  lvs-peer sniff --name NAME --iface IFNAME [--tag NAME]`)
+  lvs-peer sniff --name NAME --iface IFNAME [--tag NAME]
+  lvs-peer http --url URL [--size BYTES] [--seed S] [--timeout 1m]`)
 	os.Exit(2)
 }
 

@@ -29,7 +29,7 @@ func TestReadProxyHeader(t *testing.T) {
 			proxyHeader{1, netip.MustParseAddrPort("192.0.2.3:42000"), netip.MustParseAddrPort("203.0.113.10:80")}},
 		{"v1 tcp6", "PROXY TCP6 2001:db8:1::3 2001:db8:10::10 42000 443\r\nhello\n",
 			proxyHeader{1, netip.MustParseAddrPort("[2001:db8:1::3]:42000"), netip.MustParseAddrPort("[2001:db8:10::10]:443")}},
-		{"v2 tcp4", v2("0d0a0d0a000d0a515549540a" + "21" + "11" + "000c" + "c0000203" + "cb00710a" + "a410" + "0050") + "hello\n",
+		{"v2 tcp4", v2("0d0a0d0a000d0a515549540a"+"21"+"11"+"000c"+"c0000203"+"cb00710a"+"a410"+"0050") + "hello\n",
 			proxyHeader{2, netip.MustParseAddrPort("192.0.2.3:42000"), netip.MustParseAddrPort("203.0.113.10:80")}},
 		{"v2 tcp6 with a TLV", v2("0d0a0d0a000d0a515549540a"+"21"+"21"+"0028"+"20010db8000100000000000000000003"+"20010db8001000000000000000000010"+"a410"+"01bb"+"0400014"+"1") + "hello\n",
 			proxyHeader{2, netip.MustParseAddrPort("[2001:db8:1::3]:42000"), netip.MustParseAddrPort("[2001:db8:10::10]:443")}},
