@@ -75,6 +75,9 @@ const (
 	// KeepEstablishedTimeout leaves the service's EstablishedTimeout as
 	// it is (the update does not carry one).
 	KeepEstablishedTimeout
+	// KeepProxyProtocol leaves the service's ProxyProtocol as it is (the
+	// update does not carry one).
+	KeepProxyProtocol
 )
 
 // Op is one change. Which fields matter depends on Kind: Service for
@@ -243,6 +246,9 @@ func (c *Client) opFeatures(ctx context.Context, op *Op) (Features, error) {
 		if op.Service.EstablishedTimeout != 0 {
 			need |= FeatureEstTimeout
 		}
+		if op.Service.ProxyProtocol != ProxyProtocolOff {
+			need |= FeatureProxyProtocol
+		}
 	case OpCreateDestination, OpUpdateDestination:
 		if op.Destination.ForwardMethod == FullNAT {
 			need |= FeatureFullNAT
@@ -257,7 +263,7 @@ func (c *Client) opFeatures(ctx context.Context, op *Op) (Features, error) {
 	if err != nil {
 		return 0, &Error{Op: op.Kind.verb(), Object: op.object(), Err: fmt.Errorf("reading the module's features: %w", err)}
 	}
-	for _, f := range []Features{FeatureFullNAT, FeatureSynProxy, FeatureEstTimeout} {
+	for _, f := range []Features{FeatureFullNAT, FeatureSynProxy, FeatureEstTimeout, FeatureProxyProtocol} {
 		if need&f != 0 && !have.Has(f) {
 			return 0, notSupported(op.Kind.verb(), op.object(), f)
 		}

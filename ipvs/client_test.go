@@ -273,6 +273,15 @@ func TestServiceChanges(t *testing.T) {
 		{"update resets est-timeout", FeatureEstTimeout, func(c *Client) error { return c.UpdateService(t.Context(), svcTCP) }, cmdSetService,
 			merge(identTCP(), map[string][]byte{"1/6": cstr("wlc"), "1/7": kernelFlags(0),
 				"1/8": le32(0), "1/9": {255, 255, 255, 255}, "1/13": le32(0)})},
+		{"create proxy-protocol v2", FeatureProxyProtocol, func(c *Client) error {
+			s := svcTCP
+			s.ProxyProtocol = ProxyProtocolV2
+			return c.CreateService(t.Context(), s)
+		}, cmdNewService, merge(identTCP(), map[string][]byte{"1/6": cstr("wlc"), "1/7": kernelFlags(0),
+			"1/8": le32(0), "1/9": {255, 255, 255, 255}, "1/14": {2}})},
+		{"update turns proxy-protocol off", FeatureProxyProtocol, func(c *Client) error { return c.UpdateService(t.Context(), svcTCP) }, cmdSetService,
+			merge(identTCP(), map[string][]byte{"1/6": cstr("wlc"), "1/7": kernelFlags(0),
+				"1/8": le32(0), "1/9": {255, 255, 255, 255}, "1/14": {0}})},
 		{"delete", 0, func(c *Client) error { return c.DeleteService(t.Context(), full) }, cmdDelService, identTCP()},
 		{"zero", 0, func(c *Client) error { return c.ZeroService(t.Context(), full) }, cmdZero, identTCP()},
 		{"zero all", 0, func(c *Client) error { return c.ZeroAll(t.Context()) }, cmdZero, map[string][]byte{}},
@@ -434,9 +443,10 @@ func TestLocalAddresses(t *testing.T) {
 func TestNotSupported(t *testing.T) {
 	la := LocalAddress{Address: netip.MustParseAddr("203.0.113.5")}
 	fn := Destination{Address: netip.MustParseAddr("198.51.100.10"), Port: 80, ForwardMethod: FullNAT, Weight: 1}
-	syn, est := svcTCP, svcTCP
+	syn, est, pp := svcTCP, svcTCP, svcTCP
 	syn.Flags = FlagSynProxy
 	est.EstablishedTimeout = 30
+	pp.ProxyProtocol = ProxyProtocolV1
 	for _, tc := range []struct {
 		name    string
 		have    Features
@@ -450,6 +460,9 @@ func TestNotSupported(t *testing.T) {
 		{"laddr list", 0, "local addresses", func(c *Client) error { _, err := c.LocalAddresses(t.Context(), svcTCP); return err }},
 		{"synproxy", FeatureFullNAT | FeatureEstTimeout, "SYNPROXY", func(c *Client) error { return c.CreateService(t.Context(), syn) }},
 		{"est timeout", FeatureFullNAT | FeatureSynProxy, "ESTABLISHED", func(c *Client) error { return c.UpdateService(t.Context(), est) }},
+		{"proxy protocol", FeatureFullNAT | FeatureSynProxy | FeatureEstTimeout | FeatureTableDump, "PROXY protocol",
+			func(c *Client) error { return c.CreateService(t.Context(), pp) }},
+		{"proxy protocol update", 0, "PROXY protocol", func(c *Client) error { return c.UpdateService(t.Context(), pp) }},
 		{"batch", 0, "SYNPROXY", func(c *Client) error {
 			var b Batch
 			b.CreateService(svcTCP)
@@ -484,7 +497,11 @@ func TestErrnoMapping(t *testing.T) {
 		b.CreateService(svcTCP)
 		return c.Apply(t.Context(), &b)
 	}
-	all := []error{ErrNotFound, os.ErrNotExist, ErrModuleNotFound, ErrExist, os.ErrExist, ErrPermission, os.ErrPermission, ErrSynProxyNotAllowed}
+	updateDest := func(c *Client) error { return c.UpdateDestination(t.Context(), svcTCP, dest) }
+	deleteDest := func(c *Client) error { return c.DeleteDestination(t.Context(), svcTCP, dest) }
+	deleteSvc := func(c *Client) error { return c.DeleteService(t.Context(), svcTCP) }
+	all := []error{ErrNotFound, os.ErrNotExist, ErrModuleNotFound, ErrExist, os.ErrExist, ErrPermission, os.ErrPermission,
+		ErrSynProxyNotAllowed, ErrProxyProtocolNotAllowed}
 	for _, tc := range []struct {
 		name  string
 		call  func(c *Client) error
@@ -504,6 +521,13 @@ func TestErrnoMapping(t *testing.T) {
 		{"update ESRCH", updateSvc, "update service", unix.ESRCH, []error{ErrNotFound, os.ErrNotExist}},
 		{"create EEXIST", createSvc, "create service", unix.EEXIST, []error{ErrExist, os.ErrExist}},
 		{"batch create ENOENT", batchSvc, "create service", unix.ENOENT, []error{ErrModuleNotFound}},
+		{"dest EOPNOTSUPP", createDest, "create destination", unix.EOPNOTSUPP, []error{ErrProxyProtocolNotAllowed}},
+		{"update dest EOPNOTSUPP", updateDest, "update destination", unix.EOPNOTSUPP, []error{ErrProxyProtocolNotAllowed}},
+		{"create EOPNOTSUPP", createSvc, "create service", unix.EOPNOTSUPP, []error{ErrProxyProtocolNotAllowed}},
+		{"update EOPNOTSUPP", updateSvc, "update service", unix.EOPNOTSUPP, []error{ErrProxyProtocolNotAllowed}},
+		{"batch create EOPNOTSUPP", batchSvc, "create service", unix.EOPNOTSUPP, []error{ErrProxyProtocolNotAllowed}},
+		{"delete dest EOPNOTSUPP", deleteDest, "delete destination", unix.EOPNOTSUPP, nil},
+		{"delete EOPNOTSUPP", deleteSvc, "delete service", unix.EOPNOTSUPP, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &recorder{errno: tc.errno}

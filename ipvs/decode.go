@@ -33,6 +33,13 @@ func u32(b []byte) (uint32, error) {
 	return binary.NativeEndian.Uint32(b), nil
 }
 
+func u8(b []byte) (uint8, error) {
+	if len(b) != 1 {
+		return 0, fmt.Errorf("u8 attribute of %d bytes", len(b))
+	}
+	return b[0], nil
+}
+
 func u16(b []byte) (uint16, error) {
 	if len(b) != 2 {
 		return 0, fmt.Errorf("u16 attribute of %d bytes", len(b))
@@ -202,6 +209,10 @@ func decodeService(b []byte) (Service, error) {
 			s.Stats64, err = decodeStats(v)
 		case svcAttrEstTimeout:
 			s.EstablishedTimeout, err = u32(v)
+		case svcAttrProxyProtocol:
+			var p uint8
+			p, err = u8(v)
+			s.ProxyProtocol = ProxyProtocol(p)
 		}
 		if err != nil {
 			return s, fmt.Errorf("service attribute %d: %w", ad.Type(), err)
@@ -273,11 +284,9 @@ func decodeDest(b []byte, svcFamily Family) (Destination, error) {
 		case destAttrStats64:
 			d.Stats64, err = decodeStats(v)
 		case destAttrTunType:
-			if len(v) != 1 {
-				err = fmt.Errorf("u8 attribute of %d bytes", len(v))
-			} else {
-				d.TunnelType = TunnelType(v[0])
-			}
+			var tt uint8
+			tt, err = u8(v)
+			d.TunnelType = TunnelType(tt)
 		case destAttrTunPort:
 			d.TunnelPort, err = ube16(v)
 		case destAttrTunFlags:

@@ -61,8 +61,22 @@
 // IPVS_INFO_ATTR_FEATURES once and caches the answer for the client's
 // lifetime (open a new client after swapping the ip_vs module). A request that
 // needs a feature the running module lacks (FullNAT destinations, local
-// addresses, FlagSynProxy, EstablishedTimeout) fails before anything is
-// sent with an error matching ErrNotSupported that names the feature.
+// addresses, FlagSynProxy, EstablishedTimeout, ProxyProtocol) fails before
+// anything is sent with an error matching ErrNotSupported that names the
+// feature.
+//
+// # PROXY protocol
+//
+// Service.ProxyProtocol (IPVS_SVC_ATTR_PROXY_PROTOCOL, attribute 14, a
+// u8: 0 off, 1 v1, 2 v2; feature bit IPVS_FEATURE_PROXY_PROTOCOL, 0x10,
+// FeatureProxyProtocol) makes the director insert a PROXY protocol header
+// at the start of each connection's client-to-server byte stream. It is
+// sent on create and update only to a module with the feature, and the
+// kernel reports it only when it is on. Our module refuses it (EOPNOTSUPP,
+// matching ErrProxyProtocolNotAllowed) on a service that is not TCP (a
+// fwmark service counts as TCP), when turning it on for a service with a
+// real server that is not FullNAT, and for a NAT, DR or tunnel real server
+// of a service that has it.
 //
 // # Table dump
 //
@@ -99,8 +113,9 @@
 // send the whole service, with flag mask ~0, like ipvsadm: fields left
 // zero are reset (scheduler "wlc", no persistence). Destination updates
 // send every field likewise. A batched update (Op.Keep) can leave
-// FlagSynProxy out of the mask and send no ESTABLISHED timeout: the
-// kernel starts an update from the service's own flags and timeout.
+// FlagSynProxy out of the mask and send no ESTABLISHED timeout and no
+// PROXY protocol version: the kernel starts an update from the service's
+// own flags, timeout and version.
 //
 // # Connection tables
 //

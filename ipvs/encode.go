@@ -81,8 +81,9 @@ func encodeService(ae *attrWriter, s Service, full bool, have Features) error {
 // encodeServiceKeep is encodeService leaving the settings in keep out of
 // the request: the flags' mask leaves out FlagSynProxy with KeepSynProxy
 // (the kernel starts from the service's own flags), and
-// KeepEstablishedTimeout sends no ESTABLISHED timeout (the kernel keeps
-// the service's).
+// KeepEstablishedTimeout sends no ESTABLISHED timeout and
+// KeepProxyProtocol no PROXY protocol version (the kernel keeps the
+// service's).
 func encodeServiceKeep(ae *attrWriter, s Service, full bool, have Features, keep ServiceKeep) error {
 	f := s.family()
 	if f != INET && f != INET6 {
@@ -144,6 +145,12 @@ func encodeServiceKeep(ae *attrWriter, s Service, full bool, have Features, keep
 	}
 	if have.Has(FeatureEstTimeout) && keep&KeepEstablishedTimeout == 0 {
 		ae.Uint32(svcAttrEstTimeout, s.EstablishedTimeout)
+	}
+	if s.ProxyProtocol > ProxyProtocolV2 {
+		return fmt.Errorf("PROXY protocol %s is none of off, v1 and v2", s.ProxyProtocol)
+	}
+	if have.Has(FeatureProxyProtocol) && keep&KeepProxyProtocol == 0 {
+		ae.Uint8(svcAttrProxyProtocol, uint8(s.ProxyProtocol))
 	}
 	return nil
 }

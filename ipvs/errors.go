@@ -17,6 +17,13 @@ import (
 // FULLNAT (direct routing, tunnels), whichever of the two is configured first.
 var ErrSynProxyNotAllowed = errors.New("SYNPROXY needs a TCP service with NAT or FULLNAT real servers")
 
+// ErrProxyProtocolNotAllowed matches (with errors.Is) the kernel's refusal of the PROXY
+// protocol (our module's EOPNOTSUPP on creating or updating a service or a destination) where it
+// cannot work: on a service that is not TCP (UDP, SCTP; fwmark services count as TCP), on a
+// service that has a real server that is not FULLNAT, or a NAT, DR or tunnel real server on a
+// service that has it.
+var ErrProxyProtocolNotAllowed = errors.New("the PROXY protocol needs a TCP service whose real servers are all FULLNAT")
+
 // ErrNotSupported is returned (wrapped) when a request needs an extension
 // feature that the running IPVS module does not report in GET_INFO. The
 // request is refused before anything is sent to the kernel.
@@ -40,6 +47,9 @@ var ErrDumpInterrupted = errors.New("dump interrupted by a concurrent change, li
 //	EEXIST           any                               ErrExist, os.ErrExist
 //	EPERM, EACCES    any                               ErrPermission, os.ErrPermission
 //	EPROTONOSUPPORT  any (our module's SYNPROXY check) ErrSynProxyNotAllowed
+//	EOPNOTSUPP       create/update service or          ErrProxyProtocolNotAllowed
+//	                 destination (our module's PROXY
+//	                 protocol check)
 //
 // IPVS answers ESRCH for a missing service (every command that names one,
 // and a stopped sync daemon that is not running) and ENOENT for a missing
@@ -119,6 +129,20 @@ func (e *Error) Is(target error) bool {
 		return errno == syscall.EPERM || errno == syscall.EACCES
 	case ErrSynProxyNotAllowed:
 		return errno == syscall.EPROTONOSUPPORT
+	case ErrProxyProtocolNotAllowed:
+		return errno == syscall.EOPNOTSUPP && e.configures()
+	}
+	return false
+}
+
+// configures reports whether e is the failure of creating or updating a
+// service or a destination: the operations on which our module's EOPNOTSUPP
+// is the PROXY protocol check (elsewhere it means an unknown command).
+func (e *Error) configures() bool {
+	for _, k := range []OpKind{OpCreateService, OpUpdateService, OpCreateDestination, OpUpdateDestination} {
+		if e.Op == k.verb() {
+			return true
+		}
 	}
 	return false
 }
@@ -186,6 +210,8 @@ func featureWhat(f Features) string {
 		return "the SYNPROXY service flag"
 	case FeatureEstTimeout:
 		return "the per-service ESTABLISHED timeout"
+	case FeatureProxyProtocol:
+		return "the PROXY protocol"
 	}
 	return "the extension"
 }

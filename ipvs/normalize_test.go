@@ -28,6 +28,7 @@ func TestEqualDifferences(t *testing.T) {
 		"netmask":   func(s *ipvs.Service) { s.Netmask = 0xffffff00 },
 		"pe":        func(s *ipvs.Service) { s.PEName = "sip" },
 		"est":       func(s *ipvs.Service) { s.EstablishedTimeout = 30 },
+		"proxy":     func(s *ipvs.Service) { s.ProxyProtocol = ipvs.ProxyProtocolV1 },
 		"fwmark":    func(s *ipvs.Service) { s.FWMark = 1 },
 	}
 	keyed := map[string]bool{"port": true, "address": true, "protocol": true, "fwmark": true}

@@ -27,9 +27,12 @@ func encodeNest(t testing.TB, fn func(ae *attrWriter) error) []byte {
 func TestRoundTrip(t *testing.T) {
 	svcs := append([]Service{}, goldenServices...)
 	svcs = append(svcs, Service{Family: INET, Protocol: TCP, Address: netip.MustParseAddr("192.0.2.9"), Port: 443,
-		Scheduler: "wlc", Flags: FlagSynProxy, Netmask: 0xffffffff, EstablishedTimeout: 120})
+		Scheduler: "wlc", Flags: FlagSynProxy, Netmask: 0xffffffff, EstablishedTimeout: 120, ProxyProtocol: ProxyProtocolV1},
+		Service{Family: INET6, FWMark: 9, Scheduler: "rr", Netmask: 128, ProxyProtocol: ProxyProtocolV2})
 	for _, s := range svcs {
-		b := encodeNest(t, func(ae *attrWriter) error { return encodeService(ae, s, true, FeatureEstTimeout) })
+		b := encodeNest(t, func(ae *attrWriter) error {
+			return encodeService(ae, s, true, FeatureEstTimeout|FeatureProxyProtocol)
+		})
 		got, err := decodeService(b)
 		if err != nil || got != s {
 			t.Errorf("service %v: round trip gives %+v, %v", s, got, err)
@@ -115,7 +118,7 @@ func FuzzDecodeService(f *testing.F) {
 		// re-encoding a decoded service is stable after one step
 		enc := func(s Service) (Service, bool) {
 			var ae attrWriter
-			if err := encodeService(&ae, s, true, FeatureEstTimeout); err != nil {
+			if err := encodeService(&ae, s, true, FeatureEstTimeout|FeatureProxyProtocol); err != nil {
 				return Service{}, false
 			}
 			out, err := decodeService(ae.b)
@@ -251,39 +254,76 @@ func FuzzParseConnections(f *testing.F) {
 	})
 }
 
-// TestUpdateServiceKeep checks what an update that keeps SYNPROXY or the
-// ESTABLISHED timeout sends: a flags mask without FlagSynProxy (the kernel
-// starts from the service's flags) and no ESTABLISHED timeout.
+// TestUpdateServiceKeep checks what an update that keeps SYNPROXY, the
+// ESTABLISHED timeout or the PROXY protocol sends: a flags mask without
+// FlagSynProxy (the kernel starts from the service's flags), no ESTABLISHED
+// timeout, no PROXY protocol version.
 func TestUpdateServiceKeep(t *testing.T) {
 	s := Service{Family: INET, Protocol: TCP, Address: netip.MustParseAddr("192.0.2.9"), Port: 443,
-		Scheduler: "wlc", EstablishedTimeout: 120}
+		Scheduler: "wlc", EstablishedTimeout: 120, ProxyProtocol: ProxyProtocolV1}
 	for _, tc := range []struct {
 		keep    ServiceKeep
 		mask    uint32
 		estAttr bool
+		ppAttr  bool
 	}{
-		{0, 0xffffffff, true},
-		{KeepSynProxy, 0xffffffff &^ uint32(FlagSynProxy), true},
-		{KeepEstablishedTimeout, 0xffffffff, false},
-		{KeepSynProxy | KeepEstablishedTimeout, 0xffffffff &^ uint32(FlagSynProxy), false},
+		{0, 0xffffffff, true, true},
+		{KeepSynProxy, 0xffffffff &^ uint32(FlagSynProxy), true, true},
+		{KeepEstablishedTimeout, 0xffffffff, false, true},
+		{KeepProxyProtocol, 0xffffffff, true, false},
+		{KeepSynProxy | KeepEstablishedTimeout | KeepProxyProtocol, 0xffffffff &^ uint32(FlagSynProxy), false, false},
 	} {
-		b := encodeNest(t, func(ae *attrWriter) error { return encodeServiceKeep(ae, s, true, FeatureEstTimeout, tc.keep) })
+		b := encodeNest(t, func(ae *attrWriter) error {
+			return encodeServiceKeep(ae, s, true, FeatureEstTimeout|FeatureProxyProtocol, tc.keep)
+		})
 		ad, err := netlink.NewAttributeDecoder(b)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var mask uint32
-		est := false
+		est, pp := false, false
 		for ad.Next() {
 			switch ad.Type() {
 			case svcAttrFlags:
 				mask = binary.NativeEndian.Uint32(ad.Bytes()[4:8])
 			case svcAttrEstTimeout:
 				est = true
+			case svcAttrProxyProtocol:
+				pp = true
 			}
 		}
-		if mask != tc.mask || est != tc.estAttr {
-			t.Errorf("keep %#x: flags mask %#x, ESTABLISHED timeout sent %v; want %#x, %v", tc.keep, mask, est, tc.mask, tc.estAttr)
+		if mask != tc.mask || est != tc.estAttr || pp != tc.ppAttr {
+			t.Errorf("keep %#x: flags mask %#x, ESTABLISHED timeout sent %v, PROXY protocol sent %v; want %#x, %v, %v",
+				tc.keep, mask, est, pp, tc.mask, tc.estAttr, tc.ppAttr)
 		}
+	}
+}
+
+// TestProxyProtocolEncoding: the version goes out as one byte only to a
+// module that has the feature, a version the kernel does not know is
+// refused before anything is sent, and the names read as ipvsadm writes
+// them.
+func TestProxyProtocolEncoding(t *testing.T) {
+	s := Service{Protocol: TCP, Address: netip.MustParseAddr("192.0.2.9"), Port: 443}
+	for _, have := range []Features{0, FeatureProxyProtocol} {
+		b := encodeNest(t, func(ae *attrWriter) error { return encodeService(ae, s, true, have) })
+		n, ok, err := nestOf(b, svcAttrProxyProtocol)
+		if err != nil || ok != (have != 0) || (ok && string(n) != "\x00") {
+			t.Errorf("features %v: PROXY protocol attribute %q, sent %v, %v", have, n, ok, err)
+		}
+	}
+	s.ProxyProtocol = 3
+	var w attrWriter
+	err := encodeService(&w, s, true, FeatureProxyProtocol)
+	if err == nil || !strings.Contains(err.Error(), "ProxyProtocol(3)") {
+		t.Errorf("version 3: err = %v, want one naming the version", err)
+	}
+	for p, want := range map[ProxyProtocol]string{ProxyProtocolOff: "off", ProxyProtocolV1: "v1", ProxyProtocolV2: "v2", 7: "ProxyProtocol(7)"} {
+		if p.String() != want {
+			t.Errorf("ProxyProtocol(%d).String() = %q, want %q", uint8(p), p.String(), want)
+		}
+	}
+	if got := (FeatureFullNAT | FeatureProxyProtocol | 0x40).String(); got != "fullnat|proxy-protocol|0x40" {
+		t.Errorf("Features.String() = %q", got)
 	}
 }

@@ -231,12 +231,46 @@ type Service struct {
 	// EstablishedTimeout is the per-service TCP ESTABLISHED timeout in
 	// seconds, 0 = the global default (extension, needs FeatureEstTimeout).
 	EstablishedTimeout uint32
+	// ProxyProtocol is the PROXY protocol header the director inserts at
+	// the start of each connection's client-to-server byte stream
+	// (extension, needs FeatureProxyProtocol unless off). Only a TCP (or
+	// fwmark) service whose real servers are all FullNAT may have it.
+	ProxyProtocol ProxyProtocol
 
 	// Stats are the kernel's 32-bit counters (read-only).
 	Stats Stats
 	// Stats64 are the kernel's 64-bit counters (read-only; zero on kernels
 	// that do not send them).
 	Stats64 Stats
+}
+
+// ProxyProtocol is the PROXY protocol version a service inserts
+// (IPVS_SVC_ATTR_PROXY_PROTOCOL): the header carries the client's address
+// and port and the virtual address and port to real servers that read it
+// (nginx's "listen ... proxy_protocol", haproxy's "accept-proxy").
+type ProxyProtocol uint8
+
+// PROXY protocol versions.
+const (
+	// ProxyProtocolOff inserts nothing (the default).
+	ProxyProtocolOff ProxyProtocol = 0
+	// ProxyProtocolV1 inserts the human-readable header ("PROXY TCP4 ...\r\n").
+	ProxyProtocolV1 ProxyProtocol = 1
+	// ProxyProtocolV2 inserts the binary header.
+	ProxyProtocolV2 ProxyProtocol = 2
+)
+
+// String returns "off", "v1", "v2" or the number.
+func (p ProxyProtocol) String() string {
+	switch p {
+	case ProxyProtocolOff:
+		return "off"
+	case ProxyProtocolV1:
+		return "v1"
+	case ProxyProtocolV2:
+		return "v2"
+	}
+	return fmt.Sprintf("ProxyProtocol(%d)", uint8(p))
 }
 
 // Destination is a real server of a service.
@@ -336,6 +370,9 @@ const (
 	// FeatureTableDump: IPVS_CMD_GET_TABLE, every service with its
 	// destinations in one dump (ServicesWithDestinations uses it).
 	FeatureTableDump Features = 0x8
+	// FeatureProxyProtocol: the per-service PROXY protocol insertion
+	// (Service.ProxyProtocol).
+	FeatureProxyProtocol Features = 0x10
 )
 
 // Has reports whether all bits of want are set.
@@ -356,7 +393,10 @@ func (f Features) String() string {
 	if f&FeatureTableDump != 0 {
 		parts = append(parts, "table-dump")
 	}
-	if rest := f &^ (FeatureFullNAT | FeatureSynProxy | FeatureEstTimeout | FeatureTableDump); rest != 0 {
+	if f&FeatureProxyProtocol != 0 {
+		parts = append(parts, "proxy-protocol")
+	}
+	if rest := f &^ (FeatureFullNAT | FeatureSynProxy | FeatureEstTimeout | FeatureTableDump | FeatureProxyProtocol); rest != 0 {
 		parts = append(parts, fmt.Sprintf("0x%x", uint32(rest)))
 	}
 	if len(parts) == 0 {

@@ -62,6 +62,8 @@ const (
 	svcAttrPEName     = 11
 	svcAttrStats64    = 12
 	svcAttrEstTimeout = 13 // extension
+	// extension: NLA_U8, 0 off, 1 v1, 2 v2; sent back only when non-zero
+	svcAttrProxyProtocol = 14
 )
 
 // Destination attributes (IPVS_DEST_ATTR_*).

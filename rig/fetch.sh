@@ -21,7 +21,7 @@ mkdir -p "$RIG_CACHE/debs" "$RIG_CACHE/kernels"
 
 log() { echo "rig/fetch: $*" >&2; }
 
-host_pkgs=(qemu-system-x86 busybox-static cpio kmod iproute2 xz-utils zstd ipvsadm keepalived ethtool iptables
+host_pkgs=(qemu-system-x86 busybox-static cpio kmod iproute2 xz-utils zstd ipvsadm keepalived ethtool iptables nginx haproxy
 	gcc make bc libelf-dev flex bison patch git perl)
 
 need_install=()
@@ -39,7 +39,8 @@ apt_update() {
 if [ "${#need_install[@]}" -gt 0 ]; then
 	apt_update
 	log "installing ${need_install[*]}"
-	# Never start the services these packages ship (keepalived): we only want the binaries.
+	# Never start the services these packages ship (keepalived, nginx, haproxy): we only want the
+	# binaries.
 	policy=/usr/sbin/policy-rc.d
 	had_policy=0
 	[ -e "$policy" ] && had_policy=1

@@ -111,6 +111,7 @@ if [ ! -s "$base" ]; then
 	# dlopen()s: `iptables -m ipvs` must keep working with our ip_vs.
 	xt=/usr/lib/x86_64-linux-gnu/xtables
 	for b in /usr/sbin/ip /usr/sbin/tc /usr/sbin/ethtool /usr/sbin/ipvsadm /usr/sbin/keepalived /usr/bin/genhash \
+		/usr/sbin/nginx /usr/sbin/haproxy \
 		/usr/sbin/xtables-nft-multi "$xt"/*.so; do
 		[ -e "$b" ] || continue
 		mkdir -p "$stage$(dirname "$b")"

@@ -59,6 +59,14 @@ const (
 	featFullNAT    uint32 = 0x1
 	featSynProxy   uint32 = 0x2
 	featEstTimeout uint32 = 0x4
+	featProxyProto uint32 = 0x10
+)
+
+// PROXY protocol versions of a service (IPVS_SVC_ATTR_PROXY_PROTOCOL).
+const (
+	proxyProtoOff uint8 = 0
+	proxyProtoV1  uint8 = 1
+	proxyProtoV2  uint8 = 2
 )
 
 // stats are the counters of a service or destination, as ipvsadm keeps them.
@@ -85,6 +93,9 @@ type service struct {
 	Netmask uint32
 	// EstTimeout is the per-service ESTABLISHED timeout (extension).
 	EstTimeout uint32
+	// ProxyProto is the PROXY protocol version the service inserts,
+	// proxyProtoOff, V1 or V2 (extension).
+	ProxyProto uint8
 	Stats      stats
 }
 
@@ -190,9 +201,10 @@ type kop struct {
 	Dest     dest
 	Timeouts timeouts
 	Laddr    netip.Addr
-	// KeepSyn and KeepEst (kopEditService) leave the service's SYNPROXY
-	// flag and ESTABLISHED timeout as the kernel has them.
-	KeepSyn, KeepEst bool
+	// KeepSyn, KeepEst and KeepProxy (kopEditService) leave the
+	// service's SYNPROXY flag, ESTABLISHED timeout and PROXY protocol
+	// version as the kernel has them.
+	KeepSyn, KeepEst, KeepProxy bool
 }
 
 // batcher is implemented by backends that can send many changes at once

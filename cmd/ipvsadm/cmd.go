@@ -112,20 +112,24 @@ func (t *tool) batchable(ce *entry, options uint64) (kop, int, bool) {
 	case cmdAdd:
 		k.Kind = kopAddService
 		return k, opAddService, (ce.svc.Flags&svcSynProxy == 0 || has(featSynProxy)) &&
-			(ce.svc.EstTimeout == 0 || has(featEstTimeout))
+			(ce.svc.EstTimeout == 0 || has(featEstTimeout)) &&
+			(ce.svc.ProxyProto == proxyProtoOff || has(featProxyProto))
 	case cmdEdit:
 		// As editService: what -E does not set, it keeps, where the
 		// module has it; the kernel starts an edit from the service's
-		// own flags and ESTABLISHED timeout, so no read-back is needed.
+		// own flags, ESTABLISHED timeout and PROXY protocol version, so
+		// no read-back is needed.
 		k.Kind = kopEditService
 		if ce.synproxy == 2 {
 			k.Svc.Flags &^= svcSynProxy
 		}
-		ext := t.inf.Features&(featSynProxy|featEstTimeout) != 0
+		ext := t.inf.Features&(featSynProxy|featEstTimeout|featProxyProto) != 0
 		k.KeepSyn = ext && options&(1<<optSynProxy) == 0
 		k.KeepEst = ext && options&(1<<optEstTimeout) == 0
+		k.KeepProxy = ext && options&(1<<optProxyProtocol) == 0
 		return k, opUpdateService, (ce.synproxy != 1 || has(featSynProxy)) &&
-			(ce.svc.EstTimeout == 0 || has(featEstTimeout))
+			(ce.svc.EstTimeout == 0 || has(featEstTimeout)) &&
+			(ce.svc.ProxyProto == proxyProtoOff || has(featProxyProto))
 	case cmdDel:
 		k.Kind = kopDelService
 		return k, opDelService, true
@@ -679,6 +683,18 @@ func (t *tool) parseOptions(argv []string, ce *entry, options *uint64, format *u
 				t.fail(2, "invalid vsestablish-timeout value `%s' specified", *val)
 			}
 			ce.svc.EstTimeout = uint32(n)
+		case tagProxyProtocol:
+			t.setOption(options, optProxyProtocol)
+			switch *val {
+			case "v1":
+				ce.svc.ProxyProto = proxyProtoV1
+			case "v2":
+				ce.svc.ProxyProto = proxyProtoV2
+			case "disable":
+				ce.svc.ProxyProto = proxyProtoOff
+			default:
+				t.fail(2, "proxy-protocol must be v1, v2 or disable")
+			}
 		case tagLineNumbers:
 			t.setOption(options, optLineNumbers)
 		default:
@@ -917,13 +933,17 @@ func (t *tool) editService(ce *entry, options uint64) error {
 	}
 	keepSyn := options&(1<<optSynProxy) == 0
 	keepEst := options&(1<<optEstTimeout) == 0
-	if t.inf.Features&(featSynProxy|featEstTimeout) != 0 && (keepSyn || keepEst) {
+	keepProxy := options&(1<<optProxyProtocol) == 0
+	if t.inf.Features&(featSynProxy|featEstTimeout|featProxyProto) != 0 && (keepSyn || keepEst || keepProxy) {
 		if cur, err := t.be.Service(svc); err == nil {
 			if keepSyn {
 				svc.Flags |= cur.Flags & svcSynProxy
 			}
 			if keepEst {
 				svc.EstTimeout = cur.EstTimeout
+			}
+			if keepProxy {
+				svc.ProxyProto = cur.ProxyProto
 			}
 		}
 	}
@@ -952,9 +972,14 @@ const (
 
 // The kernel refuses SYNPROXY (our module's EPROTONOSUPPORT) where it cannot work: on a
 // service that is not TCP, or with real servers whose replies do not pass the director.
+// Likewise the PROXY protocol (our module's EOPNOTSUPP, which the stock module never answers
+// to these operations): on a service that is not TCP, or with real servers that are not
+// FULLNAT.
 const (
 	synproxyServiceText = "SYNPROXY needs a TCP service whose real servers are all NAT (-m) or FULLNAT (-b)"
 	synproxyDestText    = "A SYNPROXY service takes NAT (-m) or FULLNAT (-b) real servers only"
+	proxyServiceText    = "PROXY protocol needs a TCP service whose real servers are all FULLNAT (-b)"
+	proxyDestText       = "A PROXY protocol service takes FULLNAT (-b) real servers only"
 )
 
 var errTable = []struct {
@@ -965,17 +990,21 @@ var errTable = []struct {
 	{opAddService, syscall.EEXIST, "Service already exists"},
 	{opAddService, syscall.ENOENT, "Scheduler or persistence engine not found"},
 	{opAddService, syscall.EPROTONOSUPPORT, synproxyServiceText},
+	{opAddService, syscall.EOPNOTSUPP, proxyServiceText},
 	{opUpdateService, syscall.ESRCH, "No such service"},
 	{opUpdateService, syscall.ENOENT, "Scheduler or persistence engine not found"},
 	{opUpdateService, syscall.EPROTONOSUPPORT, synproxyServiceText},
+	{opUpdateService, syscall.EOPNOTSUPP, proxyServiceText},
 	{opDelService, syscall.ESRCH, "No such service"},
 	{opZeroService, syscall.ESRCH, "No such service"},
 	{opAddDest, syscall.ESRCH, "Service not defined"},
 	{opAddDest, syscall.EEXIST, "Destination already exists"},
 	{opAddDest, syscall.EPROTONOSUPPORT, synproxyDestText},
+	{opAddDest, syscall.EOPNOTSUPP, proxyDestText},
 	{opUpdateDest, syscall.ESRCH, "Service not defined"},
 	{opUpdateDest, syscall.ENOENT, "No such destination"},
 	{opUpdateDest, syscall.EPROTONOSUPPORT, synproxyDestText},
+	{opUpdateDest, syscall.EOPNOTSUPP, proxyDestText},
 	{opDelDest, syscall.ESRCH, "Service not defined"},
 	{opDelDest, syscall.ENOENT, "No such destination"},
 	{opStartDaemon, syscall.EEXIST, "Daemon has already run"},
@@ -1041,6 +1070,8 @@ func notSupportedText(op int, ce *entry) string {
 		what = "synproxy (-j)"
 	case ce != nil && ce.svc.EstTimeout != 0:
 		what = "the per-service established timeout (-V)"
+	case ce != nil && ce.svc.ProxyProto != proxyProtoOff:
+		what = "the PROXY protocol (--proxy-protocol)"
 	}
 	return what + " needs the fullnat ip_vs module (kmod/): the running ip_vs module does not provide it"
 }

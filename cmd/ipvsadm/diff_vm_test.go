@@ -300,6 +300,21 @@ func loadIPVS(t *testing.T) {
 	}
 }
 
+// moduleHas reports whether the running ip_vs module reports the feature bits f.
+func moduleHas(t *testing.T, f uint32) bool {
+	t.Helper()
+	be, err := openKernel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	inf, err := be.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inf.Features&f == f
+}
+
 func corpusFiles(t *testing.T) []string {
 	files, err := filepath.Glob(filepath.Join(testdataDir, "corpus", "*.txt"))
 	if err != nil || len(files) < 100 {
@@ -595,7 +610,7 @@ func TestKernelRoundTrip(t *testing.T) {
 	}
 	for _, save := range [][]string{{"-S", "-n"}, {"-S"}} {
 		resetIPVS(t)
-		table := strings.Join(randomTable(newRand(), ext), "\n") + "\n"
+		table := strings.Join(randomTable(newRand(), ext, ext && moduleHas(t, featProxyProto)), "\n") + "\n"
 		if r := runBin(t, ourIpvsadm, []string{"-R"}, table); r.code != 0 && !strings.Contains(r.stderr, "already exists") {
 			t.Fatalf("building the table: %s", r)
 		}

@@ -136,6 +136,13 @@ func (k *fakeKernel) checkService(svc *service) error {
 	if svc.EstTimeout != 0 && k.inf.Features&featEstTimeout == 0 {
 		return errNotSupported
 	}
+	if svc.ProxyProto != proxyProtoOff && k.inf.Features&featProxyProto == 0 {
+		return errNotSupported
+	}
+	// our module's PROXY protocol check: TCP (or fwmark) services only
+	if svc.ProxyProto != proxyProtoOff && svc.FWMark == 0 && svc.Protocol != protoTCP {
+		return syscall.EOPNOTSUPP
+	}
 	return nil
 }
 
@@ -161,6 +168,13 @@ func (k *fakeKernel) EditService(svc service) error {
 	s := k.find(svc)
 	if s == nil {
 		return fmt.Errorf("edit service: %w", syscall.ESRCH)
+	}
+	if svc.ProxyProto != proxyProtoOff {
+		for _, d := range s.dests {
+			if d.FwdMethod&fwdMask != fwdFullNAT {
+				return fmt.Errorf("edit service: %w", syscall.EOPNOTSUPP)
+			}
+		}
 	}
 	if svc.Flags&svcPersistent == 0 {
 		svc.Timeout = 0
@@ -197,9 +211,12 @@ func sameDest(a, b *dest) bool {
 	return a.AF == b.AF && a.Port == b.Port && canonAddr(a.AF, a.Addr) == canonAddr(b.AF, b.Addr)
 }
 
-func (k *fakeKernel) checkDest(d *dest) error {
+func (k *fakeKernel) checkDest(svc *service, d *dest) error {
 	if d.FwdMethod&fwdMask == fwdFullNAT && k.inf.Features&featFullNAT == 0 {
 		return errNotSupported
+	}
+	if svc.ProxyProto != proxyProtoOff && d.FwdMethod&fwdMask != fwdFullNAT {
+		return syscall.EOPNOTSUPP
 	}
 	if d.Weight < 0 {
 		return syscall.ERANGE
@@ -224,7 +241,7 @@ func (k *fakeKernel) AddDest(svc service, d dest) error {
 	if s == nil {
 		return fmt.Errorf("add dest: %w", syscall.ESRCH)
 	}
-	if err := k.checkDest(&d); err != nil {
+	if err := k.checkDest(&s.s, &d); err != nil {
 		return fmt.Errorf("add dest: %w", err)
 	}
 	for i := range s.dests {
@@ -248,7 +265,7 @@ func (k *fakeKernel) EditDest(svc service, d dest) error {
 	if s == nil {
 		return fmt.Errorf("edit dest: %w", syscall.ESRCH)
 	}
-	if err := k.checkDest(&d); err != nil {
+	if err := k.checkDest(&s.s, &d); err != nil {
 		return fmt.Errorf("edit dest: %w", err)
 	}
 	for i := range s.dests {
@@ -396,8 +413,8 @@ func (k *fakeKernel) Apply(ops []kop) []error {
 		case kopAddService:
 			errs[i] = k.AddService(o.Svc)
 		case kopEditService:
-			// the kernel starts an edit from the service's own flags
-			// and ESTABLISHED timeout
+			// the kernel starts an edit from the service's own flags,
+			// ESTABLISHED timeout and PROXY protocol version
 			svc := o.Svc
 			if cur := k.find(svc); cur != nil {
 				if o.KeepSyn {
@@ -405,6 +422,9 @@ func (k *fakeKernel) Apply(ops []kop) []error {
 				}
 				if o.KeepEst {
 					svc.EstTimeout = cur.s.EstTimeout
+				}
+				if o.KeepProxy {
+					svc.ProxyProto = cur.s.ProxyProto
 				}
 			}
 			errs[i] = k.EditService(svc)

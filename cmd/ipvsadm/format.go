@@ -48,6 +48,7 @@ var out = struct {
 	svcPE         string
 	svcOps        string
 	svcSynProxy   string
+	svcProxyProto string
 	eol           string
 
 	ruleSvc        string
@@ -59,6 +60,7 @@ var out = struct {
 	ruleSchedFlags string
 	ruleSynProxy   string
 	ruleEstTimeout string
+	ruleProxyProto string
 	ruleDest       string
 	ruleDestIPIP   string
 	ruleDestGUE    string
@@ -134,6 +136,7 @@ var out = struct {
 	svcPE:         " pe %s",
 	svcOps:        " ops",
 	svcSynProxy:   " synproxy",
+	svcProxyProto: " proxy-protocol v%d",
 	eol:           "\n",
 
 	ruleSvc:        "-A %s -s %s",
@@ -145,6 +148,7 @@ var out = struct {
 	ruleSchedFlags: " -b %s",
 	ruleSynProxy:   " -j enable",
 	ruleEstTimeout: " -V %d",
+	ruleProxyProto: " --proxy-protocol v%d",
 	ruleDest:       "-a %s -r %s %s -w %d\n",
 	ruleDestIPIP:   "-a %s -r %s %s -w %d --tun-type %s\n",
 	ruleDestGUE:    "-a %s -r %s %s -w %d --tun-type %s --tun-port %d %s\n",
@@ -195,8 +199,10 @@ var out = struct {
 // usageExtText is ipvsadm --help-ext after the version line: the options of Alibaba's LVS
 // extension, which need the fullnat ip_vs module; %[1]s is argv[0]. (-h prints 1.31's help
 // unchanged: scripts parse it.)
-const usageExtText = `Extensions (FULLNAT, local addresses, SYNPROXY; they need the fullnat ip_vs module):
+const usageExtText = `Extensions (FULLNAT, local addresses, SYNPROXY, PROXY protocol; they need the fullnat
+ip_vs module):
   %[1]s -A|E virtual-service [options] [-j enable|disable] [-V [seconds]]
+        [--proxy-protocol v1|v2|disable]
   %[1]s -a|e virtual-service -r server-address -b [-w weight] [-x upper] [-y lower]
   %[1]s -P|Q virtual-service -z local-address
   %[1]s -G [virtual-service]
@@ -211,6 +217,10 @@ const usageExtText = `Extensions (FULLNAT, local addresses, SYNPROXY; they need 
   --synproxy     -j enable|disable    SYNPROXY on a TCP service (NAT or FULLNAT)
   --vsestablish-timeout -V [seconds]  the service's own timeout of established
                                       connections (1-2678400)
+  --proxy-protocol v1|v2|disable      insert a PROXY protocol header (v1 text, v2
+                                      binary) with the client's address into each
+                                      connection to the real servers (a TCP or
+                                      fwmark service with FULLNAT real servers)
   --line-numbers                      with -R, name the number of a failing line
   --help-ext                          display this help message
 

@@ -419,7 +419,8 @@ func TestExtensionPinned(t *testing.T) {
 	}
 	if !usesExtension([]string{"-a", "-t", "192.0.2.1:80", "-r", "198.51.100.1", "-bw", "3"}) ||
 		usesExtension([]string{"-A", "-t", "192.0.2.1:80", "-s", "sh", "-b", "sh-port"}) ||
-		!usesExtension([]string{"-G"}) || !usesExtension([]string{"-A", "-t", "192.0.2.1:80", "--synproxy", "enable"}) {
+		!usesExtension([]string{"-G"}) || !usesExtension([]string{"-A", "-t", "192.0.2.1:80", "--synproxy", "enable"}) ||
+		!usesExtension([]string{"-E", "-t", "192.0.2.1:80", "--proxy-protocol=v2"}) {
 		t.Errorf("usesExtension misreads a command")
 	}
 	if pinned("# a\n$ ipvsadm -L\n# pinned: no\n") || !pinned("# a\n# pinned: yes\n$ ipvsadm -L\n") {
@@ -429,7 +430,7 @@ func TestExtensionPinned(t *testing.T) {
 
 // usesExtension reports whether an ipvsadm command line has an option only Alibaba's ipvsadm
 // knows: -P, -Q, -G, -z, -j, -V (and their long names), or -b (--fullnat) with -a or -e, where
-// 1.31's -b (--sched-flags) belongs to -A and -E.
+// 1.31's -b (--sched-flags) belongs to -A and -E; or one of ours (--proxy-protocol, --help-ext).
 func usesExtension(args []string) bool {
 	server := false
 	for _, a := range args {
@@ -441,7 +442,8 @@ func usesExtension(args []string) bool {
 	for _, a := range args {
 		if strings.HasPrefix(a, "--") {
 			switch strings.SplitN(a[2:], "=", 2)[0] {
-			case "fullnat", "synproxy", "add-laddr", "del-laddr", "get-laddr", "laddr", "vsestablish-timeout", "help-ext":
+			case "fullnat", "synproxy", "add-laddr", "del-laddr", "get-laddr", "laddr", "vsestablish-timeout", "help-ext",
+				"proxy-protocol":
 				return true
 			}
 			continue

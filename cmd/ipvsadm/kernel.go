@@ -51,6 +51,7 @@ func toLibService(s service) ipvs.Service {
 		Netmask:            s.Netmask,
 		PEName:             s.PE,
 		EstablishedTimeout: s.EstTimeout,
+		ProxyProtocol:      ipvs.ProxyProtocol(s.ProxyProto),
 	}
 	// The library refuses a 16-byte engine name; the kernel would not
 	// find such an engine either.
@@ -87,6 +88,7 @@ func fromLibService(ls ipvs.Service) service {
 		Timeout:    ls.Timeout,
 		Netmask:    ls.Netmask,
 		EstTimeout: ls.EstablishedTimeout,
+		ProxyProto: uint8(ls.ProxyProtocol),
 		Stats:      fromLibStats(ls.Stats64),
 	}
 	if ls.Stats64 == (ipvs.Stats{}) {
@@ -285,6 +287,9 @@ func (k *kernel) Apply(ops []kop) []error {
 			}
 			if o.KeepEst {
 				keep |= ipvs.KeepEstablishedTimeout
+			}
+			if o.KeepProxy {
+				keep |= ipvs.KeepProxyProtocol
 			}
 			b.Add(ipvs.Op{Kind: ipvs.OpUpdateService, Service: s, Keep: keep})
 		case kopDelService:

@@ -293,6 +293,9 @@ func (t *tool) printServiceEntry(se *service, ds []dest, format uint) {
 		if se.EstTimeout != 0 {
 			fmt.Fprintf(w, out.ruleEstTimeout, se.EstTimeout)
 		}
+		if se.ProxyProto != proxyProtoOff {
+			fmt.Fprintf(w, out.ruleProxyProto, se.ProxyProto)
+		}
 	case format&fmtStats != 0:
 		fmt.Fprintf(w, out.svcNamePadded, name)
 		st := se.Stats
@@ -327,6 +330,9 @@ func (t *tool) printServiceEntry(se *service, ds []dest, format uint) {
 		}
 		if se.Flags&svcSynProxy != 0 {
 			fmt.Fprint(w, out.svcSynProxy)
+		}
+		if se.ProxyProto != proxyProtoOff {
+			fmt.Fprintf(w, out.svcProxyProto, se.ProxyProto)
 		}
 	}
 	fmt.Fprint(w, out.eol)

@@ -13,8 +13,10 @@ import (
 
 func newRand() *rand.Rand { return rand.New(rand.NewSource(42)) }
 
-// randomTable returns ipvsadm commands that build a varied table.
-func randomTable(rng *rand.Rand, ext bool) []string {
+// randomTable returns ipvsadm commands that build a varied table: with ext, Alibaba's
+// extension's settings too, and with proxy the PROXY protocol on TCP and fwmark services (whose
+// real servers are then all FULLNAT).
+func randomTable(rng *rand.Rand, ext, proxy bool) []string {
 	scheds := []string{"rr", "wrr", "lc", "wlc", "sh", "mh", "sed", "nq"}
 	var cmds []string
 	for i := 0; i < 40; i++ {
@@ -51,6 +53,9 @@ func randomTable(rng *rand.Rand, ext bool) []string {
 				add += fmt.Sprintf(" -V %d", 1+rng.Intn(1000))
 			}
 		}
+		if proxy && (strings.HasPrefix(svc, "-t") || strings.HasPrefix(svc, "-f")) && rng.Intn(2) == 0 {
+			add += []string{" --proxy-protocol v1", " --proxy-protocol v2"}[rng.Intn(2)]
+		}
 		cmds = append(cmds, add)
 		v6 := strings.HasPrefix(svc, "-u [") || strings.HasSuffix(svc, "-6")
 		for j := rng.Intn(4); j > 0; j-- {
@@ -64,9 +69,13 @@ func randomTable(rng *rand.Rand, ext bool) []string {
 			if ext && rng.Intn(3) == 0 {
 				fwd = "-b"
 			}
-			// SYNPROXY takes NAT and FULLNAT real servers only
+			// SYNPROXY takes NAT and FULLNAT real servers only, the PROXY protocol FULLNAT
+			// ones only
 			if strings.Contains(add, "-j enable") && fwd != "-b" {
 				fwd = "-m"
+			}
+			if strings.Contains(add, "--proxy-protocol") {
+				fwd = "-b"
 			}
 			cmds = append(cmds, fmt.Sprintf("-a %s -r %s %s -w %d", svc, rs, fwd, rng.Intn(100)))
 		}
@@ -85,28 +94,31 @@ var roundTripLaddrs = []string{"203.0.113.251", "203.0.113.252", "203.0.113.253"
 
 func TestSaveRestoreRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		ext  bool
-		save []string
+		name     string
+		features uint32
+		save     []string
 	}{
-		{"numeric", false, []string{"-S", "-n"}},
-		{"names", false, []string{"-S"}},
-		{"extension", true, []string{"-S", "-n"}},
+		{"numeric", 0, []string{"-S", "-n"}},
+		{"names", 0, []string{"-S"}},
+		{"extension", 7, []string{"-S", "-n"}},
+		{"proxy-protocol", 0x17, []string{"-S", "-n"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := newRand()
 			r := newFakeRig(t)
-			if tc.ext {
-				r.k.inf.Features = 7
-			}
+			r.k.inf.Features = tc.features
 			// Build the table through -R (duplicates fail and are skipped).
-			_, _, _ = r.run([]string{"-R"}, strings.Join(randomTable(rng, tc.ext), "\n")+"\n")
+			table := randomTable(rng, tc.features != 0, tc.features&featProxyProto != 0)
+			_, _, _ = r.run([]string{"-R"}, strings.Join(table, "\n")+"\n")
 			saved, stderr, code := r.run(tc.save, "")
 			if code != 0 || stderr != "" {
 				t.Fatalf("save: %d %q", code, stderr)
 			}
 			if strings.Count(saved, "\n") < 40 {
 				t.Fatalf("table too small:\n%s", saved)
+			}
+			if pp := strings.Count(saved, " --proxy-protocol v"); (pp >= 5) != (tc.features&featProxyProto != 0) {
+				t.Fatalf("%d services saved with the PROXY protocol:\n%s", pp, saved)
 			}
 			before, _, _ := r.run([]string{"-Ln"}, "")
 			if _, _, code := r.run([]string{"-C"}, ""); code != 0 {
@@ -137,10 +149,11 @@ func TestSaveRestoreRoundTrip(t *testing.T) {
 }
 
 // TestRestoreBatchesExtendedEdits restores -E lines that set, clear or
-// leave SYNPROXY and the ESTABLISHED timeout, with failures among them,
-// once in one batch and once line by line (a backend without a batcher),
-// and requires the same table, messages and exit code: an -E that does not
-// name -j or -V keeps what the service has.
+// leave SYNPROXY, the ESTABLISHED timeout and the PROXY protocol, with
+// failures among them, once in one batch and once line by line (a backend
+// without a batcher), and requires the same table, messages and exit code:
+// an -E that does not name -j, -V or --proxy-protocol keeps what the
+// service has.
 func TestRestoreBatchesExtendedEdits(t *testing.T) {
 	rules := strings.Join([]string{
 		"-A -t 192.0.2.1:80 -s rr -j enable -V 600",
@@ -156,6 +169,15 @@ func TestRestoreBatchesExtendedEdits(t *testing.T) {
 		"-A -t 192.0.2.4:80 -s rr -j enable -V 60",
 		"-E -t 192.0.2.4:80 -s rr -p 30",
 		"-E -t 192.0.2.4:80 -s rr -j disable -V 90",
+		"-A -t 192.0.2.5:80 -s rr --proxy-protocol v2",
+		"-a -t 192.0.2.5:80 -r 198.51.100.5:80 -b",
+		"-E -t 192.0.2.5:80 -s wlc",
+		"-A -t 192.0.2.6:80 -s rr --proxy-protocol v1 -V 30",
+		"-E -t 192.0.2.6:80 -s rr --proxy-protocol disable",
+		"-A -t 192.0.2.7:80 -s rr",
+		"-a -t 192.0.2.7:80 -r 198.51.100.7:80 -g",
+		"-E -t 192.0.2.7:80 -s lc --proxy-protocol v1",
+		"-E -t 192.0.2.6:80 -s wlc",
 	}, "\n") + "\n"
 	type outcome struct {
 		save, stderr string
@@ -163,7 +185,7 @@ func TestRestoreBatchesExtendedEdits(t *testing.T) {
 	}
 	do := func(batch bool) (outcome, int) {
 		r := newFakeRig(t)
-		r.k.inf.Features = 7
+		r.k.inf.Features = 0x17
 		env := r.env()
 		if !batch {
 			env.open = func() (backend, error) { return onlyBackend{r.k}, nil }
@@ -186,12 +208,15 @@ func TestRestoreBatchesExtendedEdits(t *testing.T) {
 		"-A -t 192.0.2.2:80 -s rr -j enable -V 300\n",
 		"-A -t 192.0.2.3:80 -s rr -V 900\n",
 		"-A -t 192.0.2.4:80 -s rr -V 90\n",
+		"-A -t 192.0.2.5:80 -s wlc --proxy-protocol v2\n",
+		"-A -t 192.0.2.6:80 -s wlc -V 30\n",
+		"-A -t 192.0.2.7:80 -s rr\n",
 	} {
 		if !strings.Contains(batched.save, want) {
 			t.Errorf("saved table lacks %q:\n%s", want, batched.save)
 		}
 	}
-	if batched.stderr != "line 9: No such service\n" || batched.code != 0 {
-		t.Errorf("stderr %q, exit %d: want line 9's failure reported and the last line's success", batched.stderr, batched.code)
+	if batched.stderr != "line 9: No such service\nline 21: "+proxyServiceText+"\n" || batched.code != 0 {
+		t.Errorf("stderr %q, exit %d: want the failures of lines 9 and 21 reported and the last line's success", batched.stderr, batched.code)
 	}
 }

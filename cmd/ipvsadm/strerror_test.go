@@ -28,3 +28,22 @@ func TestStrerrorLaddr(t *testing.T) {
 		t.Errorf("ipvsStrerror(opAddDest, EADDRNOTAVAIL) = %q", got)
 	}
 }
+
+// TestStrerrorProxyProtocol: our module's EOPNOTSUPP on a service or real server change is its
+// PROXY protocol refusal; on every other operation it keeps 1.31's text.
+func TestStrerrorProxyProtocol(t *testing.T) {
+	for op, want := range map[int]string{
+		opAddService:    proxyServiceText,
+		opUpdateService: proxyServiceText,
+		opAddDest:       proxyDestText,
+		opUpdateDest:    proxyDestText,
+		opDelService:    "Operation not supported with IPv6",
+		opDelDest:       "Operation not supported with IPv6",
+		opAddLaddr:      "Operation not supported with IPv6",
+		opOther:         "Operation not supported with IPv6",
+	} {
+		if got := ipvsStrerror(op, syscall.EOPNOTSUPP); got != want {
+			t.Errorf("ipvsStrerror(%d, EOPNOTSUPP) = %q, want %q", op, got, want)
+		}
+	}
+}

@@ -5,7 +5,7 @@ package main
 
 // Commands, options and their legal combinations: ipvsadm 1.31's tables
 // plus Alibaba's extension (local addresses, synproxy, ESTABLISHED
-// timeout, FULLNAT).
+// timeout, FULLNAT) and ours (PROXY protocol, line numbers).
 
 // Commands (index+1 into cmdNames).
 const (
@@ -75,6 +75,7 @@ const (
 	optLaddr
 	optSynProxy
 	optEstTimeout
+	optProxyProtocol
 	optLineNumbers
 	numOpts
 )
@@ -87,29 +88,29 @@ var optNames = [numOpts]string{
 	"sched-flags", "mcast-group", "mcast-port", "mcast-ttl", "sync-maxlen",
 	"tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum",
 	"tun-remcsum", "local-address", "synproxy", "vsestablish-timeout",
-	"line-numbers",
+	"proxy-protocol", "line-numbers",
 }
 
 // commandsVOptions: '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional.
 // Columns follow the option bits above.
 var commandsVOptions = [...]string{
-	cmdAdd - 1:         "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx  x",
-	cmdEdit - 1:        "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx  x",
-	cmdDel - 1:         "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdFlush - 1:       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdList - 1:        " 11xxxxxxxxx11       xxxxxxx xxxxxxxxx",
-	cmdAddDest - 1:     "xx+xxx+    xxxxxxxxxxxxxxxxxx     xxxx",
-	cmdDelDest - 1:     "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdEditDest - 1:    "xx+xxx+    xxxxxxxxxxxxxxxxxx     xxxx",
-	cmdTimeout - 1:     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdStartDaemon - 1: "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxxxx",
-	cmdStopDaemon - 1:  "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxxxx",
-	cmdRestore - 1:     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx ",
-	cmdSave - 1:        " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdZero - 1:        "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdAddLaddr - 1:    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxx",
-	cmdDelLaddr - 1:    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxx",
-	cmdGetLaddr - 1:    "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdAdd - 1:         "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx   x",
+	cmdEdit - 1:        "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx   x",
+	cmdDel - 1:         "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdFlush - 1:       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdList - 1:        " 11xxxxxxxxx11       xxxxxxx xxxxxxxxxx",
+	cmdAddDest - 1:     "xx+xxx+    xxxxxxxxxxxxxxxxxx     xxxxx",
+	cmdDelDest - 1:     "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdEditDest - 1:    "xx+xxx+    xxxxxxxxxxxxxxxxxx     xxxxx",
+	cmdTimeout - 1:     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdStartDaemon - 1: "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxxxxx",
+	cmdStopDaemon - 1:  "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxxxxx",
+	cmdRestore - 1:     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx ",
+	cmdSave - 1:        " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdZero - 1:        "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdAddLaddr - 1:    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxxx",
+	cmdDelLaddr - 1:    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxxx",
+	cmdGetLaddr - 1:    "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 }
 
 // Tunnel types and the tunnel options they accept (tun-port, nocsum,
@@ -153,6 +154,7 @@ const (
 	tagSchedFlags
 	tagLineNumbers
 	tagHelpExt
+	tagProxyProtocol
 )
 
 // The two popt tables, built once.
@@ -232,9 +234,10 @@ func optionTable(fullnatB bool) []optDef {
 		{"vsestablish-timeout", 'V', argOptional, 'V'},
 		{"fullnat", 0, argNone, tagFullNAT},
 		// Ours: restore reports the failing line's number; the extensions' help
-		// (-h stays 1.31's, which scripts parse).
+		// (-h stays 1.31's, which scripts parse); PROXY protocol insertion.
 		{"line-numbers", 0, argNone, tagLineNumbers},
 		{"help-ext", 0, argNone, tagHelpExt},
+		{"proxy-protocol", 0, argRequired, tagProxyProtocol},
 	}
 	for i := range t {
 		switch t[i].val {

@@ -3,11 +3,12 @@
 // service and verifies every byte.
 //
 //	lvs-peer serve --name rs1 --listen 198.51.100.11:80 [--listen [2001:db8:2::11]:80] [--udp ...]
-//	               [--banner 198.51.100.11:25 ...]
+//	               [--banner 198.51.100.11:25 ...] [--proxy-listen ADDR ...] [--proxy-banner ADDR ...]
 //	lvs-peer dial --addr 203.0.113.10:80 [--udp] [--count 1000] [--parallel 16]
 //	              [--op hello|get|put|banner] [--size 10485760] [--local-port 40000] [--human --tag NAME]
 //	lvs-peer flood --addr 203.0.113.10:80 [--count 200000] [--kind syn|ack|fin] [--workers 2]
 //	lvs-peer sniff --name rs1 --iface eth0 [--tag NAME]
+//	lvs-peer http --url http://203.0.113.10/f [--size 1048576] [--seed 1]
 //
 // TCP protocol, one request line per connection:
 //
@@ -23,6 +24,10 @@
 // "<name> <remote addr:port>\n" as soon as it accepts, without waiting for the client, then
 // waits for the client to close. dial --op banner connects, sends nothing, and reads that line.
 //
+// --proxy-listen and --proxy-banner listeners serve the same, after the PROXY protocol header
+// (version 1 or 2, haproxy's proxy-protocol.txt) that starts each connection: the remote address
+// they report is the one the header gives. A connection without a good header is closed.
+//
 // UDP: any datagram is answered with "<name> <remote addr:port>".
 //
 // dial prints one JSON summary line and exits non-zero when any operation failed. With --human it
@@ -31,6 +36,9 @@
 //
 // sniff counts the TCP segments an interface receives until SIGINT or SIGTERM, by source address
 // and by the client address of their TOA option, and then prints what it saw (see sniff.go).
+//
+// http PUTs --size bytes of a deterministic stream to --url (a WebDAV server: nginx's dav
+// module), GETs them back, prints a JSON summary and exits non-zero unless they match.
 //
 // flood sends spoofed TCP packets (see internal/flood) from the current network namespace and
 // prints what it sent, as JSON or (--human) as a sentence.
@@ -74,6 +82,8 @@ func main() {
 		err = floodCmd(os.Args[2:])
 	case "sniff":
 		err = sniffCmd(os.Args[2:])
+	case "http":
+		err = httpCmd(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 	default:
@@ -88,12 +98,13 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
   lvs-peer serve --name NAME --listen ADDR:PORT [--listen ...] [--udp ADDR:PORT ...]
-                 [--banner ADDR:PORT ...]
+                 [--banner ADDR:PORT ...] [--proxy-listen ADDR:PORT ...] [--proxy-banner ADDR:PORT ...]
   lvs-peer dial --addr ADDR:PORT [--udp] [--count N] [--parallel P] [--op hello|get|put|banner]
                 [--size BYTES] [--local-port PORT] [--timeout 10s] [--human [--tag NAME]]
   lvs-peer flood --addr ADDR:PORT [--count N] [--kind syn|ack|fin] [--workers W]
                  [--limit 60s] [--human]
-  lvs-peer sniff --name NAME --iface IFNAME [--tag NAME]`)
+  lvs-peer sniff --name NAME --iface IFNAME [--tag NAME]
+  lvs-peer http --url URL [--size BYTES] [--seed S] [--timeout 1m]`)
 	os.Exit(2)
 }
 
@@ -137,13 +148,15 @@ func streamSum(n int64, seed uint64) string {
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	name := fs.String("name", "", "name reported to clients")
-	var tcp, udp, banner listFlag
+	var tcp, udp, banner, ppTCP, ppBanner listFlag
 	fs.Var(&tcp, "listen", "TCP address to listen on (repeatable)")
 	fs.Var(&udp, "udp", "UDP address to listen on (repeatable)")
 	fs.Var(&banner, "banner", "TCP address to listen on, speaking first (repeatable)")
+	fs.Var(&ppTCP, "proxy-listen", "as --listen, each connection starting with a PROXY protocol header (repeatable)")
+	fs.Var(&ppBanner, "proxy-banner", "as --banner, after the connection's PROXY protocol header (repeatable)")
 	_ = fs.Parse(args)
-	if *name == "" || len(tcp)+len(udp)+len(banner) == 0 {
-		return errors.New("serve needs --name and at least one --listen, --udp or --banner")
+	if *name == "" || len(tcp)+len(udp)+len(banner)+len(ppTCP)+len(ppBanner) == 0 {
+		return errors.New("serve needs --name and at least one --listen, --udp, --banner, --proxy-listen or --proxy-banner")
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
@@ -159,12 +172,17 @@ func serve(args []string) error {
 		}
 		go acceptLoop(l, *name, handle)
 	}
-	for _, a := range banner {
-		l, err := lc.Listen(context.Background(), "tcp", a)
-		if err != nil {
-			return fmt.Errorf("listen tcp %s: %w", a, err)
+	for _, lh := range []struct {
+		addrs listFlag
+		h     func(net.Conn, string)
+	}{{banner, handleBanner}, {ppTCP, acceptProxy(handle)}, {ppBanner, acceptProxy(handleBanner)}} {
+		for _, a := range lh.addrs {
+			l, err := lc.Listen(context.Background(), "tcp", a)
+			if err != nil {
+				return fmt.Errorf("listen tcp %s: %w", a, err)
+			}
+			go acceptLoop(l, *name, lh.h)
 		}
-		go acceptLoop(l, *name, handleBanner)
 	}
 	for _, a := range udp {
 		c, err := lc.ListenPacket(context.Background(), "udp", a)

@@ -44,11 +44,6 @@ func Behaviour(t *testing.T, c *ipvs.Client, laddr netip.Addr) {
 		d1.ForwardMethod, d2.ForwardMethod = ipvs.FullNAT, ipvs.FullNAT
 	}
 
-	type step struct {
-		name string
-		do   func() error
-		want error // nil: success
-	}
 	steps := []step{
 		{"create service", func() error { return c.CreateService(ctx, svc) }, nil},
 		{"create it again", func() error { return c.CreateService(ctx, svc) }, ipvs.ErrExist},
@@ -182,6 +177,15 @@ func Behaviour(t *testing.T, c *ipvs.Client, laddr netip.Addr) {
 			return err
 		}, ipvs.ErrNotSupported})
 	}
+	if info.Features.Has(ipvs.FeatureProxyProtocol | ipvs.FeatureFullNAT) {
+		steps = append(steps, proxyProtocolSteps(ctx, c)...)
+	} else {
+		steps = append(steps, step{"the PROXY protocol needs the extension", func() error {
+			s := missing
+			s.ProxyProtocol = ipvs.ProxyProtocolV1
+			return c.CreateService(ctx, s)
+		}, ipvs.ErrNotSupported})
+	}
 	steps = append(steps,
 		step{"batch: failures by index", func() error {
 			var b ipvs.Batch
@@ -249,6 +253,134 @@ func Behaviour(t *testing.T, c *ipvs.Client, laddr netip.Addr) {
 			errors.Is(err, ipvs.ErrNotFound) == errors.Is(err, ipvs.ErrModuleNotFound):
 			t.Errorf("%s: err = %v matches both or neither of ErrNotFound and ErrModuleNotFound", s.name, err)
 		}
+	}
+}
+
+// step is one behaviour: what is done and the error it must match.
+type step struct {
+	name string
+	do   func() error
+	want error // nil: success
+}
+
+// proxyProtocolSteps set the PROXY protocol, read it back, keep it over an
+// update that does not carry it, turn it off, and check the kernel's
+// refusals: a UDP service, a NAT real server on a service that has it, a
+// DR or NAT real server on a service it is turned on for. They delete
+// their services again.
+func proxyProtocolSteps(ctx context.Context, c *ipvs.Client) []step {
+	pp := ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("192.0.2.20"), Port: 80, Scheduler: "rr",
+		ProxyProtocol: ipvs.ProxyProtocolV1}
+	plain := ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("192.0.2.21"), Port: 80}
+	fwm := ipvs.Service{FWMark: 20, ProxyProtocol: ipvs.ProxyProtocolV2}
+	udp := ipvs.Service{Protocol: ipvs.UDP, Address: netip.MustParseAddr("192.0.2.20"), Port: 53, ProxyProtocol: ipvs.ProxyProtocolV2}
+	fnat := ipvs.Destination{Address: netip.MustParseAddr("198.51.100.20"), Port: 8080, ForwardMethod: ipvs.FullNAT, Weight: 1}
+	nat := ipvs.Destination{Address: netip.MustParseAddr("198.51.100.21"), Port: 8080, ForwardMethod: ipvs.Masquerade, Weight: 1}
+	dr := ipvs.Destination{Address: netip.MustParseAddr("198.51.100.22"), Port: 80, ForwardMethod: ipvs.DirectRoute, Weight: 1}
+	// reads checks the version the kernel reports for s, by itself and
+	// in the whole table.
+	reads := func(s ipvs.Service, want ipvs.ProxyProtocol) error {
+		got, err := c.Service(ctx, s)
+		if err != nil {
+			return err
+		}
+		if got.ProxyProtocol != want {
+			return fmt.Errorf("%v: PROXY protocol %v, want %v", s, got.ProxyProtocol, want)
+		}
+		tab, err := c.ServicesWithDestinations(ctx)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(tab, func(sd ipvs.ServiceDestinations) bool { return s.SameKey(sd.Service) })
+		if i < 0 || tab[i].Service.ProxyProtocol != want {
+			return fmt.Errorf("%v: not listed with PROXY protocol %v: %+v", s, want, tab)
+		}
+		return nil
+	}
+	return []step{
+		{"PROXY protocol: create with v1, read back", func() error {
+			if err := c.CreateService(ctx, pp); err != nil {
+				return err
+			}
+			if err := reads(pp, ipvs.ProxyProtocolV1); err != nil {
+				return err
+			}
+			got, err := c.Service(ctx, pp)
+			if err == nil && !pp.Equal(got) {
+				err = fmt.Errorf("created %+v, read back %+v: not Equal", pp, got)
+			}
+			return err
+		}, nil},
+		{"PROXY protocol: update to v2 with a FULLNAT real server", func() error {
+			if err := c.CreateDestination(ctx, pp, fnat); err != nil {
+				return err
+			}
+			s := pp
+			s.ProxyProtocol = ipvs.ProxyProtocolV2
+			if err := c.UpdateService(ctx, s); err != nil {
+				return err
+			}
+			return reads(pp, ipvs.ProxyProtocolV2)
+		}, nil},
+		{"PROXY protocol: an update without it keeps it", func() error {
+			s := pp
+			s.Scheduler, s.ProxyProtocol = "wlc", ipvs.ProxyProtocolOff
+			if err := c.Apply(ctx, &ipvs.Batch{Ops: []ipvs.Op{{Kind: ipvs.OpUpdateService, Service: s, Keep: ipvs.KeepProxyProtocol}}}); err != nil {
+				return err
+			}
+			if got, err := c.Service(ctx, pp); err != nil || got.Scheduler != "wlc" {
+				return fmt.Errorf("after the update: %+v, %v; want scheduler wlc", got, err)
+			}
+			return reads(pp, ipvs.ProxyProtocolV2)
+		}, nil},
+		{"PROXY protocol: a NAT real server is refused", func() error { return c.CreateDestination(ctx, pp, nat) },
+			ipvs.ErrProxyProtocolNotAllowed},
+		{"PROXY protocol: a FULLNAT real server changed to NAT is refused", func() error {
+			d := fnat
+			d.ForwardMethod = ipvs.Masquerade
+			return c.UpdateDestination(ctx, pp, d)
+		}, ipvs.ErrProxyProtocolNotAllowed},
+		{"PROXY protocol: turned off, NAT is taken", func() error {
+			s := pp
+			s.ProxyProtocol = ipvs.ProxyProtocolOff
+			if err := c.UpdateService(ctx, s); err != nil {
+				return err
+			}
+			if err := reads(pp, ipvs.ProxyProtocolOff); err != nil {
+				return err
+			}
+			return c.CreateDestination(ctx, pp, nat)
+		}, nil},
+		{"PROXY protocol: turning it on with a NAT real server is refused", func() error { return c.UpdateService(ctx, pp) },
+			ipvs.ErrProxyProtocolNotAllowed},
+		{"PROXY protocol: turning it on with a DR real server is refused", func() error {
+			if err := c.CreateService(ctx, plain); err != nil {
+				return err
+			}
+			if err := c.CreateDestination(ctx, plain, dr); err != nil {
+				return err
+			}
+			s := plain
+			s.ProxyProtocol = ipvs.ProxyProtocolV1
+			return c.UpdateService(ctx, s)
+		}, ipvs.ErrProxyProtocolNotAllowed},
+		{"PROXY protocol: still off after the refusals", func() error {
+			if err := reads(plain, ipvs.ProxyProtocolOff); err != nil {
+				return err
+			}
+			return reads(pp, ipvs.ProxyProtocolOff)
+		}, nil},
+		{"PROXY protocol: a UDP service is refused", func() error { return c.CreateService(ctx, udp) },
+			ipvs.ErrProxyProtocolNotAllowed},
+		{"PROXY protocol: a fwmark service takes it", func() error {
+			if err := c.CreateService(ctx, fwm); err != nil {
+				return err
+			}
+			return reads(fwm, ipvs.ProxyProtocolV2)
+		}, nil},
+		{"PROXY protocol: delete the services", func() error {
+			return errors.Join(c.DeleteService(ctx, pp), c.DeleteService(ctx, plain), c.DeleteService(ctx, fwm))
+		}, nil},
 	}
 }
 

@@ -10,10 +10,13 @@
 // It answers the way the kernel does where a consumer can see it: the
 // errnos of ip_vs_ctl.c (EEXIST, ESRCH for a missing service, ENOENT for
 // a missing destination or local address and for an unknown scheduler or
-// persistence engine), FlagHashed on listed services, destinations newest
-// first, dumps as multi-part messages and acks with the request header
-// only (NETLINK_CAP_ACK). It keeps no connections and no traffic: counters
-// are zero.
+// persistence engine) and of our module (EOPNOTSUPP where it refuses the
+// PROXY protocol, EINVAL for a version it does not know), the extension's
+// service attributes ignored by a module without their feature, an update
+// without a PROXY protocol version keeping the service's, FlagHashed on
+// listed services, destinations newest first, dumps as multi-part messages
+// and acks with the request header only (NETLINK_CAP_ACK). It keeps no
+// connections and no traffic: counters are zero.
 //
 //	k := ipvstest.New(ipvstest.Options{})
 //	c, err := k.Client()
@@ -80,6 +83,7 @@ const (
 	svcPEName     = 11
 	svcStats64    = 12
 	svcEstTimeout = 13
+	svcProxyProto = 14
 
 	destAddr         = 1
 	destPort         = 2
@@ -102,6 +106,12 @@ const (
 	infoFeatures    = 3
 
 	flagHashed = 0x0002
+
+	fwdFullNAT = 5
+
+	protoTCP = 6
+
+	ppMax = 2 // IPVS_SVC_ATTR_PROXY_PROTOCOL's policy: 0 off, 1 v1, 2 v2
 )
 
 // Options configure a Kernel. The zero value is a kernel with the fullnat
@@ -158,7 +168,7 @@ func New(opts Options) *Kernel {
 	if !opts.Stock {
 		k.features = opts.Features
 		if k.features == 0 {
-			k.features = ipvs.FeatureFullNAT | ipvs.FeatureSynProxy | ipvs.FeatureEstTimeout
+			k.features = ipvs.FeatureFullNAT | ipvs.FeatureSynProxy | ipvs.FeatureEstTimeout | ipvs.FeatureProxyProtocol
 		}
 	}
 	if k.opts.Schedulers == nil {
@@ -427,15 +437,21 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 	if errno != 0 {
 		return nil, errno
 	}
-	if k.opts.Stock {
-		delete(svcAttrs, svcEstTimeout) // unknown to the stock module: ignored
+	// unknown to a module without the feature (the stock one): ignored
+	if !k.features.Has(ipvs.FeatureEstTimeout) {
+		delete(svcAttrs, svcEstTimeout)
+	}
+	if !k.features.Has(ipvs.FeatureProxyProtocol) {
+		delete(svcAttrs, svcProxyProto)
+	} else if v, ok := svcAttrs[svcProxyProto]; ok && (len(v) != 1 || v[0] > ppMax) {
+		return nil, unix.EINVAL // the attribute's netlink policy
 	}
 	i := slices.IndexFunc(k.services, func(s *service) bool { return s.key == key })
 	if cmd == cmdNewService {
 		if i >= 0 {
 			return nil, unix.EEXIST
 		}
-		if errno := k.checkService(svcAttrs); errno != 0 {
+		if errno := k.checkService(svcAttrs, nil); errno != 0 {
 			return nil, errno
 		}
 		k.services = append(k.services, &service{key: key, af: af, attrs: svcAttrs})
@@ -452,10 +468,14 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 	case cmdGetService:
 		return [][]byte{k.serviceReply(s)}, 0
 	case cmdSetService:
-		if errno := k.checkService(svcAttrs); errno != 0 {
+		if _, ok := svcAttrs[svcProxyProto]; !ok && s.attrs[svcProxyProto] != nil {
+			// absent: the edit keeps the service's version
+			svcAttrs[svcProxyProto] = s.attrs[svcProxyProto]
+		}
+		if errno := k.checkService(svcAttrs, s); errno != 0 {
 			return nil, errno
 		}
-		for _, a := range []uint16{svcSchedName, svcFlags, svcTimeout, svcNetmask} {
+		for _, a := range []uint16{svcSchedName, svcFlags, svcTimeout, svcNetmask, svcProxyProto} {
 			s.attrs[a] = svcAttrs[a]
 		}
 		for _, a := range []uint16{svcPEName, svcEstTimeout} {
@@ -484,6 +504,9 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 		}
 		if k.opts.Stock && len(da[destFwdMethod]) == 4 && binary.NativeEndian.Uint32(da[destFwdMethod])&7 > 4 {
 			return nil, unix.EINVAL
+		}
+		if cmd != cmdDelDest && proxyProtocol(s.attrs) != 0 && !fullNAT(da) {
+			return nil, unix.EOPNOTSUPP // a PROXY protocol service takes FULLNAT real servers only
 		}
 		dk := fmt.Sprintf("%x/%x", pad16(da[destAddr]), da[destPort])
 		j := slices.IndexFunc(s.dests, func(d *dest) bool { return d.key == dk })
@@ -540,11 +563,23 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 	return nil, unix.EOPNOTSUPP
 }
 
-// checkService checks the settings of a new or changed service.
-func (k *Kernel) checkService(a map[uint16][]byte) unix.Errno {
+// checkService checks the settings of a new service (cur nil) or of the
+// changes to cur.
+func (k *Kernel) checkService(a map[uint16][]byte, cur *service) unix.Errno {
 	for _, t := range []uint16{svcSchedName, svcFlags, svcTimeout, svcNetmask} {
 		if a[t] == nil {
 			return unix.EINVAL
+		}
+	}
+	if proxyProtocol(a) != 0 {
+		// only on TCP (a fwmark service's header goes on its TCP
+		// connections), and only with FULLNAT real servers
+		if fwm := a[svcFWMark]; (len(fwm) != 4 || binary.NativeEndian.Uint32(fwm) == 0) &&
+			binary.NativeEndian.Uint16(a[svcProtocol]) != protoTCP {
+			return unix.EOPNOTSUPP
+		}
+		if cur != nil && slices.ContainsFunc(cur.dests, func(d *dest) bool { return !fullNAT(d.attrs) }) {
+			return unix.EOPNOTSUPP
 		}
 	}
 	if sched := cstring(a[svcSchedName]); sched != "none" && !slices.Contains(k.opts.Schedulers, sched) {
@@ -554,6 +589,21 @@ func (k *Kernel) checkService(a map[uint16][]byte) unix.Errno {
 		return unix.ENOENT
 	}
 	return 0
+}
+
+// proxyProtocol is the PROXY protocol version of service attributes a
+// (0 when absent).
+func proxyProtocol(a map[uint16][]byte) uint8 {
+	if v := a[svcProxyProto]; len(v) == 1 {
+		return v[0]
+	}
+	return 0
+}
+
+// fullNAT reports whether destination attributes da forward with FULLNAT.
+func fullNAT(da map[uint16][]byte) bool {
+	v := da[destFwdMethod]
+	return len(v) == 4 && binary.NativeEndian.Uint32(v)&7 == fwdFullNAT
 }
 
 // serviceKey identifies a service: family and fwmark, or family,
@@ -602,6 +652,9 @@ func (k *Kernel) serviceReply(s *service) []byte {
 	in.Bytes(svcStats64, zeroStats(true))
 	if e := s.attrs[svcEstTimeout]; e != nil && k.features.Has(ipvs.FeatureEstTimeout) {
 		in.Bytes(svcEstTimeout, e)
+	}
+	if p := proxyProtocol(s.attrs); p != 0 {
+		in.Uint8(svcProxyProto, p) // reported only when on
 	}
 	nb, _ := in.Encode()
 	ae := netlink.NewAttributeEncoder()

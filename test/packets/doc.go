@@ -19,8 +19,8 @@
 //	sleep DURATION
 //
 // NODE is client, director or rs1 (198.51.100.11, 2001:db8:2::11; lvs-peer serves TCP and UDP
-// port 80 there). Packets sent from the client use the ghost addresses 192.0.2.3 and
-// 2001:db8:1::3: the director has a permanent neighbour entry for them pointing at the client's
+// port 80 there, TCP port 81 after a PROXY protocol header, and on TCP port 82 it speaks first,
+// after a PROXY protocol header). Packets sent from the client use the ghost addresses 192.0.2.3 and 2001:db8:1::3: the director has a permanent neighbour entry for them pointing at the client's
 // eth0, so replies are captured there, but the client's stack does not own them and so does not
 // reset a handshake it never made. Variables bound by one step hold in the next ones. The capture
 // passes over what is not the director's doing: ARP, IPv6 neighbour discovery and MLD, IGMP.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,7 +55,15 @@ func run(t *testing.T, steps []step) {
 	d := tp.Director
 	d.Run(t, "/sbin/modprobe", "ip_vs")
 	d.Run(t, "/sbin/modprobe", "ip_vs_rr")
-	vmnet.Serve(t, tp.Servers[0], "rs1", 80, tp.ServerAddrs[0], tp.ServerAddrs6[0])
+	// port 80: the lvs-peer protocol; port 81: the same after a PROXY protocol header; port 82:
+	// a banner (the server speaks first) after a PROXY protocol header
+	var args []string
+	for _, a := range []netip.Addr{tp.ServerAddrs[0], tp.ServerAddrs6[0]} {
+		ap := netip.AddrPortFrom(a, 80).String()
+		args = append(args, "--listen", ap, "--udp", ap, "--proxy-listen", netip.AddrPortFrom(a, 81).String(),
+			"--proxy-banner", netip.AddrPortFrom(a, 82).String())
+	}
+	vmnet.ServeArgs(t, tp.Servers[0], append([]string{"--name", "rs1"}, args...)...)
 	// The ghost client: addresses whose packets reach the client's eth0 (and its capture) but not
 	// its stack, so a handshake played on a raw socket is not reset by the client's kernel.
 	var mac string
