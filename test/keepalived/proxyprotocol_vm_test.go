@@ -23,10 +23,11 @@ import (
 )
 
 // TestProxyProtocol: with each build, `proxy_protocol v2` on a FNAT TCP virtual server gives the
-// service IPVS_SVC_ATTR_PROXY_PROTOCOL 2, read back from the kernel's service dump; a reload
-// (SIGHUP) to v1 makes it 1 and a reload without the keyword turns it off (the kernel reports no
-// attribute), each time by editing the service, which keeps its connection counter; the same
-// file's UDP virtual server with proxy_protocol is left out with a log line saying why.
+// service IPVS_SVC_ATTR_PROXY_PROTOCOL 2, read back from the kernel's service dump and with
+// `ipvsadm -Sn`; a reload (SIGHUP) to v1 makes it 1 and a reload without the keyword turns it off
+// (the kernel reports no attribute), each time by editing the service, which keeps its connection
+// counter; the same file's UDP virtual server with proxy_protocol is left out with a log line
+// saying why.
 func TestProxyProtocol(t *testing.T) {
 	forEachBuild(t, testProxyProtocol)
 }
@@ -85,6 +86,21 @@ virtual_server %[1]s 53 {
 			svcs, err = dumpServices(string(d))
 			return err == nil && svcs[tcp].present && svcs[tcp].pp == pp
 		})
+		// Our ipvsadm -S says the same.
+		save, _ := d.Try(ipvsadm, "-Sn")
+		line := ""
+		for _, l := range strings.Split(save, "\n") {
+			if strings.HasPrefix(l, fmt.Sprintf("-A -t %s:80 ", tp.VIP)) {
+				line = l
+			}
+		}
+		ok := line != "" && !strings.Contains(line, "--proxy-protocol")
+		if pp != 0 {
+			ok = strings.HasSuffix(line, fmt.Sprintf(" --proxy-protocol v%d", pp))
+		}
+		if !ok {
+			t.Errorf("%s: ipvsadm -Sn says %q", what, line)
+		}
 		if s, ok := svcs["udp:53"]; ok {
 			t.Errorf("%s: the UDP service with proxy_protocol is in the kernel: %+v", what, s)
 		}
