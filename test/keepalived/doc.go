@@ -16,8 +16,8 @@
 // the host with bookworm's libraries) on 6.12 and 7.x. They run the tests that show the series
 // behaves the same in both: the corpus (TestCorpusBad: `keepalived -t` refusals; TestCorpusGood:
 // `-t` and the pinned tables), FULLNAT+SYNPROXY with TCP_CHECK under traffic
-// (TestHealthCheckFullNAT), the reload (TestReloadLocalAddresses) and proxy_protocol
-// (TestProxyProtocol). TestStockModule, TestVipBindDev and TestVRRPPair run 2.2.7 on every line:
+// (TestHealthCheckFullNAT), the reloads (TestReloadLocalAddresses, TestEstTimeoutRemoved) and
+// proxy_protocol (TestProxyProtocol). TestStockModule, TestVipBindDev and TestVRRPPair run 2.2.7 on every line:
 // they exercise code that is the same in both series (the feature probe; vip_bind_dev's hooks sit
 // at the same places of 2.2.7's and 2.3.3's quorum code) or not ours (VRRP). The checks of
 // Debian's own keepalived, which show what a test catches, run with the first build of the line.
