@@ -23,7 +23,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 log() { echo "pkg/keepalived-deb: $*" >&2; }
 
 # Our local revision: bump it when patches/keepalived/ changes.
-rev=1
+rev=2
 case $version in
 2.2.7) debver=1:2.2.7-1 dist=bookworm ;;
 2.3.3) debver=1:2.3.3-1 dist=trixie ;;
