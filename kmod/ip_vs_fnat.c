@@ -137,14 +137,15 @@ static void ip_vs_fnat_mss(u8 *opt, int len, void *arg)
 
 static void ip_vs_fnat_sack(u8 *opt, int len, void *arg)
 {
-	u32 delta = *(u32 *)arg;
+	const struct ip_vs_conn *cp = arg;
 	u8 *b;
 
 	if (len < TCPOLEN_SACK_BASE + TCPOLEN_SACK_PERBLOCK ||
 	    (len - TCPOLEN_SACK_BASE) % TCPOLEN_SACK_PERBLOCK)
 		return;
 	for (b = opt + TCPOLEN_SACK_BASE; b < opt + len; b += 4)
-		put_unaligned_be32(get_unaligned_be32(b) - delta, b);
+		put_unaligned_be32(ip_vs_fnat_client_seq(cp, get_unaligned_be32(b)),
+				   b);
 }
 
 /* Checksums.  CHECKSUM_PARTIAL (and GSO) skbs keep their offload: the check
@@ -441,11 +442,27 @@ static u32 ip_vs_fnat_isn(struct ip_vs_conn *cp)
 			      cp->dport);
 }
 
-/* client -> real server, TCP part: sequence numbers, options, TOA */
+/* A sequence number of the client's stream as the real server sees it,
+ * back to the client's: less our ISN's offset and the PROXY protocol header
+ * (a number within the header is the client's first).
+ */
+u32 ip_vs_fnat_client_seq(const struct ip_vs_conn *cp, u32 seq)
+{
+	u32 off = seq - (cp->fnat.init_seq + 1);
+
+	if (!cp->fnat.pp_len || (s32)off <= 0)
+		return seq - cp->fnat.delta;
+	return seq - cp->fnat.delta - min_t(u32, off, cp->fnat.pp_len);
+}
+
+/* client -> real server, TCP part: sequence numbers, options, TOA, the
+ * PROXY protocol header
+ */
 static int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 			     unsigned int thoff, unsigned int mtu)
 {
 	struct ip_vs_fnat_net *fn = cp->ipvs->fnat;
+	bool pp = false;
 	struct tcphdr *th;
 	bool syn;
 
@@ -458,6 +475,8 @@ static int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 		u32 seq = ntohl(th->seq);
 		bool have, retrans;
 
+		if (cp->fnat.pp_len && ip_vs_pp_syn_data(skb, cp, thoff))
+			return -EINVAL;
 		/* the sequence state changes under the lock the state table
 		 * uses: a SYN and the real server's SYN-ACK can meet here
 		 */
@@ -472,7 +491,8 @@ static int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 			cp->fnat.init_seq = ip_vs_fnat_isn(cp);
 			cp->fnat.delta = cp->fnat.init_seq - seq;
 			cp->fnat.flags |= IP_VS_FNAT_F_SEQ;
-			cp->fnat.flags &= ~IP_VS_FNAT_F_FDATA;
+			cp->fnat.flags &= ~(IP_VS_FNAT_F_FDATA |
+					    IP_VS_FNAT_F_PP_ACKED);
 		}
 		spin_unlock_bh(&cp->lock);
 		/* SYNPROXY's SYN has timestamps when it translates them */
@@ -481,14 +501,32 @@ static int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 			ip_vs_tcp_opts(th, TCPOPT_TIMESTAMP,
 				       ip_vs_fnat_nop_ts, NULL);
 	}
-	if (cp->fnat.flags & IP_VS_FNAT_F_SEQ)
-		th->seq = htonl(ntohl(th->seq) + cp->fnat.delta);
+	if (cp->fnat.flags & IP_VS_FNAT_F_SEQ) {
+		u32 seq = ntohl(th->seq) + cp->fnat.delta;
+
+		/* from the client's first byte on while the real server may
+		 * not have the header, a packet carries it; a reset there
+		 * goes where the header starts, in the real server's window
+		 */
+		if (cp->fnat.pp_len && !syn) {
+			if (seq != cp->fnat.init_seq + 1 ||
+			    (READ_ONCE(cp->fnat.flags) & IP_VS_FNAT_F_PP_ACKED))
+				seq += cp->fnat.pp_len;
+			else if (!th->rst)
+				pp = true;
+		}
+		if (pp && !ip_vs_pp_csum_ok(skb, cp->af, thoff))
+			return -EINVAL;
+		th->seq = htonl(seq);
+	}
 
 	if (syn ||
 	    (READ_ONCE(fn->sysctl_toa) && (cp->fnat.flags & IP_VS_FNAT_F_FDATA) &&
 	     th->ack && !th->syn && !th->rst &&
 	     ntohl(th->ack_seq) == cp->fnat.fdata_seq))
 		ip_vs_fnat_add_toa(skb, cp, thoff, mtu);
+	if (pp)
+		return ip_vs_pp_insert(skb, cp, thoff, mtu);
 	return 0;
 }
 
@@ -522,10 +560,18 @@ static int ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 		}
 	}
 	if (th->ack && (cp->fnat.flags & IP_VS_FNAT_F_SEQ)) {
-		u32 delta = cp->fnat.delta;
+		u32 ack = ntohl(th->ack_seq);
 
-		th->ack_seq = htonl(ntohl(th->ack_seq) - delta);
-		ip_vs_tcp_opts(th, TCPOPT_SACK, ip_vs_fnat_sack, &delta);
+		/* the real server has the PROXY protocol header */
+		if (cp->fnat.pp_len &&
+		    !(READ_ONCE(cp->fnat.flags) & IP_VS_FNAT_F_PP_ACKED) &&
+		    (s32)(ack - (cp->fnat.init_seq + 1 + cp->fnat.pp_len)) >= 0) {
+			spin_lock_bh(&cp->lock);
+			cp->fnat.flags |= IP_VS_FNAT_F_PP_ACKED;
+			spin_unlock_bh(&cp->lock);
+		}
+		th->ack_seq = htonl(ip_vs_fnat_client_seq(cp, ack));
+		ip_vs_tcp_opts(th, TCPOPT_SACK, ip_vs_fnat_sack, cp);
 	}
 	return 0;
 }
@@ -615,7 +661,7 @@ int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
 	    (cp->fnat.flags & IP_VS_FNAT_F_SEQ)) {
 		__be32 *seq = (__be32 *)(ports + 2);
 
-		*seq = htonl(ntohl(*seq) - cp->fnat.delta);
+		*seq = htonl(ip_vs_fnat_client_seq(cp, ntohl(*seq)));
 	}
 	/* the client quotes the real server's sequence as SYNPROXY moved it */
 	if (!out && (cp->flags & IP_VS_CONN_F_SYNPROXY))
@@ -825,6 +871,8 @@ static const char * const ip_vs_ext_stat_names[IP_VS_EXT_STAT_LAST] = {
 	[FULLNAT_CONN_REUSED_ESTAB]	= "fullnat_conn_reused_estab",
 	[FULLNAT_NO_LADDR]		= "fullnat_no_laddr",
 	[FULLNAT_LPORT_EXHAUSTED]	= "fullnat_lport_exhausted",
+	[FULLNAT_ADD_PP_OK]		= "fullnat_add_pp_ok",
+	[FULLNAT_ADD_PP_FAIL]		= "fullnat_add_pp_fail",
 };
 
 static int ip_vs_ext_stats_show(struct seq_file *seq, void *v)

@@ -412,8 +412,10 @@ int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_service *svc)
 				continue;
 			if (!refcount_inc_not_zero(&la->refcnt))
 				continue;
-			if (!ip_vs_fnat_try_laddr(cp, la, min, max - min + 1))
+			if (!ip_vs_fnat_try_laddr(cp, la, min, max - min + 1)) {
+				ip_vs_pp_conn_init(cp, svc);
 				return 0;
+			}
 			ip_vs_laddr_put(la);
 		}
 	}

@@ -28,6 +28,7 @@ struct ip_vs_service;
 struct ip_vs_proto_data;
 struct ip_vs_protocol;
 struct ip_vs_iphdr;
+struct ip_vs_dest_user_kern;
 struct netns_ipvs;
 struct mutex;
 struct genl_family;
@@ -67,6 +68,7 @@ struct ip_vs_fnat_svc {
 	unsigned int		num_laddrs;
 	atomic_t		next_laddr;	/* round-robin cursor */
 	u32			est_timeout;	/* seconds, 0: global default */
+	u8			proxy_protocol;	/* IP_VS_PROXY_PROTOCOL_* */
 };
 
 /* The largest per-service ESTABLISHED timeout: ipvsadm's 31 days, less
@@ -82,6 +84,8 @@ struct ip_vs_fnat_conn {
 	union nf_inet_addr	lip;		/* local address */
 	__be16			lport;		/* local port */
 	u8			flags;
+	u8			pp;		/* PROXY protocol version, 0: none */
+	u8			pp_len;		/* length of its header */
 	u32			init_seq;	/* our ISN towards the RS */
 	u32			delta;		/* init_seq - client ISN */
 	u32			fdata_seq;	/* RS SYN-ACK seq + 1 */
@@ -90,6 +94,7 @@ struct ip_vs_fnat_conn {
 #define IP_VS_FNAT_F_HASHED	0x01		/* in the out-direction table */
 #define IP_VS_FNAT_F_SEQ	0x02		/* init_seq/delta are valid */
 #define IP_VS_FNAT_F_FDATA	0x04		/* fdata_seq is valid */
+#define IP_VS_FNAT_F_PP_ACKED	0x08		/* the RS has the PROXY header */
 
 /* Extended counters, /proc/net/ip_vs_ext_stats (alibaba-lvs.md 4.14) */
 enum {
@@ -107,6 +112,8 @@ enum {
 	FULLNAT_CONN_REUSED_ESTAB,
 	FULLNAT_NO_LADDR,
 	FULLNAT_LPORT_EXHAUSTED,
+	FULLNAT_ADD_PP_OK,
+	FULLNAT_ADD_PP_FAIL,
 	IP_VS_EXT_STAT_LAST
 };
 
@@ -142,7 +149,8 @@ unsigned int ip_vs_fnat_table_gen(struct netns_ipvs *ipvs);
 	this_cpu_inc((ipvs)->fnat->ext_stats->items[item])
 
 /* Feature bits in IPVS_INFO_ATTR_FEATURES */
-#define IP_VS_FEATURES	(IPVS_FEATURE_FULLNAT | IPVS_FEATURE_EST_TIMEOUT)
+#define IP_VS_FEATURES	(IPVS_FEATURE_FULLNAT | IPVS_FEATURE_EST_TIMEOUT | \
+			 IPVS_FEATURE_PROXY_PROTOCOL)
 
 struct tcphdr;
 struct tcphdr *ip_vs_tcp_writable(struct sk_buff *skb, unsigned int thoff);
@@ -169,6 +177,17 @@ int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out);
 void ip_vs_fnat_fdata(struct ip_vs_conn *cp, u32 seq);
 unsigned long ip_vs_fnat_est_timeout(struct ip_vs_conn *cp,
 				     unsigned long timeout);
+u32 ip_vs_fnat_client_seq(const struct ip_vs_conn *cp, u32 seq);
+
+/* ip_vs_pp.c: the PROXY protocol header towards the real server */
+void ip_vs_pp_conn_init(struct ip_vs_conn *cp, struct ip_vs_service *svc);
+bool ip_vs_pp_allowed(struct ip_vs_service *svc, u16 protocol, u8 pp,
+		      const struct ip_vs_dest_user_kern *udest);
+bool ip_vs_pp_csum_ok(struct sk_buff *skb, int af, unsigned int thoff);
+int ip_vs_pp_insert(struct sk_buff *skb, struct ip_vs_conn *cp,
+		    unsigned int thoff, unsigned int mtu);
+int ip_vs_pp_syn_data(struct sk_buff *skb, struct ip_vs_conn *cp,
+		      unsigned int thoff);
 
 /* ip_vs_laddr.c: local addresses, port allocation, out-direction table */
 int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_service *svc);
