@@ -78,6 +78,8 @@ var (
 	goldenFullNATDest = Destination{Family: INET, Address: netip.MustParseAddr("198.51.100.21"), Port: 5060, ForwardMethod: FullNAT, Weight: 2}
 	goldenEstService  = Service{Family: INET, Protocol: TCP, Address: netip.MustParseAddr("192.0.2.3"), Port: 443, Scheduler: "wlc",
 		Netmask: 0xffffffff, EstablishedTimeout: 600}
+	goldenPPService = Service{Family: INET, Protocol: TCP, Address: netip.MustParseAddr("192.0.2.4"), Port: 443, Scheduler: "rr",
+		Netmask: 0xffffffff, ProxyProtocol: ProxyProtocolV2}
 )
 
 // goldenKernels are the kernels fixtures must exist for: Debian's stock
@@ -205,7 +207,8 @@ func TestGolden(t *testing.T) {
 
 // checkGoldenExtension decodes the extension's fixtures of module set
 // "ours". The module must report at least FULLNAT and the ESTABLISHED
-// timeout (what it had when the fixtures were first recorded).
+// timeout (what it had when the fixtures were first recorded); a module
+// with the PROXY protocol has its service fixture too.
 func checkGoldenExtension(t *testing.T, k string, f Features) {
 	if !f.Has(FeatureFullNAT | FeatureEstTimeout) {
 		t.Fatalf("%s: module features %v lack fullnat|est-timeout", k, f)
@@ -238,5 +241,12 @@ func checkGoldenExtension(t *testing.T, k string, f Features) {
 	s.Flags &^= FlagHashed
 	if err != nil || s != goldenEstService {
 		t.Errorf("service-est = %+v, %v", s, err)
+	}
+	if f.Has(FeatureProxyProtocol) {
+		s, _, err := decodeServiceMsg(readGolden(t, k, "service-pp")[0].data)
+		s.Flags &^= FlagHashed
+		if err != nil || s != goldenPPService {
+			t.Errorf("service-pp = %+v, %v", s, err)
+		}
 	}
 }

@@ -900,6 +900,16 @@ func TestVMGolden(t *testing.T) {
 		}
 		record("service-est", cmdGetService, 0, b)
 	}
+	if feat.Has(FeatureProxyProtocol) {
+		if err := c.CreateService(t.Context(), goldenPPService); err != nil {
+			t.Fatal(err)
+		}
+		b, err := encodeServiceRequest(goldenPPService, false, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		record("service-pp", cmdGetService, 0, b)
+	}
 }
 
 // TestVMDumpBesideOtherNamespaces: a service dump that takes several netlink messages lists every

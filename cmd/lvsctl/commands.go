@@ -28,6 +28,8 @@ func serviceFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "netmask", Usage: "persistence granularity: IPv4 prefix length 1-32 or IPv6 1-128 (default: full)"},
 		&cli.StringFlag{Name: "pe", Usage: "persistence engine (sip)"},
 		&cli.Int64Flag{Name: "est-timeout", Usage: "ESTABLISHED timeout in seconds for this service (0: the global one; extension)"},
+		&cli.StringFlag{Name: "proxy-protocol", Value: "off", Usage: "PROXY protocol header with the client's address to the real servers: " +
+			"off, v1 or v2 (a TCP or fwmark service with fullnat real servers; extension)"},
 	}
 }
 
@@ -108,6 +110,13 @@ func applyServiceFlags(c *cli.Context, s *ipvs.Service, all bool) error {
 			return err
 		}
 		s.EstablishedTimeout = uint32(v)
+	}
+	if set("proxy-protocol") {
+		p, err := parseProxyProtocol(c.String("proxy-protocol"))
+		if err != nil {
+			return err
+		}
+		s.ProxyProtocol = p
 	}
 	s.Flags &^= ipvs.FlagHashed
 	return nil
@@ -220,7 +229,7 @@ func (e *env) serviceEdit(c *cli.Context) error {
 		return err
 	}
 	if c.NumFlags() == 0 {
-		return usagef("%s: nothing to change (give --scheduler, --flag, --persistent, --netmask, --pe or --est-timeout)", cmdName(c))
+		return usagef("%s: nothing to change (give --scheduler, --flag, --persistent, --netmask, --pe, --est-timeout or --proxy-protocol)", cmdName(c))
 	}
 	return e.withBackend(func(b backend) error {
 		s, err := b.Service(c.Context, key)

@@ -97,7 +97,7 @@ func (f *fake) Close() error { return nil }
 var (
 	vip     = netip.MustParseAddr("203.0.113.10")
 	fnatSvc = ipvs.Service{Family: ipvs.INET, Protocol: ipvs.TCP, Address: vip, Port: 80, Scheduler: "rr",
-		Flags: ipvs.FlagHashed | ipvs.FlagSynProxy, Netmask: 0xffffffff, EstablishedTimeout: 300,
+		Flags: ipvs.FlagHashed | ipvs.FlagSynProxy, Netmask: 0xffffffff, EstablishedTimeout: 300, ProxyProtocol: ipvs.ProxyProtocolV2,
 		Stats64: ipvs.Stats{Connections: 100, PacketsIn: 1000, PacketsOut: 900, BytesIn: 1 << 40, BytesOut: 5000, CPS: 3, BPSIn: 7}}
 	v6Svc = ipvs.Service{Family: ipvs.INET6, Protocol: ipvs.UDP, Address: netip.MustParseAddr("2001:db8:10::10"), Port: 53,
 		Scheduler: "wlc", Flags: ipvs.FlagHashed | ipvs.FlagPersistent | ipvs.FlagOnePacket, Timeout: 360, Netmask: 64,

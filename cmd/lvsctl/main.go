@@ -352,6 +352,8 @@ func explain(err error) error {
 	switch {
 	case errors.Is(err, ipvs.ErrSynProxyNotAllowed):
 		hint = ipvs.ErrSynProxyNotAllowed.Error()
+	case errors.Is(err, ipvs.ErrProxyProtocolNotAllowed):
+		hint = ipvs.ErrProxyProtocolNotAllowed.Error()
 	case errors.Is(err, ipvs.ErrDumpInterrupted):
 		hint = "run it again"
 	case errors.Is(err, syscall.ESRCH):

@@ -37,6 +37,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"service", "add", "tcp:192.0.2.1:80", "--netmask", "33"}, `--netmask 33 is out of range 1..32`},
 		{[]string{"service", "add", "tcp:192.0.2.1:80", "--persistent", "-1"}, `--persistent -1 is out of range`},
 		{[]string{"service", "add", "tcp:192.0.2.1:80", "--pe", "http"}, `unknown persistence engine "http"`},
+		{[]string{"service", "add", "tcp:192.0.2.1:80", "--proxy-protocol", "v3"}, `unknown PROXY protocol version "v3" (want off, v1 or v2)`},
 		{[]string{"service", "add", "tcp:192.0.2.1:80", "extra"}, `unexpected argument "extra"`},
 		{[]string{"service", "add"}, `service add: missing SERVICE`},
 		{[]string{"service", "edit", "tcp:192.0.2.1:80"}, `nothing to change`},
@@ -92,6 +93,11 @@ func TestOperationError(t *testing.T) {
 	if code != 1 || !strings.HasSuffix(errOut, "protocol not supported (SYNPROXY needs a TCP service with NAT or FULLNAT real servers)\n") {
 		t.Errorf("SYNPROXY refusal: exit %d, stderr %q", code, errOut)
 	}
+	f.err = &ipvs.Error{Op: "create destination", Object: "198.51.100.13:80 of TCP 192.0.2.1:80", Err: syscall.EOPNOTSUPP}
+	_, errOut, code = runCmd(t, f, procFS{}, "server", "add", "tcp:192.0.2.1:80", "198.51.100.13:80", "-m", "nat")
+	if code != 1 || !strings.HasSuffix(errOut, "(the PROXY protocol needs a TCP service whose real servers are all FULLNAT)\n") {
+		t.Errorf("PROXY protocol refusal: exit %d, stderr %q", code, errOut)
+	}
 	_, errOut, code = runCmd(t, f, fakeProc(t), "sysctl", "get", "fullnat_nonesuch")
 	if code != 1 || !strings.Contains(errOut, "sysctl fullnat_nonesuch") || !strings.Contains(errOut, "no such file") {
 		t.Errorf("missing sysctl: exit %d, stderr %q", code, errOut)
@@ -102,13 +108,13 @@ func TestServiceAddEdit(t *testing.T) {
 	f := newFake()
 	// Flags may follow the arguments.
 	_, errOut, code := runCmd(t, f, procFS{}, "service", "add", "tcp:[2001:db8::1]:443", "-s", "rr", "--flag", "synproxy",
-		"--flag=sched1", "--persistent", "60", "--netmask", "64", "--est-timeout", "300")
+		"--flag=sched1", "--persistent", "60", "--netmask", "64", "--est-timeout", "300", "--proxy-protocol", "v1")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	want := ipvs.Service{Family: ipvs.INET6, Protocol: ipvs.TCP, Address: netip.MustParseAddr("2001:db8::1"), Port: 443,
 		Scheduler: "rr", Flags: ipvs.FlagSynProxy | ipvs.FlagSched1 | ipvs.FlagPersistent, Timeout: 60, Netmask: 64,
-		EstablishedTimeout: 300}
+		EstablishedTimeout: 300, ProxyProtocol: ipvs.ProxyProtocolV1}
 	if f.last != want {
 		t.Errorf("CreateService(%+v), want %+v", f.last, want)
 	}
@@ -117,7 +123,7 @@ func TestServiceAddEdit(t *testing.T) {
 	if s := f.last.(ipvs.Service); s.Netmask != 0xffffff00 || s.Scheduler != "wlc" {
 		t.Errorf("CreateService(%+v), want netmask 0xffffff00 and scheduler wlc", s)
 	}
-	// edit changes what it is given and keeps the rest (est-timeout, SYNPROXY).
+	// edit changes what it is given and keeps the rest (est-timeout, SYNPROXY, PROXY protocol).
 	_, errOut, code = runCmd(t, f, procFS{}, "service", "edit", "tcp:203.0.113.10:80", "--scheduler", "wrr")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -130,8 +136,12 @@ func TestServiceAddEdit(t *testing.T) {
 		t.Errorf("UpdateService(%+v), want %+v", f.last, want)
 	}
 	runCmd(t, f, procFS{}, "service", "edit", "tcp:203.0.113.10:80", "--flag", "")
-	if s := f.last.(ipvs.Service); s.Flags != 0 || s.EstablishedTimeout != 300 {
-		t.Errorf("edit --flag '': %+v, want no flags and est-timeout kept", s)
+	if s := f.last.(ipvs.Service); s.Flags != 0 || s.EstablishedTimeout != 300 || s.ProxyProtocol != ipvs.ProxyProtocolV2 {
+		t.Errorf("edit --flag '': %+v, want no flags, est-timeout and PROXY protocol kept", s)
+	}
+	runCmd(t, f, procFS{}, "service", "edit", "tcp:203.0.113.10:80", "--proxy-protocol", "off")
+	if s := f.last.(ipvs.Service); s.ProxyProtocol != ipvs.ProxyProtocolOff || s.Scheduler != "rr" {
+		t.Errorf("edit --proxy-protocol off: %+v, want it off and the rest kept", s)
 	}
 }
 
@@ -209,6 +219,8 @@ func TestJSONServices(t *testing.T) {
 		{[]any{"services", 0, "id"}, "tcp:203.0.113.10:80"},
 		{[]any{"services", 0, "flags"}, []any{"hashed", "synproxy"}},
 		{[]any{"services", 0, "established_timeout"}, "300"},
+		{[]any{"services", 0, "proxy_protocol"}, "v2"},
+		{[]any{"services", 1, "proxy_protocol"}, "off"},
 		{[]any{"services", 0, "stats", "bytes_in"}, "1099511627776"},
 		{[]any{"services", 0, "destinations", 0, "forward_method"}, "fullnat"},
 		{[]any{"services", 0, "destinations", 0, "active_connections"}, "5"},
@@ -299,7 +311,7 @@ func TestSchemaRejects(t *testing.T) {
 func TestTextOutput(t *testing.T) {
 	f, proc := newFake(), fakeProc(t)
 	out, _, _ := runCmd(t, f, proc, "service", "list")
-	for _, want := range []string{"tcp:203.0.113.10:80", "hashed,synproxy est-timeout 300s", "198.51.100.11:8080", "fullnat",
+	for _, want := range []string{"tcp:203.0.113.10:80", "hashed,synproxy est-timeout 300s proxy-protocol v2", "198.51.100.11:8080", "fullnat",
 		"laddr 198.51.100.101", "[2001:db8:2::11]:53", "fwm:7"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("service list lacks %q:\n%s", want, out)

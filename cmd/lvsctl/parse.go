@@ -189,6 +189,16 @@ var serviceFlagNames = []struct {
 // "persistent" are the kernel's and --persistent's).
 var settableFlags = []string{"one-packet", "sched1", "sched2", "sched3", "synproxy"}
 
+// parseProxyProtocol reads --proxy-protocol: off, v1 or v2.
+func parseProxyProtocol(v string) (ipvs.ProxyProtocol, error) {
+	for _, p := range []ipvs.ProxyProtocol{ipvs.ProxyProtocolOff, ipvs.ProxyProtocolV1, ipvs.ProxyProtocolV2} {
+		if strings.ToLower(v) == p.String() {
+			return p, nil
+		}
+	}
+	return 0, usagef("unknown PROXY protocol version %q (want off, v1 or v2)", v)
+}
+
 func parseServiceFlags(names []string) (ipvs.ServiceFlags, error) {
 	var f ipvs.ServiceFlags
 	for _, list := range names {

@@ -50,6 +50,7 @@ type jsonService struct {
 	Netmask            uint32             `json:"netmask"`
 	PEName             string             `json:"pe_name,omitempty"`
 	EstablishedTimeout uint32             `json:"established_timeout"`
+	ProxyProtocol      string             `json:"proxy_protocol"`
 	Stats              jsonStats          `json:"stats"`
 	Destinations       []jsonDestination  `json:"destinations,omitempty"`
 	LocalAddresses     []jsonLocalAddress `json:"local_addresses,omitempty"`
@@ -119,6 +120,7 @@ func toJSONService(s ipvs.Service) jsonService {
 		Netmask:            s.Netmask,
 		PEName:             s.PEName,
 		EstablishedTimeout: s.EstablishedTimeout,
+		ProxyProtocol:      s.ProxyProtocol.String(),
 		Stats:              pickStats(s.Stats, s.Stats64),
 	}
 	if s.FWMark == 0 {
@@ -219,6 +221,9 @@ func writeServicesText(w io.Writer, svcs []jsonService) error {
 		}
 		if s.EstablishedTimeout != 0 {
 			extra += fmt.Sprintf(" est-timeout %ds", s.EstablishedTimeout)
+		}
+		if s.ProxyProtocol != ipvs.ProxyProtocolOff.String() {
+			extra += " proxy-protocol " + s.ProxyProtocol
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s%s\t\t\t\t\t\n", s.ID, s.Scheduler, flags, extra)
 		for _, d := range s.Destinations {

@@ -236,7 +236,8 @@ func TestVMLvsctl(t *testing.T) {
 		t.Errorf("synproxy_ok_ack %d after 20 connections through SYNPROXY", okAck)
 	}
 	o = lvsOK(t, d, "info", "--json")
-	if got := jsonPath(t, validate(t, o)[0], "info", "features"); !reflect.DeepEqual(got, []any{"fullnat", "synproxy", "est-timeout", "table-dump"}) {
+	if got := jsonPath(t, validate(t, o)[0], "info", "features"); !reflect.DeepEqual(got,
+		[]any{"fullnat", "synproxy", "est-timeout", "table-dump", "proxy-protocol"}) {
 		t.Errorf("features %v", got)
 	}
 	lvsOK(t, d, "sysctl", "set", "synproxy_syn_retry", "4")

@@ -23,6 +23,7 @@ type setup struct {
 	name  string
 	stock bool   // Debian's ip_vs.ko instead of ours
 	fwd   string // ipvsadm's -m or -b
+	pp    string // the service's --proxy-protocol (FULLNAT), "" for none
 }
 
 // result is what one setup measured.
@@ -66,7 +67,11 @@ func measure(t *testing.T, s setup) result {
 	t.Run(s.name, func(t *testing.T) {
 		tp := vmnet.New(t, vmnet.Options{Servers: 2, RouteBack: s.fwd == "-m"})
 		for i, rs := range tp.Servers {
-			vmnet.Serve(t, rs, fmt.Sprintf("rs%d", i+1), 80, tp.ServerAddrs[i])
+			listen := "--listen"
+			if s.pp != "" {
+				listen = "--proxy-listen" // the same server after the header
+			}
+			vmnet.ServeArgs(t, rs, "--name", fmt.Sprintf("rs%d", i+1), listen, netip.AddrPortFrom(tp.ServerAddrs[i], 80).String())
 		}
 		d := tp.Director
 		adm := "/usr/sbin/ipvsadm"
@@ -75,7 +80,11 @@ func measure(t *testing.T, s setup) result {
 			adm = vmnet.Bin + "/ipvsadm"
 			d.Run(t, vmnet.IP, "addr", "add", "198.51.100.201/24", "dev", "br0")
 		}
-		d.Run(t, adm, "-A", "-t", vip, "-s", "rr")
+		add := []string{adm, "-A", "-t", vip, "-s", "rr"}
+		if s.pp != "" {
+			add = append(add, "--proxy-protocol", s.pp)
+		}
+		d.Run(t, add...)
 		if s.fwd == "-b" {
 			d.Run(t, adm, "-P", "-t", vip, "-z", "198.51.100.201")
 		}
@@ -101,9 +110,11 @@ func TestDataPlaneBenchmark(t *testing.T) {
 		t.Fatalf("the stock modules are not in the VM: %v", err)
 	}
 	setups := []setup{
-		{"stock-NAT", true, "-m"},
-		{"ours-NAT", false, "-m"},
-		{"ours-FULLNAT", false, "-b"},
+		{"stock-NAT", true, "-m", ""},
+		{"ours-NAT", false, "-m", ""},
+		{"ours-FULLNAT", false, "-b", ""},
+		// the cost of the PROXY protocol header: once per connection
+		{"ours-FULLNAT+PP", false, "-b", "v2"},
 	}
 	best := map[string]result{}
 	for round := 0; round < 2; round++ {
@@ -116,7 +127,7 @@ func TestDataPlaneBenchmark(t *testing.T) {
 			if t.Failed() {
 				return
 			}
-			fmt.Printf("BENCH round %d %-13s %7.0f conn/s  get %6.1f MB/s  put %6.1f MB/s\n", round, s.name, r.cps, r.getMBps, r.putMBps)
+			fmt.Printf("BENCH round %d %-15s %7.0f conn/s  get %6.1f MB/s  put %6.1f MB/s\n", round, s.name, r.cps, r.getMBps, r.putMBps)
 			b := best[s.name]
 			b.cps, b.getMBps, b.putMBps = max(b.cps, r.cps), max(b.getMBps, r.getMBps), max(b.putMBps, r.putMBps)
 			best[s.name] = b
@@ -126,7 +137,7 @@ func TestDataPlaneBenchmark(t *testing.T) {
 	fmt.Printf("BENCH kernel=%s data plane, best of 2 rounds (2 real servers, 2000 connections, 4 x 8 MB each way)\n", os.Getenv("RIG_KERNEL"))
 	for _, s := range setups {
 		b := best[s.name]
-		fmt.Printf("BENCH %-13s %7.0f conn/s (%.2fx)  get %6.1f MB/s (%.2fx)  put %6.1f MB/s (%.2fx)  vs stock NAT\n",
+		fmt.Printf("BENCH %-15s %7.0f conn/s (%.2fx)  get %6.1f MB/s (%.2fx)  put %6.1f MB/s (%.2fx)  vs stock NAT\n",
 			s.name, b.cps, b.cps/base.cps, b.getMBps, b.getMBps/base.getMBps, b.putMBps, b.putMBps/base.putMBps)
 	}
 }

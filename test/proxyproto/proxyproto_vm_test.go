@@ -286,3 +286,33 @@ func TestProxyProtocolLoss(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyProtocolGRO: the director's interfaces aggregate what they receive (GRO, then also
+// fraglist GRO) and the client segments in software (TSO off), so the client's first bytes may
+// reach the header's insertion as one aggregated packet of many segments: 4 MB each way, intact.
+func TestProxyProtocolGRO(t *testing.T) {
+	const ethtool = "/usr/sbin/ethtool"
+	r := newRig(t)
+	c, d := r.tp.Client, r.tp.Director
+	c.Run(t, ethtool, "-K", "eth0", "tso", "off")
+	r.tp.Servers[0].Run(t, ethtool, "-K", "eth0", "tso", "off")
+	r.setMode(t, "v2", false)
+	for _, fraglist := range []string{"off", "on"} {
+		for _, dev := range []string{"c0", "r1"} {
+			d.Run(t, ethtool, "-K", dev, "gro", "on", "rx-gro-list", fraglist, "tx-gso-list", "off")
+			if out := d.Run(t, ethtool, "-k", dev); !strings.Contains(out, "generic-receive-offload: on") ||
+				!strings.Contains(out, "rx-gro-list: "+fraglist) {
+				t.Fatalf("%s: GRO on with rx-gro-list %s did not take:\n%s", dev, fraglist, out)
+			}
+		}
+		for _, vip := range []netip.Addr{r.tp.VIP, r.tp.VIP6} {
+			t.Run(fmt.Sprintf("rx-gro-list=%s/%s", fraglist, vip), func(t *testing.T) {
+				addr := netip.AddrPortFrom(vip, portPeer).String()
+				for _, op := range []string{"put", "get"} {
+					vmnet.Dial(t, c, "--addr", addr, "--op", op, "--count", "2", "--size", strconv.Itoa(4<<20), "--timeout", "60s")
+				}
+				seenClient(t, vmnet.Dial(t, c, "--addr", netip.AddrPortFrom(vip, portBanner).String(), "--op", "banner"), map[bool]netip.Addr{true: r.tp.ClientAddr, false: r.tp.ClientAddr6}[vip.Is4()])
+			})
+		}
+	}
+}
