@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -454,7 +455,12 @@ func softirqTicks(t *testing.T, ns vmnet.NS) uint64 {
 // RST at once. It logs what the flood cost (its rate, the VM's softirq time): each refused SYN is
 // one search of the range, at most 2000/64 word reads.
 func TestFullNATPortsFlood(t *testing.T) {
-	const count, ports = 20000, 2000
+	count, ports := 20000, 2000
+	if os.Getenv("RIG_DEBUG") == "1" {
+		// the sanitizer kernel takes about 105 SYNs/s: 20000 would outlast the first
+		// connections' SYN_RECV timeout (60 s), and the suite its time
+		count, ports = 2000, 200
+	}
 	f := newFixture(t, 1)
 	d := f.tp.Director
 	d.Sysctl(t, "net.ipv4.vs.fullnat_lport_min", "40000")
@@ -490,7 +496,7 @@ func TestFullNATPortsFlood(t *testing.T) {
 	}
 	t.Logf("%d spoofed SYNs sent in %v (%.0f/s), all handled in %v: %d connections hold ports, %d refused; softirq %.2f s",
 		r.Sent, r.Elapsed.Round(time.Millisecond), r.Rate(), took.Round(time.Millisecond), las[0].connCounts, refused, float64(si)/100)
-	if las[0].connCounts != ports || refused < uint64(r.Sent-ports)*9/10 {
+	if las[0].connCounts != uint32(ports) || refused < uint64(r.Sent-ports)*9/10 {
 		t.Errorf("after %d SYNs: %d connections (want %d), %d refused (want about %d)", r.Sent, las[0].connCounts, ports, refused, r.Sent-ports)
 	}
 	dialRefused(t, f.tp.Client, vip, "after the flood")
