@@ -91,10 +91,19 @@ static int ip_vs_tcp_unlist(struct sk_buff *skb, unsigned int thoff)
 	else
 		th->check = ~tcp_v4_check(len, ip_hdr(skb)->saddr,
 					  ip_hdr(skb)->daddr, 0);
+	ip_vs_tcp_csum_partial(skb, thoff);
+	return 0;
+}
+
+/* The TCP checksum of skb (header at thoff) left to offload, or to the stack
+ * before a device that cannot: its check field must hold the pseudo header's
+ * sum.  Shared with the PROXY protocol's insertion.
+ */
+void ip_vs_tcp_csum_partial(struct sk_buff *skb, unsigned int thoff)
+{
 	skb->ip_summed = CHECKSUM_PARTIAL;
 	skb->csum_start = skb_headroom(skb) + thoff;
 	skb->csum_offset = offsetof(struct tcphdr, check);
-	return 0;
 }
 
 /* The TCP header at thoff, options included, writable: NULL when there is

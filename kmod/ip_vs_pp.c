@@ -131,16 +131,6 @@ bool ip_vs_pp_csum_ok(struct sk_buff *skb, int af, unsigned int thoff)
 	return !nf_checksum(skb, NF_INET_LOCAL_IN, thoff, IPPROTO_TCP, af);
 }
 
-/* The TCP checksum of skb left to offload (or to the stack before the
- * device): after a change of the payload.
- */
-static void ip_vs_pp_csum_partial(struct sk_buff *skb, unsigned int thoff)
-{
-	skb->ip_summed = CHECKSUM_PARTIAL;
-	skb->csum_start = skb_headroom(skb) + thoff;
-	skb->csum_offset = offsetof(struct tcphdr, check);
-}
-
 static void ip_vs_pp_set_len(struct sk_buff *skb, int af)
 {
 	if (IS_ENABLED(CONFIG_IP_VS_IPV6) && af == AF_INET6)
@@ -165,7 +155,7 @@ int ip_vs_pp_syn_data(struct sk_buff *skb, struct ip_vs_conn *cp,
 	if (!ip_vs_pp_csum_ok(skb, cp->af, thoff) || pskb_trim(skb, hlen))
 		return -EINVAL;
 	ip_vs_pp_set_len(skb, cp->af);
-	ip_vs_pp_csum_partial(skb, thoff);
+	ip_vs_tcp_csum_partial(skb, thoff);
 	return 0;
 }
 
@@ -200,7 +190,7 @@ int ip_vs_pp_insert(struct sk_buff *skb, struct ip_vs_conn *cp,
 	skb_reset_network_header(skb);
 	skb_set_transport_header(skb, thoff);
 	ip_vs_pp_set_len(skb, cp->af);
-	ip_vs_pp_csum_partial(skb, thoff);
+	ip_vs_tcp_csum_partial(skb, thoff);
 
 	mss = mtu - hlen;
 	if (skb_is_gso(skb)) {

@@ -154,6 +154,7 @@ unsigned int ip_vs_fnat_table_gen(struct netns_ipvs *ipvs);
 
 struct tcphdr;
 struct tcphdr *ip_vs_tcp_writable(struct sk_buff *skb, unsigned int thoff);
+void ip_vs_tcp_csum_partial(struct sk_buff *skb, unsigned int thoff);
 void ip_vs_tcp_opts(struct tcphdr *th, u8 kind,
 		    void (*fn)(u8 *opt, int len, void *arg), void *arg);
 
