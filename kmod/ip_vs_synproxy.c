@@ -587,6 +587,49 @@ static void ip_vs_sp_open_ts(struct ip_vs_conn *cp, struct tcphdr *th)
 	WRITE_ONCE(cp->sp.flags, cp->sp.flags | IP_VS_SP_F_TS);
 }
 
+/* An ACK from the client on cp before the real server has answered: kept
+ * in ack_q until it does (at most synproxy_ack_skb_store_thresh of them);
+ * a late SYN-ACK makes us send our SYN again.  NF_STOLEN when kept, NF_DROP
+ * when not, NF_ACCEPT when the real server has answered meanwhile.
+ */
+static unsigned int ip_vs_sp_wait(struct ip_vs_conn *cp, struct sk_buff *skb,
+				  struct ip_vs_proto_data *pd,
+				  const struct tcphdr *th)
+{
+	struct ip_vs_synproxy_net *sp = cp->ipvs->synproxy;
+	struct sk_buff_head *q = &cp->sp.ack_q;
+	struct sk_buff *syn = NULL;
+
+	spin_lock_bh(&q->lock);
+	if (cp->sp.flags & IP_VS_SP_F_EST) {
+		spin_unlock_bh(&q->lock);
+		return NF_ACCEPT;
+	}
+	/* the client retransmits: the real server's SYN-ACK is late */
+	if (ip_vs_sp_may_resend(cp) &&
+	    time_after(jiffies, cp->sp.syn_sent + HZ)) {
+		syn = ip_vs_sp_rs_pkt(cp, skb, false, 0);
+		if (syn) {
+			cp->sp.retries++;
+			cp->sp.syn_sent = jiffies;
+		}
+	}
+	if (skb_queue_len(q) >= READ_ONCE(sp->sysctl_ack_skb_store_thresh) ||
+	    !ip_vs_sp_hold(skb)) {
+		spin_unlock_bh(&q->lock);
+		IP_VS_SP_INC(cp->ipvs, SYNPROXY_SYNSEND_QLEN);
+		skb = NULL;
+	} else {
+		__skb_queue_tail(q, skb);
+		spin_unlock_bh(&q->lock);
+	}
+	if (syn) {
+		IP_VS_SP_INC(cp->ipvs, SYNPROXY_RS_ERROR);
+		ip_vs_sp_xmit(cp, pd, syn);
+	}
+	return skb ? NF_STOLEN : NF_DROP;
+}
+
 /* What ip_vs_sp_open() knows of a connection before ip_vs_schedule() creates
  * and hashes it: ip_vs_synproxy_conn_init() takes it on the same CPU, with
  * BHs off, so the connection is a SYNPROXY one from its first moment in the
@@ -599,15 +642,41 @@ struct ip_vs_sp_new {
 
 static DEFINE_PER_CPU(struct ip_vs_sp_new *, ip_vs_sp_new);
 
+/* The connection another packet of the same handshake (n) has just opened
+ * on another CPU: the ACK and the first data can miss the table together.
+ * Called with the stripe of n.isn held, which serializes the look-up with
+ * the other packet's ip_vs_schedule().  A reference is held on the result.
+ */
+static struct ip_vs_conn *ip_vs_sp_opened(struct ip_vs_service *svc,
+					  struct ip_vs_proto_data *pd,
+					  struct sk_buff *skb,
+					  struct ip_vs_iphdr *iph,
+					  const struct ip_vs_sp_new *n)
+{
+	struct ip_vs_conn *cp;
+
+	cp = pd->pp->conn_in_get(svc->ipvs, svc->af, skb, iph);
+	if (cp && (!(cp->flags & IP_VS_CONN_F_SYNPROXY) ||
+		   cp->sp.isn != n->isn || cp->sp.cisn != n->cisn)) {
+		/* an older connection with the same ports (a reuse) */
+		ip_vs_conn_put(cp);
+		cp = NULL;
+	}
+	return cp;
+}
+
 /* The client's ACK carried a valid cookie (data): create the connection,
  * keep the ACK until the real server answers and send it our SYN.  When no
  * real server can be scheduled the client gets a RST.  True when the packet
  * was taken, *verdict then says what to do with it (NF_STOLEN: a connection
  * was opened); false when nothing happened, *verdict is then left as it was.
+ * When another packet of the handshake opened the connection first, true
+ * with *opened set to it (and a reference held): the packet is that
+ * connection's.
  */
 static bool ip_vs_sp_open(struct ip_vs_service *svc, struct sk_buff *skb,
 			  struct ip_vs_proto_data *pd, struct ip_vs_iphdr *iph,
-			  int data, int *verdict)
+			  int data, int *verdict, struct ip_vs_conn **opened)
 {
 	struct netns_ipvs *ipvs = svc->ipvs;
 	struct ip_vs_synproxy_net *sp = ipvs->synproxy;
@@ -615,6 +684,7 @@ static bool ip_vs_sp_open(struct ip_vs_service *svc, struct sk_buff *skb,
 	struct ip_vs_conn *cp;
 	struct sk_buff *syn;
 	struct tcphdr *th;
+	spinlock_t *lock;	/* the stripe of the handshake */
 	int ignored;
 
 	th = ip_vs_tcp_writable(skb, iph->len);
@@ -625,21 +695,31 @@ static bool ip_vs_sp_open(struct ip_vs_service *svc, struct sk_buff *skb,
 		IP_VS_SP_INC(ipvs, SYNPROXY_NULL_ACK);
 		return false;
 	}
-	IP_VS_SP_INC(ipvs, SYNPROXY_OK_ACK);
-	/* drop_entry: the director is short of memory */
-	if (ip_vs_todrop(ipvs))
-		return false;
 
 	n.isn = ntohl(th->ack_seq) - 1;
 	n.cisn = ntohl(th->seq) - 1;
 	n.data = data;
 	n.c_wscale = IP_VS_SP_D_WS(data);
 	n.d_wscale = READ_ONCE(sp->sysctl_wscale);
-	local_bh_disable();
+	/* the cookie is a keyed hash of the handshake: its stripe */
+	lock = &sp->open_lock[n.isn & (IP_VS_SP_OPEN_LOCKS - 1)];
+	spin_lock_bh(lock);
+	cp = ip_vs_sp_opened(svc, pd, skb, iph, &n);
+	if (cp) {
+		spin_unlock_bh(lock);
+		*opened = cp;
+		return true;
+	}
+	IP_VS_SP_INC(ipvs, SYNPROXY_OK_ACK);
+	/* drop_entry: the director is short of memory */
+	if (ip_vs_todrop(ipvs)) {
+		spin_unlock_bh(lock);
+		return false;
+	}
 	this_cpu_write(ip_vs_sp_new, &n);
 	cp = ip_vs_schedule(svc, skb, pd, &ignored, iph);
 	this_cpu_write(ip_vs_sp_new, NULL);
-	local_bh_enable();
+	spin_unlock_bh(lock);
 	if (cp && !(cp->flags & IP_VS_CONN_F_SYNPROXY)) {
 		ip_vs_conn_put(cp);
 		cp = NULL;
@@ -928,11 +1008,15 @@ static int ip_vs_sp_ack_cookie(int af, struct ip_vs_iphdr *iph,
 }
 
 /* A packet without a connection, to a SYNPROXY service.  True when it was
- * handled; then *verdict says what to do with skb.
+ * handled: then *verdict says what to do with skb, unless *cpp is set to the
+ * connection the packet turned out to belong to (opened by another packet of
+ * its handshake on another CPU; a reference is held) and the packet goes on
+ * as one of that connection's.
  */
 bool ip_vs_synproxy_schedule(struct netns_ipvs *ipvs, int af,
 			     struct sk_buff *skb, struct ip_vs_proto_data *pd,
-			     int *verdict, struct ip_vs_iphdr *iph)
+			     int *verdict, struct ip_vs_conn **cpp,
+			     struct ip_vs_iphdr *iph)
 {
 	struct ip_vs_synproxy_net *sp = ipvs->synproxy;
 	struct ip_vs_service *svc;
@@ -984,7 +1068,7 @@ bool ip_vs_synproxy_schedule(struct netns_ipvs *ipvs, int af,
 	if (data < 0)
 		IP_VS_SP_INC(ipvs, SYNPROXY_BAD_ACK);
 	else
-		ip_vs_sp_open(svc, skb, pd, iph, data, verdict);
+		ip_vs_sp_open(svc, skb, pd, iph, data, verdict, cpp);
 	return true;
 }
 
@@ -1042,6 +1126,7 @@ static bool ip_vs_sp_reuse(struct ip_vs_conn *cp, struct sk_buff *skb,
 			   unsigned int *verdict)
 {
 	struct netns_ipvs *ipvs = cp->ipvs;
+	struct ip_vs_conn *opened = NULL;
 	struct ip_vs_service *svc;
 	int item, data, v;
 
@@ -1061,7 +1146,13 @@ static bool ip_vs_sp_reuse(struct ip_vs_conn *cp, struct sk_buff *skb,
 	if (!svc || !(svc->flags & IP_VS_SVC_F_SYNPROXY))
 		return false;
 	v = NF_DROP;
-	if (ip_vs_sp_open(svc, skb, pd, iph, data, &v) && v == NF_STOLEN) {
+	if (ip_vs_sp_open(svc, skb, pd, iph, data, &v, &opened) && opened) {
+		/* the handshake's other packet opened it on another CPU */
+		v = ip_vs_sp_wait(opened, skb, pd, th);
+		if (v == NF_ACCEPT)	/* established meanwhile: resent */
+			v = NF_DROP;
+		ip_vs_conn_put(opened);
+	} else if (v == NF_STOLEN) {
 		IP_VS_SP_INC(ipvs, SYNPROXY_CONN_REUSED);
 		IP_VS_SP_INC(ipvs, item);
 		/* The new connection is hashed in front of the old one,
@@ -1173,7 +1264,6 @@ unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 			       struct ip_vs_proto_data *pd,
 			       struct ip_vs_iphdr *iph)
 {
-	struct ip_vs_synproxy_net *sp = cp->ipvs->synproxy;
 	struct ip_vs_sp_xlate t = { };
 	struct tcphdr *th;
 
@@ -1188,49 +1278,20 @@ unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 
 	/* pairs with the release in ip_vs_synproxy_out: delta is valid */
 	if (!(smp_load_acquire(&cp->sp.flags) & IP_VS_SP_F_EST)) {
-		struct sk_buff_head *q = &cp->sp.ack_q;
-		struct sk_buff *syn = NULL;
+		unsigned int v;
 
 		if (th->rst) {
 			/* the client gives up: so do we */
 			ip_vs_sp_stop(cp, true);
-			skb_queue_purge(q);
+			skb_queue_purge(&cp->sp.ack_q);
 			return NF_ACCEPT;
 		}
 		if (th->syn || !th->ack)
 			return NF_DROP;
-		spin_lock_bh(&q->lock);
-		if (cp->sp.flags & IP_VS_SP_F_EST) {
-			spin_unlock_bh(&q->lock);
-			goto established;
-		}
-		/* the client retransmits: the real server's SYN-ACK is late */
-		if (ip_vs_sp_may_resend(cp) &&
-		    time_after(jiffies, cp->sp.syn_sent + HZ)) {
-			syn = ip_vs_sp_rs_pkt(cp, skb, false, 0);
-			if (syn) {
-				cp->sp.retries++;
-				cp->sp.syn_sent = jiffies;
-			}
-		}
-		if (skb_queue_len(q) >=
-		    READ_ONCE(sp->sysctl_ack_skb_store_thresh) ||
-		    !ip_vs_sp_hold(skb)) {
-			spin_unlock_bh(&q->lock);
-			IP_VS_SP_INC(cp->ipvs, SYNPROXY_SYNSEND_QLEN);
-			skb = NULL;
-		} else {
-			__skb_queue_tail(q, skb);
-			spin_unlock_bh(&q->lock);
-		}
-		if (syn) {
-			IP_VS_SP_INC(cp->ipvs, SYNPROXY_RS_ERROR);
-			ip_vs_sp_xmit(cp, pd, syn);
-		}
-		return skb ? NF_STOLEN : NF_DROP;
+		v = ip_vs_sp_wait(cp, skb, pd, th);
+		if (v != NF_ACCEPT)
+			return v;
 	}
-
-established:
 
 	if (th->syn)
 		return ip_vs_sp_syn_on_old(cp, skb, iph, th);
@@ -1722,6 +1783,7 @@ void ip_vs_synproxy_stats_lines(struct seq_file *seq, struct netns_ipvs *ipvs)
 int ip_vs_synproxy_net_init(struct netns_ipvs *ipvs)
 {
 	struct ip_vs_synproxy_net *sp;
+	unsigned int i;
 
 	net_get_random_once(ip_vs_sp_key, sizeof(ip_vs_sp_key));
 	sp = kzalloc(sizeof(*sp), GFP_KERNEL);
@@ -1739,6 +1801,8 @@ int ip_vs_synproxy_net_init(struct netns_ipvs *ipvs)
 	sp->sysctl_defence_tcp_drop = 1;
 	sp->sysctl_defence_udp_drop = 1;
 	sp->ipvs = ipvs;
+	for (i = 0; i < IP_VS_SP_OPEN_LOCKS; i++)
+		spin_lock_init(&sp->open_lock[i]);
 	sp->stats = alloc_percpu(struct ip_vs_sp_stats);
 	if (!sp->stats)
 		goto err_free;

@@ -8,6 +8,7 @@
 
 #include <linux/types.h>
 #include <linux/skbuff.h>
+#include <linux/spinlock.h>
 #include <linux/sysctl.h>
 #include <linux/timer.h>
 
@@ -85,6 +86,7 @@ struct ip_vs_sp_stats {
 };
 
 #define IP_VS_SP_VIP_BITS	4
+#define IP_VS_SP_OPEN_LOCKS	16	/* a power of two */
 
 /* Per-netns SYNPROXY state */
 struct ip_vs_synproxy_net {
@@ -111,6 +113,11 @@ struct ip_vs_synproxy_net {
 	struct hlist_head vips[1 << IP_VS_SP_VIP_BITS];
 	unsigned int nvips;		/* under the service mutex */
 	struct nf_hook_ops *frag_ops;	/* defence_frag_drop's hooks, or NULL */
+	/* Opening a connection from a cookie: one handshake's packets (its
+	 * ACK, its first data) may race on two CPUs; the stripe of the
+	 * cookie makes them take turns.
+	 */
+	spinlock_t open_lock[IP_VS_SP_OPEN_LOCKS];
 	struct netns_ipvs *ipvs;
 	struct ctl_table_header *sysctl_hdr;
 	struct ctl_table *sysctl_tbl;
@@ -126,7 +133,8 @@ bool ip_vs_synproxy_icmp(struct sk_buff *skb, struct ip_vs_conn *cp,
 			 unsigned int thoff);
 bool ip_vs_synproxy_schedule(struct netns_ipvs *ipvs, int af,
 			     struct sk_buff *skb, struct ip_vs_proto_data *pd,
-			     int *verdict, struct ip_vs_iphdr *iph);
+			     int *verdict, struct ip_vs_conn **cpp,
+			     struct ip_vs_iphdr *iph);
 /* Does ip_vs_synproxy_in() see the client's packets of cp: those of a
  * SYNPROXY connection, and those of a TCP connection that closes (FIN_WAIT to
  * LAST_ACK), which a new SYNPROXY handshake from the same client port may
