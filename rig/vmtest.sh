@@ -6,7 +6,7 @@
 # Each test's output is printed on the host; the last line is "N passed, N failed".
 #
 # usage: rig/vmtest.sh [--kernels "6.1 6.12"] (7.3 too: not a default) [--modules "stock ours"]
-#                      [--lane test|bench] [--run REGEX] [PKG...]
+#                      [--lane test|bench] [--run REGEX] [--count N] [PKG...]
 #
 # Without PKG, every package of the lane (default: test) runs: a package's lane is set in its
 # vmtest.conf (`lane=bench` for the benchmarks of `make bench`; default: test).
@@ -26,13 +26,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 cd "$top"
 
-kernels="6.1 6.12" modsets="stock ours" runre= lane=test pkgs=()
+kernels="6.1 6.12" modsets="stock ours" runre= count= lane=test pkgs=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernels) kernels=$2; shift 2 ;;
 	--modules) modsets=$2; shift 2 ;;
 	--lane) lane=$2; shift 2 ;;
 	--run) runre=$2; shift 2 ;;
+	--count) count=$2; shift 2 ;;	# run each test N times in its VM (-test.count): loop a flake
 	-*) echo "rig/vmtest.sh: unknown option $1" >&2; exit 2 ;;
 	*) pkgs+=("$1"); shift ;;
 	esac
@@ -75,6 +76,7 @@ for p in "${pkgs[@]}"; do
 	# ends in Go's goroutine dump before the VM is killed.
 	args='-test.v -test.timeout ${RIG_TEST_TIMEOUT:-1800}s'
 	[ -z "$runre" ] || args="$args -test.run '$runre'"
+	[ -z "$count" ] || args="$args -test.count $count"
 	cat >"$pl/opt/fullnat/run/$name" <<EOF
 #!/bin/sh
 cd /opt/fullnat/src/${p#./} && exec /opt/fullnat/tests/$name.test $args
