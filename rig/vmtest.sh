@@ -14,7 +14,7 @@
 # needs; default: both), `skip=KERNEL/MODULES ...` (pairs a whole-lane run leaves out for CI's
 # budget; naming the package runs them), `timeout=SECONDS`, `mem=MiB` and `tcg=single` (2 vCPUs under
 # single-threaded TCG, for tests that patch kernel text while the other vCPU runs it; see
-# rig/vm.sh), and `alone=1` (no other VM runs beside it: see RIG_VM_JOBS below). Kernel
+# rig/vm.sh), and `alone=1` (no other VM shares its CPUs: see Scheduling below). Kernel
 # "6.12-debug" is the sanitizer kernel (rig/debug-kernel.sh); there every timeout is multiplied
 # by $RIG_DEBUG_SLOWDOWN (default 3). RIG_TCG=multi|single overrides tcg=. RIG_VM_JOBS=N runs
 # up to N VMs side by side (default: 2 on 2 or more host CPUs).
@@ -52,7 +52,7 @@ fi
 "$here/fetch.sh" >/dev/null
 
 pl=$(mktemp -d "${TMPDIR:-/tmp}/rig-payload.XXXXXX")
-trap 'rm -rf "$pl" "$pl".out.* "$pl".res.*' EXIT
+trap 'rm -rf "$pl" "$pl".out.* "$pl".res.* "$pl".print' EXIT
 mkdir -p "$pl/opt/fullnat/bin" "$pl/opt/fullnat/tests" "$pl/opt/fullnat/run" "$pl/opt/fullnat/src"
 
 export CGO_ENABLED=0
@@ -141,14 +141,16 @@ done
 # run1 I: run job I; its output goes to $pl.out.I, its verdict line to $pl.res.I (PASS/FAIL line,
 # then what failed).
 run1() {
-	local i=$1 k m p name to start out=$pl.out.$1
+	local i=$1 cpus=${2:-} k m p name to start out=$pl.out.$1 pin=()
+	[ -z "$cpus" ] || pin=(taskset -c "$cpus")
 	read -r k m p <<<"${jobs[$i]}"
 	name=$(echo "${p#./}" | tr '/' '_')
 	echo "=== vmtest: $p on $k with $m modules" >>"$out"
 	start=$(date +%s)
 	to=${conf_timeout[$p]}
 	case "$k" in *-debug) to=$((to * ${RIG_DEBUG_SLOWDOWN:-3})) ;; esac
-	if "$here/vm.sh" --kernel "$k" --modules "$m" --payload "$pl" --run "$name" \
+	[ -z "$cpus" ] || echo "=== vmtest: pinned to host CPU(s) $cpus" >>"$out"
+	if "${pin[@]}" "$here/vm.sh" --kernel "$k" --modules "$m" --payload "$pl" --run "$name" \
 		--timeout "$to" --mem "${conf_mem[$p]}" --tcg "${RIG_TCG:-${conf_tcg[$p]}}" >>"$out" 2>&1; then
 		echo "PASS $k/$m $p ($(($(date +%s) - start)) s)" >"$pl.res.$i"
 	else
@@ -162,33 +164,62 @@ run1() {
 	fi
 }
 
-# Packages whose vmtest.conf says alone=1 (timing: timers, floods, failover, benchmarks) run
-# with no other VM beside them; the others run up to $RIG_VM_JOBS VMs at a time (default: 2
-# on a host with 2 CPUs or more: a TCG guest spends much of a test waiting on timers and the
-# network, so two share 2 cores well), each one's output printed whole when it ends.
+# Scheduling. Packages whose vmtest.conf says alone=1 (timing: timers, floods, failover,
+# benchmarks) must not share their CPUs. One with tcg=single uses one host CPU (single-threaded
+# TCG): with 2 CPUs or more those run one after another pinned to CPU 0 (the "pinned lane"),
+# while the other packages run one at a time pinned to the other CPUs, then up to
+# $RIG_VM_JOBS at a time once the lane is done (default: 2 on a host with 2 CPUs or more: a TCG
+# guest spends much of a test waiting on timers and the network, so two share 2 cores well).
+# Packages with alone=1 and multi-threaded TCG run last, with no other VM beside them. Each
+# run's output is printed whole when it ends.
 vmjobs=${RIG_VM_JOBS:-$(($(nproc) >= 2 ? 2 : 1))}
 [ "$vmjobs" -ge 1 ] || vmjobs=1
+pinned=() shared=() solo=()
+for i in "${!jobs[@]}"; do
+	read -r k m p <<<"${jobs[$i]}"
+	if [ "${conf_alone[$p]}" != 1 ]; then
+		shared+=("$i")
+	elif [ "$vmjobs" -ge 2 ] && [ "$(nproc)" -ge 2 ] && [ "${RIG_TCG:-${conf_tcg[$p]}}" = single ]; then
+		pinned+=("$i")
+	else
+		solo+=("$i")
+	fi
+done
+show() { flock "$pl.print" cat "$pl.out.$1"; }
+others=1-$(($(nproc) - 1))
+lanepid=
+if [ ${#pinned[@]} -gt 0 ]; then
+	( for i in "${pinned[@]}"; do run1 "$i" 0; show "$i"; done ) &
+	lanepid=$!
+fi
 declare -A running=()
-reap() { # wait for one running job, print it
+reap() { # wait for a running job (or the pinned lane) to end, print it
 	local pid i
-	wait -n -p pid "${!running[@]}" || true
+	wait -n -p pid "${!running[@]}" $lanepid || true
+	if [ -n "$lanepid" ] && [ "$pid" = "$lanepid" ]; then
+		lanepid=
+		return
+	fi
 	i=${running[$pid]}
 	unset "running[$pid]"
-	cat "$pl.out.$i"
+	show "$i"
 }
-for i in "${!jobs[@]}"; do
-	read -r k m p <<<"${jobs[$i]}"
-	if [ "${conf_alone[$p]}" = 1 ] || [ "$vmjobs" = 1 ]; then
+for i in "${shared[@]}"; do
+	if [ "$vmjobs" = 1 ]; then
+		run1 "$i"
+		show "$i"
 		continue
 	fi
-	while [ ${#running[@]} -ge "$vmjobs" ]; do reap; done
-	run1 "$i" &
+	while :; do
+		if [ -n "$lanepid" ]; then cap=1; else cap=$vmjobs; fi
+		[ ${#running[@]} -ge "$cap" ] || break
+		reap
+	done
+	if [ -n "$lanepid" ]; then run1 "$i" "$others" & else run1 "$i" & fi
 	running[$!]=$i
 done
-while [ ${#running[@]} -gt 0 ]; do reap; done
-for i in "${!jobs[@]}"; do
-	read -r k m p <<<"${jobs[$i]}"
-	[ "${conf_alone[$p]}" = 1 ] || [ "$vmjobs" = 1 ] || continue
+while [ ${#running[@]} -gt 0 ] || [ -n "$lanepid" ]; do reap; done
+for i in "${solo[@]}"; do
 	# streamed: a long run shows its progress
 	: >"$pl.out.$i"
 	run1 "$i" &
