@@ -102,7 +102,7 @@ test-7: fetch kmod
 	rig/vmtest.sh --kernels "$(KERNEL7)" --modules "$(MODSETS)" $(SUITES7_BOTH)
 
 # The sanitizer lane. The kernel build takes long the first time (see README.md), then nothing.
-DEBUG_SUITES ?= ./test/fullnat ./test/synproxy ./test/toa ./test/packets ./test/proxyproto ./test/compat
+DEBUG_SUITES ?= ./ipvs ./test/fullnat ./test/synproxy ./test/toa ./test/packets ./test/proxyproto ./test/compat
 
 debug-kernel: fetch
 	rig/debug-kernel.sh
