@@ -280,7 +280,10 @@ func TestVMLvsctl(t *testing.T) {
 		{"lvs_up", nil, 1, 1, dto.MetricType_GAUGE},
 		{"lvs_service_info", map[string]string{"service": svc, "scheduler": "rr", "flags": "hashed,synproxy"}, 1, 1, dto.MetricType_GAUGE},
 		{"lvs_service_connections_total", map[string]string{"service": svc}, 20, 20, dto.MetricType_COUNTER},
-		{"lvs_service_packets_total", map[string]string{"service": svc, "direction": "in"}, 20 * 3, 1e9, dto.MetricType_COUNTER},
+		// At least the client's FIN of each connection: the packets SYNPROXY holds until the
+		// real server answers (the handshake's ACK, often the first data) are not counted, and
+		// how many are held is a race (CI once counted 58 over the 20).
+		{"lvs_service_packets_total", map[string]string{"service": svc, "direction": "in"}, 20, 1e9, dto.MetricType_COUNTER},
 		{"lvs_service_bytes_total", map[string]string{"service": svc, "direction": "out"}, 1, 1e12, dto.MetricType_COUNTER},
 		{"lvs_server_connections_total", map[string]string{"service": svc, "server": "198.51.100.11:80"}, 10, 10, dto.MetricType_COUNTER},
 		{"lvs_server_weight", map[string]string{"service": svc6, "server": "[2001:db8:2::11]:80"}, 5, 5, dto.MetricType_GAUGE},
