@@ -1370,10 +1370,13 @@ static void ip_vs_sp_flush(struct ip_vs_conn *cp, struct ip_vs_proto_data *pd)
 		struct ip_vs_iphdr iph;
 
 		ip_vs_fill_iph_skb(cp->af, skb, false, &iph);
-		if (ip_vs_synproxy_in(skb, cp, pd, &iph) != NF_ACCEPT)
+		if (ip_vs_synproxy_in(skb, cp, pd, &iph) != NF_ACCEPT) {
 			kfree_skb(skb);
-		else
-			ip_vs_sp_xmit(cp, pd, skb);
+			continue;
+		}
+		/* held on its way in, so not counted then */
+		ip_vs_in_stats(cp, skb);
+		ip_vs_sp_xmit(cp, pd, skb);
 	}
 
 	if (!tmpl)

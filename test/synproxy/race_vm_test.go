@@ -88,15 +88,15 @@ func startSender(t *testing.T, ns vmnet.NS, cpu int, dst netip.Addr, arrived *at
 // the client's first data leave together and reach the director on two CPUs at once, neither
 // finding a connection. Exactly one connection is opened per handshake (the packet that comes
 // second joins it: a second one would send the real server a second SYN from another local
-// port), the data reaches the real server, whose answer reaches the client, and
-// synproxy_ok_ack counts each handshake once.
+// port), the data reaches the real server, whose answer reaches the client, synproxy_ok_ack
+// counts each handshake once, and the service's counters count both packets.
 func TestSynProxyHandshakeRace(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Fatalf("the race needs 2 CPUs, the VM has %d", runtime.NumCPU())
 	}
 	f := newFixture(t)
 	d, cl := f.tp.Director, f.tp.Client
-	f.service(t, f.tp.VIP, ipvs.FullNAT, true)
+	svc := f.service(t, f.tp.VIP, ipvs.FullNAT, true)
 	// the client's kernel knows nothing of these connections: no RST for the SYN-ACKs
 	cl.Run(t, "/usr/sbin/iptables", "-A", "OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "-j", "DROP")
 	onClient := vmnet.OpenCapture(t, cl, "eth0")
@@ -187,6 +187,22 @@ func TestSynProxyHandshakeRace(t *testing.T) {
 		if n != 1 {
 			twice = append(twice, fmt.Sprintf("%d (%d)", p, n))
 		}
+	}
+	// The client sent each handshake's ACK and data and nothing more (its SYN met no
+	// connection): the service counts both whether SYNPROXY held them or not. The counters
+	// reach netlink through the estimator, every 2 s.
+	var in uint64
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		got, err := f.c.Service(t.Context(), svc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in = got.Stats64.PacketsIn; in >= uint64(2*rounds) || time.Now().After(end) {
+			break
+		}
+	}
+	if in != uint64(2*rounds) {
+		t.Errorf("the service counts %d packets in, want %d (2 per handshake)", in, 2*rounds)
 	}
 	okAck := after["synproxy_ok_ack"] - before["synproxy_ok_ack"]
 	t.Logf("%d handshakes, ACK and data on two CPUs: %d connections for %d client ports, synproxy_ok_ack +%d",

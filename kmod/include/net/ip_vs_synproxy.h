@@ -131,6 +131,8 @@ void ip_vs_synproxy_conn_expire(struct ip_vs_conn *cp);
 void ip_vs_synproxy_conn_free(struct ip_vs_conn *cp);
 bool ip_vs_synproxy_icmp(struct sk_buff *skb, struct ip_vs_conn *cp,
 			 unsigned int thoff);
+/* ip_vs_core.c (patch 0010): a client packet in the service's counters */
+void ip_vs_in_stats(struct ip_vs_conn *cp, struct sk_buff *skb);
 bool ip_vs_synproxy_schedule(struct netns_ipvs *ipvs, int af,
 			     struct sk_buff *skb, struct ip_vs_proto_data *pd,
 			     int *verdict, struct ip_vs_conn **cpp,
