@@ -213,6 +213,24 @@ func TestDeadlineStalledChange(t *testing.T) {
 	checkListing(t, c, k)
 }
 
+// TestDeadlineStalledDaemonStop: a stop whose answers never come (not
+// even the fence's) ends with the context, and the client goes on.
+func TestDeadlineStalledDaemonStop(t *testing.T) {
+	c, k := stallClient(t, 4)
+	k.stall.Store(true)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	d := Daemon{State: DaemonMaster, Interface: "sync0"}
+	if err := c.StopDaemon(ctx, d); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("stalled daemon stop: err = %v, want context.DeadlineExceeded", err)
+	}
+	k.stall.Store(false)
+	if err := c.StopDaemon(t.Context(), d); err != nil {
+		t.Fatalf("daemon stop after the timed-out one: %v", err)
+	}
+	checkListing(t, c, k)
+}
+
 func TestCancelWaitingForClient(t *testing.T) {
 	c, k := stallClient(t, 4)
 	k.stall.Store(true)

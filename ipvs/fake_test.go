@@ -5,6 +5,7 @@ package ipvs
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"iter"
 	"net/netip"
@@ -61,7 +62,8 @@ func familyReply(t testing.TB, req netlink.Message) []netlink.Message {
 
 // testClient returns a Client over nltest whose IPVS requests go to fn.
 // fn returns the replies (one per message; more than one makes a dump) or
-// an errno (non-zero) that is sent back as a netlink error.
+// an errno (non-zero) that is sent back as a netlink error (EINTR: none
+// at all, see testClientFlags).
 func testClient(t testing.TB, fn func(req genlReq) ([]reply, unix.Errno)) *Client {
 	t.Helper()
 	return testClientFlags(t, func(req genlReq) ([]reply, []netlink.HeaderFlags, unix.Errno) {
@@ -70,46 +72,39 @@ func testClient(t testing.TB, fn func(req genlReq) ([]reply, unix.Errno)) *Clien
 	})
 }
 
+// errNoAnswer is the fake kernel's answer to a read when no answer is
+// queued: a real socket would wait forever.
+var errNoAnswer = errors.New("fake kernel: read with no answer queued (a kernel's socket would wait forever)")
+
 // testClientFlags is testClient whose fn also returns netlink header flags
 // for its replies (flags[i] for reply i, e.g. NLM_F_DUMP_INTR).
+//
+// As the kernel does, it handles the requests of one sendmsg in order and
+// answers each in its own datagram (a dump in one), and it does not
+// answer a request that fails with EINTR (netlink_rcv_skb's exception).
+// A read with nothing queued fails with errNoAnswer.
 func testClientFlags(t testing.TB, fn func(req genlReq) ([]reply, []netlink.HeaderFlags, unix.Errno)) *Client {
 	t.Helper()
+	var queue [][]netlink.Message // datagrams not yet read
 	nc := nltest.Dial(func(reqs []netlink.Message) ([]netlink.Message, error) {
-		if len(reqs) == 0 {
-			return nil, nil
-		}
-		req := reqs[0]
-		if req.Header.Type == unix.GENL_ID_CTRL {
-			return familyReply(t, req), nil
-		}
-		if req.Header.Type != testFamilyID {
-			return nil, fmt.Errorf("request to family %d", req.Header.Type)
-		}
-		if len(req.Data) < 4 || req.Data[1] != familyVersion {
-			return nil, fmt.Errorf("bad genetlink header % x", req.Data)
-		}
-		reps, flags, errno := fn(genlReq{cmd: req.Data[0], flags: req.Header.Flags, attrs: req.Data[4:]})
-		if errno != 0 {
-			return nltest.Error(int(errno), reqs)
-		}
-		var msgs []netlink.Message
-		for i, r := range reps {
-			msgs = append(msgs, netlink.Message{
-				Header: netlink.Header{Type: testFamilyID, Sequence: req.Header.Sequence, PID: req.Header.PID},
-				Data:   genlHeader(r.cmd, r.attrs),
-			})
-			if i < len(flags) {
-				msgs[i].Header.Flags |= flags[i]
+		for _, req := range reqs {
+			dg, err := fakeAnswer(t, req, fn)
+			if err != nil {
+				return nil, err
+			}
+			if len(dg) > 0 {
+				queue = append(queue, dg)
 			}
 		}
-		if req.Header.Flags&netlink.Dump != 0 {
-			msgs = append(msgs, netlink.Message{Header: netlink.Header{Type: netlink.Done, Sequence: req.Header.Sequence, PID: req.Header.PID}})
-			return nltest.Multipart(msgs)
+		if len(queue) == 0 {
+			if len(reqs) > 0 {
+				return nil, nil // read later: errNoAnswer
+			}
+			return nil, errNoAnswer
 		}
-		if req.Header.Flags&netlink.Acknowledge != 0 {
-			msgs = append(msgs, ackMsg(req, 0))
-		}
-		return msgs, nil
+		dg := queue[0]
+		queue = queue[1:]
+		return dg, nil
 	})
 	c, err := newClient(nc)
 	if err != nil {
@@ -117,6 +112,44 @@ func testClientFlags(t testing.TB, fn func(req genlReq) ([]reply, []netlink.Head
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// fakeAnswer is testClientFlags' answer to one request (nil for none).
+func fakeAnswer(t testing.TB, req netlink.Message, fn func(req genlReq) ([]reply, []netlink.HeaderFlags, unix.Errno)) ([]netlink.Message, error) {
+	if req.Header.Type == unix.GENL_ID_CTRL {
+		return familyReply(t, req), nil
+	}
+	if req.Header.Type != testFamilyID {
+		return nil, fmt.Errorf("request to family %d", req.Header.Type)
+	}
+	if len(req.Data) < 4 || req.Data[1] != familyVersion {
+		return nil, fmt.Errorf("bad genetlink header % x", req.Data)
+	}
+	reps, flags, errno := fn(genlReq{cmd: req.Data[0], flags: req.Header.Flags, attrs: req.Data[4:]})
+	if errno == unix.EINTR {
+		return nil, nil
+	}
+	if errno != 0 {
+		return nltest.Error(int(errno), []netlink.Message{req})
+	}
+	var msgs []netlink.Message
+	for i, r := range reps {
+		msgs = append(msgs, netlink.Message{
+			Header: netlink.Header{Type: testFamilyID, Sequence: req.Header.Sequence, PID: req.Header.PID},
+			Data:   genlHeader(r.cmd, r.attrs),
+		})
+		if i < len(flags) {
+			msgs[i].Header.Flags |= flags[i]
+		}
+	}
+	if req.Header.Flags&netlink.Dump != 0 {
+		msgs = append(msgs, netlink.Message{Header: netlink.Header{Type: netlink.Done, Sequence: req.Header.Sequence, PID: req.Header.PID}})
+		return nltest.Multipart(msgs)
+	}
+	if req.Header.Flags&netlink.Acknowledge != 0 {
+		msgs = append(msgs, ackMsg(req, 0))
+	}
+	return msgs, nil
 }
 
 // ackMsg builds a netlink ack (errno 0) or error for req, as the kernel

@@ -93,6 +93,57 @@ func exchange(nc *netlink.Conn, family uint16, flags netlink.HeaderFlags, msg []
 	return out, nil
 }
 
+// fenceMsg is the request that follows a request the kernel may leave
+// unanswered (see exchangeFenced): GET_INFO, which the kernel answers
+// whatever the state of IPVS, with a reply or an error.
+func fenceMsg() []byte { return genlHeader(cmdGetInfo, nil) }
+
+// exchangeFenced sends msg, a request asking for an ack, and in the same
+// sendmsg a fence (fenceMsg), and reads until the fence is answered. It
+// returns msg's error, or nil when msg was acknowledged or not answered
+// at all.
+//
+// The kernel handles the requests of one sendmsg in order and answers
+// each of them before it reads the next, so msg's ack or error comes
+// before the fence's answer. netlink_rcv_skb answers every request that
+// asks for an ack except one whose handler returned -EINTR: when the
+// fence's answer comes first, that is what happened to msg.
+//
+// Messages with other sequence numbers are skipped, as in exchange. An
+// error that is not a kernel answer leaves the socket in an unknown state.
+func exchangeFenced(nc *netlink.Conn, family uint16, msg []byte) error {
+	sent, err := nc.SendMessages([]netlink.Message{
+		{Header: netlink.Header{Type: netlink.HeaderType(family), Flags: netlink.Request | netlink.Acknowledge}, Data: msg},
+		{Header: netlink.Header{Type: netlink.HeaderType(family), Flags: netlink.Request}, Data: fenceMsg()},
+	})
+	if err != nil {
+		return err
+	}
+	seq, fence := sent[0].Header.Sequence, sent[1].Header.Sequence
+	var result error
+	for {
+		for m, err := range nc.ReceiveIter() {
+			if err != nil {
+				var oe *netlink.OpError
+				if !errors.As(err, &oe) || oe.Sequence == 0 {
+					return err
+				}
+				switch oe.Sequence {
+				case seq:
+					result = err
+				case fence:
+					// the fence failed, after msg was handled
+					return result
+				}
+				break // the datagram ends with an error; a stale one is skipped
+			}
+			if m.Header.Sequence == fence {
+				return result
+			}
+		}
+	}
+}
+
 // kernelAnswer reports whether err is the kernel's answer to a request
 // (an errno in an NLMSG_ERROR or NLMSG_DONE, or an interrupted dump read
 // to its end), after which the socket is ready for the next request.
@@ -111,23 +162,39 @@ func kernelAnswer(err error) bool {
 // and a genetlink payload) in one sendmsg, the last with an ack, and
 // reports each failed request's index through fail. It returns when the
 // last request has been answered.
+//
+// When the last request is a DEL_DAEMON, which the kernel may leave
+// unanswered (see exchangeFenced), a fence follows it instead of its ack,
+// and the window ends with the fence's answer. An unanswered request is
+// one that did not fail.
 func sendWindow(nc *netlink.Conn, family uint16, buf []byte, offs []int, fail func(int, error)) error {
-	reqs := make([]netlink.Message, len(offs)-1)
+	n := len(offs) - 1
+	fenced := buf[offs[n-1]+nlHdrLen] == cmdDelDaemon
+	reqs := make([]netlink.Message, n, n+1)
 	for i := range reqs {
 		reqs[i] = netlink.Message{
 			Header: netlink.Header{Type: netlink.HeaderType(family), Flags: netlink.Request},
 			Data:   buf[offs[i]+nlHdrLen : offs[i+1]],
 		}
 	}
-	reqs[len(reqs)-1].Header.Flags |= netlink.Acknowledge
+	if fenced {
+		reqs = append(reqs, netlink.Message{
+			Header: netlink.Header{Type: netlink.HeaderType(family), Flags: netlink.Request},
+			Data:   fenceMsg(),
+		})
+	} else {
+		reqs[n-1].Header.Flags |= netlink.Acknowledge
+	}
 	sent, err := nc.SendMessages(reqs)
 	if err != nil {
 		return err
 	}
-	seqIndex := make(map[uint32]int, len(sent))
-	for i, m := range sent {
+	seqIndex := make(map[uint32]int, n)
+	for i, m := range sent[:n] {
 		seqIndex[m.Header.Sequence] = i
 	}
+	// the window is over with the answer to last: an ack or error, or
+	// any answer to the fence
 	last := sent[len(sent)-1].Header.Sequence
 	for {
 		msgs, err := nc.Receive()
@@ -136,16 +203,16 @@ func sendWindow(nc *netlink.Conn, family uint16, buf []byte, offs []int, fail fu
 			if errors.As(err, &oe) && oe.Sequence != 0 {
 				if i, ok := seqIndex[oe.Sequence]; ok {
 					fail(i, err)
-					if oe.Sequence == last {
-						return nil
-					}
+				}
+				if oe.Sequence == last {
+					return nil
 				}
 				continue
 			}
 			return err
 		}
 		for _, m := range msgs {
-			if m.Header.Type == netlink.Error && m.Header.Sequence == last {
+			if m.Header.Sequence == last && (fenced || m.Header.Type == netlink.Error) {
 				return nil
 			}
 		}
