@@ -19,6 +19,7 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -1232,7 +1233,7 @@ func TestVMDaemonStoppedAtOnce(t *testing.T) {
 	ns.Run(t, vmnet.IP, "link", "set", "sync0", "up", "mtu", "1500")
 	ns.Addr(t, "sync0", "192.0.2.50/24")
 
-	stop := make(chan struct{})
+	var stop atomic.Bool
 	spinning := make(chan error)
 	go func() {
 		err := realtimeOn(1)
@@ -1240,18 +1241,13 @@ func TestVMDaemonStoppedAtOnce(t *testing.T) {
 		if err != nil {
 			return
 		}
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
+		for !stop.Load() { // spin: CPU 1 is taken
 		}
 	}()
 	if err := <-spinning; err != nil {
 		t.Fatal(err)
 	}
-	defer close(stop)
+	defer stop.Store(true)
 
 	done := make(chan error, 1)
 	go func() {
