@@ -1203,11 +1203,8 @@ func parseConnTable(t *testing.T, d vmnet.NS, tp *vmnet.Topology) (n4, n6 int, l
 // realtimeOn locks the calling goroutine to its thread, pins the thread to cpu and makes it
 // SCHED_FIFO: a kernel thread it wakes cannot run on that CPU until it blocks.
 func realtimeOn(cpu int) error {
-	runtime.LockOSThread()
-	var set unix.CPUSet
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("pinning to CPU %d: %w", cpu, err)
+	if err := vmnet.PinThread(cpu); err != nil {
+		return err
 	}
 	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1}
 	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {

@@ -42,6 +42,19 @@ func InNetns(ns string, fn func() error) error {
 	return <-errc
 }
 
+// PinThread locks the calling goroutine to its OS thread and pins that thread to cpu; the
+// thread should then die with the goroutine (never unlock it). A packet a thread sends
+// through veth is handled on that thread's CPU, so pinned senders put packets on chosen CPUs.
+func PinThread(cpu int) error {
+	runtime.LockOSThread()
+	var set unix.CPUSet
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("pinning to CPU %d: %w", cpu, err)
+	}
+	return nil
+}
+
 // InFreshNetns runs fn on an OS thread in a network namespace of its own, new and empty but for
 // loopback, which is up as in the VM's root namespace. Processes fn starts (os/exec forks from the
 // calling thread) and sockets it opens are in that namespace; per-namespace kernel state, such as

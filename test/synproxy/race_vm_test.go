@@ -8,7 +8,6 @@ package synproxy
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -37,45 +36,34 @@ func startSender(t *testing.T, ns vmnet.NS, cpu int, dst netip.Addr, arrived *at
 	s := &pinnedSender{pkts: make(chan []byte), errs: make(chan error, 1)}
 	ready := make(chan error, 1)
 	go func() {
-		// the thread dies with the goroutine, left in ns and pinned
-		runtime.LockOSThread()
-		f, err := os.Open("/run/netns/" + string(ns))
-		if err != nil {
-			ready <- err
-			return
-		}
-		err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
-		f.Close()
-		if err != nil {
-			ready <- fmt.Errorf("entering %s: %w", ns, err)
-			return
-		}
-		var set unix.CPUSet
-		set.Set(cpu)
-		if err := unix.SchedSetaffinity(0, &set); err != nil {
-			ready <- fmt.Errorf("pinning to CPU %d: %w", cpu, err)
-			return
-		}
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
-		if err != nil {
-			ready <- fmt.Errorf("raw socket: %w", err)
-			return
-		}
-		defer unix.Close(fd)
-		ready <- nil
-		to := &unix.SockaddrInet4{Addr: dst.As4()}
-		var round int64
-		for pkt := range s.pkts {
-			round++
-			arrived.Add(1)
-			for arrived.Load() < round*senders {
+		// InNetns's thread stays in ns, pinned, and dies with the goroutine
+		_ = vmnet.InNetns(string(ns), func() error {
+			if err := vmnet.PinThread(cpu); err != nil {
+				ready <- err
+				return nil
 			}
-			if err := unix.Sendto(fd, pkt, 0, to); err != nil {
-				s.errs <- fmt.Errorf("CPU %d: sendto: %w", cpu, err)
-				return
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+			if err != nil {
+				ready <- fmt.Errorf("raw socket: %w", err)
+				return nil
 			}
-			s.errs <- nil
-		}
+			defer unix.Close(fd)
+			ready <- nil
+			to := &unix.SockaddrInet4{Addr: dst.As4()}
+			var round int64
+			for pkt := range s.pkts {
+				round++
+				arrived.Add(1)
+				for arrived.Load() < round*senders {
+				}
+				if err := unix.Sendto(fd, pkt, 0, to); err != nil {
+					s.errs <- fmt.Errorf("CPU %d: sendto: %w", cpu, err)
+					return nil
+				}
+				s.errs <- nil
+			}
+			return nil
+		})
 	}()
 	if err := <-ready; err != nil {
 		t.Fatal(err)
