@@ -373,6 +373,10 @@ const (
 	// FeatureProxyProtocol: the per-service PROXY protocol insertion
 	// (Service.ProxyProtocol).
 	FeatureProxyProtocol Features = 0x10
+	// FeatureSyncFullNAT: the connection sync daemons carry FULLNAT and
+	// SYNPROXY connections (their local address and port, sequence
+	// offsets), so that a backup director can take them over.
+	FeatureSyncFullNAT Features = 0x20
 )
 
 // Has reports whether all bits of want are set.
@@ -396,7 +400,10 @@ func (f Features) String() string {
 	if f&FeatureProxyProtocol != 0 {
 		parts = append(parts, "proxy-protocol")
 	}
-	if rest := f &^ (FeatureFullNAT | FeatureSynProxy | FeatureEstTimeout | FeatureTableDump | FeatureProxyProtocol); rest != 0 {
+	if f&FeatureSyncFullNAT != 0 {
+		parts = append(parts, "sync-fullnat")
+	}
+	if rest := f &^ (FeatureFullNAT | FeatureSynProxy | FeatureEstTimeout | FeatureTableDump | FeatureProxyProtocol | FeatureSyncFullNAT); rest != 0 {
 		parts = append(parts, fmt.Sprintf("0x%x", uint32(rest)))
 	}
 	if len(parts) == 0 {

@@ -882,6 +882,8 @@ static const char * const ip_vs_ext_stat_names[IP_VS_EXT_STAT_LAST] = {
 	[FULLNAT_LPORT_EXHAUSTED]	= "fullnat_lport_exhausted",
 	[FULLNAT_ADD_PP_OK]		= "fullnat_add_pp_ok",
 	[FULLNAT_ADD_PP_FAIL]		= "fullnat_add_pp_fail",
+	[FULLNAT_SYNC_CONN]		= "fullnat_sync_conn",
+	[FULLNAT_SYNC_REFUSED]		= "fullnat_sync_refused",
 };
 
 static int ip_vs_ext_stats_show(struct seq_file *seq, void *v)
@@ -919,6 +921,7 @@ int ip_vs_fnat_net_init(struct netns_ipvs *ipvs)
 	fn->sysctl_lport_min = 5000;
 	fn->sysctl_lport_tries = 10000;
 	fn->table_gen = 1;
+	INIT_LIST_HEAD(&fn->sync_laddrs);
 	fn->ext_stats = alloc_percpu(struct ip_vs_ext_stats);
 	if (!fn->ext_stats)
 		goto err_free;
@@ -957,6 +960,7 @@ void ip_vs_fnat_net_cleanup(struct netns_ipvs *ipvs)
 
 	if (!fn)
 		return;
+	ip_vs_laddr_sync_flush(ipvs);
 	ip_vs_fnat_proc_cleanup(ipvs);
 	remove_proc_entry("ip_vs_ext_stats", ipvs->net->proc_net);
 	unregister_net_sysctl_table(fn->sysctl_hdr);

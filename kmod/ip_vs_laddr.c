@@ -154,6 +154,9 @@ struct ip_vs_lport_pool {
 static LIST_HEAD(ip_vs_lport_pools);
 static DEFINE_SPINLOCK(ip_vs_lport_pools_lock);
 
+/* Writers of every namespace's sync_laddrs (below) */
+static DEFINE_MUTEX(ip_vs_laddr_sync_lock);
+
 static struct ip_vs_lport_pool *ip_vs_lport_pool_get(struct netns_ipvs *ipvs,
 						     int af,
 						     const union nf_inet_addr *a)
@@ -244,12 +247,12 @@ static void ip_vs_laddr_put(struct ip_vs_laddr *la)
 }
 
 /* Take a port of one local address for cp; 0 when one was taken. */
+static void ip_vs_fnat_conn_hold(struct ip_vs_conn *cp, struct ip_vs_laddr *la,
+				 __be16 port);
+
 static int ip_vs_fnat_try_laddr(struct ip_vs_conn *cp, struct ip_vs_laddr *la,
 				unsigned int min, unsigned int range)
 {
-	struct netns_ipvs *ipvs = cp->ipvs;
-	unsigned int hash;
-	spinlock_t *lock;	/* of the bucket */
 	int port;
 
 	port = ip_vs_lport_claim(ip_vs_lport_map(la->pool, cp->protocol),
@@ -258,21 +261,33 @@ static int ip_vs_fnat_try_laddr(struct ip_vs_conn *cp, struct ip_vs_laddr *la,
 		atomic64_inc(&la->port_conflict);
 		return -EADDRINUSE;
 	}
+	ip_vs_fnat_conn_hold(cp, la, htons(port));
+	return 0;
+}
+
+/* cp holds port (its bit set) of la, and a reference on la: bind it and
+ * hash it in the out-direction table.
+ */
+static void ip_vs_fnat_conn_hold(struct ip_vs_conn *cp, struct ip_vs_laddr *la,
+				 __be16 port)
+{
+	unsigned int hash;
+	spinlock_t *lock;	/* of the bucket */
+
 	ip_vs_addr_copy(cp->af, &cp->fnat.lip, &la->addr);
-	cp->fnat.lport = htons(port);
+	cp->fnat.lport = port;
 	cp->fnat.laddr = la;
 	atomic_inc(&la->conn_counts);
 	if (cp->flags & IP_VS_CONN_F_ONE_PACKET)
-		return 0;
+		return;
 	/* the port is ours: no other entry has (laddr, lport) in this table */
-	hash = ip_vs_fnat_hash(ipvs, cp->af, cp->protocol, &la->addr,
+	hash = ip_vs_fnat_hash(cp->ipvs, cp->af, cp->protocol, &la->addr,
 			       cp->fnat.lport, &cp->daddr, cp->dport);
 	lock = ip_vs_fnat_lock(hash);
 	spin_lock_bh(lock);
 	cp->fnat.flags |= IP_VS_FNAT_F_HASHED;
 	hlist_add_head_rcu(&cp->fnat.o_list, &ip_vs_fnat_tab[hash]);
 	spin_unlock_bh(lock);
-	return 0;
 }
 
 /* The local port range of the fullnat_lport_min/max sysctls, in order */
@@ -471,6 +486,114 @@ void ip_vs_laddr_flush(struct ip_vs_service *svc)
 		svc->fnat.num_laddrs--;
 		ip_vs_laddr_put(la);
 	}
+}
+
+/* Local addresses of synced connections.
+ *
+ * A backup creates a FULLNAT connection that a peer syncs to it with the
+ * peer's local address and port (kmod/CLUSTER.md): the address is the
+ * peer's, not one of this director's services'. Each such address gets an
+ * entry of its own in the namespace's sync_laddrs list, which holds the
+ * port pool of the address in this namespace: the same pool as a service's
+ * local address of that address, if there is one, so that a port a synced
+ * connection holds is never given to a new connection here (after this
+ * director took the address over, say). An entry lives as long as the
+ * namespace: there are as many as the peers have local addresses.
+ */
+static struct ip_vs_laddr *ip_vs_laddr_sync_find(struct ip_vs_fnat_net *fn,
+						 int af,
+						 const union nf_inet_addr *a)
+{
+	struct ip_vs_laddr *la;
+
+	list_for_each_entry_rcu(la, &fn->sync_laddrs, n_list,
+				lockdep_is_held(&ip_vs_laddr_sync_lock))
+		if (la->af == af && ip_vs_addr_equal(af, &la->addr, a))
+			return la;
+	return NULL;
+}
+
+/* Make sure that the sync entry of addr exists. Process context: the sync
+ * thread, before it creates the connection under RCU.
+ */
+int ip_vs_laddr_sync_prepare(struct netns_ipvs *ipvs, int af,
+			     const union nf_inet_addr *addr)
+{
+	struct ip_vs_fnat_net *fn = ipvs->fnat;
+	struct ip_vs_laddr *la;
+	bool found;
+	int ret = 0;
+
+	rcu_read_lock();
+	found = ip_vs_laddr_sync_find(fn, af, addr);
+	rcu_read_unlock();
+	if (found)
+		return 0;
+
+	mutex_lock(ip_vs_service_mutex(ipvs));
+	mutex_lock(&ip_vs_laddr_sync_lock);
+	if (ip_vs_laddr_sync_find(fn, af, addr))
+		goto out;
+	ret = -ENOMEM;
+	la = kzalloc(sizeof(*la), GFP_KERNEL);
+	if (!la)
+		goto out;
+	la->pool = ip_vs_lport_pool_get(ipvs, af, addr);
+	if (!la->pool) {
+		kfree(la);
+		goto out;
+	}
+	la->af = af;
+	ip_vs_addr_copy(af, &la->addr, addr);
+	refcount_set(&la->refcnt, 1);
+	list_add_tail_rcu(&la->n_list, &fn->sync_laddrs);
+	ret = 0;
+out:
+	mutex_unlock(&ip_vs_laddr_sync_lock);
+	mutex_unlock(ip_vs_service_mutex(ipvs));
+	return ret;
+}
+
+/* Bind a synced connection to the local address and port that its owner
+ * gave it. Under RCU; the entry of lip exists (ip_vs_laddr_sync_prepare()).
+ * -EADDRINUSE when a connection here holds the port: a stale copy of an
+ * older connection, which the next sync of this one replaces once it has
+ * gone.
+ */
+int ip_vs_fnat_conn_bind_synced(struct ip_vs_conn *cp,
+				const union nf_inet_addr *lip, __be16 lport)
+{
+	struct ip_vs_laddr *la;
+
+	if (cp->protocol != IPPROTO_TCP && cp->protocol != IPPROTO_UDP)
+		return -EPROTONOSUPPORT;
+	la = ip_vs_laddr_sync_find(cp->ipvs->fnat, cp->af, lip);
+	if (!la || !refcount_inc_not_zero(&la->refcnt))
+		return -ENOENT;
+	if (!lport || test_and_set_bit(ntohs(lport),
+				       ip_vs_lport_map(la->pool,
+						       cp->protocol))) {
+		atomic64_inc(&la->port_conflict);
+		ip_vs_laddr_put(la);
+		return -EADDRINUSE;
+	}
+	ip_vs_fnat_conn_hold(cp, la, lport);
+	return 0;
+}
+
+/* The namespace goes: its connections have gone, and with them their
+ * references on the entries.
+ */
+void ip_vs_laddr_sync_flush(struct netns_ipvs *ipvs)
+{
+	struct ip_vs_laddr *la, *nxt;
+
+	mutex_lock(&ip_vs_laddr_sync_lock);
+	list_for_each_entry_safe(la, nxt, &ipvs->fnat->sync_laddrs, n_list) {
+		list_del_rcu(&la->n_list);
+		ip_vs_laddr_put(la);
+	}
+	mutex_unlock(&ip_vs_laddr_sync_lock);
 }
 
 static const struct nla_policy ip_vs_laddr_policy[IPVS_LADDR_ATTR_MAX + 1] = {

@@ -66,7 +66,6 @@
 #define IP_VS_SP_AGEMASK	3		/* minutes a cookie stays valid - 1 */
 #define IP_VS_SP_DATABITS	10
 #define IP_VS_SP_DATAMASK	((1U << IP_VS_SP_DATABITS) - 1)
-#define IP_VS_SP_WS_NONE	15
 #define IP_VS_SP_RETRY_TIME	(3 * HZ)	/* between SYNs to the RS */
 #define IP_VS_SP_ACK_TIME	(2 * HZ)	/* between handshake ACK repeats */
 #define IP_VS_SP_ACK_REPEATS	3		/* after 2, 4 and 6 s */

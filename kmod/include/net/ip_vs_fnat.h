@@ -28,6 +28,7 @@ struct ip_vs_service;
 struct ip_vs_proto_data;
 struct ip_vs_protocol;
 struct ip_vs_iphdr;
+struct ip_vs_dest;
 struct ip_vs_dest_user_kern;
 struct netns_ipvs;
 struct mutex;
@@ -114,6 +115,8 @@ enum {
 	FULLNAT_LPORT_EXHAUSTED,
 	FULLNAT_ADD_PP_OK,
 	FULLNAT_ADD_PP_FAIL,
+	FULLNAT_SYNC_CONN,
+	FULLNAT_SYNC_REFUSED,
 	IP_VS_EXT_STAT_LAST
 };
 
@@ -137,6 +140,11 @@ struct ip_vs_fnat_net {
 	 * the dumps' consistency check; changed under the service mutex
 	 */
 	unsigned int table_gen;
+	/* local addresses of the connections that peers sync to us, with
+	 * their ports' pools: RCU, added under the service mutex, freed with
+	 * the namespace (ip_vs_laddr.c)
+	 */
+	struct list_head sync_laddrs;
 };
 
 /* The table changed (service mutex held): dumps in progress end with
@@ -150,7 +158,7 @@ unsigned int ip_vs_fnat_table_gen(struct netns_ipvs *ipvs);
 
 /* Feature bits in IPVS_INFO_ATTR_FEATURES */
 #define IP_VS_FEATURES	(IPVS_FEATURE_FULLNAT | IPVS_FEATURE_EST_TIMEOUT | \
-			 IPVS_FEATURE_PROXY_PROTOCOL)
+			 IPVS_FEATURE_PROXY_PROTOCOL | IPVS_FEATURE_SYNC_FULLNAT)
 
 struct tcphdr;
 struct tcphdr *ip_vs_tcp_writable(struct sk_buff *skb, unsigned int thoff);
@@ -190,8 +198,70 @@ int ip_vs_pp_insert(struct sk_buff *skb, struct ip_vs_conn *cp,
 int ip_vs_pp_syn_data(struct sk_buff *skb, struct ip_vs_conn *cp,
 		      unsigned int thoff);
 
+/* Connection sync (ip_vs_fnat_sync.c): what a sync message carries of a
+ * FULLNAT connection (option IPVS_OPT_FULLNAT) and of a SYNPROXY one
+ * (IPVS_OPT_SYNPROXY), decoded into host order.
+ */
+/* Sync options, beside upstream's IPVS_OPT_* of ip_vs_sync.c; mandatory
+ * (bit 0x40 clear): a receiver that does not know them drops the connection
+ * rather than create one that would send with the wrong addresses and
+ * sequence numbers.
+ */
+#define IPVS_OPT_FULLNAT	0x21
+#define IPVS_OPT_SYNPROXY	0x22
+
+#define IP_VS_FNAT_SYNC_F_FNAT	0x01		/* fnat part present */
+#define IP_VS_FNAT_SYNC_F_SP	0x02		/* sp part present */
+
+struct ip_vs_fnat_sync {
+	u8			have;		/* IP_VS_FNAT_SYNC_F_* */
+	/* IPVS_OPT_FULLNAT */
+	union nf_inet_addr	lip;
+	__be16			lport;
+	u8			flags;		/* IP_VS_FNAT_F_SYNCED bits */
+	u8			pp;
+	u8			pp_len;
+	u32			init_seq;
+	u32			delta;
+	u32			fdata_seq;
+	/* IPVS_OPT_SYNPROXY */
+	u32			sp_delta;
+	u32			sp_isn;
+	u32			sp_cisn;
+	u32			sp_ts_coff;
+	u32			sp_ts_soff;
+	u8			sp_flags;	/* IP_VS_SP_F_EST, IP_VS_SP_F_TS */
+	u8			sp_c_wscale;
+	u8			sp_d_wscale;
+	u8			sp_rs_wscale;
+};
+
+/* The flags a backup takes over; IP_VS_FNAT_F_HASHED is its own. */
+#define IP_VS_FNAT_F_SYNCED	(IP_VS_FNAT_F_SEQ | IP_VS_FNAT_F_FDATA | \
+				 IP_VS_FNAT_F_PP_ACKED)
+
+int ip_vs_fnat_sync_len(const struct ip_vs_conn *cp);
+u8 *ip_vs_fnat_sync_put(const struct ip_vs_conn *cp, u8 *p);
+int ip_vs_fnat_sync_parse(u8 type, const u8 *p, unsigned int plen, int af,
+			  struct ip_vs_fnat_sync *fs);
+int ip_vs_fnat_sync_check(struct netns_ipvs *ipvs,
+			  const struct ip_vs_conn_param *param,
+			  unsigned int flags);
+bool ip_vs_fnat_sync_same(const struct ip_vs_conn *cp,
+			  const struct ip_vs_fnat_sync *fs);
+void ip_vs_fnat_sync_apply(struct ip_vs_conn *cp,
+			   const struct ip_vs_fnat_sync *fs);
+int ip_vs_fnat_conn_new(struct ip_vs_conn *cp,
+			const struct ip_vs_fnat_sync *fs,
+			struct ip_vs_dest *dest);
+
 /* ip_vs_laddr.c: local addresses, port allocation, out-direction table */
 int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_service *svc);
+int ip_vs_laddr_sync_prepare(struct netns_ipvs *ipvs, int af,
+			     const union nf_inet_addr *addr);
+int ip_vs_fnat_conn_bind_synced(struct ip_vs_conn *cp,
+				const union nf_inet_addr *lip, __be16 lport);
+void ip_vs_laddr_sync_flush(struct netns_ipvs *ipvs);
 void ip_vs_fnat_conn_unbind(struct ip_vs_conn *cp);
 struct ip_vs_conn *ip_vs_fnat_out_get(const struct ip_vs_conn_param *p);
 int ip_vs_fnat_tab_get(void);

@@ -51,6 +51,8 @@ struct ip_vs_synproxy_conn {
 	u8			rs_wscale;	/* RS's shift, 15: none */
 };
 
+#define IP_VS_SP_WS_NONE	15		/* no window scale option */
+
 /* sp.flags: written under ack_q.lock, EST read with acquire semantics */
 #define IP_VS_SP_F_EST		0x01		/* RS answered, delta valid */
 #define IP_VS_SP_F_TS		0x02		/* timestamps translated */

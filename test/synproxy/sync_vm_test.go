@@ -1,0 +1,221 @@
+// Copyright The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build vmtest
+
+package synproxy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fullnat/fullnat/internal/vmnet"
+	"github.com/fullnat/fullnat/ipvs"
+)
+
+// syncPair is the fixture's director as the master and a second director "drb" as the backup,
+// linked by their own sync link (s0): drb has the same services with local addresses of its own.
+type syncPair struct {
+	f  *fixture
+	b  vmnet.NS
+	bc *ipvs.Client
+}
+
+func newSyncPair(t *testing.T) *syncPair {
+	t.Helper()
+	f := newFixture(t)
+	b := vmnet.Add(t, "drb")
+	vmnet.Veth(t, f.tp.Director, "s0", b, "s0")
+	f.tp.Director.Addr(t, "s0", "10.254.0.1/24")
+	b.Addr(t, "s0", "10.254.0.2/24")
+	// drb's own local addresses, on its own real-server side
+	b.Run(t, vmnet.IP, "link", "add", "br0", "type", "dummy")
+	b.Run(t, vmnet.IP, "link", "set", "br0", "up")
+	b.Addr(t, "br0", "198.51.100.201/24")
+	b.Addr(t, "br0", "2001:db8:2::201/64")
+	bc, err := ipvs.NewInNamespace("/run/netns/" + string(b))
+	if err != nil {
+		t.Fatalf("IPVS client in drb: %v", err)
+	}
+	t.Cleanup(func() { _ = bc.Close() })
+	t.Cleanup(func() { _, _ = b.Try(cipvsadm, "-C") })
+	p := &syncPair{f: f, b: b, bc: bc}
+	if feat, err := f.c.Features(t.Context()); err != nil || !feat.Has(ipvs.FeatureSyncFullNAT) {
+		t.Fatalf("features %v (%v): the module does not sync FULLNAT", feat, err)
+	}
+	// Both directions at once, as in a cluster: each director is master and backup.
+	for _, x := range []struct {
+		ns vmnet.NS
+		c  *ipvs.Client
+	}{{f.tp.Director, f.c}, {b, bc}} {
+		for _, st := range []ipvs.DaemonState{ipvs.DaemonMaster, ipvs.DaemonBackup} {
+			d := ipvs.Daemon{State: st, Interface: "s0", SyncID: 7}
+			if err := x.c.StartDaemon(t.Context(), d); err != nil {
+				t.Fatalf("%s: start %v: %v", x.ns, d, err)
+			}
+			t.Cleanup(func() { _ = x.c.StopDaemon(context.Background(), d) })
+		}
+	}
+	return p
+}
+
+// backupService creates on drb what f.service created on the master, with drb's local address.
+func (p *syncPair) backupService(t *testing.T, s ipvs.Service, fwd ipvs.ForwardMethod) {
+	t.Helper()
+	if err := p.bc.CreateService(t.Context(), s); err != nil {
+		t.Fatalf("drb: create %v: %v", s, err)
+	}
+	rss, la := p.f.tp.ServerAddrs, netip.MustParseAddr("198.51.100.201")
+	if s.Address.Is6() {
+		rss, la = p.f.tp.ServerAddrs6, netip.MustParseAddr("2001:db8:2::201")
+	}
+	for _, rs := range rss {
+		if err := p.bc.CreateDestination(t.Context(), s, ipvs.Destination{Address: rs, Port: 80, ForwardMethod: fwd, Weight: 1}); err != nil {
+			t.Fatalf("drb: destination %s: %v", rs, err)
+		}
+	}
+	if fwd == ipvs.FullNAT {
+		if err := p.bc.CreateLocalAddress(t.Context(), s, ipvs.LocalAddress{Address: la}); err != nil {
+			t.Fatalf("drb: laddr %s: %v", la, err)
+		}
+	}
+	t.Cleanup(func() { _ = p.bc.DeleteService(context.Background(), s) })
+}
+
+// hold opens n connections from the client to vip:80 that stay established: each asks for a
+// long stream and reads only its start, so the server's window fills and nothing closes.
+func (p *syncPair) hold(t *testing.T, vip netip.Addr, n int) {
+	t.Helper()
+	err := vmnet.InNetns(string(p.f.tp.Client), func() error {
+		for i := 0; i < n; i++ {
+			c, err := net.DialTimeout("tcp", netip.AddrPortFrom(vip, 80).String(), 5*time.Second)
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { _ = c.Close() })
+			if _, err := fmt.Fprintf(c, "get 1000000000 %d\n", i+1); err != nil {
+				return err
+			}
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.ReadFull(c, make([]byte, 64<<10)); err != nil {
+				return fmt.Errorf("reading the stream's start: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("holding connections to %s: %v", vip, err)
+	}
+}
+
+// connLines lists the established entries of a /proc/net connection file in ns towards vip
+// port 80 (ip_vs_conn or ip_vs_conn_fnat, which has the local address and port before the real
+// server), each cut to its tuple.
+func connLines(t *testing.T, ns vmnet.NS, file string, vip netip.Addr) []string {
+	t.Helper()
+	n := 7 // Pro FromIP FPrt ToIP TPrt DestIP DPrt
+	if strings.HasSuffix(file, "_fnat") {
+		n = 9 // ... LocalIP LPrt DestIP DPrt
+	}
+	var hex string
+	if vip.Is6() {
+		hex = vip.StringExpanded()
+	} else {
+		b := vip.As4()
+		hex = fmt.Sprintf("%02X%02X%02X%02X", b[0], b[1], b[2], b[3])
+	}
+	var out []string
+	for _, line := range strings.Split(ns.Run(t, "/bin/cat", file), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) <= n || !strings.EqualFold(f[3], hex) || f[4] != "0050" || f[n] != "ESTABLISHED" {
+			continue
+		}
+		out = append(out, strings.Join(f[:n], " "))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestSyncToBackup: a backup learns its peer's FULLNAT and SYNPROXY connections with
+// everything it needs to carry them on: the same tuple, the peer's local address and port
+// (never one of its own), and it counts them in fullnat_sync_conn. NAT connections sync as
+// upstream's do, and a version 0 sync leaves FULLNAT connections out.
+func TestSyncToBackup(t *testing.T) {
+	p := newSyncPair(t)
+	d := p.f.tp.Director
+	cases := []struct {
+		name     string
+		vip      netip.Addr
+		fwd      ipvs.ForwardMethod
+		synproxy bool
+		v0       bool
+	}{
+		// first: fullnat_sync_conn also counts the updates of earlier cases' connections
+		{"NAT IPv4", p.f.tp.VIP, ipvs.Masquerade, false, false},
+		{"FULLNAT IPv4", p.f.tp.VIP, ipvs.FullNAT, false, false},
+		{"FULLNAT IPv6", p.f.tp.VIP6, ipvs.FullNAT, false, false},
+		{"FULLNAT SYNPROXY IPv4", p.f.tp.VIP, ipvs.FullNAT, true, false},
+		{"FULLNAT SYNPROXY IPv6", p.f.tp.VIP6, ipvs.FullNAT, true, false},
+		{"NAT SYNPROXY IPv4", p.f.tp.VIP, ipvs.Masquerade, true, false},
+		{"FULLNAT IPv4 version 0", p.f.tp.VIP, ipvs.FullNAT, false, true},
+	}
+	const conns = 3
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ver := "1"
+			if tc.v0 {
+				ver = "0"
+			}
+			d.Sysctl(t, "net.ipv4.vs.sync_version", ver)
+			s := p.f.service(t, tc.vip, tc.fwd, tc.synproxy)
+			p.backupService(t, s, tc.fwd)
+			before := stats(t, p.b, "/proc/net/ip_vs_ext_stats")
+			p.hold(t, tc.vip, conns)
+
+			file := "/proc/net/ip_vs_conn"
+			if tc.fwd == ipvs.FullNAT {
+				file = "/proc/net/ip_vs_conn_fnat"
+			}
+			want := connLines(t, d, file, tc.vip)
+			if len(want) != conns {
+				t.Fatalf("master has %d connections, want %d:\n%s", len(want), conns, strings.Join(want, "\n"))
+			}
+			if tc.v0 {
+				// a version 0 message cannot carry a local port: nothing is sent
+				time.Sleep(4 * time.Second)
+				if got := connLines(t, p.b, file, tc.vip); len(got) != 0 {
+					t.Errorf("version 0 sync gave the backup FULLNAT connections:\n%s", strings.Join(got, "\n"))
+				}
+				return
+			}
+			var got []string
+			for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+				if got = connLines(t, p.b, file, tc.vip); slices.Equal(got, want) {
+					break
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("backup's connections:\n%s\nwant the master's:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			after := stats(t, p.b, "/proc/net/ip_vs_ext_stats")
+			synced := after["fullnat_sync_conn"] - before["fullnat_sync_conn"]
+			if refused := after["fullnat_sync_refused"] - before["fullnat_sync_refused"]; refused != 0 {
+				t.Errorf("backup refused %d synced connections", refused)
+			}
+			if tc.fwd == ipvs.FullNAT || tc.synproxy {
+				if synced < conns {
+					t.Errorf("fullnat_sync_conn grew by %d for %d connections", synced, conns)
+				}
+			} else if synced != 0 {
+				t.Errorf("fullnat_sync_conn grew by %d for NAT connections", synced)
+			}
+		})
+	}
+}
