@@ -657,3 +657,67 @@ func (e *env) info(c *cli.Context) error {
 		return err
 	})
 }
+
+// errUnhealthy is health's failure: a service without a real server that
+// takes new connections.
+var errUnhealthy = errors.New("unhealthy")
+
+// health is the check a cluster's announcement follows (keepalived's
+// vrrp_script, kmod/CLUSTER.md): healthy when there is at least one service
+// and every service given (all of them when none is) has a real server of
+// weight above 0. A director that lost its table must not attract traffic.
+func (e *env) health(c *cli.Context) error {
+	var keys []ipvs.Service
+	for _, a := range c.Args().Slice() {
+		k, err := parseService(a)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, k)
+	}
+	return e.withBackend(func(b backend) error {
+		table, err := b.Table(c.Context)
+		if err != nil {
+			return err
+		}
+		live := map[string]int{}
+		have := map[string]bool{}
+		var order []string
+		for _, sd := range table {
+			id := serviceID(sd.Service)
+			order = append(order, id)
+			have[id] = true
+			for _, d := range sd.Destinations {
+				if d.Weight > 0 {
+					live[id]++
+				}
+			}
+		}
+		if len(keys) > 0 {
+			order = order[:0]
+			for _, k := range keys {
+				id := serviceID(k)
+				if !have[id] {
+					return fmt.Errorf("%w: %s: no such service", errUnhealthy, id)
+				}
+				order = append(order, id)
+			}
+		}
+		if len(order) == 0 {
+			return fmt.Errorf("%w: no virtual service", errUnhealthy)
+		}
+		var bad []string
+		servers := 0
+		for _, id := range order {
+			if live[id] == 0 {
+				bad = append(bad, id)
+			}
+			servers += live[id]
+		}
+		if len(bad) > 0 {
+			return fmt.Errorf("%w: no real server with weight above 0 in %s", errUnhealthy, strings.Join(bad, ", "))
+		}
+		_, err = fmt.Fprintf(e.stdout, "healthy: %d services, %d real servers with weight above 0\n", len(order), servers)
+		return err
+	})
+}

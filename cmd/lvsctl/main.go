@@ -185,6 +185,13 @@ func (e *env) app() *cli.App {
 				},
 			},
 			{
+				Name: "health",
+				Usage: "exit 0 when every service (or each SERVICE given) has a real server of weight above 0, " +
+					"1 otherwise: the check a cluster director's announcement follows",
+				ArgsUsage: "[SERVICE...]",
+				Action:    e.health,
+			},
+			{
 				Name:   "info",
 				Usage:  "IPVS version, connection table size and extension features",
 				Flags:  []cli.Flag{jsonFlag},

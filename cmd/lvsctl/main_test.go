@@ -412,3 +412,38 @@ func TestTimeout(t *testing.T) {
 		t.Errorf("--timeout -1s: exit %d %q", code, e)
 	}
 }
+
+// health passes only while every service (or each one named) has a real
+// server that takes new connections; a director without services fails too.
+func TestHealth(t *testing.T) {
+	f := newFake()
+	for _, tc := range []struct {
+		name   string
+		change func(f *fake)
+		args   []string
+		code   int
+		want   string
+	}{
+		{"named services with live servers", nil, []string{"tcp:203.0.113.10:80", "udp:[2001:db8:10::10]:53"}, 0,
+			"healthy: 2 services, 3 real servers with weight above 0"},
+		{"fwmark service without servers", nil, nil, 1, "unhealthy: no real server with weight above 0 in fwm:7"},
+		{"unknown service", nil, []string{"tcp:203.0.113.99:80"}, 1, "unhealthy: tcp:203.0.113.99:80: no such service"},
+		{"bad argument", nil, []string{"tcp:203.0.113.999:80"}, 2, `address "203.0.113.999"`},
+		{"every server quiesced", func(f *fake) {
+			for i := range f.table[0].Destinations {
+				f.table[0].Destinations[i].Weight = 0
+			}
+		}, []string{"tcp:203.0.113.10:80"}, 1, "no real server with weight above 0 in tcp:203.0.113.10:80"},
+		{"no services", func(f *fake) { f.table = nil }, nil, 1, "unhealthy: no virtual service"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.change != nil {
+				tc.change(f)
+			}
+			out, errOut, code := runCmd(t, f, procFS{}, append([]string{"health"}, tc.args...)...)
+			if code != tc.code || !strings.Contains(out+errOut, tc.want) {
+				t.Errorf("health %v: exit %d, stdout %q, stderr %q; want exit %d and %q", tc.args, code, out, errOut, tc.code, tc.want)
+			}
+		})
+	}
+}
