@@ -67,7 +67,7 @@ func (d statDescs) collect(ch chan<- prometheus.Metric, s jsonStats, labels ...s
 
 // extStatNames are the counters of /proc/net/ip_vs_ext_stats
 // (kmod/ip_vs_fnat.c, kmod/ip_vs_synproxy.c, the PROXY protocol's from
-// kmod/ip_vs_pp.c); each is exported as
+// kmod/ip_vs_pp.c, the sync's from kmod/ip_vs_fnat_sync.c); each is exported as
 // lvs_<name>_total. Counters the module adds later come out as
 // lvs_ext_stat_total{name="..."} until they are listed here.
 var extStatNames = []string{
@@ -75,6 +75,7 @@ var extStatNames = []string{
 	"fullnat_add_toa_fail_proto", "fullnat_conn_reused", "fullnat_conn_reused_close", "fullnat_conn_reused_timewait",
 	"fullnat_conn_reused_finwait", "fullnat_conn_reused_closewait", "fullnat_conn_reused_lastack",
 	"fullnat_conn_reused_estab", "fullnat_no_laddr", "fullnat_lport_exhausted", "fullnat_add_pp_ok", "fullnat_add_pp_fail",
+	"fullnat_sync_conn", "fullnat_sync_refused",
 	"synproxy_rs_error", "synproxy_null_ack", "synproxy_bad_ack", "synproxy_ok_ack", "synproxy_syn_cnt",
 	"synproxy_ackstorm", "synproxy_synsend_qlen", "synproxy_conn_reused", "synproxy_conn_reused_close",
 	"synproxy_conn_reused_timewait", "synproxy_conn_reused_finwait", "synproxy_conn_reused_closewait",
