@@ -807,6 +807,7 @@ static int ip_vs_fnat_port_lo = 1025;
 static int ip_vs_fnat_port_hi = 65535;
 static int ip_vs_fnat_tries_lo = 10;
 static int ip_vs_fnat_tries_hi = 60000;
+static int ip_vs_fnat_flush_hi = 2000;
 
 #define IP_VS_FNAT_SYSCTL(name, field, lo, hi)				\
 	{								\
@@ -835,6 +836,8 @@ static const struct ctl_table ip_vs_fnat_vars[] = {
 			  &ip_vs_fnat_port_lo, &ip_vs_fnat_port_hi),
 	IP_VS_FNAT_SYSCTL("fullnat_lport_tries", sysctl_lport_tries,
 			  &ip_vs_fnat_tries_lo, &ip_vs_fnat_tries_hi),
+	IP_VS_FNAT_SYSCTL("fullnat_sync_flush_ms", sysctl_sync_flush_ms,
+			  &ip_vs_fnat_one, &ip_vs_fnat_flush_hi),
 	{ }
 };
 
@@ -920,6 +923,7 @@ int ip_vs_fnat_net_init(struct netns_ipvs *ipvs)
 	fn->sysctl_lport_max = 65535;
 	fn->sysctl_lport_min = 5000;
 	fn->sysctl_lport_tries = 10000;
+	fn->sysctl_sync_flush_ms = IP_VS_FNAT_SYNC_FLUSH_MS;
 	fn->table_gen = 1;
 	INIT_LIST_HEAD(&fn->sync_laddrs);
 	fn->ext_stats = alloc_percpu(struct ip_vs_ext_stats);

@@ -44,6 +44,23 @@
 #define IP_VS_SYNC_FNAT_LEN	20	/* without the address */
 #define IP_VS_SYNC_SP_LEN	24
 
+/* fullnat_sync_flush_ms in jiffies, at least one */
+unsigned long ip_vs_fnat_sync_flush(struct netns_ipvs *ipvs)
+{
+	return max(msecs_to_jiffies(READ_ONCE(ipvs->fnat->sysctl_sync_flush_ms)),
+		   1UL);
+}
+
+/* How often the master thread looks for a message to flush: half the flush
+ * time, so that a connection waits at most 1.5 times it; at least every
+ * second, as upstream.
+ */
+unsigned long ip_vs_fnat_sync_check_period(struct netns_ipvs *ipvs)
+{
+	return clamp(ip_vs_fnat_sync_flush(ipvs) / 2, 1UL,
+		     (unsigned long)IPVS_SYNC_CHECK_PERIOD);
+}
+
 static unsigned int ip_vs_sync_addr_len(int af)
 {
 	return af == AF_INET6 ? sizeof(struct in6_addr) : sizeof(__be32);

@@ -74,17 +74,19 @@ func (r *syncRig) syncOn(t *testing.T, on bool) {
 }
 
 // lag opens a connection from the client that stays established and returns how long after
-// the dial began the backup listed it.
+// its request (its third packet, which makes the master sync it at the default
+// sync_threshold) the backup listed it.
 func (r *syncRig) lag(t *testing.T) time.Duration {
 	t.Helper()
 	var port string
-	start := time.Now()
+	var start time.Time
 	err := vmnet.InNetns(string(r.tp.Client), func() error {
 		c, err := net.DialTimeout("tcp", r.vip, 10*time.Second)
 		if err != nil {
 			return err
 		}
 		t.Cleanup(func() { _ = c.Close() })
+		start = time.Now()
 		if _, err := io.WriteString(c, "get 1000000000 3\n"); err != nil {
 			return err
 		}
@@ -116,7 +118,7 @@ func (r *syncRig) lag(t *testing.T) time.Duration {
 // TestSyncBenchmark: what connection sync costs a FULLNAT director, connections per second
 // with the sync daemons on against off (two rounds, best of each), and the sync lag, the time
 // from a connection's first packet on the master to its presence on the backup, idle and while
-// the connection load runs.
+// the connection load runs (fullnat_sync_flush_ms at its default).
 func TestSyncBenchmark(t *testing.T) {
 	load(t, setup{})
 	defer unload(t)

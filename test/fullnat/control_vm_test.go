@@ -99,6 +99,7 @@ func TestFullNATControl(t *testing.T) {
 		"fullnat_timestamp_remove_entry": "1", "fullnat_mss_adjust_entry": "1",
 		"fullnat_conn_reused_entry": "1", "fullnat_toa_entry": "1",
 		"fullnat_lport_max": "65535", "fullnat_lport_min": "5000", "fullnat_lport_tries": "10000",
+		"fullnat_sync_flush_ms": "200",
 	} {
 		if got := strings.TrimSpace(d.Run(t, "/bin/cat", "/proc/sys/net/ipv4/vs/"+k)); got != want {
 			t.Errorf("sysctl %s = %q, want %q", k, got, want)

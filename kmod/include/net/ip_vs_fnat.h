@@ -133,6 +133,7 @@ struct ip_vs_fnat_net {
 	int	sysctl_lport_max;
 	int	sysctl_lport_min;
 	int	sysctl_lport_tries;
+	int	sysctl_sync_flush_ms;
 	struct ip_vs_ext_stats __percpu *ext_stats;
 	struct ctl_table_header *sysctl_hdr;
 	struct ctl_table *sysctl_tbl;
@@ -239,6 +240,14 @@ struct ip_vs_fnat_sync {
 /* The flags a backup takes over; IP_VS_FNAT_F_HASHED is its own. */
 #define IP_VS_FNAT_F_SYNCED	(IP_VS_FNAT_F_SEQ | IP_VS_FNAT_F_FDATA | \
 				 IP_VS_FNAT_F_PP_ACKED)
+
+/* The longest a connection waits in a partly filled sync message before
+ * the master sends it: fullnat_sync_flush_ms, for every connection (upstream
+ * has a fixed IPVS_SYNC_FLUSH_TIME, 2 s, checked every second).
+ */
+#define IP_VS_FNAT_SYNC_FLUSH_MS	200
+unsigned long ip_vs_fnat_sync_flush(struct netns_ipvs *ipvs);
+unsigned long ip_vs_fnat_sync_check_period(struct netns_ipvs *ipvs);
 
 int ip_vs_fnat_sync_len(const struct ip_vs_conn *cp);
 u8 *ip_vs_fnat_sync_put(const struct ip_vs_conn *cp, u8 *p);
