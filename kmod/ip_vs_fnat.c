@@ -838,6 +838,16 @@ static const struct ctl_table ip_vs_fnat_vars[] = {
 			  &ip_vs_fnat_tries_lo, &ip_vs_fnat_tries_hi),
 	IP_VS_FNAT_SYSCTL("fullnat_sync_flush_ms", sysctl_sync_flush_ms,
 			  &ip_vs_fnat_one, &ip_vs_fnat_flush_hi),
+	{
+		.procname	= "fullnat_sync_resend",
+		.data		= (void *)offsetof(struct ip_vs_fnat_net,
+						   sysctl_sync_resend),
+		.maxlen		= sizeof(int),
+		.mode		= 0644,
+		.proc_handler	= ip_vs_fnat_sync_resend_sysctl,
+		.extra1		= &ip_vs_fnat_one,
+		.extra2		= &ip_vs_fnat_one,
+	},
 	{ }
 };
 
@@ -925,6 +935,7 @@ int ip_vs_fnat_net_init(struct netns_ipvs *ipvs)
 	fn->sysctl_lport_tries = 10000;
 	fn->sysctl_sync_flush_ms = IP_VS_FNAT_SYNC_FLUSH_MS;
 	fn->table_gen = 1;
+	fn->ipvs = ipvs;
 	INIT_LIST_HEAD(&fn->sync_laddrs);
 	fn->ext_stats = alloc_percpu(struct ip_vs_ext_stats);
 	if (!fn->ext_stats)

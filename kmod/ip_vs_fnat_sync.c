@@ -37,6 +37,7 @@
 #define pr_fmt(fmt) KMSG_COMPONENT ": " fmt
 
 #include <linux/kernel.h>
+#include <linux/sysctl.h>
 #include <net/tcp.h>
 #include <net/ip_vs_compat.h>
 #include <net/ip_vs.h>
@@ -59,6 +60,30 @@ unsigned long ip_vs_fnat_sync_check_period(struct netns_ipvs *ipvs)
 {
 	return clamp(ip_vs_fnat_sync_flush(ipvs) / 2, 1UL,
 		     (unsigned long)IPVS_SYNC_CHECK_PERIOD);
+}
+
+/* fullnat_sync_resend: writing 1 queues every connection of the namespace
+ * for the master daemon (-ESRCH without one), for a director that joins
+ * the cluster or rejoins it with an empty table; it reads 0.
+ */
+int ip_vs_fnat_sync_resend_sysctl(IP_VS_CTL_CONST struct ctl_table *table,
+				  int write, void *buffer, size_t *lenp,
+				  loff_t *ppos)
+{
+	struct ip_vs_fnat_net *fn =
+		container_of((int *)table->data, struct ip_vs_fnat_net,
+			     sysctl_sync_resend);
+	struct ctl_table tmp = *table;
+	int val = 0, ret;
+
+	tmp.data = &val;
+	ret = proc_dointvec_minmax(&tmp, write, buffer, lenp, ppos);
+	if (ret || !write)
+		return ret;
+	if (!(READ_ONCE(fn->ipvs->sync_state) & IP_VS_STATE_MASTER))
+		return -ESRCH;
+	ip_vs_conn_sync_all(fn->ipvs);
+	return 0;
 }
 
 static unsigned int ip_vs_sync_addr_len(int af)

@@ -31,62 +31,93 @@ type syncPair struct {
 func newSyncPair(t *testing.T) *syncPair {
 	t.Helper()
 	f := newFixture(t)
-	b := vmnet.Add(t, "drb")
-	vmnet.Veth(t, f.tp.Director, "s0", b, "s0")
-	f.tp.Director.Addr(t, "s0", "10.254.0.1/24")
-	b.Addr(t, "s0", "10.254.0.2/24")
-	// drb's own local addresses, on its own real-server side
-	b.Run(t, vmnet.IP, "link", "add", "br0", "type", "dummy")
-	b.Run(t, vmnet.IP, "link", "set", "br0", "up")
-	b.Addr(t, "br0", "198.51.100.201/24")
-	b.Addr(t, "br0", "2001:db8:2::201/64")
-	bc, err := ipvs.NewInNamespace("/run/netns/" + string(b))
-	if err != nil {
-		t.Fatalf("IPVS client in drb: %v", err)
-	}
-	t.Cleanup(func() { _ = bc.Close() })
-	t.Cleanup(func() { _, _ = b.Try(cipvsadm, "-C") })
-	p := &syncPair{f: f, b: b, bc: bc}
 	if feat, err := f.c.Features(t.Context()); err != nil || !feat.Has(ipvs.FeatureSyncFullNAT) {
 		t.Fatalf("features %v (%v): the module does not sync FULLNAT", feat, err)
 	}
-	// Both directions at once, as in a cluster: each director is master and backup.
-	for _, x := range []struct {
-		ns vmnet.NS
-		c  *ipvs.Client
-	}{{f.tp.Director, f.c}, {b, bc}} {
-		for _, st := range []ipvs.DaemonState{ipvs.DaemonMaster, ipvs.DaemonBackup} {
-			d := ipvs.Daemon{State: st, Interface: "s0", SyncID: 7}
-			if err := x.c.StartDaemon(t.Context(), d); err != nil {
-				t.Fatalf("%s: start %v: %v", x.ns, d, err)
-			}
-			t.Cleanup(func() { _ = x.c.StopDaemon(context.Background(), d) })
-		}
-	}
+	// the sync segment: a bridge in drb (its own sync interface), which more directors join
+	b := vmnet.Add(t, "drb")
+	b.Run(t, vmnet.IP, "link", "add", "sbr", "type", "bridge", "mcast_snooping", "0")
+	b.Run(t, vmnet.IP, "link", "set", "sbr", "up")
+	b.Addr(t, "sbr", "10.254.0.2/24")
+	p := &syncPair{f: f, b: b}
+	p.bc = p.join(t, b, "")
+	p.director(t, f.tp.Director, f.c, "s0", "10.254.0.1/24")
 	return p
 }
 
-// backupService creates on drb what f.service created on the master, with drb's local address.
+// join makes ns a director of the sync segment: its own local addresses on a dummy br0, and
+// (unless ns is drb, whose sync interface is the bridge) a link s0 to the segment.
+func (p *syncPair) join(t *testing.T, ns vmnet.NS, addr string) *ipvs.Client {
+	t.Helper()
+	ns.Run(t, vmnet.IP, "link", "add", "br0", "type", "dummy")
+	ns.Run(t, vmnet.IP, "link", "set", "br0", "up")
+	ns.Addr(t, "br0", "198.51.100.201/24")
+	ns.Addr(t, "br0", "2001:db8:2::201/64")
+	c, err := ipvs.NewInNamespace("/run/netns/" + string(ns))
+	if err != nil {
+		t.Fatalf("IPVS client in %s: %v", ns, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	t.Cleanup(func() { _, _ = ns.Try(cipvsadm, "-C") })
+	ifname := "sbr"
+	if addr != "" {
+		ifname = "s0"
+		p.director(t, ns, c, ifname, addr)
+	} else {
+		p.daemons(t, ns, c, ifname)
+	}
+	return c
+}
+
+// director links ns to the sync segment by s0 with addr and starts its daemons.
+func (p *syncPair) director(t *testing.T, ns vmnet.NS, c *ipvs.Client, ifname, addr string) {
+	t.Helper()
+	port := "p" + string(ns)
+	vmnet.Veth(t, ns, ifname, p.b, port)
+	p.b.Run(t, vmnet.IP, "link", "set", port, "master", "sbr")
+	ns.Addr(t, ifname, addr)
+	p.daemons(t, ns, c, ifname)
+}
+
+// daemons starts a master and a backup in ns, as in a cluster: every director is both.
+func (p *syncPair) daemons(t *testing.T, ns vmnet.NS, c *ipvs.Client, ifname string) {
+	t.Helper()
+	for _, st := range []ipvs.DaemonState{ipvs.DaemonMaster, ipvs.DaemonBackup} {
+		d := ipvs.Daemon{State: st, Interface: ifname, SyncID: 7}
+		if err := c.StartDaemon(t.Context(), d); err != nil {
+			t.Fatalf("%s: start %v: %v", ns, d, err)
+		}
+		t.Cleanup(func() { _ = c.StopDaemon(context.Background(), d) })
+	}
+}
+
+// backupService creates on drb (or the director of c) what f.service created on the master,
+// with a local address of its own.
 func (p *syncPair) backupService(t *testing.T, s ipvs.Service, fwd ipvs.ForwardMethod) {
 	t.Helper()
-	if err := p.bc.CreateService(t.Context(), s); err != nil {
-		t.Fatalf("drb: create %v: %v", s, err)
+	p.serviceOn(t, p.bc, s, fwd)
+}
+
+func (p *syncPair) serviceOn(t *testing.T, c *ipvs.Client, s ipvs.Service, fwd ipvs.ForwardMethod) {
+	t.Helper()
+	if err := c.CreateService(t.Context(), s); err != nil {
+		t.Fatalf("backup: create %v: %v", s, err)
 	}
 	rss, la := p.f.tp.ServerAddrs, netip.MustParseAddr("198.51.100.201")
 	if s.Address.Is6() {
 		rss, la = p.f.tp.ServerAddrs6, netip.MustParseAddr("2001:db8:2::201")
 	}
 	for _, rs := range rss {
-		if err := p.bc.CreateDestination(t.Context(), s, ipvs.Destination{Address: rs, Port: 80, ForwardMethod: fwd, Weight: 1}); err != nil {
-			t.Fatalf("drb: destination %s: %v", rs, err)
+		if err := c.CreateDestination(t.Context(), s, ipvs.Destination{Address: rs, Port: 80, ForwardMethod: fwd, Weight: 1}); err != nil {
+			t.Fatalf("backup: destination %s: %v", rs, err)
 		}
 	}
 	if fwd == ipvs.FullNAT {
-		if err := p.bc.CreateLocalAddress(t.Context(), s, ipvs.LocalAddress{Address: la}); err != nil {
-			t.Fatalf("drb: laddr %s: %v", la, err)
+		if err := c.CreateLocalAddress(t.Context(), s, ipvs.LocalAddress{Address: la}); err != nil {
+			t.Fatalf("backup: laddr %s: %v", la, err)
 		}
 	}
-	t.Cleanup(func() { _ = p.bc.DeleteService(context.Background(), s) })
+	t.Cleanup(func() { _ = c.DeleteService(context.Background(), s) })
 }
 
 // hold opens n connections from the client to vip:80 that stay established: each asks for a
@@ -217,5 +248,48 @@ func TestSyncToBackup(t *testing.T) {
 				t.Errorf("fullnat_sync_conn grew by %d for NAT connections", synced)
 			}
 		})
+	}
+}
+
+// TestSyncResend: a director that joins the cluster learns the connections that already exist
+// and carry no packets (idle ones are never synced again on their own) when a peer writes 1 to
+// fullnat_sync_resend; a director without a master daemon refuses the write.
+func TestSyncResend(t *testing.T) {
+	p := newSyncPair(t)
+	d := p.f.tp.Director
+	s := p.f.service(t, p.f.tp.VIP, ipvs.FullNAT, true)
+	p.backupService(t, s, ipvs.FullNAT)
+	const file = "/proc/net/ip_vs_conn_fnat"
+	p.hold(t, p.f.tp.VIP, 3)
+	want := connLines(t, d, file, p.f.tp.VIP)
+	if len(want) != 3 {
+		t.Fatalf("master has %d connections, want 3:\n%s", len(want), strings.Join(want, "\n"))
+	}
+	for end := time.Now().Add(10 * time.Second); !slices.Equal(connLines(t, p.b, file, p.f.tp.VIP), want); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("drb never learned the connections")
+		}
+	}
+
+	// drc joins now: nothing the connections do tells it about them
+	c := vmnet.Add(t, "drc")
+	if _, err := c.Try("/bin/sh", "-c", "echo 1 > /proc/sys/net/ipv4/vs/fullnat_sync_resend"); err == nil {
+		t.Errorf("fullnat_sync_resend accepted a write without a master daemon")
+	}
+	cc := p.join(t, c, "10.254.0.3/24")
+	p.serviceOn(t, cc, s, ipvs.FullNAT)
+	time.Sleep(2 * time.Second)
+	if got := connLines(t, c, file, p.f.tp.VIP); len(got) == len(want) {
+		t.Fatalf("drc learned the idle connections without a resend: the test proves nothing\n%s", strings.Join(got, "\n"))
+	}
+	d.Sysctl(t, "net.ipv4.vs.fullnat_sync_resend", "1")
+	var got []string
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if got = connLines(t, c, file, p.f.tp.VIP); slices.Equal(got, want) {
+			break
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("after the resend drc has:\n%s\nwant the master's:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

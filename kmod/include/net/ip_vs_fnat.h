@@ -134,6 +134,8 @@ struct ip_vs_fnat_net {
 	int	sysctl_lport_min;
 	int	sysctl_lport_tries;
 	int	sysctl_sync_flush_ms;
+	int	sysctl_sync_resend;	/* write-only: 1 resends the table */
+	struct netns_ipvs *ipvs;
 	struct ip_vs_ext_stats __percpu *ext_stats;
 	struct ctl_table_header *sysctl_hdr;
 	struct ctl_table *sysctl_tbl;
@@ -247,6 +249,14 @@ struct ip_vs_fnat_sync {
  */
 #define IP_VS_FNAT_SYNC_FLUSH_MS	200
 unsigned long ip_vs_fnat_sync_flush(struct netns_ipvs *ipvs);
+/* ip_vs_sync_conn()'s pkts for a connection of a table resend: sent now */
+#define IP_VS_SYNC_RESEND	(-1)
+/* ip_vs_conn.c (patch 0011) */
+void ip_vs_conn_sync_all(struct netns_ipvs *ipvs);
+struct ctl_table;
+int ip_vs_fnat_sync_resend_sysctl(IP_VS_CTL_CONST struct ctl_table *table,
+				  int write, void *buffer, size_t *lenp,
+				  loff_t *ppos);
 unsigned long ip_vs_fnat_sync_check_period(struct netns_ipvs *ipvs);
 
 int ip_vs_fnat_sync_len(const struct ip_vs_conn *cp);
