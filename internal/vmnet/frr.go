@@ -223,11 +223,11 @@ type frrProc struct {
 	done chan struct{}
 }
 
-// The namespaces FRR runs in: one FRR per namespace, since they share its run directory.
+// The FRR of each namespace: one at a time, since they would share its run directory.
 var frrRunning = struct {
 	sync.Mutex
-	ns map[NS]bool
-}{ns: map[NS]bool{}}
+	ns map[NS]*FRR
+}{ns: map[NS]*FRR{}}
 
 // StartBGP renders c (hostname: the namespace's name) and starts FRR with it in ns, as
 // StartFRR does. Invalid input fails the test with Render's error.
@@ -283,17 +283,18 @@ func StartFRRs(t testing.TB, bgpdConfs map[NS]string) map[NS]*FRR {
 	return all
 }
 
-// newFRR claims ns for an FRR and arranges its cleanup.
+// newFRR claims ns for an FRR and arranges its cleanup. A namespace whose FRR was stopped or
+// killed may get a new one (a director's FRR that restarts).
 func newFRR(t testing.TB, ns NS) *FRR {
 	t.Helper()
+	f := &FRR{NS: ns}
 	frrRunning.Lock()
-	if frrRunning.ns[ns] {
+	if old := frrRunning.ns[ns]; old != nil && old.running() {
 		frrRunning.Unlock()
 		t.Fatalf("FRR in %s: already running", ns)
 	}
-	frrRunning.ns[ns] = true
+	frrRunning.ns[ns] = f
 	frrRunning.Unlock()
-	f := &FRR{NS: ns}
 	t.Cleanup(func() {
 		if f.started() {
 			if bad := f.configErrors(); bad != "" {
@@ -307,10 +308,13 @@ func newFRR(t testing.TB, ns NS) *FRR {
 		if f.Dir != "" {
 			_ = os.RemoveAll(f.Dir)
 		}
-		_ = os.RemoveAll(f.runDir())
 		frrRunning.Lock()
-		delete(frrRunning.ns, ns)
-		frrRunning.Unlock()
+		defer frrRunning.Unlock()
+		// Only the namespace's latest FRR (its cleanup runs first) removes the run directory.
+		if frrRunning.ns[ns] == f {
+			_ = os.RemoveAll(f.runDir())
+			delete(frrRunning.ns, ns)
+		}
 	})
 	return f
 }
@@ -368,6 +372,20 @@ func (f *FRR) startBgpd() error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return f.spawn("bgpd", f.args("bgpd"))
+}
+
+// running reports whether one of the daemons still runs.
+func (f *FRR) running() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range f.procs {
+		select {
+		case <-p.done:
+		default:
+			return true
+		}
+	}
+	return false
 }
 
 func (f *FRR) started() bool {
@@ -434,13 +452,14 @@ func (f *FRR) exited(name string) bool {
 // Stop stops bgpd, then zebra, with SIGTERM, as an operator's `systemctl stop frr` would: bgpd
 // closes its sessions (a BGP notification, so peers withdraw its routes at once) and zebra
 // removes its routes from the kernel. A daemon still running after 10 s is killed. Stopping
-// again does nothing.
+// again does nothing. Once stopped (or killed), StartBGP may start FRR in the namespace again.
 func (f *FRR) Stop() {
 	f.signal(syscall.SIGTERM)
 }
 
-// Kill kills bgpd and zebra (SIGKILL), as a director's crash would: its peers notice only when
-// their hold timer expires (Hold seconds), and the routes zebra installed stay in the kernel.
+// Kill kills bgpd and zebra (SIGKILL), as a crash of FRR would: the kernel closes bgpd's
+// sessions, so its peers notice at once, and the routes zebra installed stay in the kernel. (A
+// director that goes silent is noticed when its peers' hold timer expires, Hold seconds.)
 func (f *FRR) Kill() {
 	f.signal(syscall.SIGKILL)
 }

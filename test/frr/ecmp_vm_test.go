@@ -28,6 +28,7 @@ type cluster struct {
 	client, router vmnet.NS
 	directors      []vmnet.NS
 	frr            map[vmnet.NS]*vmnet.FRR
+	confs          map[vmnet.NS]vmnet.BGPConfig
 	// frrStarted is when FRR started in the router.
 	frrStarted time.Time
 }
@@ -98,6 +99,7 @@ func newCluster(t *testing.T, directors int) *cluster {
 	}
 	confs[rt] = router
 	c.frrStarted = time.Now()
+	c.confs = confs
 	c.frr = vmnet.StartBGPs(t, confs)
 	return c
 }
@@ -157,7 +159,7 @@ func (c *cluster) connect(t *testing.T, addr netip.Addr, n int) map[string]int {
 // loses its next hop within 5 s and new connections all go to the other; vip0 up brings it back;
 // a director that goes silent loses its next hop when the router's hold timer (3 s) expires, and
 // gets it back when it is heard again; one whose FRR is killed loses it at once (its kernel
-// closes the sessions).
+// closes the sessions), and gets it back when FRR starts again.
 func TestECMP(t *testing.T) {
 	start := time.Now()
 	c := newCluster(t, 2)
@@ -242,4 +244,11 @@ func TestECMP(t *testing.T) {
 	t.Logf("d1's FRR killed: the router dropped d1's next hop in %v (IPv4), %v (IPv6)",
 		took4.Round(time.Millisecond), took6.Round(time.Millisecond))
 	only("d1's FRR dead", "d2")
+
+	// FRR starts again on d1: it announces the VIPs again.
+	restart := time.Now()
+	c.frr[d1] = vmnet.StartBGP(t, d1, c.confs[d1])
+	c.waitDirectors(t, 30*time.Second, "d1", "d2")
+	t.Logf("d1's FRR restarted: the router has d1's next hop back %v later", time.Since(restart).Round(time.Millisecond))
+	spread("d1's FRR back")
 }
