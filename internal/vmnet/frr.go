@@ -209,7 +209,7 @@ func (c BGPConfig) Render(hostname string) (string, error) {
 type FRR struct {
 	// NS is the namespace, also the daemons' pathspace (-N).
 	NS NS
-	// Dir holds their configuration (zebra.conf, bgpd.conf) and what they log (zebra.log,
+	// Dir holds their configuration (zebra.conf, bgpd.conf, vtysh.conf) and what they log (zebra.log,
 	// bgpd.log). It is removed at cleanup.
 	Dir string
 
