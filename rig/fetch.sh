@@ -3,8 +3,8 @@
 #
 # Fetch everything the kernel test rig needs, without touching the host's /boot:
 #   - host tools (QEMU, busybox-static, cpio, kmod, iproute2, ethtool, Debian's ipvsadm, keepalived
-#     and iptables as the reference userland that goes into the VM; the compiler, patch, and git and
-#     perl for checkpatch);
+#     and iptables as the reference userland that goes into the VM, FRR (zebra, bgpd, vtysh) for the
+#     VM tests' routers; the compiler, patch, and git and perl for checkpatch);
 #   - Debian's 6.1 and 6.12 cloud kernels, their headers and kbuild, and linux-source,
 #     downloaded with `apt-get download` and unpacked with `dpkg-deb -x` under $RIG_CACHE;
 #   - the newest 7.x cloud kernel of trixie-backports (same files; from 7.x Debian splits the
@@ -21,7 +21,7 @@ mkdir -p "$RIG_CACHE/debs" "$RIG_CACHE/kernels"
 
 log() { echo "rig/fetch: $*" >&2; }
 
-host_pkgs=(qemu-system-x86 busybox-static cpio kmod iproute2 xz-utils zstd ipvsadm keepalived ethtool iptables nginx haproxy
+host_pkgs=(qemu-system-x86 busybox-static cpio kmod iproute2 xz-utils zstd ipvsadm keepalived ethtool iptables nginx haproxy frr
 	gcc make bc libelf-dev flex bison patch git perl)
 
 need_install=()
@@ -39,8 +39,8 @@ apt_update() {
 if [ "${#need_install[@]}" -gt 0 ]; then
 	apt_update
 	log "installing ${need_install[*]}"
-	# Never start the services these packages ship (keepalived, nginx, haproxy): we only want the
-	# binaries.
+	# Never start the services these packages ship (keepalived, nginx, haproxy, frr): we only want
+	# the binaries.
 	policy=/usr/sbin/policy-rc.d
 	had_policy=0
 	[ -e "$policy" ] && had_policy=1

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Boot one of Debian's kernels under QEMU with an initramfs made of
-#   base:    busybox-static, iproute2 (ip, tc), ethtool, Debian's ipvsadm 1.31 and keepalived with their
-#            shared libraries, and the kernel's own modules (the closure of what IPVS tests need),
+#   base:    busybox-static, iproute2 (ip, tc), ethtool, Debian's ipvsadm 1.31 and keepalived, FRR's
+#            zebra, bgpd and vtysh (Debian's frr) with their shared libraries, and the kernel's own
+#            modules (the closure of what IPVS tests need),
 #   modules: with --modules ours, our modules from kmod/out/<release>/ over the stock ip_vs*,
 #   keepalived: our patched keepalived (out/keepalived/<version>/, make keepalived) at /opt/fullnat/bin/,
 #   payload: a directory given with --payload, unpacked at / (our binaries, tests, scripts),
@@ -112,6 +113,7 @@ if [ ! -s "$base" ]; then
 	xt=/usr/lib/x86_64-linux-gnu/xtables
 	for b in /usr/sbin/ip /usr/sbin/tc /usr/sbin/ethtool /usr/sbin/ipvsadm /usr/sbin/keepalived /usr/bin/genhash \
 		/usr/sbin/nginx /usr/sbin/haproxy \
+		/usr/lib/frr/zebra /usr/lib/frr/bgpd /usr/bin/vtysh \
 		/usr/sbin/xtables-nft-multi "$xt"/*.so; do
 		[ -e "$b" ] || continue
 		mkdir -p "$stage$(dirname "$b")"
@@ -130,8 +132,14 @@ if [ ! -s "$base" ]; then
 	cp /etc/services /etc/protocols "$stage/etc/"
 	printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$stage/etc/hosts"
 	printf 'hosts: files\nnetworks: files\nservices: files\nprotocols: files\npasswd: files\ngroup: files\n' >"$stage/etc/nsswitch.conf"
-	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$stage/etc/passwd"
-	printf 'root:x:0:\nnogroup:x:65534:\n' >"$stage/etc/group"
+	# FRR's daemons drop their privileges to user frr and give their vty sockets to group frrvty
+	# (both must exist: "privs_init: could not lookup user frr"), and make their run directory
+	# /var/run/frr/<pathspace> in /var/run/frr, which must exist. They need nothing else: no
+	# /etc/frr, no YANG files (libfrr and the daemons embed theirs; an empty /usr/share/yang
+	# spares a warning per start), no module directory.
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\nfrr:x:100:101:Frr routing suite:/nonexistent:/usr/sbin/nologin\n' >"$stage/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\nfrr:x:101:\nfrrvty:x:102:frr\n' >"$stage/etc/group"
+	mkdir -p "$stage/var/run/frr" "$stage/usr/share/yang"
 
 	# Kernel modules: the closure of what the tests use, decompressed so busybox can load them.
 	mdir=$kroot/lib/modules/$rel

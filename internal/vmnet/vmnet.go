@@ -1,5 +1,6 @@
 // Package vmnet builds test topologies inside the rig's VM: network namespaces joined by veth
-// pairs and a bridge, and helpers to run commands and the lvs-peer traffic tool in them.
+// pairs and a bridge, and helpers to run commands and the lvs-peer traffic tool in them, and
+// FRR's zebra and bgpd (StartBGP) with waits on the routes they install (WaitNextHops).
 //
 // It shells out to iproute2 at /usr/sbin/ip (busybox's ip has no netns support). Everything it
 // creates is removed by t.Cleanup.
@@ -95,6 +96,18 @@ func (ns NS) Addr(t testing.TB, ifname, prefix string) {
 func (ns NS) Sysctl(t testing.TB, key, value string) {
 	t.Helper()
 	ns.Sh(t, fmt.Sprintf("echo %s > /proc/sys/%s", value, strings.ReplaceAll(key, ".", "/")))
+}
+
+// IPBatch runs iproute2's commands (lines such as "addr add 192.0.2.1/24 dev eth0", without
+// the leading ip) in ns, all in one process (ip -n NS -batch -): much faster under TCG than a
+// process per command. It fails the test on the first command that fails.
+func (ns NS) IPBatch(t testing.TB, cmds ...string) {
+	t.Helper()
+	cmd := exec.Command(IP, "-n", string(ns), "-batch", "-")
+	cmd.Stdin = strings.NewReader(strings.Join(cmds, "\n") + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("in %s: ip -batch: %v\n%s\ncommands:\n%s", ns, err, out, strings.Join(cmds, "\n"))
+	}
 }
 
 // Topology is the standard client / director / real servers layout.
