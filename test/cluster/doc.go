@@ -1,0 +1,28 @@
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+// Package cluster holds the VM tests of a cluster of directors that loses no connection
+// (issue 16, kmod/CLUSTER.md): long transfers through director A, A dies, the router moves
+// the VIP's route to director B, which holds the connections it learned through IPVS
+// connection sync and carries every transfer to its end; then A comes back, learns the
+// current connections from B, and takes them back.
+//
+// The topology, all in network namespaces of the VM (documentation and benchmark addresses):
+//
+//	client "cl"  192.0.2.2 ── router "rt" 192.0.2.1
+//	                           ├─ 198.18.1.1 ── 198.18.1.2 director A "da" (route to the VIP via A)
+//	                           └─ 198.18.2.1 ── 198.18.2.2 director B "db"
+//	directors: VIP 203.0.113.10/32 on dummy vip0; rs0 on bridge br-rs of "sw" (A .2, B .3 of
+//	198.51.100.0/24); sync0 on bridge br-sync of "sw" (A 198.18.3.2, B 198.18.3.3), the sync
+//	daemons' --mcast-interface; each runs a master and a backup daemon, syncid 1
+//	real servers "rs1", "rs2": 198.51.100.11, .12 on br-rs
+//
+// NAT: the real servers' default gateway is 198.51.100.1, held by A, taken by B at the failover
+// with gratuitous ARP (what keepalived's VRRP will do). FULLNAT: A's local address is
+// 198.51.100.101, B's 198.51.100.102; B takes A's at the failover (CLUSTER.md: local addresses
+// move with their director); the real servers have no route to the client.
+//
+// The tests are tagged vmtest and run in the rig with our modules (vmtest.conf), which FULLNAT
+// needs; the NAT case would pass on stock modules too (upstream syncs NAT), but its point here
+// is our module's sync.
+package cluster

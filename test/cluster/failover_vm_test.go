@@ -1,0 +1,154 @@
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build vmtest
+
+package cluster
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/fullnat/fullnat/ipvs"
+)
+
+// fullnatSyncLanded switches the FULLNAT case on. It is off until the module syncs FULLNAT
+// connections (kmod/CLUSTER.md: the mandatory sync option with the local address, port and
+// sequence offsets, and a backup that creates synced FULLNAT connections bound to the
+// sender's local address and port). Once on, the case fails, never skips, on a module that
+// does not announce the feature (requireFullNATSync) or does not carry the connections.
+const fullnatSyncLanded = false
+
+// featureFullNATSync is the module's feature bit for FULLNAT connection sync (IPVS_INFO_ATTR_FEATURES):
+// the kernel patch defines it; replace this with the library's name for it when it has one.
+const featureFullNATSync ipvs.Features = 0x20
+
+// Progress that counts as "the transfers moved": a few paced chunks each.
+const moveBy = 4 * chunk
+
+// TestFailover: long transfers through A, A dies, B carries them to their end; A rejoins,
+// learns the current connections from B, and takes the traffic back; nothing is lost.
+func TestFailover(t *testing.T) {
+	t.Run("NAT", func(t *testing.T) { testFailover(t, mode{name: "nat"}) })
+	if fullnatSyncLanded {
+		t.Run("FULLNAT", func(t *testing.T) {
+			requireFullNATSync(t)
+			testFailover(t, mode{name: "fullnat", fullnat: true})
+		})
+	} else {
+		t.Log("FULLNAT case off until the module syncs FULLNAT connections (fullnatSyncLanded in failover_vm_test.go)")
+	}
+}
+
+// requireFullNATSync fails unless the module announces FULLNAT connection sync.
+func requireFullNATSync(t *testing.T) {
+	t.Helper()
+	cl, err := ipvs.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	info, err := cl.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Features.Has(featureFullNATSync) {
+		t.Fatalf("the module does not sync FULLNAT connections: features %v lack %v", info.Features, featureFullNATSync)
+	}
+}
+
+func testFailover(t *testing.T, m mode) {
+	c := newCluster(t, m)
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.dump()
+		}
+	})
+	tr := newTraffic(t)
+	for i, rs := range c.rss {
+		tr.serve(rs, servers[i])
+	}
+
+	// 1. Four long transfers through A, two each way.
+	var first []*transfer
+	for i := range 4 {
+		first = append(first, tr.start(c.client, vip, i%2 == 0))
+	}
+	onB, seenB := c.waitConns(c.b, first, 15*time.Second)
+	onA, _ := c.waitConns(c.a, first, 10*time.Second)
+	var lags []time.Duration
+	for i, x := range first {
+		lags = append(lags, seenB[i].Sub(x.established))
+		a, b := onA[x.client], onB[x.client]
+		if a.Destination != b.Destination {
+			t.Errorf("%s: A sends it to %s, B learned %s", x.name(), a.Destination, b.Destination)
+		}
+		if m.fullnat && (a.Local != b.Local || a.Local.Addr() != c.a.laddr) {
+			t.Errorf("%s: A's local side %s, B learned %s; want A's local address %s", x.name(), a.Local, b.Local, c.a.laddr)
+		}
+	}
+	t.Logf("B before the kill (ipvsadm -Lnc):\n%s", adm(t, c.b.ns, "-Lnc"))
+	progress(t, "through A", first, make([]int64, len(first)), moveBy, 20*time.Second)
+
+	// 2. A dies; the router's route and the moving address go to B (BGP's withdrawal, VRRP).
+	atKill := snapshot(first)
+	for _, x := range first {
+		if x.finished() {
+			t.Fatalf("%s ended before A died: %s", x.name(), x.intact())
+		}
+	}
+	killed := time.Now()
+	c.kill(c.a)
+	c.route(c.b)
+	c.takeOver(c.b, nil)
+	failover := time.Since(killed)
+	c.bury(c.a)
+	progress(t, "through B after A died", first, atKill, moveBy, 30*time.Second)
+	resumed := time.Since(killed)
+	c.passed(c.b, "after the failover")
+
+	// 3. New transfers through B, which A has never seen.
+	var second []*transfer
+	for i := range 2 {
+		second = append(second, tr.start(c.client, vip, i%2 == 0))
+	}
+	all := append(slices.Clone(first), second...)
+	c.waitConns(c.b, all, 10*time.Second)
+
+	// 4. A rejoins empty: namespace, links, service, backup daemon first; it must learn every
+	// current connection of B before it takes traffic.
+	rejoin := time.Now()
+	c.up(c.a)
+	c.daemon(c.a, "backup")
+	listening := time.Now()
+	c.waitConns(c.a, all, time.Duration(3*syncRefresh+10)*time.Second)
+	learned := time.Since(listening)
+	t.Logf("A after rejoining, before it takes traffic (ipvsadm -Lnc):\n%s", adm(t, c.a.ns, "-Lnc"))
+	c.daemon(c.a, "master")
+	c.checkDaemons(c.a)
+	c.checkDaemons(c.b)
+	rejoined := time.Since(rejoin)
+
+	// 5. A takes the traffic back: route and moving address.
+	atBack := snapshot(all)
+	c.route(c.a)
+	c.takeOver(c.a, c.b)
+	progress(t, "through A again", all, atBack, moveBy, 30*time.Second)
+	t.Logf("A after the failback (ipvsadm -Ln --stats):\n%s", adm(t, c.a.ns, "-Ln", "--stats"))
+	c.passed(c.a, "after the failback")
+
+	// 6. The end: every transfer must finish intact.
+	lost, bytes := tr.end()
+	for _, l := range lost {
+		t.Errorf("lost: %s", l)
+	}
+	slices.Sort(lags)
+	t.Logf("result cluster-%s transfers=%d lost=%d bytes=%d sync_lag_ms_min=%d sync_lag_ms_median=%d sync_lag_ms_max=%d failover_ms=%d resumed_ms=%d rejoin_learn_ms=%d rejoin_ms=%d",
+		m.name, len(all), len(lost), bytes, lags[0].Milliseconds(), lags[len(lags)/2].Milliseconds(), lags[len(lags)-1].Milliseconds(),
+		failover.Milliseconds(), resumed.Milliseconds(), learned.Milliseconds(), rejoined.Milliseconds())
+	for _, x := range all {
+		t.Logf("%s client %s: %d bytes", x.name(), x.client, x.moved.Load())
+	}
+}
