@@ -22,6 +22,13 @@
 // 198.51.100.101, B's 198.51.100.102; B takes A's at the failover (CLUSTER.md: local addresses
 // move with their director); the real servers have no route to the client.
 //
+// TestFailover/NAT runs today; TestFailover/FULLNAT is written and switched off by the
+// constant fullnatSyncLanded (failover_vm_test.go) until the module syncs FULLNAT connections.
+// Switched on, it requires the module's feature bit featureFullNATSync (set it to the bit the
+// kernel patch defines) and fails, never skips, on a module without it. TestFailoverWithoutSync
+// is the control: without a backup daemon on B every transfer is lost, so the count that
+// TestFailover wants at zero is real.
+//
 // The tests are tagged vmtest and run in the rig with our modules (vmtest.conf), which FULLNAT
 // needs; the NAT case would pass on stock modules too (upstream syncs NAT), but its point here
 // is our module's sync.
