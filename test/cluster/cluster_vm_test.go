@@ -8,6 +8,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -15,18 +16,77 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/fullnat/fullnat/internal/vmnet"
 	"github.com/fullnat/fullnat/ipvs"
 )
 
-// Addresses of the topology (see the package documentation).
+// family is one address family of the topology (see the package documentation); the
+// cluster is dual-stack, every phase of a test has transfers of both.
+type family struct {
+	name      string
+	plen      string // prefix length of every link
+	host      string // "/32" or "/128"
+	vip       netip.Addr
+	gateway   netip.Addr // NAT: the real servers' default gateway
+	servers   []netip.Addr
+	client    netip.Addr
+	clientGW  netip.Addr // the router on the client's link
+	linkA     netip.Prefix
+	linkB     netip.Prefix // router-director links: the router is ::1/.1, the director ::2/.2
+	rsA, rsB  netip.Addr   // the directors' own addresses on the real-server segment
+	lA, lB    netip.Addr   // FULLNAT: the directors' own local addresses
+	ipCommand []string     // "ip" or "ip -6"
+}
+
 var (
-	vip      = netip.MustParseAddr("203.0.113.10")
-	gateway  = netip.MustParseAddr("198.51.100.1") // NAT: the real servers' default gateway
-	servers  = []netip.Addr{netip.MustParseAddr("198.51.100.11"), netip.MustParseAddr("198.51.100.12")}
-	clientIP = netip.MustParseAddr("192.0.2.2")
-	syncIf   = "sync0" // the sync daemons' --mcast-interface on each director
+	v4 = family{
+		name: "IPv4", plen: "/24", host: "/32",
+		vip:      netip.MustParseAddr("203.0.113.10"),
+		gateway:  netip.MustParseAddr("198.51.100.1"),
+		servers:  []netip.Addr{netip.MustParseAddr("198.51.100.11"), netip.MustParseAddr("198.51.100.12")},
+		client:   netip.MustParseAddr("192.0.2.2"),
+		clientGW: netip.MustParseAddr("192.0.2.1"),
+		linkA:    netip.MustParsePrefix("198.18.1.0/24"), linkB: netip.MustParsePrefix("198.18.2.0/24"),
+		rsA: netip.MustParseAddr("198.51.100.2"), rsB: netip.MustParseAddr("198.51.100.3"),
+		lA: netip.MustParseAddr("198.51.100.101"), lB: netip.MustParseAddr("198.51.100.102"),
+		ipCommand: []string{vmnet.IP},
+	}
+	v6 = family{
+		name: "IPv6", plen: "/64", host: "/128",
+		vip:      netip.MustParseAddr("2001:db8:10::10"),
+		gateway:  netip.MustParseAddr("2001:db8:2::1"),
+		servers:  []netip.Addr{netip.MustParseAddr("2001:db8:2::11"), netip.MustParseAddr("2001:db8:2::12")},
+		client:   netip.MustParseAddr("2001:db8:1::2"),
+		clientGW: netip.MustParseAddr("2001:db8:1::1"),
+		linkA:    netip.MustParsePrefix("2001:db8:11::/64"), linkB: netip.MustParsePrefix("2001:db8:12::/64"),
+		rsA: netip.MustParseAddr("2001:db8:2::2"), rsB: netip.MustParseAddr("2001:db8:2::3"),
+		lA: netip.MustParseAddr("2001:db8:2::101"), lB: netip.MustParseAddr("2001:db8:2::102"),
+		ipCommand: []string{vmnet.IP, "-6"},
+	}
+	families = []family{v4, v6}
 )
+
+// ip returns the family's ip command with args.
+func (f family) ip(args ...string) []string {
+	return append(append([]string{}, f.ipCommand...), args...)
+}
+
+// svc is the virtual service's address and port as ipvsadm takes it.
+func (f family) svc() string { return netip.AddrPortFrom(f.vip, 80).String() }
+
+// nth is the address n of prefix p (1: the router, 2: the director).
+func nth(p netip.Prefix, n int) netip.Addr {
+	a := p.Addr()
+	for range n {
+		a = a.Next()
+	}
+	return a
+}
+
+// syncIf is the sync daemons' --mcast-interface on each director.
+const syncIf = "sync0"
 
 // Sync settings on every director: each connection is sent when it becomes ESTABLISHED, on
 // every state change, and again at its next packet once its timer has moved on by
@@ -45,16 +105,39 @@ type mode struct {
 	fullnat bool
 }
 
-// director is one director namespace and its fixed addresses.
+// director is one director namespace.
 type director struct {
-	name   string
-	ns     vmnet.NS
-	uplink netip.Addr // on eth0, towards the router
-	router netip.Addr // the router's end of that link
-	rsAddr netip.Addr // own address on rs0 (real-server segment)
-	sync   netip.Addr // on sync0
-	laddr  netip.Addr // FULLNAT: its own local address
-	gen    int        // incarnation: the router's and switch's port names carry it
+	name string
+	ns   vmnet.NS
+	sync netip.Addr // on sync0
+	gen  int        // incarnation: the router's and switch's port names carry it
+}
+
+// link is the family's router-director link of d.
+func (c *cluster) link(d *director, f family) netip.Prefix {
+	if d == c.a {
+		return f.linkA
+	}
+	return f.linkB
+}
+
+// uplink is d's address towards the router.
+func (c *cluster) uplink(d *director, f family) netip.Addr { return nth(c.link(d, f), 2) }
+
+// rsAddr is d's own address on the real-server segment.
+func (c *cluster) rsAddr(d *director, f family) netip.Addr {
+	if d == c.a {
+		return f.rsA
+	}
+	return f.rsB
+}
+
+// laddr is d's own FULLNAT local address.
+func (c *cluster) laddr(d *director, f family) netip.Addr {
+	if d == c.a {
+		return f.lA
+	}
+	return f.lB
 }
 
 // tag names the router's and the switch's ports of d's current incarnation: a1, b1, a2...
@@ -93,42 +176,91 @@ func newCluster(t *testing.T, m mode) *cluster {
 		client: vmnet.Add(t, "cl"),
 		router: vmnet.Add(t, "rt"),
 		sw:     vmnet.Add(t, "sw"),
-		a: &director{name: "da", uplink: netip.MustParseAddr("198.18.1.2"), router: netip.MustParseAddr("198.18.1.1"),
-			rsAddr: netip.MustParseAddr("198.51.100.2"), sync: netip.MustParseAddr("198.18.3.2"),
-			laddr: netip.MustParseAddr("198.51.100.101")},
-		b: &director{name: "db", uplink: netip.MustParseAddr("198.18.2.2"), router: netip.MustParseAddr("198.18.2.1"),
-			rsAddr: netip.MustParseAddr("198.51.100.3"), sync: netip.MustParseAddr("198.18.3.3"),
-			laddr: netip.MustParseAddr("198.51.100.102")},
+		a:      &director{name: "da", sync: netip.MustParseAddr("198.18.3.2")},
+		b:      &director{name: "db", sync: netip.MustParseAddr("198.18.3.3")},
 	}
-	vmnet.Veth(t, c.client, "eth0", c.router, "c0")
-	c.client.Addr(t, "eth0", clientIP.String()+"/24")
-	c.client.Run(t, vmnet.IP, "route", "add", "default", "via", "192.0.2.1")
-	c.router.Addr(t, "c0", "192.0.2.1/24")
-	c.router.Sysctl(t, "net.ipv4.ip_forward", "1")
+	// Under TCG every process costs: each namespace is set up by one ip -batch (and one
+	// shell for its sysctls), not a command per line.
+	rt := []string{"link add c0 type veth peer name eth0 netns cl", "link set c0 up"}
+	cl := []string{"link set eth0 up"}
+	for _, f := range families {
+		rt = append(rt, "addr add "+f.clientGW.String()+f.plen+" dev c0"+nodad(f))
+		cl = append(cl, "addr add "+f.client.String()+f.plen+" dev eth0"+nodad(f),
+			"route add default via "+f.clientGW.String())
+	}
+	batch(t, c.router, rt...)
+	batch(t, c.client, cl...)
+	sysctls(t, c.router, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 
-	for _, br := range []string{"br-rs", "br-sync"} {
-		c.sw.Run(t, vmnet.IP, "link", "add", br, "type", "bridge")
-		c.sw.Run(t, vmnet.IP, "link", "set", br, "up")
-	}
-	for i, addr := range servers {
-		rs := vmnet.Add(t, fmt.Sprintf("rs%d", i+1))
+	sw := []string{"link add br-rs type bridge", "link set br-rs up", "link add br-sync type bridge", "link set br-sync up"}
+	for i := range v4.servers {
+		name := fmt.Sprintf("rs%d", i+1)
+		c.rss = append(c.rss, vmnet.Add(t, name))
 		port := fmt.Sprintf("p%d", i+1)
-		vmnet.Veth(t, c.sw, port, rs, "eth0")
-		c.sw.Run(t, vmnet.IP, "link", "set", port, "master", "br-rs")
-		rs.Addr(t, "eth0", addr.String()+"/24")
-		if !m.fullnat {
-			rs.Run(t, vmnet.IP, "route", "add", "default", "via", gateway.String())
+		sw = append(sw, "link add "+port+" type veth peer name eth0 netns "+name, "link set "+port+" master br-rs", "link set "+port+" up")
+	}
+	batch(t, c.sw, sw...)
+	for i, rs := range c.rss {
+		lines := []string{"link set eth0 up"}
+		for _, f := range families {
+			lines = append(lines, "addr add "+f.servers[i].String()+f.plen+" dev eth0"+nodad(f))
+			if !m.fullnat {
+				lines = append(lines, "route add default via "+f.gateway.String())
+			}
 		}
-		c.rss = append(c.rss, rs)
+		batch(t, rs, lines...)
 	}
 	c.up(c.b)
 	c.up(c.a)
 	// A owns the traffic: the route a BGP session with A would install, and (NAT) the gateway.
-	c.router.Run(t, vmnet.IP, "route", "add", vip.String()+"/32", "via", c.a.uplink.String())
+	var routes []string
+	for _, f := range families {
+		routes = append(routes, "route add "+f.vip.String()+f.host+" via "+c.uplink(c.a, f).String())
+	}
+	batch(t, c.router, routes...)
 	c.takeOver(c.a, nil)
 	c.startDaemons(c.b)
 	c.startDaemons(c.a)
 	return c
+}
+
+// nodad is the suffix of an IPv6 "addr add": no duplicate address detection.
+func nodad(f family) string {
+	if f.vip.Is6() {
+		return " nodad"
+	}
+	return ""
+}
+
+// batch runs iproute2 commands (one per line, without "ip") in ns in one process.
+func batch(t *testing.T, ns vmnet.NS, lines ...string) {
+	t.Helper()
+	cmd := ns.Command(vmnet.IP, "-batch", "-")
+	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("in %s: ip -batch: %v\n%s\ncommands:\n%s", ns, err, out, strings.Join(lines, "\n"))
+	}
+}
+
+// sysctls sets key=value pairs in ns with one shell.
+func sysctls(t *testing.T, ns vmnet.NS, kvs ...string) {
+	t.Helper()
+	var script []string
+	for _, kv := range kvs {
+		k, v, _ := strings.Cut(kv, "=")
+		script = append(script, fmt.Sprintf("echo %s > /proc/sys/%s", v, strings.ReplaceAll(k, ".", "/")))
+	}
+	ns.Sh(t, strings.Join(script, " && "))
+}
+
+// restore runs ipvsadm commands (one per line, without "ipvsadm") in ns with one ipvsadm -R.
+func restore(t *testing.T, ns vmnet.NS, lines ...string) {
+	t.Helper()
+	cmd := ns.Command(vmnet.Bin+"/ipvsadm", "-R")
+	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("in %s: ipvsadm -R: %v\n%s\nrules:\n%s", ns, err, out, strings.Join(lines, "\n"))
+	}
 }
 
 // up builds a director's namespace (again, after a kill): links, addresses, VIP, sysctls and
@@ -140,39 +272,45 @@ func (c *cluster) up(d *director) {
 	d.gen++
 	d.ns = vmnet.Add(t, d.name)
 	tag := d.tag()
-	vmnet.Veth(t, c.router, "t"+tag, d.ns, "eth0")
-	c.router.Addr(t, "t"+tag, d.router.String()+"/24")
-	d.ns.Addr(t, "eth0", d.uplink.String()+"/24")
-	d.ns.Run(t, vmnet.IP, "route", "add", "default", "via", d.router.String())
-	for _, l := range []struct{ port, ifname, br string }{{"r" + tag, "rs0", "br-rs"}, {"s" + tag, "sync0", "br-sync"}} {
-		vmnet.Veth(t, c.sw, l.port, d.ns, l.ifname)
-		c.sw.Run(t, vmnet.IP, "link", "set", l.port, "master", l.br)
+	batch(t, c.router, "link add t"+tag+" type veth peer name eth0 netns "+d.name, "link set t"+tag+" up")
+	batch(t, c.sw,
+		"link add r"+tag+" type veth peer name rs0 netns "+d.name, "link set r"+tag+" master br-rs", "link set r"+tag+" up",
+		"link add s"+tag+" type veth peer name sync0 netns "+d.name, "link set s"+tag+" master br-sync", "link set s"+tag+" up")
+	lines := []string{
+		"link set eth0 up", "link set rs0 up", "link set sync0 up",
+		"addr add " + d.sync.String() + "/24 dev sync0",
+		"link add vip0 type dummy", "link set vip0 up",
 	}
-	d.ns.Addr(t, "rs0", d.rsAddr.String()+"/24")
-	d.ns.Addr(t, "sync0", d.sync.String()+"/24")
-	d.ns.Run(t, vmnet.IP, "link", "add", "vip0", "type", "dummy")
-	d.ns.Run(t, vmnet.IP, "link", "set", "vip0", "up")
-	d.ns.Addr(t, "vip0", vip.String()+"/32")
-	d.ns.Sysctl(t, "net.ipv4.ip_forward", "1")
-	d.ns.Sysctl(t, "net.ipv4.vs.sync_refresh_period", fmt.Sprint(syncRefresh))
-	d.ns.Sysctl(t, "net.ipv4.vs.sync_threshold", syncThreshold)
-
-	svc := netip.AddrPortFrom(vip, 80).String()
-	adm(t, d.ns, "-A", "-t", svc, "-s", "rr")
-	fwd := "-m"
-	if c.m.fullnat {
-		// B's own local address is B's from the start; A's is A's while A lives, and is
-		// B's after the failover until A takes it back (takeOver). The module takes only a
-		// local address the director has: a rejoining A gets it at the failback.
-		if d == c.b || d.gen == 1 {
-			d.ns.Addr(t, "rs0", d.laddr.String()+"/24")
-			adm(t, d.ns, "-P", "-t", svc, "-z", d.laddr.String())
+	var rt, rules []string
+	for _, f := range families {
+		link := c.link(d, f)
+		rt = append(rt, "addr add "+nth(link, 1).String()+f.plen+" dev t"+tag+nodad(f))
+		lines = append(lines,
+			"addr add "+nth(link, 2).String()+f.plen+" dev eth0"+nodad(f),
+			"route add default via "+nth(link, 1).String(),
+			"addr add "+c.rsAddr(d, f).String()+f.plen+" dev rs0"+nodad(f),
+			"addr add "+f.vip.String()+f.host+" dev vip0"+nodad(f))
+		rules = append(rules, "-A -t "+f.svc()+" -s rr")
+		fwd := "-m"
+		if c.m.fullnat {
+			// B's own local address is B's from the start; A's is A's while A lives, and
+			// is B's after the failover until A takes it back (takeOver). The module takes
+			// only a local address the director has: a rejoining A gets it at the failback.
+			if d == c.b || d.gen == 1 {
+				lines = append(lines, "addr add "+c.laddr(d, f).String()+f.plen+" dev rs0"+nodad(f))
+				rules = append(rules, "-P -t "+f.svc()+" -z "+c.laddr(d, f).String())
+			}
+			fwd = "-b"
 		}
-		fwd = "-b"
+		for _, rs := range f.servers {
+			rules = append(rules, "-a -t "+f.svc()+" -r "+netip.AddrPortFrom(rs, 80).String()+" "+fwd)
+		}
 	}
-	for _, rs := range servers {
-		adm(t, d.ns, "-a", "-t", svc, "-r", netip.AddrPortFrom(rs, 80).String(), fwd)
-	}
+	batch(t, c.router, rt...)
+	batch(t, d.ns, lines...)
+	sysctls(t, d.ns, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
+		fmt.Sprintf("net.ipv4.vs.sync_refresh_period=%d", syncRefresh), "net.ipv4.vs.sync_threshold="+syncThreshold)
+	restore(t, d.ns, rules...)
 }
 
 // daemon starts d's sync daemon of state ("master" or "backup") on sync0 with syncid 1, with
@@ -233,8 +371,8 @@ func (c *cluster) checkDaemons(d *director) {
 	}
 }
 
-// stats returns the counters of d's service on the VIP.
-func (c *cluster) stats(d *director) ipvs.Stats {
+// stats returns the counters of d's service on each family's VIP.
+func (c *cluster) stats(d *director) map[netip.Addr]ipvs.Stats {
 	t := c.t
 	t.Helper()
 	cl := c.lib(d)
@@ -243,49 +381,59 @@ func (c *cluster) stats(d *director) ipvs.Stats {
 	if err != nil {
 		t.Fatalf("%s: %v", d.name, err)
 	}
+	st := map[netip.Addr]ipvs.Stats{}
 	for _, s := range svcs {
-		if s.Address == vip && s.Port == 80 {
-			return s.Stats
+		if s.Port == 80 {
+			st[s.Address] = s.Stats
 		}
 	}
-	t.Fatalf("%s: no service on %s:80 in %+v", d.name, vip, svcs)
-	return ipvs.Stats{}
+	return st
 }
 
 // takeOver gives d the addresses that move with the traffic (NAT: the real servers' gateway;
-// FULLNAT: A's local address), taking them from other if set, with unsolicited ARP from d as
-// keepalived's VRRP sends it.
+// FULLNAT: A's local address), taking them from other if set, announced as keepalived's VRRP
+// will: unsolicited ARP (busybox arping -U: three requests a second apart, with the moved
+// address as source and target; the first goes out at once) and, for IPv6, an unsolicited
+// neighbour advertisement.
 func (c *cluster) takeOver(d, other *director) {
 	t := c.t
 	t.Helper()
-	moving := gateway
-	if c.m.fullnat {
-		moving = c.a.laddr
-		if d == c.a && d.gen == 1 {
-			return // A has had it since up()
+	if c.m.fullnat && d == c.a && d.gen == 1 {
+		return // A has had its own since up()
+	}
+	for _, f := range families {
+		moving := f.gateway
+		if c.m.fullnat {
+			moving = f.lA
 		}
+		if other != nil {
+			other.ns.Run(t, f.ip("addr", "del", moving.String()+f.plen, "dev", "rs0")...)
+		}
+		d.ns.Addr(t, "rs0", moving.String()+f.plen)
+		if c.m.fullnat && d == c.a {
+			adm(t, d.ns, "-P", "-t", f.svc(), "-z", moving.String())
+		}
+		if f.vip.Is6() {
+			if err := unsolicitedNA(d.name, "rs0", moving); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		cmd := d.ns.Command("/bin/busybox", "arping", "-U", "-c", "3", "-I", "rs0", "-s", moving.String(), moving.String())
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("arping in %s: %v", d.name, err)
+		}
+		t.Cleanup(func() { _ = cmd.Wait() })
 	}
-	if other != nil {
-		other.ns.Run(t, vmnet.IP, "addr", "del", moving.String()+"/24", "dev", "rs0")
-	}
-	d.ns.Addr(t, "rs0", moving.String()+"/24")
-	if c.m.fullnat && d == c.a {
-		adm(t, d.ns, "-P", "-t", netip.AddrPortFrom(vip, 80).String(), "-z", moving.String())
-	}
-	// busybox arping -U: requests with source and target the moved address; three, a second
-	// apart, as VRRP repeats its gratuitous ARP. The first goes out at once.
-	cmd := d.ns.Command("/bin/busybox", "arping", "-U", "-c", "3", "-I", "rs0", "-s", moving.String(), moving.String())
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("arping in %s: %v", d.name, err)
-	}
-	t.Cleanup(func() { _ = cmd.Wait() })
 }
 
 // route points the router's route to the VIP at d (what BGP installs when the other
 // director's announcement is withdrawn).
 func (c *cluster) route(d *director) {
 	c.t.Helper()
-	c.router.Run(c.t, vmnet.IP, "route", "replace", vip.String()+"/32", "via", d.uplink.String())
+	for _, f := range families {
+		c.router.Run(c.t, f.ip("route", "replace", f.vip.String()+f.host, "via", c.uplink(d, f).String())...)
+	}
 }
 
 // kill takes director d down the way a dead box goes: its links go down at once, nothing more
@@ -324,7 +472,7 @@ func (c *cluster) connTable(d *director) (map[netip.AddrPort]ipvs.Connection, er
 			if err != nil {
 				return err
 			}
-			if cn.Protocol == "TCP" && cn.Virtual == netip.AddrPortFrom(vip, 80) {
+			if cn.Protocol == "TCP" && cn.Virtual.Port() == 80 && (cn.Virtual.Addr() == v4.vip || cn.Virtual.Addr() == v6.vip) {
 				conns[cn.Client] = cn
 			}
 		}
@@ -378,26 +526,74 @@ func (c *cluster) dump() {
 		ns     vmnet.NS
 		script string
 	}{
-		{c.router, "ip route; ip neigh"},
-		{c.a.ns, "ip -s link; ip neigh; /opt/fullnat/bin/ipvsadm -Ln --stats; /opt/fullnat/bin/ipvsadm -Lnc; cat /proc/net/ip_vs_conn_fnat; grep -h . /proc/net/snmp"},
-		{c.b.ns, "ip -s link; ip neigh; /opt/fullnat/bin/ipvsadm -Ln --stats; /opt/fullnat/bin/ipvsadm -Lnc; cat /proc/net/ip_vs_conn_fnat; grep -h . /proc/net/snmp"},
-		{c.rss[0], "ip neigh; grep -h Tcp /proc/net/snmp"},
-		{c.rss[1], "ip neigh; grep -h Tcp /proc/net/snmp"},
+		{c.router, "ip route; ip -6 route; ip neigh; ip -6 neigh"},
+		{c.a.ns, "ip -s link; ip neigh; ip -6 neigh; /opt/fullnat/bin/ipvsadm -Ln --stats; /opt/fullnat/bin/ipvsadm -Lnc; cat /proc/net/ip_vs_conn_fnat; grep -h . /proc/net/snmp; grep NeighborAdv /proc/net/snmp6"},
+		{c.b.ns, "ip -s link; ip neigh; ip -6 neigh; /opt/fullnat/bin/ipvsadm -Ln --stats; /opt/fullnat/bin/ipvsadm -Lnc; cat /proc/net/ip_vs_conn_fnat; grep -h . /proc/net/snmp; grep NeighborAdv /proc/net/snmp6"},
+		{c.rss[0], "ip neigh; ip -6 neigh; grep -h Tcp /proc/net/snmp; grep NeighborAdv /proc/net/snmp6"},
+		{c.rss[1], "ip neigh; ip -6 neigh; grep -h Tcp /proc/net/snmp; grep NeighborAdv /proc/net/snmp6"},
 	} {
 		out, _ := ns.ns.Try("/bin/sh", "-c", strings.ReplaceAll(ns.script, "ip ", vmnet.IP+" "))
 		t.Logf("in %s: %s\n%s", ns.ns, ns.script, out)
 	}
 }
 
-// passed fails unless d's service counts packets in both directions within a few seconds (on
-// 6.1 the counters are summed by the rate estimator, every 2 s).
+// passed fails unless d's service on each family's VIP counts packets in both directions
+// within a few seconds (on 6.1 the counters are summed by the rate estimator, every 2 s).
 func (c *cluster) passed(d *director, when string) {
 	c.t.Helper()
-	var st ipvs.Stats
+	var st map[netip.Addr]ipvs.Stats
 	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-		if st = c.stats(d); st.PacketsIn > 0 && st.PacketsOut > 0 {
+		st = c.stats(d)
+		ok := true
+		for _, f := range families {
+			ok = ok && st[f.vip].PacketsIn > 0 && st[f.vip].PacketsOut > 0
+		}
+		if ok {
 			return
 		}
 	}
-	c.t.Errorf("%s's service counted %d packets in, %d out %s: the transfers did not pass it", d.name, st.PacketsIn, st.PacketsOut, when)
+	for _, f := range families {
+		if s := st[f.vip]; s.PacketsIn == 0 || s.PacketsOut == 0 {
+			c.t.Errorf("%s's service on %s counted %d packets in, %d out %s: the transfers did not pass it", d.name, f.vip, s.PacketsIn, s.PacketsOut, when)
+		}
+	}
+}
+
+// unsolicitedNA sends, from namespace ns on ifname, an unsolicited neighbour advertisement for
+// addr to all nodes (RFC 4861 7.2.6): flags router and override, the interface's link-layer
+// address as target option, hop limit 255. Neighbours that have addr in their cache take the
+// new link-layer address at once (the kernel computes an ICMPv6 raw socket's checksum).
+func unsolicitedNA(ns, ifname string, addr netip.Addr) error {
+	return vmnet.InNetns(ns, func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return fmt.Errorf("unsolicited NA in %s: %w", ns, err)
+		}
+		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6)
+		if err != nil {
+			return fmt.Errorf("unsolicited NA in %s: %w", ns, err)
+		}
+		defer unix.Close(fd)
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, 255); err != nil {
+			return fmt.Errorf("unsolicited NA in %s: hop limit: %w", ns, err)
+		}
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_IF, ifi.Index); err != nil {
+			return fmt.Errorf("unsolicited NA in %s: interface: %w", ns, err)
+		}
+		if err := unix.Bind(fd, &unix.SockaddrInet6{Addr: addr.As16()}); err != nil {
+			return fmt.Errorf("unsolicited NA in %s: bind %s: %w", ns, addr, err)
+		}
+		msg := make([]byte, 32)
+		msg[0] = 136  // neighbour advertisement
+		msg[4] = 0xa0 // router, override (not solicited)
+		target := addr.As16()
+		copy(msg[8:24], target[:])
+		msg[24], msg[25] = 2, 1 // target link-layer address, 8 bytes
+		copy(msg[26:32], ifi.HardwareAddr)
+		to := &unix.SockaddrInet6{Addr: netip.MustParseAddr("ff02::1").As16(), ZoneId: uint32(ifi.Index)}
+		if err := unix.Sendto(fd, msg, 0, to); err != nil {
+			return fmt.Errorf("unsolicited NA in %s for %s: %w", ns, addr, err)
+		}
+		return nil
+	})
 }

@@ -7,20 +7,24 @@
 // connection sync and carries every transfer to its end; then A comes back, learns the
 // current connections from B, and takes them back.
 //
-// The topology, all in network namespaces of the VM (documentation and benchmark addresses):
+// The topology, all in network namespaces of the VM, dual-stack (documentation and benchmark
+// addresses; IPv6 in brackets):
 //
-//	client "cl"  192.0.2.2 ── router "rt" 192.0.2.1
-//	                           ├─ 198.18.1.1 ── 198.18.1.2 director A "da" (route to the VIP via A)
-//	                           └─ 198.18.2.1 ── 198.18.2.2 director B "db"
-//	directors: VIP 203.0.113.10/32 on dummy vip0; rs0 on bridge br-rs of "sw" (A .2, B .3 of
-//	198.51.100.0/24); sync0 on bridge br-sync of "sw" (A 198.18.3.2, B 198.18.3.3), the sync
-//	daemons' --mcast-interface; each runs a master and a backup daemon, syncid 1
-//	real servers "rs1", "rs2": 198.51.100.11, .12 on br-rs
+//	client "cl"  192.0.2.2 [2001:db8:1::2] ── router "rt" 192.0.2.1 [2001:db8:1::1]
+//	  ├─ 198.18.1.1 [2001:db8:11::1] ── 198.18.1.2 [2001:db8:11::2] director A "da"
+//	  └─ 198.18.2.1 [2001:db8:12::1] ── 198.18.2.2 [2001:db8:12::2] director B "db"
+//	the router's route to the VIPs goes via A (what a BGP session with A installs)
+//	directors: VIPs 203.0.113.10/32 [2001:db8:10::10/128] on dummy vip0; rs0 on bridge br-rs of
+//	  "sw" (A .2 [::2], B .3 [::3] of 198.51.100.0/24 [2001:db8:2::/64]); sync0 on bridge
+//	  br-sync of "sw" (A 198.18.3.2, B 198.18.3.3), the sync daemons' --mcast-interface; each
+//	  runs a master and a backup daemon, syncid 1
+//	real servers "rs1", "rs2": 198.51.100.11, .12 [2001:db8:2::11, ::12] on br-rs
 //
-// NAT: the real servers' default gateway is 198.51.100.1, held by A, taken by B at the failover
-// with gratuitous ARP (what keepalived's VRRP will do). FULLNAT: A's local address is
-// 198.51.100.101, B's 198.51.100.102; B takes A's at the failover (CLUSTER.md: local addresses
-// move with their director); the real servers have no route to the client.
+// NAT: the real servers' default gateway is 198.51.100.1 [2001:db8:2::1], held by A, taken by B
+// at the failover with gratuitous ARP [an unsolicited neighbour advertisement] (what
+// keepalived's VRRP will do). FULLNAT: A's local address is 198.51.100.101 [2001:db8:2::101],
+// B's .102 [::102]; B takes A's at the failover (CLUSTER.md: local addresses move with their
+// director); the real servers have no route to the client.
 //
 // TestFailover/NAT runs today; TestFailover/FULLNAT is written and switched off by the
 // constant fullnatSyncLanded (failover_vm_test.go) until the module syncs FULLNAT connections.

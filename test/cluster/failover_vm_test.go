@@ -68,13 +68,13 @@ func testFailover(t *testing.T, m mode) {
 	})
 	tr := newTraffic(t)
 	for i, rs := range c.rss {
-		tr.serve(rs, servers[i])
+		tr.serve(rs, v4.servers[i], v6.servers[i])
 	}
 
-	// 1. Four long transfers through A, two each way.
+	// 1. Four long transfers through A: one each way per family.
 	var first []*transfer
-	for i := range 4 {
-		first = append(first, tr.start(c.client, vip, i%2 == 0))
+	for _, f := range families {
+		first = append(first, tr.start(c.client, f.vip, true), tr.start(c.client, f.vip, false))
 	}
 	onB, seenB := c.waitConns(c.b, first, 15*time.Second)
 	onA, _ := c.waitConns(c.a, first, 10*time.Second)
@@ -85,8 +85,12 @@ func testFailover(t *testing.T, m mode) {
 		if a.Destination != b.Destination {
 			t.Errorf("%s: A sends it to %s, B learned %s", x.name(), a.Destination, b.Destination)
 		}
-		if m.fullnat && (a.Local != b.Local || a.Local.Addr() != c.a.laddr) {
-			t.Errorf("%s: A's local side %s, B learned %s; want A's local address %s", x.name(), a.Local, b.Local, c.a.laddr)
+		la := v4.lA
+		if x.client.Addr().Is6() {
+			la = v6.lA
+		}
+		if m.fullnat && (a.Local != b.Local || a.Local.Addr() != la) {
+			t.Errorf("%s: A's local side %s, B learned %s; want A's local address %s", x.name(), a.Local, b.Local, la)
 		}
 	}
 	t.Logf("B before the kill (ipvsadm -Lnc):\n%s", adm(t, c.b.ns, "-Lnc"))
@@ -110,10 +114,7 @@ func testFailover(t *testing.T, m mode) {
 	c.passed(c.b, "after the failover")
 
 	// 3. New transfers through B, which A has never seen.
-	var second []*transfer
-	for i := range 2 {
-		second = append(second, tr.start(c.client, vip, i%2 == 0))
-	}
+	second := []*transfer{tr.start(c.client, v4.vip, true), tr.start(c.client, v6.vip, false)}
 	all := append(slices.Clone(first), second...)
 	c.waitConns(c.b, all, 10*time.Second)
 
@@ -179,11 +180,11 @@ func TestFailoverWithoutSync(t *testing.T) {
 	step("cluster up, B's backup daemon stopped")
 	tr := newTraffic(t)
 	for i, rs := range c.rss {
-		tr.serve(rs, servers[i])
+		tr.serve(rs, v4.servers[i], v6.servers[i])
 	}
 	var xs []*transfer
 	for i := range 2 {
-		xs = append(xs, tr.start(c.client, vip, i%2 == 0))
+		xs = append(xs, tr.start(c.client, v4.vip, i%2 == 0))
 	}
 	c.waitConns(c.a, xs, 10*time.Second)
 	progress(t, "through A", xs, make([]int64, len(xs)), moveBy, 20*time.Second)

@@ -41,6 +41,7 @@ const (
 type transfer struct {
 	id   int
 	down bool
+	v6   bool
 	// client is the client's address and port (the connection's key on the directors).
 	client netip.AddrPort
 	// established is when the client's connect returned.
@@ -76,10 +77,14 @@ func (x *transfer) tcpInfo() string {
 }
 
 func (x *transfer) name() string {
+	dir, fam := "up", "v4"
 	if x.down {
-		return fmt.Sprintf("down%d", x.id)
+		dir = "down"
 	}
-	return fmt.Sprintf("up%d", x.id)
+	if x.v6 {
+		fam = "v6"
+	}
+	return fmt.Sprintf("%s%d-%s", dir, x.id, fam)
 }
 
 func (x *transfer) fail(format string, args ...any) {
@@ -137,28 +142,31 @@ func newTraffic(t *testing.T) *traffic {
 	return tr
 }
 
-// serve listens on addr:80 in the real server's namespace and answers transfers.
-func (tr *traffic) serve(ns vmnet.NS, addr netip.Addr) {
+// serve listens on port 80 of each address in the real server's namespace and answers
+// transfers.
+func (tr *traffic) serve(ns vmnet.NS, addrs ...netip.Addr) {
 	tr.t.Helper()
-	var ln net.Listener
-	err := vmnet.InNetns(string(ns), func() error {
-		var err error
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, 80).String())
-		return err
-	})
-	if err != nil {
-		tr.t.Fatalf("listening in %s: %v", ns, err)
-	}
-	tr.t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go tr.serveConn(c)
+	for _, addr := range addrs {
+		var ln net.Listener
+		err := vmnet.InNetns(string(ns), func() error {
+			var err error
+			ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, 80).String())
+			return err
+		})
+		if err != nil {
+			tr.t.Fatalf("listening in %s: %v", ns, err)
 		}
-	}()
+		tr.t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go tr.serveConn(c)
+			}
+		}()
+	}
 }
 
 // serveConn: the request line is "down ID" or "up ID".
@@ -260,7 +268,7 @@ func (tr *traffic) start(client vmnet.NS, vip netip.Addr, down bool) *transfer {
 	tr.t.Helper()
 	tr.mu.Lock()
 	tr.nextID++
-	x := &transfer{id: tr.nextID, down: down, done: make(chan struct{})}
+	x := &transfer{id: tr.nextID, down: down, v6: vip.Is6(), done: make(chan struct{})}
 	tr.xs[x.id] = x
 	tr.mu.Unlock()
 	var c net.Conn
