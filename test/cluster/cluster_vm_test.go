@@ -92,7 +92,8 @@ const syncIf = "sync0"
 // every state change, and again at its next packet once its timer has moved on by
 // syncRefresh (sync_threshold "0 0": no packet-count rule, only the refresh period), so a
 // director that (re)joins learns every live connection within syncRefresh plus the master's
-// flush delay (upstream sends a partly filled buffer after at most 2 s).
+// flush delay (upstream's master sends a partly filled buffer once it is 2 s old and looks
+// every second: up to 3 s, the sync lag TestFailover measures).
 const (
 	syncRefresh   = 2 // net.ipv4.vs.sync_refresh_period, seconds
 	syncThreshold = "0 0"

@@ -26,6 +26,10 @@
 // B's .102 [::102]; B takes A's at the failover (CLUSTER.md: local addresses move with their
 // director); the real servers have no route to the client.
 //
+// A dies as a box does: its links go down at once; once B has taken over, its veths and its
+// namespace are deleted, so that it rejoins empty, as after a reboot: backup daemon first, and
+// it takes the traffic back only once it lists every live connection of B.
+//
 // TestFailover/NAT runs today; TestFailover/FULLNAT is written and switched off by the
 // constant fullnatSyncLanded (failover_vm_test.go) until the module syncs FULLNAT connections.
 // Switched on, it requires the module's feature bit featureFullNATSync (set it to the bit the
@@ -34,6 +38,6 @@
 // TestFailover wants at zero is real.
 //
 // The tests are tagged vmtest and run in the rig with our modules (vmtest.conf), which FULLNAT
-// needs; the NAT case would pass on stock modules too (upstream syncs NAT), but its point here
-// is our module's sync.
+// needs; the NAT case uses nothing of ours that upstream lacks (upstream syncs NAT), but its
+// point here is our module's sync, so it does not run on stock modules.
 package cluster
