@@ -332,9 +332,14 @@ static int ip_vs_fnat_route(struct sk_buff *skb, struct ip_vs_conn *cp,
 			return -EMSGSIZE;
 		}
 	} else {
+		/* the local address may be a peer's: a connection synced from
+		 * it (kmod/CLUSTER.md) that this director carries on, whose
+		 * real server answers the peer, the address's owner
+		 */
 		struct flowi4 fl4 = {
 			.daddr = daddr->ip,
 			.saddr = saddr->ip,
+			.flowi4_flags = FLOWI_FLAG_ANYSRC,
 		};
 		struct rtable *rt;
 

@@ -318,17 +318,8 @@ func (c *cluster) up(d *director) {
 // our ipvsadm as an operator would.
 func (c *cluster) daemon(d *director, state string) {
 	c.t.Helper()
-	args := []string{"--start-daemon", state, "--mcast-interface", syncIf, "--syncid", syncID}
-	if c.m.fullnat {
-		args = append(args, fullnatDaemonArgs...)
-	}
-	adm(c.t, d.ns, args...)
+	adm(c.t, d.ns, "--start-daemon", state, "--mcast-interface", syncIf, "--syncid", syncID)
 }
-
-// fullnatDaemonArgs go to every --start-daemon of the FULLNAT case: the ipvsadm option that
-// sets the daemon attribute turning the FULLNAT sync options on (IPVS_DAEMON_ATTR_FNAT in
-// kmod/CLUSTER.md), once ipvsadm has one. Empty: the module's default.
-var fullnatDaemonArgs []string
 
 // startDaemons starts the backup daemon, then the master, and checks with the library that
 // both run: every director sends and receives at once.

@@ -30,10 +30,8 @@
 // namespace are deleted, so that it rejoins empty, as after a reboot: backup daemon first, and
 // it takes the traffic back only once it lists every live connection of B.
 //
-// TestFailover/NAT runs today; TestFailover/FULLNAT is written and switched off by the
-// constant fullnatSyncLanded (failover_vm_test.go) until the module syncs FULLNAT connections.
-// Switched on, it requires the module's feature bit featureFullNATSync (set it to the bit the
-// kernel patch defines) and fails, never skips, on a module without it. TestFailoverWithoutSync
+// TestFailover/FULLNAT requires the module's feature bit ipvs.FeatureSyncFullNAT and fails,
+// never skips, on a module without it. TestFailoverWithoutSync
 // is the control: without a backup daemon on B every transfer is lost, so the count that
 // TestFailover wants at zero is real.
 //

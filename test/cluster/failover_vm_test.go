@@ -14,17 +14,6 @@ import (
 	"github.com/fullnat/fullnat/ipvs"
 )
 
-// fullnatSyncLanded switches the FULLNAT case on. It is off until the module syncs FULLNAT
-// connections (kmod/CLUSTER.md: the mandatory sync option with the local address, port and
-// sequence offsets, and a backup that creates synced FULLNAT connections bound to the
-// sender's local address and port). Once on, the case fails, never skips, on a module that
-// does not announce the feature (requireFullNATSync) or does not carry the connections.
-const fullnatSyncLanded = false
-
-// featureFullNATSync is the module's feature bit for FULLNAT connection sync (IPVS_INFO_ATTR_FEATURES):
-// the kernel patch defines it; replace this with the library's name for it when it has one.
-const featureFullNATSync ipvs.Features = 0x20
-
 // Progress that counts as "the transfers moved" in a phase: 16 paced chunks each (about a
 // second), more than a receiver that reads in a loop leaves unread in its socket when the
 // phase starts, so the bytes did cross the phase's director. (The final check, every byte
@@ -35,14 +24,10 @@ const moveBy = 16 * chunk
 // learns the current connections from B, and takes the traffic back; nothing is lost.
 func TestFailover(t *testing.T) {
 	t.Run("NAT", func(t *testing.T) { testFailover(t, mode{name: "nat"}) })
-	if fullnatSyncLanded {
-		t.Run("FULLNAT", func(t *testing.T) {
-			requireFullNATSync(t)
-			testFailover(t, mode{name: "fullnat", fullnat: true})
-		})
-	} else {
-		t.Log("FULLNAT case off until the module syncs FULLNAT connections (fullnatSyncLanded in failover_vm_test.go)")
-	}
+	t.Run("FULLNAT", func(t *testing.T) {
+		requireFullNATSync(t)
+		testFailover(t, mode{name: "fullnat", fullnat: true})
+	})
 }
 
 // requireFullNATSync fails unless the module announces FULLNAT connection sync.
@@ -57,8 +42,8 @@ func requireFullNATSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !info.Features.Has(featureFullNATSync) {
-		t.Fatalf("the module does not sync FULLNAT connections: features %v lack %v", info.Features, featureFullNATSync)
+	if !info.Features.Has(ipvs.FeatureSyncFullNAT) {
+		t.Fatalf("the module does not sync FULLNAT connections: features %v lack %v", info.Features, ipvs.FeatureSyncFullNAT)
 	}
 }
 
