@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fullnat/fullnat/internal/flood"
 	"github.com/fullnat/fullnat/internal/vmnet"
 	"github.com/fullnat/fullnat/ipvs"
 )
@@ -104,6 +105,8 @@ const (
 type mode struct {
 	name    string
 	fullnat bool
+	// synproxy: the services have SYNPROXY, and the first transfers open during a SYN flood
+	synproxy bool
 }
 
 // director is one director namespace.
@@ -192,6 +195,8 @@ func newCluster(t *testing.T, m mode) *cluster {
 	batch(t, c.router, rt...)
 	batch(t, c.client, cl...)
 	sysctls(t, c.router, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+	// the SYN flood's spoofed sources: the directors' SYN-ACKs to them end here
+	batch(t, c.router, "route add blackhole "+flood.Sources4.String(), "route add blackhole "+flood.Sources6.String())
 
 	sw := []string{"link add br-rs type bridge", "link set br-rs up", "link add br-sync type bridge", "link set br-sync up"}
 	for i := range v4.servers {
@@ -291,7 +296,11 @@ func (c *cluster) up(d *director) {
 			"route add default via "+nth(link, 1).String(),
 			"addr add "+c.rsAddr(d, f).String()+f.plen+" dev rs0"+nodad(f),
 			"addr add "+f.vip.String()+f.host+" dev vip0"+nodad(f))
-		rules = append(rules, "-A -t "+f.svc()+" -s rr")
+		svc := "-A -t " + f.svc() + " -s rr"
+		if c.m.synproxy {
+			svc += " -j enable"
+		}
+		rules = append(rules, svc)
 		fwd := "-m"
 		if c.m.fullnat {
 			// B's own local address is B's from the start; A's is A's while A lives, and

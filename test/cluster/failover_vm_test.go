@@ -7,10 +7,16 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/fullnat/fullnat/internal/vmnet"
 	"github.com/fullnat/fullnat/ipvs"
 )
 
@@ -28,6 +34,47 @@ func TestFailover(t *testing.T) {
 		requireFullNATSync(t)
 		testFailover(t, mode{name: "fullnat", fullnat: true})
 	})
+	t.Run("FULLNAT+SYNPROXY", func(t *testing.T) {
+		requireFullNATSync(t)
+		testFailover(t, mode{name: "fullnat-synproxy", fullnat: true, synproxy: true})
+	})
+}
+
+// floodFor is how long the SYN flood lasts that the SYNPROXY case opens its first transfers
+// in (spoofed sources, to both VIPs): longer than the opening takes under TCG.
+const floodFor = 3 * time.Second
+
+// startFlood sends spoofed SYNs from the client to both VIPs for floodFor; stop waits for
+// the end and returns how many were sent.
+func startFlood(t *testing.T, c *cluster) (stop func() int) {
+	t.Helper()
+	type res struct {
+		Sent int `json:"sent"`
+	}
+	var cmds []*exec.Cmd
+	var outs []*strings.Builder
+	for _, f := range families {
+		cmd := c.client.Command(vmnet.Bin+"/lvs-peer", "flood", "--addr", netip.AddrPortFrom(f.vip, 80).String(),
+			"--count", "1000000", "--workers", "1", "--limit", floodFor.String())
+		var out strings.Builder
+		cmd.Stdout = &out
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("flood: %v", err)
+		}
+		cmds, outs = append(cmds, cmd), append(outs, &out)
+	}
+	return func() int {
+		sent := 0
+		for i, cmd := range cmds {
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("flood: %v: %s", err, outs[i])
+			}
+			var r res
+			_ = json.Unmarshal([]byte(outs[i].String()), &r)
+			sent += r.Sent
+		}
+		return sent
+	}
 }
 
 // requireFullNATSync fails unless the module announces FULLNAT connection sync.
@@ -59,10 +106,28 @@ func testFailover(t *testing.T, m mode) {
 		tr.serve(rs, v4.servers[i], v6.servers[i])
 	}
 
-	// 1. Four long transfers through A: one each way per family.
+	// 1. Four long transfers through A: one each way per family; with SYNPROXY, opened
+	// while a SYN flood hits A.
+	var stopFlood func() int
+	var spBefore map[string]uint64
+	if m.synproxy {
+		spBefore = extStats(t, c.a.ns)
+		stopFlood = startFlood(t, c)
+		time.Sleep(500 * time.Millisecond)
+	}
 	var first []*transfer
 	for _, f := range families {
 		first = append(first, tr.start(c.client, f.vip, true), tr.start(c.client, f.vip, false))
+	}
+	if m.synproxy {
+		sent := stopFlood()
+		after := extStats(t, c.a.ns)
+		syns := after["synproxy_syn_cnt"] - spBefore["synproxy_syn_cnt"]
+		t.Logf("SYN flood: %d spoofed SYNs sent, A answered %d SYNs with cookies, %d handshakes completed",
+			sent, syns, after["synproxy_ok_ack"]-spBefore["synproxy_ok_ack"])
+		if sent == 0 || syns < uint64(sent)/2 {
+			t.Errorf("the flood did not reach A's SYNPROXY: %d sent, %d SYNs answered", sent, syns)
+		}
 	}
 	onB, seenB := c.waitConns(c.b, first, 15*time.Second)
 	onA, _ := c.waitConns(c.a, first, 10*time.Second)
@@ -197,4 +262,26 @@ func TestFailoverWithoutSync(t *testing.T) {
 	if len(lost) != len(xs) {
 		t.Errorf("%d of %d transfers lost without sync, want all", len(lost), len(xs))
 	}
+}
+
+// extStats reads /proc/net/ip_vs_ext_stats in ns, each counter summed over the CPUs.
+func extStats(t *testing.T, ns vmnet.NS) map[string]uint64 {
+	t.Helper()
+	m := map[string]uint64{}
+	for _, line := range strings.Split(ns.Run(t, "/bin/cat", "/proc/net/ip_vs_ext_stats"), "\n")[1:] {
+		name, vals, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		var sum uint64
+		for _, v := range strings.Fields(vals) {
+			var n uint64
+			if _, err := fmt.Sscan(v, &n); err != nil {
+				t.Fatalf("ip_vs_ext_stats: bad value %q in %q", v, line)
+			}
+			sum += n
+		}
+		m[strings.TrimSpace(name)] = sum
+	}
+	return m
 }
