@@ -94,7 +94,7 @@ bench: fetch kmod
 # KERNELS: CI's budget has room for two lines of every suite. The kernel-side suites run with our modules
 # (their stock runs are the upstream behaviour the 6.x lines pin), ipvs and cmd/ipvsadm with both sets.
 KERNEL7 ?= $(shell rig/fetch.sh 2>/dev/null | awk '$$1 ~ /^7\./ {print $$1; exit}')
-SUITES7_OURS ?= ./test/fullnat ./test/synproxy ./test/toa ./test/packets ./test/proxyproto ./test/dataplane ./test/compat
+SUITES7_OURS ?= ./test/fullnat ./test/synproxy ./test/toa ./test/packets ./test/proxyproto ./test/dataplane ./test/compat ./test/cluster
 SUITES7_BOTH ?= ./ipvs ./cmd/ipvsadm
 
 test-7: fetch kmod
@@ -102,7 +102,7 @@ test-7: fetch kmod
 	rig/vmtest.sh --kernels "$(KERNEL7)" --modules "$(MODSETS)" $(SUITES7_BOTH)
 
 # The sanitizer lane. The kernel build takes long the first time (see README.md), then nothing.
-DEBUG_SUITES ?= ./ipvs ./test/fullnat ./test/synproxy ./test/toa ./test/packets ./test/proxyproto ./test/compat
+DEBUG_SUITES ?= ./ipvs ./test/fullnat ./test/synproxy ./test/toa ./test/packets ./test/proxyproto ./test/compat ./test/cluster
 
 debug-kernel: fetch
 	rig/debug-kernel.sh
