@@ -8,7 +8,6 @@ package cluster
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/netip"
 	"os/exec"
 	"slices"
@@ -111,7 +110,7 @@ func testFailover(t *testing.T, m mode) {
 	var stopFlood func() int
 	var spBefore map[string]uint64
 	if m.synproxy {
-		spBefore = extStats(t, c.a.ns)
+		spBefore = vmnet.ExtStats(t, c.a.ns)
 		stopFlood = startFlood(t, c)
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -121,7 +120,7 @@ func testFailover(t *testing.T, m mode) {
 	}
 	if m.synproxy {
 		sent := stopFlood()
-		after := extStats(t, c.a.ns)
+		after := vmnet.ExtStats(t, c.a.ns)
 		syns := after["synproxy_syn_cnt"] - spBefore["synproxy_syn_cnt"]
 		t.Logf("SYN flood: %d spoofed SYNs sent, A answered %d SYNs with cookies, %d handshakes completed",
 			sent, syns, after["synproxy_ok_ack"]-spBefore["synproxy_ok_ack"])
@@ -262,26 +261,4 @@ func TestFailoverWithoutSync(t *testing.T) {
 	if len(lost) != len(xs) {
 		t.Errorf("%d of %d transfers lost without sync, want all", len(lost), len(xs))
 	}
-}
-
-// extStats reads /proc/net/ip_vs_ext_stats in ns, each counter summed over the CPUs.
-func extStats(t *testing.T, ns vmnet.NS) map[string]uint64 {
-	t.Helper()
-	m := map[string]uint64{}
-	for _, line := range strings.Split(ns.Run(t, "/bin/cat", "/proc/net/ip_vs_ext_stats"), "\n")[1:] {
-		name, vals, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		var sum uint64
-		for _, v := range strings.Fields(vals) {
-			var n uint64
-			if _, err := fmt.Sscan(v, &n); err != nil {
-				t.Fatalf("ip_vs_ext_stats: bad value %q in %q", v, line)
-			}
-			sum += n
-		}
-		m[strings.TrimSpace(name)] = sum
-	}
-	return m
 }

@@ -117,7 +117,7 @@ func TestFullNATControl(t *testing.T) {
 	if err := oc.addLaddr(s6, f.laddr6[1]); errno(err) != unix.ESRCH {
 		t.Errorf("NEW_LADDR in another namespace sees the director's service: %v", err)
 	}
-	st := extStats(t, d)
+	st := vmnet.ExtStats(t, d)
 	for _, name := range []string{"fullnat_add_toa_ok", "fullnat_conn_reused", "fullnat_no_laddr", "synproxy_ok_ack", "synproxy_ackstorm", "defence_tcp_drop"} {
 		if _, ok := st[name]; !ok {
 			t.Errorf("/proc/net/ip_vs_ext_stats lacks %s: %v", name, st)

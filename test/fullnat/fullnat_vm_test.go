@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -94,29 +93,6 @@ func (f *fixture) fullnatService(t *testing.T, proto uint16, vip netip.Addr, rss
 		}
 	}
 	return s
-}
-
-// extStats reads /proc/net/ip_vs_ext_stats in ns and sums each counter over the CPUs.
-func extStats(t *testing.T, ns vmnet.NS) map[string]uint64 {
-	t.Helper()
-	out := ns.Run(t, "/bin/cat", "/proc/net/ip_vs_ext_stats")
-	m := map[string]uint64{}
-	for _, line := range strings.Split(out, "\n")[1:] {
-		name, vals, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		var sum uint64
-		for _, v := range strings.Fields(vals) {
-			n, err := strconv.ParseUint(v, 10, 64)
-			if err != nil {
-				t.Fatalf("ip_vs_ext_stats: bad value %q in %q", v, line)
-			}
-			sum += n
-		}
-		m[strings.TrimSpace(name)] = sum
-	}
-	return m
 }
 
 func onlyFrom(t *testing.T, what string, s vmnet.Summary, allowed []netip.Addr) {

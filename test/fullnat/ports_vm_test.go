@@ -32,12 +32,12 @@ func TestFullNATNoLaddr(t *testing.T) {
 	f := newFixture(t, 1)
 	f.fullnatService(t, unix.IPPROTO_TCP, f.tp.VIP, f.tp.ServerAddrs, nil)
 	vip := netip.AddrPortFrom(f.tp.VIP, 80).String()
-	before := extStats(t, f.tp.Director)["fullnat_no_laddr"]
+	before := vmnet.ExtStats(t, f.tp.Director)["fullnat_no_laddr"]
 	s, _, err := vmnet.TryDial(f.tp.Client, "--addr", vip, "--count", "2", "--timeout", "2s")
 	if err == nil || s.OK != 0 {
 		t.Errorf("connections through a FULLNAT service without local addresses succeeded: %+v", s)
 	}
-	if after := extStats(t, f.tp.Director)["fullnat_no_laddr"]; after <= before {
+	if after := vmnet.ExtStats(t, f.tp.Director)["fullnat_no_laddr"]; after <= before {
 		t.Errorf("fullnat_no_laddr did not grow: %d -> %d", before, after)
 	}
 }
@@ -65,11 +65,11 @@ func TestFullNATPortExhaustion(t *testing.T) {
 	// Round-robin starts on either address; every connection must land on the second one.
 	next := vmnet.Dial(t, f.tp.Client, "--addr", vip, "--count", "5")
 	onlyFrom(t, "next five", next, f.laddrs[1:])
-	before := extStats(t, d)["fullnat_lport_exhausted"]
+	before := vmnet.ExtStats(t, d)["fullnat_lport_exhausted"]
 	if s, _, err := vmnet.TryDial(f.tp.Client, "--addr", vip, "--count", "1", "--timeout", "2s"); err == nil {
 		t.Errorf("an eleventh connection succeeded with two local addresses of five ports: %+v", s)
 	}
-	if after := extStats(t, d)["fullnat_lport_exhausted"]; after <= before {
+	if after := vmnet.ExtStats(t, d)["fullnat_lport_exhausted"]; after <= before {
 		t.Errorf("fullnat_lport_exhausted did not grow: %d -> %d", before, after)
 	}
 	las, err := f.ic.laddrs(s)
@@ -276,18 +276,18 @@ func TestFullNATPortsFindFree(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	before := extStats(t, d)["fullnat_lport_exhausted"]
+	before := vmnet.ExtStats(t, d)["fullnat_lport_exhausted"]
 	sum, out, err := vmnet.TryDial(f.tp.Client, "--addr", vip.String(), "--count", "5", "--timeout", "3s")
 	if err != nil || sum.OK != 5 {
 		t.Errorf("95 of 100 ports held: 5 more connections: %+v, %v\n%s", sum, err, out)
 	}
-	if after := extStats(t, d)["fullnat_lport_exhausted"]; after != before {
+	if after := vmnet.ExtStats(t, d)["fullnat_lport_exhausted"]; after != before {
 		t.Errorf("fullnat_lport_exhausted grew from %d to %d while ports were free", before, after)
 	}
 
 	// All 100 ports are held now (95 open, 5 in TIME_WAIT).
 	dialRefused(t, f.tp.Client, vip, "all 100 ports held")
-	if after := extStats(t, d)["fullnat_lport_exhausted"]; after <= before {
+	if after := vmnet.ExtStats(t, d)["fullnat_lport_exhausted"]; after <= before {
 		t.Errorf("fullnat_lport_exhausted did not grow: %d -> %d", before, after)
 	}
 	las, err := f.ic.laddrs(s)
@@ -340,7 +340,7 @@ func TestFullNATRefuse(t *testing.T) {
 			f.fullnatService(t, unix.IPPROTO_UDP, sd.vip, sd.rss, sd.laddrs[:1])
 			vip := netip.AddrPortFrom(sd.vip, 80)
 			holdConns(t, f.tp.Client, vip, 1)
-			before := extStats(t, d)["fullnat_lport_exhausted"]
+			before := vmnet.ExtStats(t, d)["fullnat_lport_exhausted"]
 			dialRefused(t, f.tp.Client, vip, "TCP, the only port held")
 			if _, _, err := vmnet.UDPExchange(f.tp.Client, vip, []byte("one"), 3*time.Second); err != nil {
 				t.Fatalf("UDP, the port free: %v", err)
@@ -348,7 +348,7 @@ func TestFullNATRefuse(t *testing.T) {
 			if _, _, err := vmnet.UDPExchange(f.tp.Client, vip, []byte("two"), 3*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
 				t.Errorf("UDP, the only port held: got %v, want ECONNREFUSED (ICMP port unreachable)", err)
 			}
-			if after := extStats(t, d)["fullnat_lport_exhausted"]; after < before+2 {
+			if after := vmnet.ExtStats(t, d)["fullnat_lport_exhausted"]; after < before+2 {
 				t.Errorf("fullnat_lport_exhausted: %d -> %d, want 2 more", before, after)
 			}
 		})
@@ -467,7 +467,7 @@ func TestFullNATPortsFlood(t *testing.T) {
 	d.Sysctl(t, "net.ipv4.vs.fullnat_lport_max", strconv.Itoa(40000+ports-1))
 	s := f.fullnatService(t, unix.IPPROTO_TCP, f.tp.VIP, f.tp.ServerAddrs, f.laddrs[:1])
 	vip := netip.AddrPortFrom(f.tp.VIP, 80)
-	before := extStats(t, d)["fullnat_lport_exhausted"]
+	before := vmnet.ExtStats(t, d)["fullnat_lport_exhausted"]
 	si := softirqTicks(t, d)
 	start := time.Now()
 	var r flood.Result
@@ -482,7 +482,7 @@ func TestFullNATPortsFlood(t *testing.T) {
 	// until the director has seen the last SYN
 	var refused uint64
 	for last := uint64(1 << 63); ; time.Sleep(time.Second) {
-		refused = extStats(t, d)["fullnat_lport_exhausted"] - before
+		refused = vmnet.ExtStats(t, d)["fullnat_lport_exhausted"] - before
 		if refused == last || time.Since(start) > 3*time.Minute {
 			break
 		}

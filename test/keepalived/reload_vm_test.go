@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,7 +143,7 @@ virtual_server %s 80 {
 			}
 		}()
 	}
-	syn0 := extStats(t, d)["synproxy_syn_cnt"]
+	syn0 := vmnet.ExtStats(t, d)["synproxy_syn_cnt"]
 	var fl flood.Result
 	var flErr error
 	wg.Add(1)
@@ -178,7 +177,7 @@ virtual_server %s 80 {
 	wg.Wait()
 	tDone := time.Now()
 	during := rsSyns.Load()
-	syn1 := extStats(t, d)["synproxy_syn_cnt"]
+	syn1 := vmnet.ExtStats(t, d)["synproxy_syn_cnt"]
 	if flErr != nil || fl.Sent < 10000 {
 		t.Errorf("the SYN flood across the reload: %d SYNs sent: %v", fl.Sent, flErr)
 	}
@@ -235,28 +234,3 @@ virtual_server %s 80 {
 
 // laddrNet holds the local addresses the keepalived tests configure (198.51.100.101-103).
 var laddrNet = netip.MustParsePrefix("198.51.100.96/28")
-
-// extStats is the director's /proc/net/ip_vs_ext_stats, each counter summed over the CPUs.
-func extStats(t *testing.T, d vmnet.NS) map[string]uint64 {
-	t.Helper()
-	m := map[string]uint64{}
-	for _, line := range strings.Split(d.Run(t, "/bin/cat", "/proc/net/ip_vs_ext_stats"), "\n")[1:] {
-		name, vals, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		var sum uint64
-		for _, v := range strings.Fields(vals) {
-			n, err := strconv.ParseUint(v, 10, 64)
-			if err != nil {
-				t.Fatalf("ip_vs_ext_stats: %q: %v", line, err)
-			}
-			sum += n
-		}
-		m[strings.TrimSpace(name)] = sum
-	}
-	if _, ok := m["synproxy_syn_cnt"]; !ok {
-		t.Fatalf("ip_vs_ext_stats has no synproxy_syn_cnt")
-	}
-	return m
-}

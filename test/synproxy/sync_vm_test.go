@@ -207,7 +207,7 @@ func TestSyncToBackup(t *testing.T) {
 			d.Sysctl(t, "net.ipv4.vs.sync_version", ver)
 			s := p.f.service(t, tc.vip, tc.fwd, tc.synproxy)
 			p.backupService(t, s, tc.fwd)
-			before := stats(t, p.b, "/proc/net/ip_vs_ext_stats")
+			before := vmnet.ExtStats(t, p.b)
 			p.hold(t, tc.vip, conns)
 
 			file := "/proc/net/ip_vs_conn"
@@ -235,7 +235,7 @@ func TestSyncToBackup(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Fatalf("backup's connections:\n%s\nwant the master's:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
-			after := stats(t, p.b, "/proc/net/ip_vs_ext_stats")
+			after := vmnet.ExtStats(t, p.b)
 			synced := after["fullnat_sync_conn"] - before["fullnat_sync_conn"]
 			if refused := after["fullnat_sync_refused"] - before["fullnat_sync_refused"]; refused != 0 {
 				t.Errorf("backup refused %d synced connections", refused)

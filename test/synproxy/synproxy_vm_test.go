@@ -99,31 +99,8 @@ func (f *fixture) service(t *testing.T, vip netip.Addr, fwd ipvs.ForwardMethod, 
 	return s
 }
 
-// stats reads a /proc/net file in the format of ip_vs_ext_stats, summed over the CPUs.
-func stats(t *testing.T, ns vmnet.NS, file string) map[string]uint64 {
-	t.Helper()
-	out := ns.Run(t, "/bin/cat", file)
-	m := map[string]uint64{}
-	for _, line := range strings.Split(out, "\n")[1:] {
-		name, vals, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		var sum uint64
-		for _, v := range strings.Fields(vals) {
-			n, err := strconv.ParseUint(v, 10, 64)
-			if err != nil {
-				t.Fatalf("%s: bad value %q in %q", file, v, line)
-			}
-			sum += n
-		}
-		m[strings.TrimSpace(name)] = sum
-	}
-	return m
-}
-
 func spStats(t *testing.T, d vmnet.NS) map[string]uint64 {
-	return stats(t, d, "/proc/net/ip_vs_ext_stats")
+	return vmnet.ExtStats(t, d)
 }
 
 // inSegs is the sum of TCP InSegs over the real servers.
