@@ -7,6 +7,7 @@ package synproxy
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -72,11 +73,17 @@ func (p *syncPair) join(t *testing.T, ns vmnet.NS, addr string) *ipvs.Client {
 // director links ns to the sync segment by s0 with addr and starts its daemons.
 func (p *syncPair) director(t *testing.T, ns vmnet.NS, c *ipvs.Client, ifname, addr string) {
 	t.Helper()
+	p.link(t, ns, ifname, addr)
+	p.daemons(t, ns, c, ifname)
+}
+
+// link connects ns to the sync segment by ifname with addr.
+func (p *syncPair) link(t *testing.T, ns vmnet.NS, ifname, addr string) {
+	t.Helper()
 	port := "p" + string(ns)
 	vmnet.Veth(t, ns, ifname, p.b, port)
 	p.b.Run(t, vmnet.IP, "link", "set", port, "master", "sbr")
 	ns.Addr(t, ifname, addr)
-	p.daemons(t, ns, c, ifname)
 }
 
 // daemons starts a master and a backup in ns, as in a cluster: every director is both.
@@ -292,4 +299,166 @@ func TestSyncResend(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("after the resend drc has:\n%s\nwant the master's:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// TestSyncRecord: our master's sync messages as a peer on the sync segment receives them, for
+// one connection to each of NAT (port 81), FULLNAT IPv4 and IPv6 (port 80) and FULLNAT with
+// SYNPROXY (port 82): the FULLNAT and SYNPROXY ones carry their options. It prints them, one
+// per line in hex; the fixture was recorded with
+//
+//	rig/vmtest.sh --kernels 6.12 --modules ours --run TestSyncRecord ./test/synproxy |
+//		sed -n 's/^SYNC-MESSAGE //p' > testdata/sync/messages.hex
+func TestSyncRecord(t *testing.T) {
+	p := newSyncPair(t)
+	// a listener on the sync segment, as a stock backup would be
+	rec := vmnet.Add(t, "rec")
+	p.link(t, rec, "s0", "10.254.0.9/24")
+	msgs := make(chan []byte, 64)
+	var conn *net.UDPConn
+	err := vmnet.InNetns(string(rec), func() error {
+		ifi, err := net.InterfaceByName("s0")
+		if err != nil {
+			return err
+		}
+		conn, err = net.ListenMulticastUDP("udp4", ifi, &net.UDPAddr{IP: net.IPv4(224, 0, 0, 81), Port: 8848})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("listening on the sync segment: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	go func() {
+		for {
+			b := make([]byte, 65536)
+			n, _, err := conn.ReadFromUDP(b)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- b[:n]
+		}
+	}()
+
+	for _, sv := range []struct {
+		vip      netip.Addr
+		port     uint16
+		fwd      ipvs.ForwardMethod
+		synproxy bool
+	}{
+		{p.f.tp.VIP, 81, ipvs.Masquerade, false},
+		{p.f.tp.VIP, 80, ipvs.FullNAT, false},
+		{p.f.tp.VIP6, 80, ipvs.FullNAT, false},
+		{p.f.tp.VIP, 82, ipvs.FullNAT, true},
+	} {
+		s := ipvs.Service{Protocol: ipvs.TCP, Address: sv.vip, Port: sv.port, Scheduler: "rr"}
+		if sv.synproxy {
+			s.Flags = ipvs.FlagSynProxy
+		}
+		if err := p.f.c.CreateService(t.Context(), s); err != nil {
+			t.Fatalf("create %v: %v", s, err)
+		}
+		rss, las := p.f.tp.ServerAddrs, p.f.laddrs
+		if sv.vip.Is6() {
+			rss, las = p.f.tp.ServerAddrs6, p.f.lad6
+		}
+		if err := p.f.c.CreateDestination(t.Context(), s, ipvs.Destination{Address: rss[0], Port: 80, ForwardMethod: sv.fwd, Weight: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if sv.fwd == ipvs.FullNAT {
+			if err := p.f.c.CreateLocalAddress(t.Context(), s, ipvs.LocalAddress{Address: las[0]}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p.holdPort(t, netip.AddrPortFrom(sv.vip, sv.port))
+	}
+	kinds := map[string]bool{}
+	end := time.After(5 * time.Second)
+	var got [][]byte
+loop:
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				break loop
+			}
+			got = append(got, m)
+			for _, k := range syncKinds(m) {
+				kinds[k] = true
+			}
+			if len(kinds) == 4 {
+				break loop
+			}
+		case <-end:
+			break loop
+		}
+	}
+	for _, m := range got {
+		fmt.Printf("SYNC-MESSAGE %x\n", m)
+	}
+	for _, k := range []string{"nat", "fullnat4", "fullnat6", "fullnat-synproxy"} {
+		if !kinds[k] {
+			t.Errorf("no sync message carried a %s connection (saw %v)", k, kinds)
+		}
+	}
+}
+
+// holdPort is hold for one connection to any port: the service's real server is lvs-peer on 80.
+func (p *syncPair) holdPort(t *testing.T, vip netip.AddrPort) {
+	t.Helper()
+	err := vmnet.InNetns(string(p.f.tp.Client), func() error {
+		c, err := net.DialTimeout("tcp", vip.String(), 5*time.Second)
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		if _, err := io.WriteString(c, "get 1000000000 1\n"); err != nil {
+			return err
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = io.ReadFull(c, make([]byte, 64<<10))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("holding a connection to %s: %v", vip, err)
+	}
+}
+
+// syncKinds names the connections of a version 1 sync message by what they carry: nat (no
+// option of ours), fullnat4, fullnat6 (IPVS_OPT_FULLNAT), fullnat-synproxy (both options).
+func syncKinds(m []byte) []string {
+	if len(m) < 8 || m[5] != 1 { // version 1
+		return nil
+	}
+	var out []string
+	p := 8
+	for i := 0; i < int(m[4]) && p+36 <= len(m); i++ {
+		v6 := m[p]&1 != 0
+		size := int(binary.BigEndian.Uint16(m[p+2:]) & 0x0fff)
+		if size == 0 || p+size > len(m) {
+			return out
+		}
+		hdr := 36
+		if v6 {
+			hdr = 72
+		}
+		var fn, sp bool
+		for o := p + hdr; o+2 <= p+size; {
+			typ, l := m[o], int(m[o+1])
+			fn = fn || typ == 0x21
+			sp = sp || typ == 0x22
+			o += 2 + l
+		}
+		switch {
+		case fn && sp:
+			out = append(out, "fullnat-synproxy")
+		case fn && v6:
+			out = append(out, "fullnat6")
+		case fn:
+			out = append(out, "fullnat4")
+		case !sp:
+			out = append(out, "nat")
+		}
+		p += (size + 3) &^ 3
+	}
+	return out
 }
