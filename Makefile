@@ -34,7 +34,7 @@ else
 MODSETS ?= stock
 endif
 
-.PHONY: all bench checkpatch kmod-modlist kmod-pointreleases deb test-packages demo demo-check test test-7 test-debug debug-kernel kmod-debug fetch build kmod keepalived check unit fuzz vmtest clean
+.PHONY: all bench checkpatch kmod-modlist kmod-pointreleases deb test-packages demo demo-cluster demo-check test test-7 test-debug debug-kernel kmod-debug fetch build kmod keepalived check unit fuzz vmtest clean
 
 all: build
 
@@ -116,6 +116,11 @@ test-debug: kmod-debug
 
 demo: fetch build kmod
 	rig/demo.sh
+
+# The cluster's failover in a 6.1 VM: long FULLNAT transfers through director A, A dies, B
+# carries them, A rejoins and takes them back; the counters of both directors (test/cluster).
+demo-cluster: fetch build kmod
+	rig/vmtest.sh --kernels 6.1 --modules ours --run 'TestFailover$$/^FULLNAT$$' ./test/cluster
 
 # The kernel's checkpatch.pl --strict over kmod/ and patches/.
 checkpatch: fetch

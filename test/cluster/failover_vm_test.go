@@ -155,6 +155,7 @@ func testFailover(t *testing.T, m mode) {
 			t.Fatalf("%s ended before A died: %s", x.name(), x.intact())
 		}
 	}
+	t.Logf("A dies with %d transfers running through it (%d bytes moved so far)", len(first), sum(atKill))
 	killed := time.Now()
 	c.kill(c.a)
 	c.route(c.b)
@@ -164,6 +165,7 @@ func testFailover(t *testing.T, m mode) {
 	progress(t, "through B after A died", first, atKill, moveBy, 30*time.Second)
 	resumed := time.Since(killed)
 	c.passed(c.b, "after the failover")
+	t.Logf("B carries them %.1f s after A died (ipvsadm -Ln --stats on B):\n%s", resumed.Seconds(), adm(t, c.b.ns, "-Ln", "--stats"))
 
 	// 3. New transfers through B, which A has never seen.
 	second := []*transfer{tr.start(c.client, v4.vip, true), tr.start(c.client, v6.vip, false)}
@@ -176,9 +178,11 @@ func testFailover(t *testing.T, m mode) {
 	c.up(c.a)
 	c.daemon(c.a, "backup")
 	listening := time.Now()
-	// A live connection is sent again at least every syncRefresh seconds, and the master
-	// flushes its buffer within 3 s: twice that is a generous bound under TCG.
-	c.waitConns(c.a, all, time.Duration(2*(syncRefresh+3))*time.Second)
+	// The rejoin procedure (README, "Running a cluster"): the peer sends its whole table. A
+	// live connection is also sent again at least every syncRefresh seconds, and the master
+	// flushes its buffer within fullnat_sync_flush_ms: twice that is a generous bound.
+	sysctls(t, c.b.ns, "net.ipv4.vs.fullnat_sync_resend=1")
+	c.waitConns(c.a, all, time.Duration(2*(syncRefresh+1))*time.Second)
 	learned := time.Since(listening)
 	t.Logf("A after rejoining, before it takes traffic (ipvsadm -Lnc):\n%s", adm(t, c.a.ns, "-Lnc"))
 	c.daemon(c.a, "master")
@@ -261,4 +265,13 @@ func TestFailoverWithoutSync(t *testing.T) {
 	if len(lost) != len(xs) {
 		t.Errorf("%d of %d transfers lost without sync, want all", len(lost), len(xs))
 	}
+}
+
+// sum adds up a snapshot's bytes.
+func sum(b []int64) int64 {
+	var n int64
+	for _, v := range b {
+		n += v
+	}
+	return n
 }
