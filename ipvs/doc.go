@@ -93,6 +93,17 @@
 // then fails with an error matching ErrDumpInterrupted (cmd/ipvsadm then
 // lists service by service, as ipvsadm 1.31 does).
 //
+// # Connection sync of FULLNAT and SYNPROXY connections
+//
+// Our module's sync daemons (StartDaemon, unchanged) also carry FULLNAT and
+// SYNPROXY connections, with their local address and port and sequence
+// offsets, in two mandatory sync options (kmod/CLUSTER.md); a backup
+// creates them bound to the sender's local address and port. The feature
+// bit IPVS_FEATURE_SYNC_FULLNAT (0x20, FeatureSyncFullNAT) says the module
+// does this. The sysctls fullnat_sync_flush_ms and fullnat_sync_resend
+// (net.ipv4.vs) bound how long a connection waits in a partly filled
+// message and make a peer send its whole table to a director that joins.
+//
 // # Errors
 //
 // Errors are *Error values naming the operation and the object. Kernel
