@@ -132,7 +132,8 @@ func TestECMPFailover(t *testing.T) {
 	frr := vmnet.StartBGPs(t, map[vmnet.NS]vmnet.BGPConfig{
 		c.router: c.routerBGP(), c.a.ns: confA, c.b.ns: c.directorBGP(c.b),
 	})
-	if _, err := c.nextHops(frrStart, 30*time.Second, c.a, c.b); err != nil {
+	// FRR starts in about 11 s under TCG, twice that on a busy host.
+	if _, err := c.nextHops(frrStart, 60*time.Second, c.a, c.b); err != nil {
 		t.Fatal(err)
 	}
 	step("cluster up; the router's routes to both VIPs have 2 next hops")
@@ -224,7 +225,7 @@ func TestECMPFailover(t *testing.T) {
 	c.checkDaemons(c.b)
 	announce := time.Now()
 	frr[c.a.ns] = vmnet.StartBGP(t, c.a.ns, confA)
-	back, err := c.nextHops(announce, 30*time.Second, c.a, c.b)
+	back, err := c.nextHops(announce, 60*time.Second, c.a, c.b)
 	if err != nil {
 		t.Fatal(err)
 	}
