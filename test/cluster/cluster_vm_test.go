@@ -107,6 +107,9 @@ type mode struct {
 	fullnat bool
 	// synproxy: the services have SYNPROXY, and the first transfers open during a SYN flood
 	synproxy bool
+	// bgp: the router's routes to the VIPs come from BGP (the test starts FRR); newCluster
+	// installs none
+	bgp bool
 }
 
 // director is one director namespace.
@@ -219,11 +222,13 @@ func newCluster(t *testing.T, m mode) *cluster {
 	c.up(c.b)
 	c.up(c.a)
 	// A owns the traffic: the route a BGP session with A would install, and (NAT) the gateway.
-	var routes []string
-	for _, f := range families {
-		routes = append(routes, "route add "+f.vip.String()+f.host+" via "+c.uplink(c.a, f).String())
+	if !m.bgp {
+		var routes []string
+		for _, f := range families {
+			routes = append(routes, "route add "+f.vip.String()+f.host+" via "+c.uplink(c.a, f).String())
+		}
+		batch(t, c.router, routes...)
 	}
-	batch(t, c.router, routes...)
 	c.takeOver(c.a, nil)
 	c.startDaemons(c.b)
 	c.startDaemons(c.a)

@@ -30,6 +30,13 @@
 // namespace are deleted, so that it rejoins empty, as after a reboot: backup daemon first, and
 // it takes the traffic back only once it lists every live connection of B.
 //
+// TestECMPFailover (FULLNAT; NAT cannot be active-active, the real servers' replies go to one
+// gateway) has no static route: the router (AS 65000, maximum-paths 2, L4 multipath hash) and
+// both directors (AS 65001, announcing the VIPs of vip0) run FRR's bgpd, so the transfers spread
+// over A and B; the router withdraws A's next hop itself when A dies; the rejoining A learns
+// B's whole table (B writes net.ipv4.vs.fullnat_sync_resend) before its master daemon and its
+// FRR start, and takes its local address back once the router has its next hop again.
+//
 // TestFailover/FULLNAT requires the module's feature bit ipvs.FeatureSyncFullNAT and fails,
 // never skips, on a module without it. TestFailoverWithoutSync
 // is the control: without a backup daemon on B every transfer is lost, so the count that
