@@ -246,10 +246,10 @@ static void ip_vs_laddr_put(struct ip_vs_laddr *la)
 	}
 }
 
-/* Take a port of one local address for cp; 0 when one was taken. */
 static void ip_vs_fnat_conn_hold(struct ip_vs_conn *cp, struct ip_vs_laddr *la,
 				 __be16 port);
 
+/* Take a port of one local address for cp; 0 when one was taken. */
 static int ip_vs_fnat_try_laddr(struct ip_vs_conn *cp, struct ip_vs_laddr *la,
 				unsigned int min, unsigned int range)
 {

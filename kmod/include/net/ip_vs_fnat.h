@@ -201,10 +201,6 @@ int ip_vs_pp_insert(struct sk_buff *skb, struct ip_vs_conn *cp,
 int ip_vs_pp_syn_data(struct sk_buff *skb, struct ip_vs_conn *cp,
 		      unsigned int thoff);
 
-/* Connection sync (ip_vs_fnat_sync.c): what a sync message carries of a
- * FULLNAT connection (option IPVS_OPT_FULLNAT) and of a SYNPROXY one
- * (IPVS_OPT_SYNPROXY), decoded into host order.
- */
 /* Sync options, beside upstream's IPVS_OPT_* of ip_vs_sync.c; mandatory
  * (bit 0x40 clear): a receiver that does not know them drops the connection
  * rather than create one that would send with the wrong addresses and
@@ -213,6 +209,10 @@ int ip_vs_pp_syn_data(struct sk_buff *skb, struct ip_vs_conn *cp,
 #define IPVS_OPT_FULLNAT	0x21
 #define IPVS_OPT_SYNPROXY	0x22
 
+/* Connection sync (ip_vs_fnat_sync.c): what a sync message carries of a
+ * FULLNAT connection (option IPVS_OPT_FULLNAT) and of a SYNPROXY one
+ * (IPVS_OPT_SYNPROXY), decoded into host order.
+ */
 #define IP_VS_FNAT_SYNC_F_FNAT	0x01		/* fnat part present */
 #define IP_VS_FNAT_SYNC_F_SP	0x02		/* sp part present */
 
@@ -249,6 +249,7 @@ struct ip_vs_fnat_sync {
  */
 #define IP_VS_FNAT_SYNC_FLUSH_MS	200
 unsigned long ip_vs_fnat_sync_flush(struct netns_ipvs *ipvs);
+unsigned long ip_vs_fnat_sync_check_period(struct netns_ipvs *ipvs);
 /* ip_vs_sync_conn()'s pkts for a connection of a table resend: sent now */
 #define IP_VS_SYNC_RESEND	(-1)
 /* ip_vs_conn.c (patch 0011) */
@@ -257,7 +258,6 @@ struct ctl_table;
 int ip_vs_fnat_sync_resend_sysctl(IP_VS_CTL_CONST struct ctl_table *table,
 				  int write, void *buffer, size_t *lenp,
 				  loff_t *ppos);
-unsigned long ip_vs_fnat_sync_check_period(struct netns_ipvs *ipvs);
 
 int ip_vs_fnat_sync_len(const struct ip_vs_conn *cp);
 u8 *ip_vs_fnat_sync_put(const struct ip_vs_conn *cp, u8 *p);
