@@ -147,8 +147,12 @@ func TestFullNATTraffic(t *testing.T) {
 			t.Logf("10 MB down in %d ms, up in %d ms", g.ElapsedMS, p.ElapsedMS)
 
 			u := vmnet.Dial(t, f.tp.Client, "--udp", "--addr", vip, "--count", "20")
-			if u.OK != 20 || u.Servers["rs1"] != 10 || u.Servers["rs2"] != 10 {
-				t.Errorf("UDP: want 20 replies split 10/10, got %+v", u)
+			// rr alternates per connection: 10/10, unless the client's kernel gave a later
+			// socket a port an earlier one had, whose connection (and real server) it then
+			// meets again; each such reuse is a peer fewer and may move the split by 2
+			slack := 2 * (20 - len(u.Peers))
+			if d := u.Servers["rs1"] - u.Servers["rs2"]; u.OK != 20 || u.Servers["rs1"]+u.Servers["rs2"] != 20 || d > slack || -d > slack {
+				t.Errorf("UDP: want 20 replies split 10/10 (within %d for reused client ports), got %+v", slack, u)
 			}
 			onlyFrom(t, "UDP", u, sd.laddrs)
 
