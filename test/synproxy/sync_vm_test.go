@@ -127,29 +127,11 @@ func (p *syncPair) serviceOn(t *testing.T, c *ipvs.Client, s ipvs.Service, fwd i
 	t.Cleanup(func() { _ = c.DeleteService(context.Background(), s) })
 }
 
-// hold opens n connections from the client to vip:80 that stay established: each asks for a
-// long stream and reads only its start, so the server's window fills and nothing closes.
+// hold opens n connections from the client to vip:80 that stay established (holdPort).
 func (p *syncPair) hold(t *testing.T, vip netip.Addr, n int) {
 	t.Helper()
-	err := vmnet.InNetns(string(p.f.tp.Client), func() error {
-		for i := 0; i < n; i++ {
-			c, err := net.DialTimeout("tcp", netip.AddrPortFrom(vip, 80).String(), 5*time.Second)
-			if err != nil {
-				return err
-			}
-			t.Cleanup(func() { _ = c.Close() })
-			if _, err := fmt.Fprintf(c, "get 1000000000 %d\n", i+1); err != nil {
-				return err
-			}
-			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if _, err := io.ReadFull(c, make([]byte, 64<<10)); err != nil {
-				return fmt.Errorf("reading the stream's start: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("holding connections to %s: %v", vip, err)
+	for i := 0; i < n; i++ {
+		p.holdPort(t, netip.AddrPortFrom(vip, 80))
 	}
 }
 
@@ -402,7 +384,8 @@ loop:
 	}
 }
 
-// holdPort is hold for one connection to any port: the service's real server is lvs-peer on 80.
+// holdPort opens a connection from the client to vip that stays established: it asks for a
+// long stream and reads only its start, so the server's window fills and nothing closes.
 func (p *syncPair) holdPort(t *testing.T, vip netip.AddrPort) {
 	t.Helper()
 	err := vmnet.InNetns(string(p.f.tp.Client), func() error {
