@@ -45,7 +45,41 @@ type Connection struct {
 	// PEName and PEData are the persistence engine columns, if any.
 	PEName string
 	PEData string
+
+	// The fields below come from the module's connection dump
+	// (FeatureConnDump, see Client.Connections); they are zero in
+	// entries read from /proc.
+
+	// Family is the address family of the client and virtual side.
+	Family Family
+	// Flags are the connection's flags, its forwarding method included.
+	Flags ConnFlags
+	// Timeout is the whole timeout of the connection's current state
+	// (Expires is what is left of it).
+	Timeout time.Duration
+	// FWMark is the firewall mark the connection was scheduled with.
+	FWMark uint32
+	// SynProxyAnswered is set on a SYNPROXY connection (ConnSynProxy)
+	// once its real server has answered the director's SYN.
+	SynProxyAnswered bool
 }
+
+// ConnFlags are the flags of a connection (IP_VS_CONN_F_*).
+type ConnFlags uint32
+
+// Connection flags. The low three bits are the forwarding method.
+const (
+	ConnSynced    ConnFlags = 0x0020 // created by the sync daemon (a backup's copy)
+	ConnNoOutput  ConnFlags = 0x0080 // no output packets yet
+	ConnInactive  ConnFlags = 0x0100 // not ESTABLISHED
+	ConnNoCPort   ConnFlags = 0x0800 // the client port is not known yet
+	ConnTemplate  ConnFlags = 0x1000 // a persistence template, not a connection
+	ConnOnePacket ConnFlags = 0x2000 // a one-packet "connection" (UDP one-packet scheduling)
+	ConnSynProxy  ConnFlags = 0x8000 // extension: opened by SYNPROXY
+)
+
+// ForwardMethod is the forwarding method of the connection.
+func (f ConnFlags) ForwardMethod() ForwardMethod { return ForwardMethod(f & 0x7) }
 
 // column indices of a table, from its header line
 type connColumns struct {
@@ -198,6 +232,12 @@ func ParseConnections(r io.Reader) iter.Seq2[Connection, error] {
 	}
 }
 
+// procReadSize is the read size for /proc connection tables. The kernel
+// finds the position of each read() by walking its table from the start,
+// so a table of a million entries read 4 KiB at a time costs billions of
+// steps; 1 MiB reads make it a few hundred walks.
+const procReadSize = 1 << 20
+
 // ReadConnections streams the connection table at path (ConnPath or
 // FullNATConnPath). A missing file gives an error matching
 // os.ErrNotExist (no IPVS, or no FULLNAT module).
@@ -209,7 +249,7 @@ func ReadConnections(path string) iter.Seq2[Connection, error] {
 			return
 		}
 		defer f.Close()
-		for c, err := range ParseConnections(f) {
+		for c, err := range ParseConnections(bufio.NewReaderSize(f, procReadSize)) {
 			if !yield(c, err) || err != nil {
 				return
 			}

@@ -42,15 +42,27 @@ const nlHdrLen = 16
 // left over from an earlier exchange). An error that is not a kernel
 // answer (see kernelAnswer) leaves the socket in an unknown state.
 func exchange(nc *netlink.Conn, family uint16, flags netlink.HeaderFlags, msg []byte) ([]genlMsg, error) {
+	var out []genlMsg
+	err := exchangeFunc(nc, family, flags, msg, func(m genlMsg) bool {
+		out = append(out, m)
+		return true
+	})
+	return out, err
+}
+
+// exchangeFunc is exchange handing each reply to fn as it is read,
+// without keeping it: m.data is valid only during the call. When fn
+// returns false the exchange ends at once with errStopped, the rest of
+// the replies unread (the caller must drop the socket).
+func exchangeFunc(nc *netlink.Conn, family uint16, flags netlink.HeaderFlags, msg []byte, fn func(m genlMsg) bool) error {
 	sent, err := nc.Send(netlink.Message{
 		Header: netlink.Header{Type: netlink.HeaderType(family), Flags: netlink.Request | flags},
 		Data:   msg,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	seq := sent.Header.Sequence
-	var out []genlMsg
 	interrupted := false
 	for {
 		done := flags&netlink.Dump != 0 // one ReceiveIter reads a whole multi-part dump
@@ -61,7 +73,7 @@ func exchange(nc *netlink.Conn, family uint16, flags netlink.HeaderFlags, msg []
 					done = false // a stale error: read on
 					break
 				}
-				return nil, err
+				return err
 			}
 			if m.Header.Sequence != seq {
 				continue
@@ -77,7 +89,9 @@ func exchange(nc *netlink.Conn, family uint16, flags netlink.HeaderFlags, msg []
 				continue
 			}
 			if m.Header.Type == netlink.HeaderType(family) && len(m.Data) >= 4 {
-				out = append(out, genlMsg{cmd: m.Data[0], data: m.Data[4:]})
+				if !fn(genlMsg{cmd: m.Data[0], data: m.Data[4:]}) {
+					return errStopped
+				}
 			}
 			if flags&(netlink.Dump|netlink.Acknowledge) == 0 {
 				done = true
@@ -88,10 +102,13 @@ func exchange(nc *netlink.Conn, family uint16, flags netlink.HeaderFlags, msg []
 		}
 	}
 	if interrupted {
-		return out, ErrDumpInterrupted
+		return ErrDumpInterrupted
 	}
-	return out, nil
+	return nil
 }
+
+// errStopped ends an exchangeFunc whose consumer wants no more replies.
+var errStopped = errors.New("reading stopped by the consumer")
 
 // fenceMsg is the request that follows a request the kernel may leave
 // unanswered (see exchangeFenced): GET_INFO, which the kernel answers

@@ -377,6 +377,9 @@ const (
 	// SYNPROXY connections (their local address and port, sequence
 	// offsets), so that a backup director can take them over.
 	FeatureSyncFullNAT Features = 0x20
+	// FeatureConnDump: IPVS_CMD_GET_CONN, the connection table over
+	// netlink (Client.Connections uses it, else it reads /proc).
+	FeatureConnDump Features = 0x40
 )
 
 // Has reports whether all bits of want are set.
@@ -403,7 +406,10 @@ func (f Features) String() string {
 	if f&FeatureSyncFullNAT != 0 {
 		parts = append(parts, "sync-fullnat")
 	}
-	if rest := f &^ (FeatureFullNAT | FeatureSynProxy | FeatureEstTimeout | FeatureTableDump | FeatureProxyProtocol | FeatureSyncFullNAT); rest != 0 {
+	if f&FeatureConnDump != 0 {
+		parts = append(parts, "conn-dump")
+	}
+	if rest := f &^ (FeatureFullNAT | FeatureSynProxy | FeatureEstTimeout | FeatureTableDump | FeatureProxyProtocol | FeatureSyncFullNAT | FeatureConnDump); rest != 0 {
 		parts = append(parts, fmt.Sprintf("0x%x", uint32(rest)))
 	}
 	if len(parts) == 0 {

@@ -712,6 +712,7 @@ func TestVMConnections(t *testing.T) {
 	if n4+n6 != want || n4 != 20 || n6 != 20 {
 		t.Errorf("parsed %d v4 + %d v6 entries; ipvsadm -Lnc lists %d:\n%s", n4, n6, want, lnc)
 	}
+	checkConnectionListing(t, c, d, tp)
 	info, err := c.Info(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -756,6 +757,29 @@ func TestVMConnections(t *testing.T) {
 	}
 	if nf != 10 {
 		t.Errorf("%s lists %d connections to %v:8080, want 10", FullNATConnPath, nf, tp.VIP)
+	}
+	// the netlink dump has the same local side, and the forwarding method
+	procF := map[netip.AddrPort]Connection{}
+	for conn, err := range ParseConnections(strings.NewReader(d.Run(t, "cat", FullNATConnPath))) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		procF[conn.Client] = conn
+	}
+	nl := 0
+	for conn, err := range c.ServiceConnections(t.Context(), svc) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		nl++
+		p, ok := procF[conn.Client]
+		if !ok || p.Local != conn.Local || p.Destination != conn.Destination || p.State != conn.State ||
+			conn.Flags.ForwardMethod() != FullNAT || conn.Family != INET {
+			t.Errorf("FULLNAT connection over netlink %+v, in %s %+v", conn, FullNATConnPath, p)
+		}
+	}
+	if nl != 10 {
+		t.Errorf("ServiceConnections(%v) listed %d, want 10", svc, nl)
 	}
 	las, err := c.LocalAddresses(t.Context(), svc)
 	if err != nil || len(las) != 1 || las[0].Address != laddr {
@@ -1172,6 +1196,91 @@ func TestVMTableDump(t *testing.T) {
 
 // parseConnTable parses the director's connection table (tp's test, 20 connections to each
 // VIP) and lists it with ipvsadm -Lnc: the entries per VIP, and the listing.
+// checkConnectionListing compares Client.Connections (the module's dump, or the /proc
+// fallback entered in the director's namespace on a stock module) with the director's
+// /proc/net/ip_vs_conn, checks the per-service filter and that another namespace lists none.
+func checkConnectionListing(t *testing.T, c *Client, d vmnet.NS, tp *vmnet.Topology) {
+	t.Helper()
+	key := func(c Connection) string {
+		return fmt.Sprint(c.Protocol, c.Client, c.Virtual, c.Destination, c.State)
+	}
+	var nl, proc map[string]Connection
+	for try := 1; ; try++ {
+		nl, proc = map[string]Connection{}, map[string]Connection{}
+		for conn, err := range c.Connections(t.Context()) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			nl[key(conn)] = conn
+		}
+		for conn, err := range ParseConnections(strings.NewReader(d.Run(t, "cat", ConnPath))) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			proc[key(conn)] = conn
+		}
+		// /proc may skip an entry (see above); the dump walks this namespace only
+		if len(proc) == 40 || try == 5 {
+			break
+		}
+		t.Logf("read %d: /proc lists %d entries, reading again", try, len(proc))
+	}
+	if len(nl) != 40 || len(proc) != 40 {
+		t.Errorf("Connections lists %d entries, /proc %d; want 40", len(nl), len(proc))
+	}
+	for k, p := range proc {
+		n, ok := nl[k]
+		if !ok {
+			t.Errorf("/proc entry %+v not listed by Connections", p)
+			continue
+		}
+		if d := n.Expires - p.Expires; d < -2*time.Second || d > 2*time.Second {
+			t.Errorf("%s: expires in %v over netlink, %v in /proc", k, n.Expires, p.Expires)
+		}
+		if stockModules() {
+			continue
+		}
+		if n.Flags.ForwardMethod() != Masquerade || n.Timeout != 120*time.Second || n.Local.IsValid() ||
+			(n.Family != INET) != n.Virtual.Addr().Is6() {
+			t.Errorf("%s: %+v", k, n)
+		}
+	}
+	svc := Service{Protocol: TCP, Address: tp.VIP6, Port: 80}
+	n6 := 0
+	for conn, err := range c.ServiceConnections(t.Context(), svc) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n6++; conn.Virtual != netip.AddrPortFrom(tp.VIP6, 80) {
+			t.Errorf("ServiceConnections(%v) lists %+v", svc, conn)
+		}
+	}
+	if n6 != 20 {
+		t.Errorf("ServiceConnections(%v) listed %d, want 20", svc, n6)
+	}
+	missing := Service{Protocol: TCP, Address: tp.VIP, Port: 81}
+	var last error
+	for conn, err := range c.ServiceConnections(t.Context(), missing) {
+		if err == nil {
+			t.Errorf("ServiceConnections(%v) lists %+v", missing, conn)
+		}
+		last = err
+	}
+	// the module knows services; /proc does not, so it lists none
+	if stockModules() != (last == nil) || (last != nil && !errors.Is(last, ErrNotFound)) {
+		t.Errorf("ServiceConnections(%v) ends with %v; want ErrNotFound from the module, nothing from /proc", missing, last)
+	}
+	// the client's namespace has IPVS but no connections
+	other, err := NewInNamespace("/run/netns/" + string(tp.Client))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for conn, err := range other.Connections(t.Context()) {
+		t.Errorf("another namespace lists %+v, %v", conn, err)
+	}
+}
+
 func parseConnTable(t *testing.T, d vmnet.NS, tp *vmnet.Topology) (n4, n6 int, lnc string) {
 	t.Helper()
 	text := d.Run(t, "cat", ConnPath)

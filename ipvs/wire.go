@@ -34,6 +34,7 @@ const (
 	cmdDelLaddr = 19
 	cmdGetLaddr = 20
 	cmdGetTable = 21 // dump of every service with its destinations
+	cmdGetConn  = 22 // dump of connections (request and replies)
 )
 
 // Top-level attributes (IPVS_CMD_ATTR_*).
@@ -45,6 +46,7 @@ const (
 	cmdAttrTimeoutTCPFin = 5
 	cmdAttrTimeoutUDP    = 6
 	cmdAttrLaddr         = 7 // extension
+	cmdAttrConn          = 8 // extension
 )
 
 // Service attributes (IPVS_SVC_ATTR_*).
@@ -124,6 +126,32 @@ const (
 	laddrAttrAddr         = 1
 	laddrAttrPortConflict = 2
 	laddrAttrConnCounts   = 3
+)
+
+// Connection attributes (IPVS_CONN_ATTR_*, extension).
+const (
+	connAttrAF       = 1
+	connAttrProtocol = 2
+	connAttrCAddr    = 3
+	connAttrCPort    = 4
+	connAttrVAddr    = 5
+	connAttrVPort    = 6
+	connAttrDAddr    = 7
+	connAttrDPort    = 8
+	connAttrDAF      = 9
+	connAttrFlags    = 10
+	connAttrState    = 11
+	connAttrExpires  = 12
+	connAttrTimeout  = 13
+	connAttrFWMark   = 14
+	connAttrLAddr    = 15
+	connAttrLPort    = 16
+	connAttrSynProxy = 17
+	connAttrPEName   = 18
+	connAttrPEData   = 19
+
+	// connSynProxyAnswered in connAttrSynProxy: the real server answered.
+	connSynProxyAnswered = 0x1
 )
 
 // Name limits (IP_VS_SCHEDNAME_MAXLEN etc., including the NUL).

@@ -28,9 +28,9 @@ type backend interface {
 	LocalAddresses(ctx context.Context, svc ipvs.Service) ([]ipvs.LocalAddress, error)
 	CreateLocalAddress(ctx context.Context, svc ipvs.Service, la ipvs.LocalAddress) error
 	DeleteLocalAddress(ctx context.Context, svc ipvs.Service, la ipvs.LocalAddress) error
-	// Connections streams the connection table at path (ipvs.ConnPath or
-	// ipvs.FullNATConnPath under the proc root).
-	Connections(ctx context.Context, path string) iter.Seq2[ipvs.Connection, error]
+	// Connections streams the connection table, or the connections of svc
+	// when it is not nil (ipvs.Client.Connections, ServiceConnections).
+	Connections(ctx context.Context, svc *ipvs.Service) iter.Seq2[ipvs.Connection, error]
 	Close() error
 }
 
@@ -90,7 +90,10 @@ func (k kernel) CreateLocalAddress(ctx context.Context, svc ipvs.Service, la ipv
 func (k kernel) DeleteLocalAddress(ctx context.Context, svc ipvs.Service, la ipvs.LocalAddress) error {
 	return k.c.DeleteLocalAddress(ctx, svc, la)
 }
-func (k kernel) Connections(ctx context.Context, path string) iter.Seq2[ipvs.Connection, error] {
-	return ipvs.ReadConnections(path)
+func (k kernel) Connections(ctx context.Context, svc *ipvs.Service) iter.Seq2[ipvs.Connection, error] {
+	if svc == nil {
+		return k.c.Connections(ctx)
+	}
+	return k.c.ServiceConnections(ctx, *svc)
 }
 func (k kernel) Close() error { return k.c.Close() }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -487,12 +486,9 @@ func (e *env) connList(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		if s.FWMark != 0 {
-			return usagef("--service: the connection table has no firewall marks; give PROTO:ADDR:PORT")
-		}
 		filter = &s
 	}
-	path := e.proc.connPath(c.Bool("fullnat"))
+	fullnat := c.Bool("fullnat")
 	asJSON := c.Bool("json")
 	var tw io.Writer = e.stdout
 	var flush func() error
@@ -507,12 +503,11 @@ func (e *env) connList(c *cli.Context) error {
 	}
 	n := 0
 	return e.withBackend(func(b backend) error {
-		for conn, err := range b.Connections(c.Context, path) {
+		for conn, err := range b.Connections(c.Context, filter) {
 			if err != nil {
 				return err
 			}
-			if filter != nil && (!strings.EqualFold(conn.Protocol, filter.Protocol.String()) ||
-				conn.Virtual != netip.AddrPortFrom(filter.Address, filter.Port)) {
+			if fullnat && !conn.Local.IsValid() {
 				continue
 			}
 			j := toJSONConnection(conn)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/fullnat/fullnat/ipvs"
@@ -83,9 +84,13 @@ func (f *fake) CreateLocalAddress(_ context.Context, _ ipvs.Service, la ipvs.Loc
 func (f *fake) DeleteLocalAddress(_ context.Context, _ ipvs.Service, la ipvs.LocalAddress) error {
 	return f.rec("DeleteLocalAddress", la)
 }
-func (f *fake) Connections(_ context.Context, path string) iter.Seq2[ipvs.Connection, error] {
+func (f *fake) Connections(_ context.Context, svc *ipvs.Service) iter.Seq2[ipvs.Connection, error] {
 	return func(yield func(ipvs.Connection, error) bool) {
 		for _, c := range f.conns {
+			if svc != nil && (svc.FWMark != c.FWMark || (svc.FWMark == 0 &&
+				(c.Protocol != strings.ToUpper(svc.Protocol.String()) || c.Virtual != netip.AddrPortFrom(svc.Address, svc.Port)))) {
+				continue
+			}
 			if !yield(c, nil) {
 				return
 			}
@@ -134,7 +139,8 @@ func newFake() *fake {
 		conns: []ipvs.Connection{
 			{Protocol: "TCP", Client: netip.MustParseAddrPort("192.0.2.2:40000"), Virtual: netip.MustParseAddrPort("203.0.113.10:80"),
 				Local: netip.MustParseAddrPort("198.51.100.101:5001"), Destination: netip.MustParseAddrPort("198.51.100.11:8080"),
-				State: "ESTABLISHED", Expires: 899e9},
+				State: "ESTABLISHED", Expires: 899e9, Family: ipvs.INET, Flags: ipvs.ConnFlags(ipvs.FullNAT) | ipvs.ConnSynProxy,
+				Timeout: 900e9, SynProxyAnswered: true},
 			{Protocol: "UDP", Client: netip.MustParseAddrPort("[2001:db8:1::2]:5353"), Virtual: netip.MustParseAddrPort("[2001:db8:10::10]:53"),
 				Destination: netip.MustParseAddrPort("[2001:db8:2::11]:53"), State: "UDP", Expires: 290e9},
 		},

@@ -158,10 +158,10 @@ func (e *env) app() *cli.App {
 			{
 				Name:    "conn",
 				Aliases: []string{"connections"},
-				Usage:   "list connections (from /proc/net/ip_vs_conn or, with --fullnat, ip_vs_conn_fnat)",
+				Usage:   "list connections and persistence templates (the module's netlink dump; /proc/net/ip_vs_conn with a stock module)",
 				Flags: []cli.Flag{jsonFlag,
-					&cli.BoolFlag{Name: "fullnat", Usage: "read the FULLNAT table, with local addresses and ports"},
-					&cli.StringFlag{Name: "service", Usage: "only connections to this service (tcp:ADDR:PORT ...)"},
+					&cli.BoolFlag{Name: "fullnat", Usage: "only FULLNAT connections (they list their local address and port)"},
+					&cli.StringFlag{Name: "service", Usage: "only the connections of this service (tcp:ADDR:PORT, fwm:MARK ...)"},
 				},
 				Action: e.connList,
 			},

@@ -169,11 +169,3 @@ func (p procFS) SetSysctl(name, value string) error {
 	}
 	return nil
 }
-
-// connPath is the path of a connection table under the proc root.
-func (p procFS) connPath(fullnat bool) string {
-	if fullnat {
-		return filepath.Join(p.root, "net/ip_vs_conn_fnat")
-	}
-	return filepath.Join(p.root, "net/ip_vs_conn")
-}

@@ -92,6 +92,12 @@ type jsonConnection struct {
 	Expires     int64  `json:"expires"`
 	PEName      string `json:"pe_name,omitempty"`
 	PEData      string `json:"pe_data,omitempty"`
+	// From the module's connection dump only (omitted from /proc):
+	Forward  string   `json:"forward,omitempty"`
+	Flags    []string `json:"flags,omitempty"`
+	FWMark   uint32   `json:"fwmark,omitempty"`
+	Timeout  int64    `json:"timeout,omitempty"`
+	SynProxy string   `json:"synproxy,omitempty"`
 }
 
 type jsonInfo struct {
@@ -176,7 +182,38 @@ func toJSONConnection(c ipvs.Connection) jsonConnection {
 	if c.Local.IsValid() {
 		j.Local = c.Local.String()
 	}
+	if c.Family == ipvs.FamilyUnspec {
+		return j // from /proc
+	}
+	j.Forward = c.Flags.ForwardMethod().String()
+	for _, f := range connFlagNames {
+		if c.Flags&f.flag != 0 {
+			j.Flags = append(j.Flags, f.name)
+		}
+	}
+	j.FWMark = c.FWMark
+	j.Timeout = int64(c.Timeout / time.Second)
+	if c.Flags&ipvs.ConnSynProxy != 0 {
+		j.SynProxy = "waiting"
+		if c.SynProxyAnswered {
+			j.SynProxy = "answered"
+		}
+	}
 	return j
+}
+
+// connFlagNames name the connection flags in JSON.
+var connFlagNames = []struct {
+	flag ipvs.ConnFlags
+	name string
+}{
+	{ipvs.ConnTemplate, "template"},
+	{ipvs.ConnSynced, "synced"},
+	{ipvs.ConnInactive, "inactive"},
+	{ipvs.ConnNoCPort, "no-cport"},
+	{ipvs.ConnNoOutput, "no-output"},
+	{ipvs.ConnOnePacket, "one-packet"},
+	{ipvs.ConnSynProxy, "synproxy"},
 }
 
 func toJSONInfo(i ipvs.Info) jsonInfo {

@@ -224,8 +224,8 @@ func TestVMLvsctl(t *testing.T) {
 		c := x.(map[string]any)
 		local, _ := c["local"].(string)
 		host, _, _ := net.SplitHostPort(local)
-		if c["virtual"] != "203.0.113.10:80" || !slices.Contains(laddrs, host) {
-			t.Errorf("connection %v: want virtual 203.0.113.10:80 and a local address of %v", c, laddrs)
+		if c["virtual"] != "203.0.113.10:80" || !slices.Contains(laddrs, host) || c["forward"] != "FullNat" {
+			t.Errorf("connection %v: want virtual 203.0.113.10:80, a local address of %v, forward FullNat", c, laddrs)
 		}
 	}
 	validate(t, lvsOK(t, d, "conn", "--json"))
@@ -237,7 +237,7 @@ func TestVMLvsctl(t *testing.T) {
 	}
 	o = lvsOK(t, d, "info", "--json")
 	if got := jsonPath(t, validate(t, o)[0], "info", "features"); !reflect.DeepEqual(got,
-		[]any{"fullnat", "synproxy", "est-timeout", "table-dump", "proxy-protocol", "sync-fullnat"}) {
+		[]any{"fullnat", "synproxy", "est-timeout", "table-dump", "proxy-protocol", "sync-fullnat", "conn-dump"}) {
 		t.Errorf("features %v", got)
 	}
 	lvsOK(t, d, "sysctl", "set", "synproxy_syn_retry", "4")

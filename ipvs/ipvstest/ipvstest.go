@@ -147,6 +147,7 @@ type Kernel struct {
 	services []*service
 	daemons  map[uint32][]byte // state → attributes
 	timeouts [3]uint32
+	conns    []ipvs.Connection
 }
 
 type service struct {
@@ -168,7 +169,8 @@ func New(opts Options) *Kernel {
 	if !opts.Stock {
 		k.features = opts.Features
 		if k.features == 0 {
-			k.features = ipvs.FeatureFullNAT | ipvs.FeatureSynProxy | ipvs.FeatureEstTimeout | ipvs.FeatureProxyProtocol
+			k.features = ipvs.FeatureFullNAT | ipvs.FeatureSynProxy | ipvs.FeatureEstTimeout | ipvs.FeatureProxyProtocol |
+				ipvs.FeatureConnDump
 		}
 	}
 	if k.opts.Schedulers == nil {
@@ -358,6 +360,8 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 		return nil, unix.EOPNOTSUPP
 	}
 	switch cmd {
+	case cmdGetConn:
+		return k.getConns(attrs)
 	case cmdGetInfo:
 		ae := netlink.NewAttributeEncoder()
 		ae.Uint32(infoVersion, k.opts.Version)

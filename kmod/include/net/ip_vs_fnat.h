@@ -161,7 +161,8 @@ unsigned int ip_vs_fnat_table_gen(struct netns_ipvs *ipvs);
 
 /* Feature bits in IPVS_INFO_ATTR_FEATURES */
 #define IP_VS_FEATURES	(IPVS_FEATURE_FULLNAT | IPVS_FEATURE_EST_TIMEOUT | \
-			 IPVS_FEATURE_PROXY_PROTOCOL | IPVS_FEATURE_SYNC_FULLNAT)
+			 IPVS_FEATURE_PROXY_PROTOCOL | IPVS_FEATURE_SYNC_FULLNAT | \
+			 IPVS_FEATURE_CONN_DUMP)
 
 struct tcphdr;
 struct tcphdr *ip_vs_tcp_writable(struct sk_buff *skb, unsigned int thoff);
@@ -295,5 +296,24 @@ int ip_vs_genl_del_laddr(struct sk_buff *skb, struct genl_info *info);
 int ip_vs_genl_dump_laddrs(struct sk_buff *skb, struct netlink_callback *cb);
 int ip_vs_fnat_proc_init(struct netns_ipvs *ipvs);
 void ip_vs_fnat_proc_cleanup(struct netns_ipvs *ipvs);
+
+/* ip_vs_conn.c: a walk of one namespace's connections in parts, as a
+ * netlink dump needs. bucket and skip (the namespace's entries of that
+ * bucket already passed) say where the next part starts; gen is the
+ * table's generation the walk last saw (0 where the table is never
+ * replaced). fn is called under RCU; a non-zero return ends the part and
+ * the next one starts with the same connection.
+ */
+struct ip_vs_conn_walk {
+	unsigned int	bucket;
+	unsigned int	skip;
+	int		gen;
+};
+
+int ip_vs_conn_walk(struct netns_ipvs *ipvs, struct ip_vs_conn_walk *w,
+		    int (*fn)(struct ip_vs_conn *cp, void *arg), void *arg);
+
+/* ip_vs_conn_nl.c: IPVS_CMD_GET_CONN */
+int ip_vs_genl_dump_conns(struct sk_buff *skb, struct netlink_callback *cb);
 
 #endif /* _NET_IP_VS_FNAT_H */
