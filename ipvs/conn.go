@@ -240,7 +240,10 @@ const procReadSize = 1 << 20
 
 // ReadConnections streams the connection table at path (ConnPath or
 // FullNATConnPath). A missing file gives an error matching
-// os.ErrNotExist (no IPVS, or no FULLNAT module).
+// os.ErrNotExist (no IPVS, or no FULLNAT module). /proc/net is the
+// namespace of the process's main thread: a thread that entered another
+// namespace reads /proc/thread-self/net/ instead, and Client.Connections
+// reads the client's namespace whatever the thread.
 func ReadConnections(path string) iter.Seq2[Connection, error] {
 	return func(yield func(Connection, error) bool) {
 		f, err := os.Open(path)

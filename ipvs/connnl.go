@@ -166,14 +166,18 @@ func (c *Client) procConnections(ctx context.Context, svc *Service, op, obj stri
 }
 
 // openInNamespace opens the /proc/net file path ("/proc/net/NAME") as seen
-// from the network namespace ns: directly when it is the calling thread's,
-// else from a thread that enters ns and is then discarded.
+// from the network namespace ns: through /proc/thread-self when ns is the
+// calling thread's (/proc/net is the main thread's), else from a thread
+// that enters ns and is then discarded.
 func openInNamespace(ns *os.File, path string) (*os.File, error) {
-	rel := path[len("/proc/net/"):]
-	same, err := sameNamespace(ns)
-	if err == nil && same {
-		return os.Open(path)
+	self := "/proc/thread-self/net/" + path[len("/proc/net/"):]
+	runtime.LockOSThread()
+	if same, err := sameNamespace(ns); err == nil && same {
+		f, err := os.Open(self)
+		runtime.UnlockOSThread()
+		return f, err
 	}
+	runtime.UnlockOSThread()
 	type result struct {
 		f   *os.File
 		err error
@@ -187,7 +191,7 @@ func openInNamespace(ns *os.File, path string) (*os.File, error) {
 			ch <- result{err: fmt.Errorf("enter the client's network namespace: %w", err)}
 			return
 		}
-		f, err := os.Open("/proc/thread-self/net/" + rel)
+		f, err := os.Open(self)
 		ch <- result{f, err}
 	}()
 	r := <-ch
@@ -195,10 +199,8 @@ func openInNamespace(ns *os.File, path string) (*os.File, error) {
 }
 
 // sameNamespace reports whether ns is the calling thread's network
-// namespace.
+// namespace (the caller has locked its thread).
 func sameNamespace(ns *os.File) (bool, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	var a, b unix.Stat_t
 	if err := unix.Fstat(int(ns.Fd()), &a); err != nil {
 		return false, err
@@ -240,24 +242,27 @@ func decodeConnMsg(b []byte) (Connection, bool, error) {
 	return conn, err == nil, err
 }
 
-// decodeConn decodes the attributes of a CONN nest.
+// decodeConn decodes the attributes of a CONN nest. It runs once per
+// connection of a dump of millions: no maps, no closures, the common
+// state names not allocated.
 func decodeConn(b []byte) (Connection, error) {
 	var (
 		c                   Connection
-		proto               uint16
-		daf                 uint16
+		proto, daf          uint16
 		caddr, vaddr, daddr []byte
 		laddr               []byte
 		cport, vport, dport uint16
 		lport               uint16
-		seen                = map[uint16]bool{}
+		seen                uint32
 	)
-	ad := newAttrIter(b)
+	ad := attrIter{rest: b}
 	for ad.Next() {
 		var err error
 		var v32 uint32
 		v := ad.Bytes()
-		seen[ad.Type()] = true
+		if ad.Type() < 32 {
+			seen |= 1 << ad.Type()
+		}
 		switch ad.Type() {
 		case connAttrAF:
 			var f uint16
@@ -283,7 +288,7 @@ func decodeConn(b []byte) (Connection, error) {
 			v32, err = u32(v)
 			c.Flags = ConnFlags(v32)
 		case connAttrState:
-			c.State = cstring(v)
+			c.State = stateName(v)
 		case connAttrExpires:
 			v32, err = u32(v)
 			c.Expires = time.Duration(v32) * time.Millisecond
@@ -311,9 +316,9 @@ func decodeConn(b []byte) (Connection, error) {
 	if err := ad.Err(); err != nil {
 		return c, err
 	}
-	for _, a := range []uint16{connAttrAF, connAttrProtocol, connAttrCAddr, connAttrCPort, connAttrVAddr,
+	for _, a := range [...]uint16{connAttrAF, connAttrProtocol, connAttrCAddr, connAttrCPort, connAttrVAddr,
 		connAttrVPort, connAttrDAddr, connAttrDPort, connAttrState} {
-		if !seen[a] {
+		if seen&(1<<a) == 0 {
 			return c, fmt.Errorf("connection without attribute %d", a)
 		}
 	}
@@ -321,28 +326,56 @@ func decodeConn(b []byte) (Connection, error) {
 		daf = uint16(c.Family)
 	}
 	c.Protocol = protocolName(proto)
-	addrPort := func(what string, f Family, b []byte, port uint16) (netip.AddrPort, error) {
-		a, err := decodeAddr(f, b)
-		if err != nil {
-			return netip.AddrPort{}, fmt.Errorf("connection %s: %w", what, err)
-		}
-		return netip.AddrPortFrom(a, port), nil
-	}
 	var err error
-	if c.Client, err = addrPort("client", c.Family, caddr, cport); err != nil {
+	if c.Client, err = connAddrPort("client", c.Family, caddr, cport); err != nil {
 		return c, err
 	}
-	if c.Virtual, err = addrPort("virtual address", c.Family, vaddr, vport); err != nil {
+	if c.Virtual, err = connAddrPort("virtual address", c.Family, vaddr, vport); err != nil {
 		return c, err
 	}
-	if c.Destination, err = addrPort("real server", Family(daf), daddr, dport); err != nil {
+	if c.Destination, err = connAddrPort("real server", Family(daf), daddr, dport); err != nil {
 		return c, err
 	}
 	if laddr != nil {
 		// the local address is of the real server's family
-		if c.Local, err = addrPort("local address", Family(daf), laddr, lport); err != nil {
+		if c.Local, err = connAddrPort("local address", Family(daf), laddr, lport); err != nil {
 			return c, err
 		}
 	}
 	return c, nil
+}
+
+func connAddrPort(what string, f Family, b []byte, port uint16) (netip.AddrPort, error) {
+	a, err := decodeAddr(f, b)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("connection %s: %w", what, err)
+	}
+	return netip.AddrPortFrom(a, port), nil
+}
+
+// stateNames are the states of TCP, UDP and SCTP connections as the
+// kernel names them, shared by every decoded connection.
+var stateNames = func() map[string]string {
+	m := map[string]string{}
+	for _, s := range []string{"NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT", "TIME_WAIT", "CLOSE",
+		"CLOSE_WAIT", "LAST_ACK", "LISTEN", "SYNACK", "UDP", "INIT", "COOKIE_WAIT", "COOKIE_ECHOED",
+		"COOKIE_SENT", "COOKIE_REPLIED", "SHUTDOWN_SENT", "SHUTDOWN_RECEIVED", "SHUTDOWN_ACK_SENT",
+		"REJECTED", "ERR!"} {
+		m[s] = s
+	}
+	return m
+}()
+
+// stateName reads a state attribute, without allocating for a known name.
+func stateName(b []byte) string {
+	for i, c := range b {
+		if c == 0 {
+			b = b[:i]
+			break
+		}
+	}
+	if s, ok := stateNames[string(b)]; ok {
+		return s
+	}
+	return string(b)
 }

@@ -93,6 +93,27 @@
 // then fails with an error matching ErrDumpInterrupted (cmd/ipvsadm then
 // lists service by service, as ipvsadm 1.31 does).
 //
+// # Connection dump
+//
+// Our module adds IPVS_CMD_GET_CONN (command 22, a dump, GENL_ADMIN_PERM),
+// reported by IPVS_FEATURE_CONN_DUMP (0x40, FeatureConnDump). It dumps the
+// namespace's connections and persistence templates, or with
+// IPVS_CMD_ATTR_SERVICE (a service key, as GET_DEST takes) those whose
+// real server belongs to that service (ESRCH when there is no such
+// service). Each is one IPVS_CMD_GET_CONN message with a nest
+// IPVS_CMD_ATTR_CONN (8) of IPVS_CONN_ATTR_*: 1 AF (u16), 2 PROTOCOL (u16),
+// 3 CADDR, 5 VADDR, 7 DADDR (16-byte addresses), 4 CPORT, 6 VPORT, 8 DPORT
+// (be16), 9 DAF (u16, the real server's family), 10 FLAGS (u32,
+// IP_VS_CONN_F_*), 11 STATE (string, as /proc names it), 12 EXPIRES and
+// 13 TIMEOUT (u32, milliseconds left and the state's whole timeout),
+// 14 FWMARK (u32), 15 LADDR and 16 LPORT (FULLNAT connections once bound),
+// 17 SYNPROXY (u32, SYNPROXY connections only: 0x1 once the real server
+// answered), 18 PE_NAME and 19 PE_DATA. Each part of the dump resumes the
+// walk where the previous one stopped; an entry created or expiring
+// during the dump may or may not be listed. Where the kernel replaces its
+// table (a resize, Linux 7.x) the dump reports NLM_F_DUMP_INTR and
+// Connections ends with an error matching ErrDumpInterrupted.
+//
 // # Connection sync of FULLNAT and SYNPROXY connections
 //
 // Our module's sync daemons (StartDaemon, unchanged) also carry FULLNAT and
@@ -130,9 +151,12 @@
 //
 // # Connection tables
 //
-// Upstream IPVS has no netlink dump of connections. ParseConnections and
-// ReadConnections stream the text tables one entry at a time (iter.Seq2),
-// so a million connections never sit in one slice. The stock
+// Client.Connections and ServiceConnections stream the connection table
+// (iter.Seq2): with the extension's FeatureConnDump as one netlink dump
+// (IPVS_CMD_GET_CONN, below), else from the stock /proc table of the
+// client's namespace. Upstream IPVS has no netlink dump of connections.
+// ParseConnections and ReadConnections stream the text tables one entry
+// at a time, so a million connections never sit in one slice. The stock
 // /proc/net/ip_vs_conn has the header
 //
 //	Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData

@@ -11,8 +11,10 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/fullnat/fullnat/ipvs"
+	"github.com/fullnat/fullnat/ipvs/ipvstest"
 )
 
 // Create a virtual service with two real servers, as
@@ -127,6 +129,35 @@ UDP C0000202 9C40 CB00710A 0035 C633640C 0035 UDP             298
 	// Output:
 	// TCP 192.0.2.2:54321 -> 203.0.113.10:80 -> 198.51.100.11:80 ESTABLISHED 14m59s
 	// UDP 192.0.2.2:40000 -> 203.0.113.10:53 -> 198.51.100.12:53 UDP 4m58s
+}
+
+// Stream the connections of one service. Here the kernel is ipvstest's
+// fake; on a director c comes from ipvs.New().
+func ExampleClient_ServiceConnections() {
+	k := ipvstest.New(ipvstest.Options{})
+	c, err := k.Client()
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	svc := ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("203.0.113.10"), Port: 80, Scheduler: "rr"}
+	if err := c.CreateService(ctx, svc); err != nil {
+		log.Fatal(err)
+	}
+	// what traffic would have made
+	_ = k.AddConnection(ipvs.Connection{Protocol: "TCP", Client: netip.MustParseAddrPort("192.0.2.2:54321"),
+		Virtual: netip.MustParseAddrPort("203.0.113.10:80"), Local: netip.MustParseAddrPort("198.51.100.101:5001"),
+		Destination: netip.MustParseAddrPort("198.51.100.11:80"), State: "ESTABLISHED",
+		Expires: 899 * time.Second, Flags: ipvs.ConnFlags(ipvs.FullNAT)})
+	for conn, err := range c.ServiceConnections(ctx, svc) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(conn.Client, "->", conn.Virtual, "via", conn.Local, "->", conn.Destination,
+			conn.Flags.ForwardMethod(), conn.State, conn.Expires)
+	}
+	// Output:
+	// 192.0.2.2:54321 -> 203.0.113.10:80 via 198.51.100.101:5001 -> 198.51.100.11:80 FullNat ESTABLISHED 14m59s
 }
 
 // Services print the way they are identified in errors.

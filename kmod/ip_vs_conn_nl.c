@@ -180,6 +180,8 @@ int ip_vs_genl_dump_conns(struct sk_buff *skb, struct netlink_callback *cb)
 	if (ret)
 		return ret;
 	ret = ip_vs_conn_walk(ipvs, w, ip_vs_conn_dump_one, &d);
+	/* and NLMSG_DONE, when the last part saw the table replaced */
+	cb->seq = w->gen + 1;
 	if (ret && !skb->len)
 		return ret;	/* not even one connection fits */
 	return skb->len;

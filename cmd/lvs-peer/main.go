@@ -6,7 +6,7 @@
 //	               [--banner 198.51.100.11:25 ...] [--proxy-listen ADDR ...] [--proxy-banner ADDR ...]
 //	lvs-peer dial --addr 203.0.113.10:80 [--udp] [--count 1000] [--parallel 16]
 //	              [--op hello|get|put|banner] [--size 10485760] [--local-port 40000] [--human --tag NAME]
-//	lvs-peer flood --addr 203.0.113.10:80 [--count 200000] [--kind syn|ack|fin] [--workers 2]
+//	lvs-peer flood --addr 203.0.113.10:80 [--count 200000] [--kind syn|ack|fin] [--workers 2] [--first 0]
 //	lvs-peer sniff --name rs1 --iface eth0 [--tag NAME]
 //	lvs-peer http --url http://203.0.113.10/f [--size 1048576] [--seed 1]
 //
@@ -101,7 +101,7 @@ func usage() {
                  [--banner ADDR:PORT ...] [--proxy-listen ADDR:PORT ...] [--proxy-banner ADDR:PORT ...]
   lvs-peer dial --addr ADDR:PORT [--udp] [--count N] [--parallel P] [--op hello|get|put|banner]
                 [--size BYTES] [--local-port PORT] [--timeout 10s] [--human [--tag NAME]]
-  lvs-peer flood --addr ADDR:PORT [--count N] [--kind syn|ack|fin] [--workers W]
+  lvs-peer flood --addr ADDR:PORT [--count N] [--kind syn|ack|fin] [--workers W] [--first K]
                  [--limit 60s] [--human]
   lvs-peer sniff --name NAME --iface IFNAME [--tag NAME]
   lvs-peer http --url URL [--size BYTES] [--seed S] [--timeout 1m]`)
@@ -515,6 +515,7 @@ func floodCmd(args []string) error {
 	kind := fs.String("kind", "syn", "syn, ack (bad cookies) or fin (no connection)")
 	workers := fs.Int("workers", 2, "sending goroutines, one raw socket each")
 	limit := fs.Duration("limit", time.Minute, "stop after this long")
+	first := fs.Int("first", 0, "index of the first packet (a flood from --first N sends from other sources than one from 0)")
 	human := fs.Bool("human", false, "print a sentence instead of JSON")
 	tag := fs.String("tag", "", "with --human, also print \"result TAG sent=N ...\"")
 	_ = fs.Parse(args)
@@ -526,7 +527,7 @@ func floodCmd(args []string) error {
 	if !ok {
 		return fmt.Errorf("flood: --kind %q: want syn, ack or fin", *kind)
 	}
-	r, err := flood.Run(flood.Config{Target: target, Count: *count, Flags: flags, Workers: *workers, Limit: *limit})
+	r, err := flood.Run(flood.Config{Target: target, Count: *count, Flags: flags, Workers: *workers, Limit: *limit, First: *first})
 	if *human {
 		fmt.Printf("sent %d spoofed %s packets to %v in %v (%.0f/s)\n", r.Sent, strings.ToUpper(*kind), target,
 			r.Elapsed.Round(time.Millisecond), r.Rate())

@@ -52,6 +52,10 @@ type Config struct {
 	Limit time.Duration
 	// CPUs, when not empty, are the only CPUs the senders run on.
 	CPUs []int
+	// First is the index of the first packet. Packet k comes from source k (an address and
+	// port of its own for k below 2^25), so floods with First 0 and First N send from
+	// different sources: a second flood adds new connections rather than repeating them.
+	First int
 }
 
 // Result is what a flood did.
@@ -74,8 +78,8 @@ func Run(c Config) (Result, error) {
 	if !c.Target.IsValid() || c.Target.Port() == 0 {
 		return Result{}, fmt.Errorf("flood: target %v: need an address and a port", c.Target)
 	}
-	if c.Count < 0 {
-		return Result{}, fmt.Errorf("flood: count %d is negative", c.Count)
+	if c.Count < 0 || c.First < 0 {
+		return Result{}, fmt.Errorf("flood: count %d or first %d is negative", c.Count, c.First)
 	}
 	workers := c.Workers
 	if workers <= 0 {
@@ -114,7 +118,7 @@ func Run(c Config) (Result, error) {
 		deadline = start.Add(c.Limit)
 	}
 	for w := 0; w < workers; w++ {
-		first, n := c.Count*w/workers, c.Count*(w+1)/workers-c.Count*w/workers
+		first, n := c.First+c.Count*w/workers, c.Count*(w+1)/workers-c.Count*w/workers
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()

@@ -1,0 +1,152 @@
+//go:build vmtest
+
+// Copyright 2026 The fullnat Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package bench
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fullnat/fullnat/internal/flood"
+	"github.com/fullnat/fullnat/internal/vmnet"
+	"github.com/fullnat/fullnat/ipvs"
+)
+
+// TestVMConnectionListing lists a table of 100,000 and then 1,000,000 connections over netlink
+// (Client.Connections on the module's IPVS_CMD_GET_CONN) and from /proc/net/ip_vs_conn
+// (ipvs.ReadConnections, the file ipvsadm -Lnc reads), and prints the times, the rate and the
+// ratio. With the stock module only /proc exists, and Client.Connections reads it. It fails
+// only when a listing is incomplete.
+//
+// The connections: with sloppy_tcp an ACK opens an ESTABLISHED connection (15 minutes), so
+// spoofed ACKs from the flood tool (a source of their own each) fill the table with no
+// handshake; the real server is a blackhole route on the director, so nothing answers them.
+func TestVMConnectionListing(t *testing.T) {
+	tp := vmnet.New(t, vmnet.Options{Servers: 1})
+	d := tp.Director
+	rs := netip.MustParseAddr("198.51.100.250")
+	d.Run(t, vmnet.IP, "route", "add", "blackhole", rs.String()+"/32")
+	c, err := ipvs.NewInNamespace("/run/netns/" + string(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	svc := ipvs.Service{Protocol: ipvs.TCP, Address: tp.VIP, Port: 80, Scheduler: "rr"}
+	if err := c.CreateService(t.Context(), svc); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateDestination(t.Context(), svc, ipvs.Destination{Address: rs, Port: 80, Weight: 1}); err != nil {
+		t.Fatal(err)
+	}
+	d.Sysctl(t, "net.ipv4.vs.sloppy_tcp", "1")
+	feat, err := c.Features(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump := "netlink"
+	if !feat.Has(ipvs.FeatureConnDump) {
+		dump = "/proc (stock)"
+	}
+	have := 0
+	for _, n := range []int{100_000, 1_000_000} {
+		fill(t, c, tp, svc, have, n)
+		have = n
+		conns := func() int {
+			ds, err := c.Destinations(t.Context(), svc)
+			if err != nil || len(ds) != 1 {
+				t.Fatalf("destinations: %v, %v", ds, err)
+			}
+			return int(ds[0].ActiveConns + ds[0].InactiveConns)
+		}
+		want := conns()
+		var nl, proc int
+		runtime.GC()
+		tn := timeIt(t, "Connections", func() error {
+			for _, err := range c.Connections(t.Context()) {
+				if err != nil {
+					return err
+				}
+				nl++
+			}
+			return nil
+		})
+		runtime.GC()
+		tProc := timeIt(t, "/proc", func() error {
+			return vmnet.InNetns(string(d), func() error {
+				// this thread's namespace (/proc/net is the main thread's)
+				for _, err := range ipvs.ReadConnections("/proc/thread-self/net/ip_vs_conn") {
+					if err != nil {
+						return err
+					}
+					proc++
+				}
+				return nil
+			})
+		})
+		if nl != want || proc != want {
+			t.Errorf("%d connections in the kernel: Connections listed %d, /proc %d", want, nl, proc)
+		}
+		fmt.Printf("BENCH conns kernel=%s modules=%s n=%d: Connections (%s) %.2fs (%.0f/s) | /proc/net/ip_vs_conn %.2fs (%.0f/s) | ratio %.1fx | ip_vs_conn slab %s\n",
+			os.Getenv("RIG_KERNEL"), os.Getenv("RIG_MODULES"), want, dump, tn.Seconds(), float64(nl)/tn.Seconds(),
+			tProc.Seconds(), float64(proc)/tProc.Seconds(), tProc.Seconds()/tn.Seconds(), connSlab())
+	}
+}
+
+// fill floods ACKs from sources from..to-1 and waits until the service has counted them.
+func fill(t *testing.T, c *ipvs.Client, tp *vmnet.Topology, svc ipvs.Service, from, to int) {
+	t.Helper()
+	start := time.Now()
+	var r flood.Result
+	err := vmnet.InNetns(string(tp.Client), func() (err error) {
+		r, err = flood.Run(flood.Config{Target: netip.AddrPortFrom(tp.VIP, 80), Flags: flood.ACK,
+			First: from, Count: to - from, Workers: 2, Limit: 5 * time.Minute})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("flood: %v", err)
+	}
+	out := fmt.Sprintf("%d ACKs in %v", r.Sent, r.Elapsed.Round(time.Millisecond))
+	last, stable := -1, 0
+	for time.Since(start) < 6*time.Minute {
+		s, err := c.Service(t.Context(), svc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := int(s.Stats64.Connections)
+		if n >= to {
+			fmt.Printf("BENCH conns: %s, %d connections after %v\n", out, n, time.Since(start).Round(time.Millisecond))
+			return
+		}
+		if n == last {
+			if stable++; stable == 10 {
+				t.Fatalf("the flood (%s) made %d connections of %d", out, n, to)
+			}
+		} else {
+			last, stable = n, 0
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("connections not counted after 6 minutes")
+}
+
+// connSlab is the ip_vs_conn slab's objects and their size, from /proc/slabinfo.
+func connSlab() string {
+	b, err := os.ReadFile("/proc/slabinfo")
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 3 && f[0] == "ip_vs_conn" {
+			return fmt.Sprintf("%s objects of %s bytes", f[1], f[3])
+		}
+	}
+	return "not found"
+}
