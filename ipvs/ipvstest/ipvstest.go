@@ -61,6 +61,7 @@ const (
 	cmdNewLaddr   = 18
 	cmdDelLaddr   = 19
 	cmdGetLaddr   = 20
+	cmdGetTable   = 21
 
 	attrService    = 1
 	attrDest       = 2
@@ -170,7 +171,7 @@ func New(opts Options) *Kernel {
 		k.features = opts.Features
 		if k.features == 0 {
 			k.features = ipvs.FeatureFullNAT | ipvs.FeatureSynProxy | ipvs.FeatureEstTimeout | ipvs.FeatureProxyProtocol |
-				ipvs.FeatureConnDump
+				ipvs.FeatureConnDump | ipvs.FeatureTableDump
 		}
 	}
 	if k.opts.Schedulers == nil {
@@ -362,6 +363,8 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 	switch cmd {
 	case cmdGetConn:
 		return k.getConns(attrs)
+	case cmdGetTable:
+		return k.getTable(dump)
 	case cmdGetInfo:
 		ae := netlink.NewAttributeEncoder()
 		ae.Uint32(infoVersion, k.opts.Version)
@@ -498,7 +501,9 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 	case cmdGetDest:
 		var out [][]byte
 		for _, d := range s.dests {
-			out = append(out, destReply(d))
+			ae := netlink.NewAttributeEncoder()
+			ae.Bytes(attrDest, destNest(d))
+			out = append(out, genl(cmdNewDest, ae))
 		}
 		return out, 0
 	case cmdNewDest, cmdSetDest, cmdDelDest:
@@ -666,8 +671,51 @@ func (k *Kernel) serviceReply(s *service) []byte {
 	return genl(cmdNewService, ae)
 }
 
-// destReply is a destination as the kernel lists it.
-func destReply(d *dest) []byte {
+// getTable answers the extension's IPVS_CMD_GET_TABLE (k.mu held): each
+// service as GET_SERVICE dumps it, followed by its destinations as
+// GET_DEST dumps them, each with its service's key in IPVS_CMD_ATTR_SERVICE.
+// A kernel without FeatureTableDump does not know the command, and the
+// command has no answer but a dump: both are EOPNOTSUPP from genetlink.
+// The whole dump is made under the lock, so it is never interrupted
+// (NLM_F_DUMP_INTR).
+func (k *Kernel) getTable(dump bool) ([][]byte, unix.Errno) {
+	if !k.features.Has(ipvs.FeatureTableDump) || !dump {
+		return nil, unix.EOPNOTSUPP
+	}
+	var out [][]byte
+	for _, s := range k.services {
+		out = append(out, k.serviceReply(s))
+		key := serviceKeyNest(s)
+		for _, d := range s.dests {
+			ae := netlink.NewAttributeEncoder()
+			ae.Bytes(attrService, key)
+			ae.Bytes(attrDest, destNest(d))
+			out = append(out, genl(cmdNewDest, ae))
+		}
+	}
+	return out, 0
+}
+
+// serviceKeyNest is the key of s as the table dump puts it in a
+// destination's message: family, then the firewall mark or protocol,
+// address and port.
+func serviceKeyNest(s *service) []byte {
+	in := netlink.NewAttributeEncoder()
+	in.Bytes(svcAF, s.attrs[svcAF])
+	if m := s.attrs[svcFWMark]; len(m) == 4 && binary.NativeEndian.Uint32(m) != 0 {
+		in.Bytes(svcFWMark, m)
+	} else {
+		in.Bytes(svcProtocol, s.attrs[svcProtocol])
+		in.Bytes(svcAddr, pad16(s.attrs[svcAddr]))
+		in.Bytes(svcPort, s.attrs[svcPort])
+	}
+	b, _ := in.Encode()
+	return b
+}
+
+// destNest is a destination's IPVS_CMD_ATTR_DEST nest as the kernel lists
+// it.
+func destNest(d *dest) []byte {
 	in := netlink.NewAttributeEncoder()
 	for _, t := range slices.Sorted(keys(d.attrs)) {
 		v := d.attrs[t]
@@ -682,9 +730,7 @@ func destReply(d *dest) []byte {
 	in.Bytes(destStats, zeroStats(false))
 	in.Bytes(destStats64, zeroStats(true))
 	nb, _ := in.Encode()
-	ae := netlink.NewAttributeEncoder()
-	ae.Bytes(attrDest, nb)
-	return genl(cmdNewDest, ae)
+	return nb
 }
 
 func keys(m map[uint16][]byte) iter.Seq[uint16] {
