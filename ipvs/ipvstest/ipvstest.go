@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"iter"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 
@@ -89,14 +90,27 @@ const (
 	destAddr         = 1
 	destPort         = 2
 	destFwdMethod    = 3
+	destWeight       = 4
+	destUThresh      = 5
+	destLThresh      = 6
 	destActiveConns  = 7
 	destInactConns   = 8
 	destPersistConns = 9
 	destStats        = 10
 	destAddrFamily   = 11
 	destStats64      = 12
+	destTunType      = 13
+	destTunPort      = 14
+	destTunFlags     = 15
 
-	daemonState = 1
+	daemonState       = 1
+	daemonMcastIfn    = 2
+	daemonSyncID      = 3
+	daemonSyncMaxLen  = 4
+	daemonMcastGroup  = 5
+	daemonMcastGroup6 = 6
+	daemonMcastPort   = 7
+	daemonMcastTTL    = 8
 
 	laddrAddr         = 1
 	laddrPortConflict = 2
@@ -109,6 +123,7 @@ const (
 	flagHashed = 0x0002
 
 	fwdFullNAT = 5
+	fwdMask    = 7 // IP_VS_CONN_F_FWD_MASK
 
 	protoTCP = 6
 
@@ -146,7 +161,7 @@ type Kernel struct {
 
 	mu       sync.Mutex
 	services []*service
-	daemons  map[uint32][]byte // state → attributes
+	daemons  map[uint32][]byte // state → the IPVS_CMD_ATTR_DAEMON nest listed
 	timeouts [3]uint32
 	conns    []ipvs.Connection
 }
@@ -171,7 +186,7 @@ func New(opts Options) *Kernel {
 		k.features = opts.Features
 		if k.features == 0 {
 			k.features = ipvs.FeatureFullNAT | ipvs.FeatureSynProxy | ipvs.FeatureEstTimeout | ipvs.FeatureProxyProtocol |
-				ipvs.FeatureConnDump | ipvs.FeatureTableDump
+				ipvs.FeatureConnDump | ipvs.FeatureTableDump | ipvs.FeatureSyncFullNAT
 		}
 	}
 	if k.opts.Schedulers == nil {
@@ -416,7 +431,11 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 		if running {
 			return nil, unix.EEXIST
 		}
-		k.daemons[st] = attrs[attrDaemon]
+		listed, errno := daemonListed(st, da)
+		if errno != 0 {
+			return nil, errno
+		}
+		k.daemons[st] = listed
 		return nil, 0
 	case cmdGetService:
 		if dump {
@@ -542,11 +561,11 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 		for _, la := range s.laddrs {
 			in := netlink.NewAttributeEncoder()
 			in.Bytes(laddrAddr, la)
-			in.Uint32(laddrPortConflict, 0)
+			in.Uint64(laddrPortConflict, 0)
 			in.Uint32(laddrConnCounts, 0)
 			nb, _ := in.Encode()
 			ae := netlink.NewAttributeEncoder()
-			ae.Bytes(attrLaddr, nb)
+			ae.Bytes(attrLaddr|unix.NLA_F_NESTED, nb) // nla_nest_start, as our module
 			out = append(out, genl(cmdNewLaddr, ae))
 		}
 		return out, 0
@@ -570,6 +589,57 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 		return nil, 0
 	}
 	return nil, unix.EOPNOTSUPP
+}
+
+// daemonListed is the IPVS_CMD_ATTR_DAEMON nest the kernel lists for a
+// daemon started with attributes da in state st, with the defaults it fills
+// in (ip_vs_sync.c): the group 224.0.0.81, port 8848, TTL 1, and a message
+// size for an interface MTU of 1500 (the fake has no interfaces), clamped
+// when given. A request without interface or sync ID, or with a group that
+// is not multicast, is EINVAL.
+func daemonListed(st uint32, da map[uint16][]byte) ([]byte, unix.Errno) {
+	if da[daemonMcastIfn] == nil || len(da[daemonSyncID]) != 4 {
+		return nil, unix.EINVAL
+	}
+	group, hlen := []byte{224, 0, 0, 81}, uint32(20+8)
+	groupAttr := uint16(daemonMcastGroup)
+	if g := da[daemonMcastGroup]; g != nil {
+		if len(g) != 4 || !netip.AddrFrom4([4]byte(g)).IsMulticast() {
+			return nil, unix.EINVAL
+		}
+		group = g
+	} else if g := da[daemonMcastGroup6]; g != nil {
+		if len(g) < 16 || !netip.AddrFrom16([16]byte(g[:16])).IsMulticast() {
+			return nil, unix.EINVAL
+		}
+		group, hlen, groupAttr = g[:16], 40+8, daemonMcastGroup6
+	}
+	minLen := uint32(1)
+	if st == 2 { // backup
+		minLen = 1024
+	}
+	maxLen := 1500 - hlen
+	if v := da[daemonSyncMaxLen]; len(v) == 2 && binary.NativeEndian.Uint16(v) != 0 {
+		maxLen = min(max(uint32(binary.NativeEndian.Uint16(v)), minLen), 65535-hlen)
+	}
+	port := uint16(8848)
+	if v := da[daemonMcastPort]; len(v) == 2 && binary.NativeEndian.Uint16(v) != 0 {
+		port = binary.NativeEndian.Uint16(v)
+	}
+	ttl := uint8(1)
+	if v := da[daemonMcastTTL]; len(v) == 1 && v[0] != 0 {
+		ttl = v[0]
+	}
+	ae := netlink.NewAttributeEncoder()
+	ae.Uint32(daemonState, st)
+	ae.String(daemonMcastIfn, cstring(da[daemonMcastIfn]))
+	ae.Bytes(daemonSyncID, da[daemonSyncID])
+	ae.Uint16(daemonSyncMaxLen, uint16(maxLen))
+	ae.Uint16(daemonMcastPort, port)
+	ae.Uint8(daemonMcastTTL, ttl)
+	ae.Bytes(groupAttr, group)
+	b, _ := ae.Encode()
+	return b, 0
 }
 
 // checkService checks the settings of a new service (cur nil) or of the
@@ -657,14 +727,16 @@ func (k *Kernel) serviceReply(s *service) []byte {
 	in.Bytes(svcFlags, binary.NativeEndian.AppendUint32(fb, ^uint32(0)))
 	in.Bytes(svcTimeout, s.attrs[svcTimeout])
 	in.Bytes(svcNetmask, s.attrs[svcNetmask])
-	in.Bytes(svcStats, zeroStats(false))
-	in.Bytes(svcStats64, zeroStats(true))
-	if e := s.attrs[svcEstTimeout]; e != nil && k.features.Has(ipvs.FeatureEstTimeout) {
+	// the extension's attributes, reported only when set, before the
+	// counters
+	if e := s.attrs[svcEstTimeout]; len(e) == 4 && binary.NativeEndian.Uint32(e) != 0 && k.features.Has(ipvs.FeatureEstTimeout) {
 		in.Bytes(svcEstTimeout, e)
 	}
 	if p := proxyProtocol(s.attrs); p != 0 {
-		in.Uint8(svcProxyProto, p) // reported only when on
+		in.Uint8(svcProxyProto, p)
 	}
+	in.Bytes(svcStats, zeroStats(false))
+	in.Bytes(svcStats64, zeroStats(true))
 	nb, _ := in.Encode()
 	ae := netlink.NewAttributeEncoder()
 	ae.Bytes(attrService, nb)
@@ -717,30 +789,25 @@ func serviceKeyNest(s *service) []byte {
 // it.
 func destNest(d *dest) []byte {
 	in := netlink.NewAttributeEncoder()
-	for _, t := range slices.Sorted(keys(d.attrs)) {
-		v := d.attrs[t]
-		if t == destAddr {
-			v = pad16(v)
+	// ip_vs_genl_fill_dest's attributes in its order, zero where not set
+	for _, a := range []struct{ typ, size uint16 }{
+		{destAddr, 16}, {destPort, 2}, {destFwdMethod, 4}, {destWeight, 4},
+		{destTunType, 1}, {destTunPort, 2}, {destTunFlags, 2}, {destUThresh, 4}, {destLThresh, 4},
+		{destActiveConns, 4}, {destInactConns, 4}, {destPersistConns, 4}, {destAddrFamily, 2},
+	} {
+		v := make([]byte, a.size)
+		if a.typ < destActiveConns || a.typ > destPersistConns {
+			copy(v, d.attrs[a.typ])
 		}
-		in.Bytes(t, v)
+		if a.typ == destFwdMethod {
+			binary.NativeEndian.PutUint32(v, binary.NativeEndian.Uint32(v)&fwdMask)
+		}
+		in.Bytes(a.typ, v)
 	}
-	in.Uint32(destActiveConns, 0)
-	in.Uint32(destInactConns, 0)
-	in.Uint32(destPersistConns, 0)
 	in.Bytes(destStats, zeroStats(false))
 	in.Bytes(destStats64, zeroStats(true))
 	nb, _ := in.Encode()
 	return nb
-}
-
-func keys(m map[uint16][]byte) iter.Seq[uint16] {
-	return func(yield func(uint16) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // zeroStats is an IPVS_*_ATTR_STATS(64) nest of zero counters.
