@@ -2,10 +2,22 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Package ipvstest is an in-memory IPVS for tests: a fake kernel that
-// speaks the IPVS generic netlink protocol (services, destinations, the
-// extension's local addresses, sync daemons, timeouts, info and feature
-// bits, zero and flush) behind mdlayher/netlink's Conn, so that an
-// *ipvs.Client on it runs the production encode, exchange and decode path.
+// speaks the IPVS generic netlink protocol behind mdlayher/netlink's Conn,
+// so that an *ipvs.Client on it runs the production encode, exchange and
+// decode path. It answers services, destinations, sync daemons, timeouts,
+// info and feature bits, zero and flush as the upstream module does, and
+// the extension's commands as our module does: local addresses,
+// IPVS_CMD_GET_TABLE (every service followed by its destinations, in one
+// dump) and IPVS_CMD_GET_CONN (the connections put in with
+// AddConnection).
+//
+// By default it is our module with every extension feature
+// (FeatureFullNAT, FeatureSynProxy, FeatureEstTimeout, FeatureTableDump,
+// FeatureProxyProtocol, FeatureSyncFullNAT, FeatureConnDump);
+// Options.Features narrows the set, and Options.Stock makes it the
+// upstream module. A command the kernel does not have (the extension's on
+// a stock kernel, GET_TABLE or GET_CONN without their feature) is
+// EOPNOTSUPP, as genetlink answers an unknown command.
 //
 // It answers the way the kernel does where a consumer can see it: the
 // errnos of ip_vs_ctl.c (EEXIST, ESRCH for a missing service, ENOENT for
@@ -14,9 +26,15 @@
 // PROXY protocol, EINVAL for a version it does not know), the extension's
 // service attributes ignored by a module without their feature, an update
 // without a PROXY protocol version keeping the service's, FlagHashed on
-// listed services, destinations newest first, dumps as multi-part messages
-// and acks with the request header only (NETLINK_CAP_ACK). It keeps no
-// connections and no traffic: counters are zero.
+// listed services, destinations newest first, sync daemons listed with
+// the kernel's defaults filled in, dumps as multi-part messages and acks
+// with the request header only (NETLINK_CAP_ACK). Its replies carry the
+// kernel's attributes in the kernel's order: the ipvs package's
+// TestFakeGolden compares them with the replies recorded from Linux 6.12
+// (testdata/ipvs/6.12 and 6.12-ours). It keeps no traffic: counters are
+// zero, and a dump is never interrupted (NLM_F_DUMP_INTR). Services are
+// listed in the order they were created (the kernel's is its hash
+// table's).
 //
 //	k := ipvstest.New(ipvstest.Options{})
 //	c, err := k.Client()
@@ -372,8 +390,9 @@ func (k *Kernel) ctrl(req netlink.Message) [][]netlink.Message {
 // do runs one IPVS command (k.mu held): the genetlink payloads of the
 // replies, or an errno.
 func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, unix.Errno) {
-	if k.opts.Stock && (cmd == cmdNewLaddr || cmd == cmdDelLaddr || cmd == cmdGetLaddr) {
-		return nil, unix.EOPNOTSUPP
+	if cmd < cmdNewService || cmd > cmdGetConn ||
+		k.opts.Stock && (cmd == cmdNewLaddr || cmd == cmdDelLaddr || cmd == cmdGetLaddr) {
+		return nil, unix.EOPNOTSUPP // a command the module does not have
 	}
 	switch cmd {
 	case cmdGetConn:

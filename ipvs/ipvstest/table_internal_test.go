@@ -107,6 +107,15 @@ func TestGetTableWire(t *testing.T) {
 			t.Errorf("%+v: GET_TABLE: %v, want EOPNOTSUPP", opts, err)
 		}
 	}
+	nc, err := k.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Execute(netlink.Message{Header: netlink.Header{Type: familyID, Flags: netlink.Request | netlink.Acknowledge},
+		Data: []byte{cmdGetConn + 1, 1, 0, 0}}); !errors.Is(err, unix.EOPNOTSUPP) {
+		t.Errorf("an unknown command: %v, want EOPNOTSUPP", err)
+	}
 	if msgs, err := getTable(t, New(Options{}), true); err != nil || len(msgs) != 0 {
 		t.Errorf("empty table: %d messages, %v", len(msgs), err)
 	}
