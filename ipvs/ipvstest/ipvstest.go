@@ -25,7 +25,8 @@
 // persistence engine) and of our module (EOPNOTSUPP where it refuses the
 // PROXY protocol, EINVAL for a version it does not know), the extension's
 // service attributes ignored by a module without their feature, an update
-// without a PROXY protocol version keeping the service's, FlagHashed on
+// without a PROXY protocol version or ESTABLISHED timeout keeping the
+// service's, an ESTABLISHED timeout above 31 days refused, FlagHashed on
 // listed services, destinations newest first, sync daemons listed with
 // the kernel's defaults filled in, dumps as multi-part messages and acks
 // with the request header only (NETLINK_CAP_ACK). Its replies carry the
@@ -146,6 +147,8 @@ const (
 	protoTCP = 6
 
 	ppMax = 2 // IPVS_SVC_ATTR_PROXY_PROTOCOL's policy: 0 off, 1 v1, 2 v2
+
+	estTimeoutMax = 31 * 24 * 3600 // IP_VS_FNAT_EST_TIMEOUT_MAX (HZ up to 800)
 )
 
 // Options configure a Kernel. The zero value is a kernel with the fullnat
@@ -491,6 +494,10 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 	} else if v, ok := svcAttrs[svcProxyProto]; ok && (len(v) != 1 || v[0] > ppMax) {
 		return nil, unix.EINVAL // the attribute's netlink policy
 	}
+	if v := svcAttrs[svcEstTimeout]; (cmd == cmdNewService || cmd == cmdSetService) && len(v) == 4 &&
+		binary.NativeEndian.Uint32(v) > estTimeoutMax {
+		return nil, unix.EINVAL
+	}
 	i := slices.IndexFunc(k.services, func(s *service) bool { return s.key == key })
 	if cmd == cmdNewService {
 		if i >= 0 {
@@ -513,9 +520,12 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 	case cmdGetService:
 		return [][]byte{k.serviceReply(s)}, 0
 	case cmdSetService:
-		if _, ok := svcAttrs[svcProxyProto]; !ok && s.attrs[svcProxyProto] != nil {
-			// absent: the edit keeps the service's version
-			svcAttrs[svcProxyProto] = s.attrs[svcProxyProto]
+		for _, a := range []uint16{svcProxyProto, svcEstTimeout} {
+			if _, ok := svcAttrs[a]; !ok && s.attrs[a] != nil {
+				// absent: the edit keeps the service's PROXY protocol
+				// version and ESTABLISHED timeout
+				svcAttrs[a] = s.attrs[a]
+			}
 		}
 		if errno := k.checkService(svcAttrs, s); errno != 0 {
 			return nil, errno
