@@ -27,8 +27,9 @@
 // service attributes ignored by a module without their feature, an update
 // without a PROXY protocol version or ESTABLISHED timeout keeping the
 // service's, an ESTABLISHED timeout above 31 days refused, FlagHashed on
-// listed services, destinations newest first, sync daemons listed with
-// the kernel's defaults filled in, dumps as multi-part messages and acks
+// listed services, destinations newest first, a destination of another
+// family than its service's for tunnels only and never beside a sync
+// daemon, sync daemons listed with the kernel's defaults filled in, dumps as multi-part messages and acks
 // with the request header only (NETLINK_CAP_ACK). Its replies carry the
 // kernel's attributes in the kernel's order: the ipvs package's
 // TestFakeGolden compares them with the replies recorded from Linux 6.12
@@ -141,6 +142,7 @@ const (
 
 	flagHashed = 0x0002
 
+	fwdTunnel  = 2
 	fwdFullNAT = 5
 	fwdMask    = 7 // IP_VS_CONN_F_FWD_MASK
 
@@ -450,12 +452,15 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 			delete(k.daemons, st)
 			return nil, 0
 		}
-		if running {
-			return nil, unix.EEXIST
-		}
 		listed, errno := daemonListed(st, da)
 		if errno != 0 {
 			return nil, errno
+		}
+		if k.mixedFamilyDests() {
+			return nil, unix.EINVAL // the sync protocol cannot carry them
+		}
+		if running {
+			return nil, unix.EEXIST
 		}
 		k.daemons[st] = listed
 		return nil, 0
@@ -562,6 +567,13 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 		if k.opts.Stock && len(da[destFwdMethod]) == 4 && binary.NativeEndian.Uint32(da[destFwdMethod])&7 > 4 {
 			return nil, unix.EINVAL
 		}
+		if af := destFamily(da, s.af); af != s.af && cmd != cmdDelDest {
+			// ip_vs_genl_set_cmd: another family than the service's only
+			// for tunnels, and not while a sync daemon runs
+			if len(k.daemons) > 0 || len(da[destFwdMethod]) != 4 || binary.NativeEndian.Uint32(da[destFwdMethod]) != fwdTunnel {
+				return nil, unix.EINVAL
+			}
+		}
 		if cmd != cmdDelDest && proxyProtocol(s.attrs) != 0 && !fullNAT(da) {
 			return nil, unix.EOPNOTSUPP // a PROXY protocol service takes FULLNAT real servers only
 		}
@@ -618,6 +630,28 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 		return nil, 0
 	}
 	return nil, unix.EOPNOTSUPP
+}
+
+// destFamily is the family of destination attributes da of a service of
+// family svcAF (the service's when the request has none).
+func destFamily(da map[uint16][]byte, svcAF uint16) uint16 {
+	if v := da[destAddrFamily]; len(v) == 2 && binary.NativeEndian.Uint16(v) != 0 {
+		return binary.NativeEndian.Uint16(v)
+	}
+	return svcAF
+}
+
+// mixedFamilyDests reports whether a service has a destination of another
+// family (k.mu held).
+func (k *Kernel) mixedFamilyDests() bool {
+	for _, s := range k.services {
+		for _, d := range s.dests {
+			if destFamily(d.attrs, s.af) != s.af {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // daemonListed is the IPVS_CMD_ATTR_DAEMON nest the kernel lists for a

@@ -102,3 +102,37 @@ func TestEstablishedTimeout(t *testing.T) {
 		t.Errorf("a timeout of 31 days: %v", err)
 	}
 }
+
+// TestMixedFamily: as ip_vs_ctl.c, a destination of another family than
+// its service's only tunnels, and the sync daemons and such destinations
+// exclude each other.
+func TestMixedFamily(t *testing.T) {
+	c := client(t, ipvstest.Options{})
+	ctx := t.Context()
+	svc := ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: 80}
+	if err := c.CreateService(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	nat6 := ipvs.Destination{Family: ipvs.INET6, Address: netip.MustParseAddr("2001:db8::1"), Port: 80, ForwardMethod: ipvs.Masquerade, Weight: 1}
+	tun6 := nat6
+	tun6.ForwardMethod = ipvs.Tunnel
+	d := ipvs.Daemon{State: ipvs.DaemonMaster, Interface: "sync0", SyncID: 1}
+	if err := c.CreateDestination(ctx, svc, nat6); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("an IPv6 NAT real server of an IPv4 service: %v, want EINVAL", err)
+	}
+	if err := c.CreateDestination(ctx, svc, tun6); err != nil {
+		t.Fatalf("an IPv6 tunnel real server of an IPv4 service: %v", err)
+	}
+	if err := c.StartDaemon(ctx, d); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("a sync daemon beside a mixed-family service: %v, want EINVAL", err)
+	}
+	if err := c.DeleteDestination(ctx, svc, tun6); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartDaemon(ctx, d); err != nil {
+		t.Fatalf("a sync daemon: %v", err)
+	}
+	if err := c.CreateDestination(ctx, svc, tun6); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("an IPv6 tunnel real server of an IPv4 service while a sync daemon runs: %v, want EINVAL", err)
+	}
+}
