@@ -35,8 +35,9 @@
 // TestFakeGolden compares them with the replies recorded from Linux 6.12
 // (testdata/ipvs/6.12 and 6.12-ours). It keeps no traffic: counters are
 // zero, and a dump is never interrupted (NLM_F_DUMP_INTR). Services are
-// listed in the order they were created (the kernel's is its hash
-// table's).
+// listed as the kernel walks its two tables, those with an address before
+// fwmark services, and each kind in the order created (the kernel's is
+// its hash table's).
 //
 //	k := ipvstest.New(ipvstest.Options{})
 //	c, err := k.Client()
@@ -467,7 +468,7 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 	case cmdGetService:
 		if dump {
 			var out [][]byte
-			for _, s := range k.services {
+			for s := range k.listed() {
 				out = append(out, k.serviceReply(s))
 			}
 			return out, 0
@@ -818,7 +819,7 @@ func (k *Kernel) getTable(dump bool) ([][]byte, unix.Errno) {
 		return nil, unix.EOPNOTSUPP
 	}
 	var out [][]byte
-	for _, s := range k.services {
+	for s := range k.listed() {
 		out = append(out, k.serviceReply(s))
 		key := serviceKeyNest(s)
 		for _, d := range s.dests {
@@ -829,6 +830,28 @@ func (k *Kernel) getTable(dump bool) ([][]byte, unix.Errno) {
 		}
 	}
 	return out, 0
+}
+
+// listed yields the services in the order the dumps list them (k.mu
+// held): as the kernel, which walks its table of address services before
+// its table of fwmark services, those with an address first, each kind in
+// the order created (the kernel's is its hash table's).
+func (k *Kernel) listed() iter.Seq[*service] {
+	return func(yield func(*service) bool) {
+		for _, fwmark := range []bool{false, true} {
+			for _, s := range k.services {
+				if isFWMark(s.attrs) == fwmark && !yield(s) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// isFWMark reports whether service attributes a name a fwmark service.
+func isFWMark(a map[uint16][]byte) bool {
+	m := a[svcFWMark]
+	return len(m) == 4 && binary.NativeEndian.Uint32(m) != 0
 }
 
 // serviceKeyNest is the key of s as the table dump puts it in a

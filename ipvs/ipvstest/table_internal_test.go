@@ -50,9 +50,9 @@ func TestGetTableWire(t *testing.T) {
 	b.CreateService(tcp)
 	b.CreateDestination(tcp, ipvs.Destination{Address: netip.MustParseAddr("198.51.100.1"), Port: 80, Weight: 1})
 	b.CreateDestination(tcp, ipvs.Destination{Address: netip.MustParseAddr("198.51.100.2"), Port: 80, Weight: 1})
-	b.CreateService(ipvs.Service{Protocol: ipvs.UDP, Address: netip.MustParseAddr("192.0.2.1"), Port: 53})
-	b.CreateService(fwm)
+	b.CreateService(fwm) // listed after the services with an address, as by the kernel
 	b.CreateDestination(fwm, ipvs.Destination{Address: netip.MustParseAddr("2001:db8::1"), Port: 0, Weight: 1})
+	b.CreateService(ipvs.Service{Protocol: ipvs.UDP, Address: netip.MustParseAddr("192.0.2.1"), Port: 53})
 	if err := c.Apply(ctx, &b); err != nil {
 		t.Fatal(err)
 	}

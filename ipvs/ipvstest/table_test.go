@@ -7,6 +7,7 @@ import (
 	"context"
 	"net/netip"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/fullnat/fullnat/ipvs"
@@ -81,7 +82,8 @@ func sameTable(a, b []ipvs.ServiceDestinations) bool {
 
 // TestServicesWithDestinations: the table in one listing (IPVS_CMD_GET_TABLE
 // when the fake reports FeatureTableDump, the per-service dumps otherwise)
-// is what Services and Destinations list, in the same order.
+// is what Services and Destinations list, in the same order, which is
+// the kernel's: services with an address before fwmark services.
 func TestServicesWithDestinations(t *testing.T) {
 	all := ipvs.FeatureFullNAT | ipvs.FeatureSynProxy | ipvs.FeatureEstTimeout | ipvs.FeatureProxyProtocol | ipvs.FeatureConnDump
 	for _, tc := range []struct {
@@ -122,9 +124,18 @@ func TestServicesWithDestinations(t *testing.T) {
 			if len(want) != len(tableServices) {
 				t.Fatalf("%d services listed, want %d", len(want), len(tableServices))
 			}
+			// each once, those with an address before the fwmark services
+			// (the kernel's two tables)
+			fwmark := false
 			for i, sd := range want {
-				if !tableServices[i].Service.Equal(sd.Service) || len(sd.Destinations) != len(tableServices[i].Destinations) {
-					t.Fatalf("listed %d: %+v, want %+v", i, sd, tableServices[i])
+				j := slices.IndexFunc(tableServices, func(c ipvs.ServiceDestinations) bool { return c.Service.SameKey(sd.Service) })
+				if j < 0 || !tableServices[j].Service.Equal(sd.Service) || len(sd.Destinations) != len(tableServices[j].Destinations) {
+					t.Fatalf("listed %d: %+v, not as created", i, sd)
+				}
+				if sd.Service.FWMark != 0 {
+					fwmark = true
+				} else if fwmark {
+					t.Errorf("listed %d: %v after a fwmark service", i, sd.Service)
 				}
 			}
 			got, err = c.ServicesWithDestinations(ctx)
