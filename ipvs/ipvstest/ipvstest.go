@@ -20,8 +20,8 @@
 // EOPNOTSUPP, as genetlink answers an unknown command.
 //
 // It answers the way the kernel does where a consumer can see it: the
-// errnos of ip_vs_ctl.c (EEXIST, ESRCH for a missing service, ENOENT for
-// a missing destination or local address and for an unknown scheduler or
+// errnos of ip_vs_ctl.c (EEXIST, ESRCH for a missing service, ENOENT for a
+// missing destination or local address and for an unknown scheduler or
 // persistence engine) and of our module (EOPNOTSUPP where it refuses the
 // PROXY protocol, EINVAL for a version it does not know), the extension's
 // service attributes ignored by a module without their feature, an update
@@ -29,15 +29,15 @@
 // service's, an ESTABLISHED timeout above 31 days refused, FlagHashed on
 // listed services, destinations newest first, a destination of another
 // family than its service's for tunnels only and never beside a sync
-// daemon, sync daemons listed with the kernel's defaults filled in, dumps as multi-part messages and acks
-// with the request header only (NETLINK_CAP_ACK). Its replies carry the
-// kernel's attributes in the kernel's order: the ipvs package's
-// TestFakeGolden compares them with the replies recorded from Linux 6.12
-// (testdata/ipvs/6.12 and 6.12-ours). It keeps no traffic: counters are
-// zero, and a dump is never interrupted (NLM_F_DUMP_INTR). Services are
-// listed as the kernel walks its two tables, those with an address before
-// fwmark services, and each kind in the order created (the kernel's is
-// its hash table's).
+// daemon, sync daemons listed with the kernel's defaults filled in, dumps
+// as multi-part messages and acks with the request header only
+// (NETLINK_CAP_ACK). Its replies carry the kernel's attributes in the
+// kernel's order: the ipvs package's TestFakeGolden compares them with the
+// replies recorded from Linux 6.12 (testdata/ipvs/6.12 and 6.12-ours). It
+// keeps no traffic: counters are zero, and a dump is never interrupted
+// (NLM_F_DUMP_INTR). Services are listed as the kernel walks its two
+// tables, those with an address before fwmark services, and each kind in
+// the order created (the kernel's is its hash table's).
 //
 //	k := ipvstest.New(ipvstest.Options{})
 //	c, err := k.Client()
