@@ -152,7 +152,7 @@ func (k *Kernel) getConns(attrs map[uint16][]byte) ([][]byte, unix.Errno) {
 		}
 		nb, _ := in.Encode()
 		ae := netlink.NewAttributeEncoder()
-		ae.Bytes(attrConn, nb)
+		ae.Bytes(attrConn|unix.NLA_F_NESTED, nb) // nla_nest_start, as our module
 		out = append(out, genl(cmdGetConn, ae))
 	}
 	return out, 0

@@ -2,21 +2,42 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Package ipvstest is an in-memory IPVS for tests: a fake kernel that
-// speaks the IPVS generic netlink protocol (services, destinations, the
-// extension's local addresses, sync daemons, timeouts, info and feature
-// bits, zero and flush) behind mdlayher/netlink's Conn, so that an
-// *ipvs.Client on it runs the production encode, exchange and decode path.
+// speaks the IPVS generic netlink protocol behind mdlayher/netlink's Conn,
+// so that an *ipvs.Client on it runs the production encode, exchange and
+// decode path. It answers services, destinations, sync daemons, timeouts,
+// info and feature bits, zero and flush as the upstream module does, and
+// the extension's commands as our module does: local addresses,
+// IPVS_CMD_GET_TABLE (every service followed by its destinations, in one
+// dump) and IPVS_CMD_GET_CONN (the connections put in with
+// AddConnection).
+//
+// By default it is our module with every extension feature
+// (FeatureFullNAT, FeatureSynProxy, FeatureEstTimeout, FeatureTableDump,
+// FeatureProxyProtocol, FeatureSyncFullNAT, FeatureConnDump);
+// Options.Features narrows the set, and Options.Stock makes it the
+// upstream module. A command the kernel does not have (the extension's on
+// a stock kernel, GET_TABLE or GET_CONN without their feature) is
+// EOPNOTSUPP, as genetlink answers an unknown command.
 //
 // It answers the way the kernel does where a consumer can see it: the
-// errnos of ip_vs_ctl.c (EEXIST, ESRCH for a missing service, ENOENT for
-// a missing destination or local address and for an unknown scheduler or
+// errnos of ip_vs_ctl.c (EEXIST, ESRCH for a missing service, ENOENT for a
+// missing destination or local address and for an unknown scheduler or
 // persistence engine) and of our module (EOPNOTSUPP where it refuses the
 // PROXY protocol, EINVAL for a version it does not know), the extension's
 // service attributes ignored by a module without their feature, an update
-// without a PROXY protocol version keeping the service's, FlagHashed on
-// listed services, destinations newest first, dumps as multi-part messages
-// and acks with the request header only (NETLINK_CAP_ACK). It keeps no
-// connections and no traffic: counters are zero.
+// without a PROXY protocol version or ESTABLISHED timeout keeping the
+// service's, an ESTABLISHED timeout above 31 days refused, FlagHashed on
+// listed services, destinations newest first, a destination of another
+// family than its service's for tunnels only and never beside a sync
+// daemon, sync daemons listed with the kernel's defaults filled in, dumps
+// as multi-part messages and acks with the request header only
+// (NETLINK_CAP_ACK). Its replies carry the kernel's attributes in the
+// kernel's order: the ipvs package's TestFakeGolden compares them with the
+// replies recorded from Linux 6.12 (testdata/ipvs/6.12 and 6.12-ours). It
+// keeps no traffic: counters are zero, and a dump is never interrupted
+// (NLM_F_DUMP_INTR). Services are listed as the kernel walks its two
+// tables, those with an address before fwmark services, and each kind in
+// the order created (the kernel's is its hash table's).
 //
 //	k := ipvstest.New(ipvstest.Options{})
 //	c, err := k.Client()
@@ -29,6 +50,7 @@ import (
 	"fmt"
 	"iter"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 
@@ -61,6 +83,7 @@ const (
 	cmdNewLaddr   = 18
 	cmdDelLaddr   = 19
 	cmdGetLaddr   = 20
+	cmdGetTable   = 21
 
 	attrService    = 1
 	attrDest       = 2
@@ -88,14 +111,27 @@ const (
 	destAddr         = 1
 	destPort         = 2
 	destFwdMethod    = 3
+	destWeight       = 4
+	destUThresh      = 5
+	destLThresh      = 6
 	destActiveConns  = 7
 	destInactConns   = 8
 	destPersistConns = 9
 	destStats        = 10
 	destAddrFamily   = 11
 	destStats64      = 12
+	destTunType      = 13
+	destTunPort      = 14
+	destTunFlags     = 15
 
-	daemonState = 1
+	daemonState       = 1
+	daemonMcastIfn    = 2
+	daemonSyncID      = 3
+	daemonSyncMaxLen  = 4
+	daemonMcastGroup  = 5
+	daemonMcastGroup6 = 6
+	daemonMcastPort   = 7
+	daemonMcastTTL    = 8
 
 	laddrAddr         = 1
 	laddrPortConflict = 2
@@ -107,11 +143,15 @@ const (
 
 	flagHashed = 0x0002
 
+	fwdTunnel  = 2
 	fwdFullNAT = 5
+	fwdMask    = 7 // IP_VS_CONN_F_FWD_MASK
 
 	protoTCP = 6
 
 	ppMax = 2 // IPVS_SVC_ATTR_PROXY_PROTOCOL's policy: 0 off, 1 v1, 2 v2
+
+	estTimeoutMax = 31 * 24 * 3600 // IP_VS_FNAT_EST_TIMEOUT_MAX (HZ up to 800)
 )
 
 // Options configure a Kernel. The zero value is a kernel with the fullnat
@@ -145,7 +185,7 @@ type Kernel struct {
 
 	mu       sync.Mutex
 	services []*service
-	daemons  map[uint32][]byte // state → attributes
+	daemons  map[uint32][]byte // state → the IPVS_CMD_ATTR_DAEMON nest listed
 	timeouts [3]uint32
 	conns    []ipvs.Connection
 }
@@ -170,7 +210,7 @@ func New(opts Options) *Kernel {
 		k.features = opts.Features
 		if k.features == 0 {
 			k.features = ipvs.FeatureFullNAT | ipvs.FeatureSynProxy | ipvs.FeatureEstTimeout | ipvs.FeatureProxyProtocol |
-				ipvs.FeatureConnDump
+				ipvs.FeatureConnDump | ipvs.FeatureTableDump | ipvs.FeatureSyncFullNAT
 		}
 	}
 	if k.opts.Schedulers == nil {
@@ -356,12 +396,15 @@ func (k *Kernel) ctrl(req netlink.Message) [][]netlink.Message {
 // do runs one IPVS command (k.mu held): the genetlink payloads of the
 // replies, or an errno.
 func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, unix.Errno) {
-	if k.opts.Stock && (cmd == cmdNewLaddr || cmd == cmdDelLaddr || cmd == cmdGetLaddr) {
-		return nil, unix.EOPNOTSUPP
+	if cmd < cmdNewService || cmd > cmdGetConn ||
+		k.opts.Stock && (cmd == cmdNewLaddr || cmd == cmdDelLaddr || cmd == cmdGetLaddr) {
+		return nil, unix.EOPNOTSUPP // a command the module does not have
 	}
 	switch cmd {
 	case cmdGetConn:
 		return k.getConns(attrs)
+	case cmdGetTable:
+		return k.getTable(dump)
 	case cmdGetInfo:
 		ae := netlink.NewAttributeEncoder()
 		ae.Uint32(infoVersion, k.opts.Version)
@@ -410,15 +453,22 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 			delete(k.daemons, st)
 			return nil, 0
 		}
+		listed, errno := daemonListed(st, da)
+		if errno != 0 {
+			return nil, errno
+		}
+		if k.mixedFamilyDests() {
+			return nil, unix.EINVAL // the sync protocol cannot carry them
+		}
 		if running {
 			return nil, unix.EEXIST
 		}
-		k.daemons[st] = attrs[attrDaemon]
+		k.daemons[st] = listed
 		return nil, 0
 	case cmdGetService:
 		if dump {
 			var out [][]byte
-			for _, s := range k.services {
+			for s := range k.listed() {
 				out = append(out, k.serviceReply(s))
 			}
 			return out, 0
@@ -450,6 +500,10 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 	} else if v, ok := svcAttrs[svcProxyProto]; ok && (len(v) != 1 || v[0] > ppMax) {
 		return nil, unix.EINVAL // the attribute's netlink policy
 	}
+	if v := svcAttrs[svcEstTimeout]; (cmd == cmdNewService || cmd == cmdSetService) && len(v) == 4 &&
+		binary.NativeEndian.Uint32(v) > estTimeoutMax {
+		return nil, unix.EINVAL
+	}
 	i := slices.IndexFunc(k.services, func(s *service) bool { return s.key == key })
 	if cmd == cmdNewService {
 		if i >= 0 {
@@ -472,9 +526,12 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 	case cmdGetService:
 		return [][]byte{k.serviceReply(s)}, 0
 	case cmdSetService:
-		if _, ok := svcAttrs[svcProxyProto]; !ok && s.attrs[svcProxyProto] != nil {
-			// absent: the edit keeps the service's version
-			svcAttrs[svcProxyProto] = s.attrs[svcProxyProto]
+		for _, a := range []uint16{svcProxyProto, svcEstTimeout} {
+			if _, ok := svcAttrs[a]; !ok && s.attrs[a] != nil {
+				// absent: the edit keeps the service's PROXY protocol
+				// version and ESTABLISHED timeout
+				svcAttrs[a] = s.attrs[a]
+			}
 		}
 		if errno := k.checkService(svcAttrs, s); errno != 0 {
 			return nil, errno
@@ -498,7 +555,9 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 	case cmdGetDest:
 		var out [][]byte
 		for _, d := range s.dests {
-			out = append(out, destReply(d))
+			ae := netlink.NewAttributeEncoder()
+			ae.Bytes(attrDest, destNest(d))
+			out = append(out, genl(cmdNewDest, ae))
 		}
 		return out, 0
 	case cmdNewDest, cmdSetDest, cmdDelDest:
@@ -508,6 +567,13 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 		}
 		if k.opts.Stock && len(da[destFwdMethod]) == 4 && binary.NativeEndian.Uint32(da[destFwdMethod])&7 > 4 {
 			return nil, unix.EINVAL
+		}
+		if af := destFamily(da, s.af); af != s.af && cmd != cmdDelDest {
+			// ip_vs_genl_set_cmd: another family than the service's only
+			// for tunnels, and not while a sync daemon runs
+			if len(k.daemons) > 0 || len(da[destFwdMethod]) != 4 || binary.NativeEndian.Uint32(da[destFwdMethod]) != fwdTunnel {
+				return nil, unix.EINVAL
+			}
 		}
 		if cmd != cmdDelDest && proxyProtocol(s.attrs) != 0 && !fullNAT(da) {
 			return nil, unix.EOPNOTSUPP // a PROXY protocol service takes FULLNAT real servers only
@@ -537,11 +603,11 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 		for _, la := range s.laddrs {
 			in := netlink.NewAttributeEncoder()
 			in.Bytes(laddrAddr, la)
-			in.Uint32(laddrPortConflict, 0)
+			in.Uint64(laddrPortConflict, 0)
 			in.Uint32(laddrConnCounts, 0)
 			nb, _ := in.Encode()
 			ae := netlink.NewAttributeEncoder()
-			ae.Bytes(attrLaddr, nb)
+			ae.Bytes(attrLaddr|unix.NLA_F_NESTED, nb) // nla_nest_start, as our module
 			out = append(out, genl(cmdNewLaddr, ae))
 		}
 		return out, 0
@@ -565,6 +631,79 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 		return nil, 0
 	}
 	return nil, unix.EOPNOTSUPP
+}
+
+// destFamily is the family of destination attributes da of a service of
+// family svcAF (the service's when the request has none).
+func destFamily(da map[uint16][]byte, svcAF uint16) uint16 {
+	if v := da[destAddrFamily]; len(v) == 2 && binary.NativeEndian.Uint16(v) != 0 {
+		return binary.NativeEndian.Uint16(v)
+	}
+	return svcAF
+}
+
+// mixedFamilyDests reports whether a service has a destination of another
+// family (k.mu held).
+func (k *Kernel) mixedFamilyDests() bool {
+	for _, s := range k.services {
+		for _, d := range s.dests {
+			if destFamily(d.attrs, s.af) != s.af {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// daemonListed is the IPVS_CMD_ATTR_DAEMON nest the kernel lists for a
+// daemon started with attributes da in state st, with the defaults it fills
+// in (ip_vs_sync.c): the group 224.0.0.81, port 8848, TTL 1, and a message
+// size for an interface MTU of 1500 (the fake has no interfaces), clamped
+// when given. A request without interface or sync ID, or with a group that
+// is not multicast, is EINVAL.
+func daemonListed(st uint32, da map[uint16][]byte) ([]byte, unix.Errno) {
+	if da[daemonMcastIfn] == nil || len(da[daemonSyncID]) != 4 {
+		return nil, unix.EINVAL
+	}
+	group, hlen := []byte{224, 0, 0, 81}, uint32(20+8)
+	groupAttr := uint16(daemonMcastGroup)
+	if g := da[daemonMcastGroup]; g != nil {
+		if len(g) != 4 || !netip.AddrFrom4([4]byte(g)).IsMulticast() {
+			return nil, unix.EINVAL
+		}
+		group = g
+	} else if g := da[daemonMcastGroup6]; g != nil {
+		if len(g) < 16 || !netip.AddrFrom16([16]byte(g[:16])).IsMulticast() {
+			return nil, unix.EINVAL
+		}
+		group, hlen, groupAttr = g[:16], 40+8, daemonMcastGroup6
+	}
+	minLen := uint32(1)
+	if st == 2 { // backup
+		minLen = 1024
+	}
+	maxLen := 1500 - hlen
+	if v := da[daemonSyncMaxLen]; len(v) == 2 && binary.NativeEndian.Uint16(v) != 0 {
+		maxLen = min(max(uint32(binary.NativeEndian.Uint16(v)), minLen), 65535-hlen)
+	}
+	port := uint16(8848)
+	if v := da[daemonMcastPort]; len(v) == 2 && binary.NativeEndian.Uint16(v) != 0 {
+		port = binary.NativeEndian.Uint16(v)
+	}
+	ttl := uint8(1)
+	if v := da[daemonMcastTTL]; len(v) == 1 && v[0] != 0 {
+		ttl = v[0]
+	}
+	ae := netlink.NewAttributeEncoder()
+	ae.Uint32(daemonState, st)
+	ae.String(daemonMcastIfn, cstring(da[daemonMcastIfn]))
+	ae.Bytes(daemonSyncID, da[daemonSyncID])
+	ae.Uint16(daemonSyncMaxLen, uint16(maxLen))
+	ae.Uint16(daemonMcastPort, port)
+	ae.Uint8(daemonMcastTTL, ttl)
+	ae.Bytes(groupAttr, group)
+	b, _ := ae.Encode()
+	return b, 0
 }
 
 // checkService checks the settings of a new service (cur nil) or of the
@@ -652,49 +791,109 @@ func (k *Kernel) serviceReply(s *service) []byte {
 	in.Bytes(svcFlags, binary.NativeEndian.AppendUint32(fb, ^uint32(0)))
 	in.Bytes(svcTimeout, s.attrs[svcTimeout])
 	in.Bytes(svcNetmask, s.attrs[svcNetmask])
-	in.Bytes(svcStats, zeroStats(false))
-	in.Bytes(svcStats64, zeroStats(true))
-	if e := s.attrs[svcEstTimeout]; e != nil && k.features.Has(ipvs.FeatureEstTimeout) {
+	// the extension's attributes, reported only when set, before the
+	// counters
+	if e := s.attrs[svcEstTimeout]; len(e) == 4 && binary.NativeEndian.Uint32(e) != 0 && k.features.Has(ipvs.FeatureEstTimeout) {
 		in.Bytes(svcEstTimeout, e)
 	}
 	if p := proxyProtocol(s.attrs); p != 0 {
-		in.Uint8(svcProxyProto, p) // reported only when on
+		in.Uint8(svcProxyProto, p)
 	}
+	in.Bytes(svcStats, zeroStats(false))
+	in.Bytes(svcStats64, zeroStats(true))
 	nb, _ := in.Encode()
 	ae := netlink.NewAttributeEncoder()
 	ae.Bytes(attrService, nb)
 	return genl(cmdNewService, ae)
 }
 
-// destReply is a destination as the kernel lists it.
-func destReply(d *dest) []byte {
-	in := netlink.NewAttributeEncoder()
-	for _, t := range slices.Sorted(keys(d.attrs)) {
-		v := d.attrs[t]
-		if t == destAddr {
-			v = pad16(v)
-		}
-		in.Bytes(t, v)
+// getTable answers the extension's IPVS_CMD_GET_TABLE (k.mu held): each
+// service as GET_SERVICE dumps it, followed by its destinations as
+// GET_DEST dumps them, each with its service's key in IPVS_CMD_ATTR_SERVICE.
+// A kernel without FeatureTableDump does not know the command, and the
+// command has no answer but a dump: both are EOPNOTSUPP from genetlink.
+// The whole dump is made under the lock, so it is never interrupted
+// (NLM_F_DUMP_INTR).
+func (k *Kernel) getTable(dump bool) ([][]byte, unix.Errno) {
+	if !k.features.Has(ipvs.FeatureTableDump) || !dump {
+		return nil, unix.EOPNOTSUPP
 	}
-	in.Uint32(destActiveConns, 0)
-	in.Uint32(destInactConns, 0)
-	in.Uint32(destPersistConns, 0)
-	in.Bytes(destStats, zeroStats(false))
-	in.Bytes(destStats64, zeroStats(true))
-	nb, _ := in.Encode()
-	ae := netlink.NewAttributeEncoder()
-	ae.Bytes(attrDest, nb)
-	return genl(cmdNewDest, ae)
+	var out [][]byte
+	for s := range k.listed() {
+		out = append(out, k.serviceReply(s))
+		key := serviceKeyNest(s)
+		for _, d := range s.dests {
+			ae := netlink.NewAttributeEncoder()
+			ae.Bytes(attrService, key)
+			ae.Bytes(attrDest, destNest(d))
+			out = append(out, genl(cmdNewDest, ae))
+		}
+	}
+	return out, 0
 }
 
-func keys(m map[uint16][]byte) iter.Seq[uint16] {
-	return func(yield func(uint16) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
+// listed yields the services in the order the dumps list them (k.mu
+// held): as the kernel, which walks its table of address services before
+// its table of fwmark services, those with an address first, each kind in
+// the order created (the kernel's is its hash table's).
+func (k *Kernel) listed() iter.Seq[*service] {
+	return func(yield func(*service) bool) {
+		for _, fwmark := range []bool{false, true} {
+			for _, s := range k.services {
+				if isFWMark(s.attrs) == fwmark && !yield(s) {
+					return
+				}
 			}
 		}
 	}
+}
+
+// isFWMark reports whether service attributes a name a fwmark service.
+func isFWMark(a map[uint16][]byte) bool {
+	m := a[svcFWMark]
+	return len(m) == 4 && binary.NativeEndian.Uint32(m) != 0
+}
+
+// serviceKeyNest is the key of s as the table dump puts it in a
+// destination's message: family, then the firewall mark or protocol,
+// address and port.
+func serviceKeyNest(s *service) []byte {
+	in := netlink.NewAttributeEncoder()
+	in.Bytes(svcAF, s.attrs[svcAF])
+	if m := s.attrs[svcFWMark]; len(m) == 4 && binary.NativeEndian.Uint32(m) != 0 {
+		in.Bytes(svcFWMark, m)
+	} else {
+		in.Bytes(svcProtocol, s.attrs[svcProtocol])
+		in.Bytes(svcAddr, pad16(s.attrs[svcAddr]))
+		in.Bytes(svcPort, s.attrs[svcPort])
+	}
+	b, _ := in.Encode()
+	return b
+}
+
+// destNest is a destination's IPVS_CMD_ATTR_DEST nest as the kernel lists
+// it.
+func destNest(d *dest) []byte {
+	in := netlink.NewAttributeEncoder()
+	// ip_vs_genl_fill_dest's attributes in its order, zero where not set
+	for _, a := range []struct{ typ, size uint16 }{
+		{destAddr, 16}, {destPort, 2}, {destFwdMethod, 4}, {destWeight, 4},
+		{destTunType, 1}, {destTunPort, 2}, {destTunFlags, 2}, {destUThresh, 4}, {destLThresh, 4},
+		{destActiveConns, 4}, {destInactConns, 4}, {destPersistConns, 4}, {destAddrFamily, 2},
+	} {
+		v := make([]byte, a.size)
+		if a.typ < destActiveConns || a.typ > destPersistConns {
+			copy(v, d.attrs[a.typ])
+		}
+		if a.typ == destFwdMethod {
+			binary.NativeEndian.PutUint32(v, binary.NativeEndian.Uint32(v)&fwdMask)
+		}
+		in.Bytes(a.typ, v)
+	}
+	in.Bytes(destStats, zeroStats(false))
+	in.Bytes(destStats64, zeroStats(true))
+	nb, _ := in.Encode()
+	return nb
 }
 
 // zeroStats is an IPVS_*_ATTR_STATS(64) nest of zero counters.
