@@ -16,7 +16,7 @@ import (
 	"github.com/fullnat/fullnat/internal/vmnet"
 )
 
-// TestVMConnectionsChurn dumps the connection table over and over while a flood creates
+// TestVMConnectionsChurn dumps the connection table over and over for 8 s while a flood creates
 // connections and a 2-second timeout expires them: the kernel's walk (ip_vs_conn_walk, resumed
 // part by part) meets entries added and freed under it, which the sanitizer kernel watches.
 // Every listed entry must be one the flood made; a dump may end interrupted (a resized table on
@@ -72,7 +72,7 @@ func TestVMConnectionsChurn(t *testing.T) {
 			}
 		}
 	}()
-	deadline := time.Now().Add(12 * time.Second)
+	deadline := time.Now().Add(8 * time.Second)
 	dumps, most, interrupted := 0, 0, 0
 	for time.Now().Before(deadline) {
 		n := 0
