@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 #   make demo   install what is needed, build everything, boot a 6.1 VM and show a virtual service at work
-#   make test   the whole suite: Go checks and unit tests, a short fuzz run, the modules, the VM tests on 6.1 and 6.12,
+#   make test   the whole suite: Go checks and unit tests (with -race), a short fuzz run, the modules, the VM tests on 6.1 and 6.12,
 #               and the demo checked for what it shows
 #   make bench  the benchmarks (control plane against C ipvsadm, data path against stock IPVS) on 6.1 and 6.12;
 #               they print ratios and are not part of `make test`
@@ -34,7 +34,7 @@ else
 MODSETS ?= stock
 endif
 
-.PHONY: all bench checkpatch kmod-modlist kmod-pointreleases deb test-packages demo demo-cluster demo-check test test-7 test-debug debug-kernel kmod-debug fetch build kmod keepalived check unit fuzz vmtest clean
+.PHONY: all bench checkpatch kmod-modlist kmod-pointreleases deb test-packages demo demo-cluster demo-check test test-7 test-debug debug-kernel kmod-debug fetch build kmod keepalived check unit race fuzz vmtest clean
 
 all: build
 
@@ -68,6 +68,11 @@ check:
 unit:
 	$(GO) test -count=1 ./...
 
+# The unit tests under the race detector, which needs cgo (for this target only: the binaries
+# the VM runs stay static). `make test` runs these instead of `unit`.
+race:
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
 # Every FuzzXxx target for $(FUZZTIME) inputs, on top of its seed corpus (which `unit` already runs).
 fuzz:
 	@set -e; for f in $$(git grep -l '^func Fuzz' -- '*_test.go'); do \
@@ -81,7 +86,7 @@ fuzz:
 vmtest: fetch kmod keepalived
 	rig/vmtest.sh --kernels "$(KERNELS)" --modules "$(MODSETS)"
 
-test: fetch check unit fuzz kmod keepalived checkpatch vmtest demo-check
+test: fetch check race fuzz kmod keepalived checkpatch vmtest demo-check
 
 # The benchmarks (vmtest.conf lane=bench): the control plane against Debian's C ipvsadm
 # (ipvs/internal/bench) and the data path, stock NAT against our NAT and FULLNAT (test/dataplane),

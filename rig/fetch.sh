@@ -22,7 +22,7 @@ mkdir -p "$RIG_CACHE/debs" "$RIG_CACHE/kernels"
 log() { echo "rig/fetch: $*" >&2; }
 
 host_pkgs=(qemu-system-x86 busybox-static cpio kmod iproute2 xz-utils zstd ipvsadm keepalived ethtool iptables nginx haproxy frr
-	gcc make bc libelf-dev flex bison patch git perl)
+	gcc libc6-dev make bc libelf-dev flex bison patch git perl)
 
 need_install=()
 for p in "${host_pkgs[@]}"; do

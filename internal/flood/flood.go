@@ -87,12 +87,11 @@ func Run(c Config) (Result, error) {
 	}
 	target := netip.AddrPortFrom(c.Target.Addr().Unmap(), c.Target.Port())
 	af := unix.AF_INET
-	var to unix.Sockaddr
+	// one Sockaddr per sender: Sendto writes into it
+	sockaddr := func() unix.Sockaddr { return &unix.SockaddrInet4{Addr: target.Addr().As4()} }
 	if target.Addr().Is6() {
 		af = unix.AF_INET6
-		to = &unix.SockaddrInet6{Addr: target.Addr().As16()}
-	} else {
-		to = &unix.SockaddrInet4{Addr: target.Addr().As4()}
+		sockaddr = func() unix.Sockaddr { return &unix.SockaddrInet6{Addr: target.Addr().As16()} }
 	}
 	// Every socket before any sender: the caller may be on a thread switched into another
 	// namespace only for the duration of this call.
@@ -134,7 +133,7 @@ func Run(c Config) (Result, error) {
 					return
 				}
 			}
-			errs[w] = send(fds[w], to, target, c.Flags, first, n, deadline, &sent)
+			errs[w] = send(fds[w], sockaddr(), target, c.Flags, first, n, deadline, &sent)
 		}(w)
 	}
 	wg.Wait()
