@@ -52,8 +52,9 @@ func exchange(nc *netlink.Conn, family uint16, flags netlink.HeaderFlags, msg []
 
 // exchangeFunc is exchange handing each reply to fn as it is read,
 // without keeping it: m.data is valid only during the call. When fn
-// returns false the exchange ends at once with errStopped, the rest of
-// the replies unread (the caller must drop the socket).
+// returns false the exchange ends at once with errStopped and nc is
+// closed: netlink.Conn would otherwise read the rest of a multi-part dump
+// to its end before returning (a million entries to throw away).
 func exchangeFunc(nc *netlink.Conn, family uint16, flags netlink.HeaderFlags, msg []byte, fn func(m genlMsg) bool) error {
 	sent, err := nc.Send(netlink.Message{
 		Header: netlink.Header{Type: netlink.HeaderType(family), Flags: netlink.Request | flags},
@@ -90,6 +91,7 @@ func exchangeFunc(nc *netlink.Conn, family uint16, flags netlink.HeaderFlags, ms
 			}
 			if m.Header.Type == netlink.HeaderType(family) && len(m.Data) >= 4 {
 				if !fn(genlMsg{cmd: m.Data[0], data: m.Data[4:]}) {
+					_ = nc.Close() // ends the drain that follows the loop's end
 					return errStopped
 				}
 			}
