@@ -465,6 +465,11 @@ func unprivilegedChild() int {
 	check("Info", err)
 	check("CreateService", c.CreateService(context.Background(), vmSvcs[1]))
 	check("Flush", c.Flush(context.Background()))
+	var last error = errors.New("no error and no entry")
+	for _, err := range c.Connections(context.Background()) {
+		last = err
+	}
+	check("Connections", last)
 	if fails > 0 {
 		return 1
 	}
