@@ -1022,4 +1022,4 @@ module_exit(toa_exit);
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("TCP Option Address: FULLNAT client for getpeername() and accept()");
 MODULE_AUTHOR("fullnat project");
-MODULE_VERSION("0.2");
+MODULE_VERSION("0.3");
