@@ -96,16 +96,7 @@ func (s *stallSocket) SendMessages(ms []netlink.Message) error {
 	return nil
 }
 
-func (s *stallSocket) Receive() ([]netlink.Message, error) {
-	var out []netlink.Message
-	for m, err := range s.ReceiveIter() {
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
+func (s *stallSocket) Receive() ([]netlink.Message, error) { return receiveAll(s.ReceiveIter()) }
 
 func (s *stallSocket) ReceiveIter() iter.Seq2[netlink.Message, error] {
 	return func(yield func(netlink.Message, error) bool) {

@@ -318,16 +318,7 @@ func (s *batchSocket) SendMessages(ms []netlink.Message) error {
 	return nil
 }
 
-func (s *batchSocket) Receive() ([]netlink.Message, error) {
-	var out []netlink.Message
-	for m, err := range s.ReceiveIter() {
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
+func (s *batchSocket) Receive() ([]netlink.Message, error) { return receiveAll(s.ReceiveIter()) }
 
 func (s *batchSocket) ReceiveIter() iter.Seq2[netlink.Message, error] {
 	return func(yield func(netlink.Message, error) bool) {
@@ -347,4 +338,16 @@ func (s *batchSocket) ReceiveIter() iter.Seq2[netlink.Message, error] {
 			}
 		}
 	}
+}
+
+// receiveAll is a fake socket's Receive: one datagram's messages.
+func receiveAll(seq iter.Seq2[netlink.Message, error]) ([]netlink.Message, error) {
+	var out []netlink.Message
+	for m, err := range seq {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }

@@ -25,16 +25,7 @@ type dumpSocket struct {
 func (s *dumpSocket) Close() error                            { s.mu.Lock(); s.closed = true; s.mu.Unlock(); return nil }
 func (s *dumpSocket) Send(m netlink.Message) error            { s.seq = m.Header.Sequence; return nil }
 func (s *dumpSocket) SendMessages(ms []netlink.Message) error { return s.Send(ms[len(ms)-1]) }
-func (s *dumpSocket) Receive() ([]netlink.Message, error) {
-	var out []netlink.Message
-	for m, err := range s.ReceiveIter() {
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
+func (s *dumpSocket) Receive() ([]netlink.Message, error)     { return receiveAll(s.ReceiveIter()) }
 
 func (s *dumpSocket) ReceiveIter() iter.Seq2[netlink.Message, error] {
 	return func(yield func(netlink.Message, error) bool) {

@@ -768,9 +768,9 @@ func serviceKey(a map[uint16][]byte) (string, uint16, unix.Errno) {
 	return fmt.Sprintf("%d/%d/%x/%x", af, binary.NativeEndian.Uint16(a[svcProtocol]), pad16(a[svcAddr]), a[svcPort]), af, 0
 }
 
-// serviceReply is a service as the kernel lists it.
-func (k *Kernel) serviceReply(s *service) []byte {
-	in := netlink.NewAttributeEncoder()
+// putServiceKey encodes a service's key as the kernel does: the family,
+// then the firewall mark or the protocol, address and port.
+func putServiceKey(in *netlink.AttributeEncoder, s *service) {
 	in.Bytes(svcAF, s.attrs[svcAF])
 	if m := s.attrs[svcFWMark]; len(m) == 4 && binary.NativeEndian.Uint32(m) != 0 {
 		in.Bytes(svcFWMark, m)
@@ -779,6 +779,12 @@ func (k *Kernel) serviceReply(s *service) []byte {
 		in.Bytes(svcAddr, pad16(s.attrs[svcAddr]))
 		in.Bytes(svcPort, s.attrs[svcPort])
 	}
+}
+
+// serviceReply is a service as the kernel lists it.
+func (k *Kernel) serviceReply(s *service) []byte {
+	in := netlink.NewAttributeEncoder()
+	putServiceKey(in, s)
 	in.Bytes(svcSchedName, s.attrs[svcSchedName])
 	if pe := s.attrs[svcPEName]; pe != nil {
 		in.Bytes(svcPEName, pe)
@@ -859,14 +865,7 @@ func isFWMark(a map[uint16][]byte) bool {
 // address and port.
 func serviceKeyNest(s *service) []byte {
 	in := netlink.NewAttributeEncoder()
-	in.Bytes(svcAF, s.attrs[svcAF])
-	if m := s.attrs[svcFWMark]; len(m) == 4 && binary.NativeEndian.Uint32(m) != 0 {
-		in.Bytes(svcFWMark, m)
-	} else {
-		in.Bytes(svcProtocol, s.attrs[svcProtocol])
-		in.Bytes(svcAddr, pad16(s.attrs[svcAddr]))
-		in.Bytes(svcPort, s.attrs[svcPort])
-	}
+	putServiceKey(in, s)
 	b, _ := in.Encode()
 	return b
 }
