@@ -92,11 +92,7 @@ func (k *Kernel) getConns(attrs map[uint16][]byte) ([][]byte, unix.Errno) {
 	}
 	want := ""
 	if sa, ok := attrs[attrService]; ok {
-		svcAttrs, err := parse(sa)
-		if err != nil {
-			return nil, unix.EINVAL
-		}
-		key, _, errno := serviceKey(svcAttrs)
+		_, key, _, errno := requestService(sa)
 		if errno != 0 {
 			return nil, errno
 		}

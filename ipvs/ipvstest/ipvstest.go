@@ -483,11 +483,7 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 		}
 		return nil, unix.EINVAL
 	}
-	svcAttrs, err := parse(sa)
-	if err != nil {
-		return nil, unix.EINVAL
-	}
-	key, af, errno := serviceKey(svcAttrs)
+	svcAttrs, key, af, errno := requestService(sa)
 	if errno != 0 {
 		return nil, errno
 	}
@@ -751,6 +747,17 @@ func fullNAT(da map[uint16][]byte) bool {
 
 // serviceKey identifies a service: family and fwmark, or family,
 // protocol, address and port.
+// requestService parses a request's IPVS_CMD_ATTR_SERVICE nest: its
+// attributes, key and family.
+func requestService(nest []byte) (map[uint16][]byte, string, uint16, unix.Errno) {
+	a, err := parse(nest)
+	if err != nil {
+		return nil, "", 0, unix.EINVAL
+	}
+	key, af, errno := serviceKey(a)
+	return a, key, af, errno
+}
+
 func serviceKey(a map[uint16][]byte) (string, uint16, unix.Errno) {
 	if len(a[svcAF]) != 2 {
 		return "", 0, unix.EINVAL
