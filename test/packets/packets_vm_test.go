@@ -8,10 +8,12 @@ package packets
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +83,14 @@ func run(t *testing.T, steps []step) {
 	}
 	nodes := map[string]vmnet.NS{"client": tp.Client, "director": d, "rs1": tp.Servers[0]}
 	caps := map[string]*vmnet.Capture{"client": vmnet.OpenCapture(t, tp.Client, "eth0"), "rs1": vmnet.OpenCapture(t, tp.Servers[0], "eth0")}
+	streams := map[string]*stream{}
+	streamOf := func(s step) *stream {
+		key := s.node + " " + s.dir
+		if streams[key] == nil {
+			streams[key] = &stream{c: caps[s.node], out: s.dir == "out"}
+		}
+		return streams[key]
+	}
 	vars := pktfix.Vars{}
 	for _, s := range steps {
 		ns := nodes[s.node]
@@ -100,15 +110,14 @@ func run(t *testing.T, steps []step) {
 				t.Fatalf("%s: send: %v", s.where, err)
 			}
 		case "expect":
-			p, err := next(caps[s.node], s.dir, expectWait)
-			if err != nil {
-				t.Fatalf("%s: expect %s %s: %v\n  want: %s", s.where, s.node, s.dir, err, s.arg)
-			}
-			if err := s.packet.Match(p, vars); err != nil {
+			if err := streamOf(s).expect(s.packet, vars, expectWait); err != nil {
 				t.Fatalf("%s: expect %s %s: %v", s.where, s.node, s.dir, err)
 			}
 		case "quiet":
 			// Any IP packet breaks the silence, whether the language describes it or not.
+			if p := streamOf(s).pending; len(p) > 0 {
+				t.Fatalf("%s: quiet %s %s: got %s earlier, which no step expected", s.where, s.node, s.dir, pktfix.Format(p[0]))
+			}
 			if p, err := next(caps[s.node], s.dir, s.dur); err == nil {
 				t.Fatalf("%s: quiet %s %s: got %s", s.where, s.node, s.dir, pktfix.Format(p))
 			} else if !errors.Is(err, errNone) {
@@ -118,6 +127,73 @@ func run(t *testing.T, steps []step) {
 			time.Sleep(s.dur)
 		}
 	}
+	for key, st := range streams {
+		if len(st.pending) > 0 {
+			t.Errorf("%s: got %s, which no step expected", key, pktfix.Format(st.pending[0]))
+		}
+	}
+}
+
+// A stream is what one node receives or sends, as the expect steps consume it. Two packets
+// the director forwards may leave it in either order: with two CPUs, a real server's ACK (sent
+// from the softirq that took the data) and its answer (sent by the program) enter the director
+// on different CPUs' backlogs. So an expect step takes the first packet that matches, among
+// those read earlier and not yet expected and those that come within its wait; the others
+// wait for a later step. A packet that no step expects still fails the fixture: at the next
+// quiet step of its stream, or at the end.
+type stream struct {
+	c       *vmnet.Capture
+	out     bool
+	pending []pktfix.Packet
+}
+
+// expect finds the packet that t describes, binding t's variables in vars only when it matches.
+func (s *stream) expect(t *pktfix.Template, vars pktfix.Vars, wait time.Duration) error {
+	try := func(p pktfix.Packet) error {
+		v := maps.Clone(vars)
+		if err := t.Match(p, v); err != nil {
+			return err
+		}
+		maps.Copy(vars, v)
+		return nil
+	}
+	var first error
+	for i, p := range s.pending {
+		err := try(p)
+		if err == nil {
+			s.pending = slices.Delete(s.pending, i, i+1)
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		p, err := next(s.c, s.dir(), time.Until(deadline))
+		if errors.Is(err, errNone) {
+			if first != nil {
+				return first
+			}
+			return fmt.Errorf("%w\n  want: %s", err, t)
+		}
+		if err != nil {
+			return err
+		}
+		if err := try(p); err == nil {
+			return nil
+		} else if first == nil {
+			first = err
+		}
+		s.pending = append(s.pending, p)
+	}
+}
+
+func (s *stream) dir() string {
+	if s.out {
+		return "out"
+	}
+	return "in"
 }
 
 // sendRaw sends p from namespace ns on a raw socket that takes the whole IP packet.
