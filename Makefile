@@ -11,7 +11,8 @@
 #   make kmod-pointreleases  does patches/<line>/series apply to every linux-source-<line> the mirror lists?
 #               (kmod/scripts/pointreleases.sh; downloads, no VM; not part of `make test`)
 #   make deb    Debian packages into out/deb/ (pkg/deb.sh); make test-packages installs them in Debian 12 and 13
-#               rootfses and boots them (pkg/test-packages.sh; not part of `make test`)
+#               rootfses and boots them (pkg/test-packages.sh; not part of `make test`); make test-takeover
+#               installs fullnat-ipvsadm over Debian 12's and 13's ipvsadm in chroots (part of `make test`)
 #   make test-debug  the sanitizer lane: Debian's 6.12 built with KASAN, KFENCE, lockdep, UBSAN (rig/debug-kernel.sh,
 #               cached), our modules built for it with W=1, and the kernel-side suites run on it
 #
@@ -34,7 +35,7 @@ else
 MODSETS ?= stock
 endif
 
-.PHONY: all bench checkpatch kmod-modlist kmod-pointreleases deb test-packages demo demo-cluster demo-check test test-7 test-debug debug-kernel kmod-debug fetch build kmod keepalived check unit race fuzz vmtest clean
+.PHONY: all bench checkpatch kmod-modlist kmod-pointreleases deb test-packages test-takeover demo demo-cluster demo-check test test-7 test-debug debug-kernel kmod-debug fetch build kmod keepalived check unit race fuzz vmtest clean
 
 all: build
 
@@ -86,7 +87,7 @@ fuzz:
 vmtest: fetch kmod keepalived
 	rig/vmtest.sh --kernels "$(KERNELS)" --modules "$(MODSETS)"
 
-test: fetch check race fuzz kmod keepalived checkpatch vmtest demo-check
+test: fetch check race fuzz kmod keepalived checkpatch test-takeover vmtest demo-check
 
 # The benchmarks (vmtest.conf lane=bench): the control plane against Debian's C ipvsadm
 # (ipvs/internal/bench) and the data path, stock NAT against our NAT and FULLNAT (test/dataplane),
@@ -144,6 +145,12 @@ deb:
 # PKGTEST_SUITES=trixie: Debian 13, its 6.12 kernel, then trixie-backports' 7.3. Not part of `make test`
 # (about 12 minutes per suite).
 PKGTEST_SUITES ?= bookworm trixie
+
+# fullnat-ipvsadm over Debian 12's and 13's own ipvsadm, with dpkg -i and apt, and an upgrade from
+# the /sbin layout: no file lost on a merged /usr (pkg/test-takeover.sh; chroots, no VM; part of
+# `make test`, about 4 minutes the first time).
+test-takeover:
+	pkg/test-takeover.sh
 
 test-packages: fetch
 	@for s in $(PKGTEST_SUITES); do pkg/test-packages.sh $$s || exit 1; done

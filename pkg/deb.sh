@@ -5,7 +5,7 @@
 # debhelper, dh-dkms) from the repository's tracked files as they are in the work tree:
 #   fullnat-ipvs-dkms   kmod/ and patches/ under /usr/src/fullnat-ipvs-<version>, dkms.conf
 #   toa-dkms            kmod/toa under /usr/src/toa-<version>, /usr/lib/modules-load.d/toa.conf
-#   fullnat-ipvsadm     cmd/ipvsadm as /sbin/ipvsadm (replaces Debian's ipvsadm), ipvsadm-save,
+#   fullnat-ipvsadm     cmd/ipvsadm as /usr/sbin/ipvsadm (replaces Debian's ipvsadm), ipvsadm-save,
 #                       ipvsadm-restore, /etc/init.d/ipvsadm, man pages, bash completion; cmd/lvsctl as
 #                       /usr/sbin/lvsctl (JSON listings, Prometheus exporter) with its man page and completion
 #   keepalived          Debian's keepalived with patches/keepalived/<version>/ in debian/patches,

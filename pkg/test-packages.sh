@@ -42,11 +42,7 @@ fail() { log "FAIL: $*"; exit 1; }
 ver=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$top/kmod/dkms.conf")
 
 # --- 1. the rootfs --------- --------------------------------------------------------------------
-mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
-	grep -oE 'https?://[^ ]*/debian/?( |$)' | head -n 1 | tr -d ' ' || true)
-mirror=${mirror:-http://deb.debian.org/debian/}
-mirror=${mirror%/}
-security=${mirror%/debian}/debian-security
+. "$top/pkg/mirror.sh"
 include=linux-image-cloud-amd64,linux-headers-cloud-amd64,linux-source-$line1,dkms,ipvsadm,keepalived,iptables,kmod,patch,xz-utils,man-db
 key=$(echo "$mirror $include" | sha256sum | cut -c1-16)
 base=$pt/$suite-$key.tar
@@ -116,13 +112,13 @@ check_dkms() { # check_dkms RELEASE: our modules under updates/dkms with our ver
 check_dkms "$rel1"
 ! in_root dpkg-query -W -f='${Status}\n' ipvsadm 2>/dev/null | grep -q 'install ok installed' ||
 	fail "Debian's ipvsadm is still installed"
-for f in /sbin/ipvsadm /sbin/ipvsadm-save /sbin/ipvsadm-restore /etc/init.d/ipvsadm /etc/default/ipvsadm /etc/ipvsadm.rules \
+for f in /usr/sbin/ipvsadm /usr/sbin/ipvsadm-save /usr/sbin/ipvsadm-restore /etc/init.d/ipvsadm /etc/default/ipvsadm /etc/ipvsadm.rules \
 	/usr/lib/modules-load.d/toa.conf /usr/share/bash-completion/completions/ipvsadm; do
 	[ -e "$root$f" ] || fail "$f missing after the install"
 done
 cmp -s "$root/etc/ipvsadm.rules" "$root/etc/ipvsadm.rules.before" || fail "/etc/ipvsadm.rules changed by the install"
 in_root man -P cat 8 ipvsadm 2>/dev/null | grep -q -- '--fullnat' || fail "man ipvsadm does not document --fullnat"
-log "fullnat-ipvsadm replaced ipvsadm: /sbin paths, rules file kept, man ipvsadm documents --fullnat"
+log "fullnat-ipvsadm replaced ipvsadm: /usr/sbin paths, rules file kept, man ipvsadm documents --fullnat"
 
 # keepalived: ours over Debian's, with apt, when make deb built it for this suite.
 kadeb=$(ls "$top"/out/deb/keepalived_*+fullnat*_amd64.deb 2>/dev/null | head -n 1 || true)
@@ -178,9 +174,9 @@ export CGO_ENABLED=0
 mkdir -p "$payload/opt/fullnat/bin" "$payload/opt/fullnat/tests" "$payload/opt/fullnat/run" "$payload/opt/fullnat/src"
 (cd "$top" && go build -trimpath -o "$payload/opt/fullnat/bin/" ./cmd/...)
 # the packaged ipvsadm, ipvsadm-save and ipvsadm-restore, from the rootfs
-cp "$root/sbin/ipvsadm" "$payload/opt/fullnat/bin/ipvsadm"
-mkdir -p "$payload/sbin"
-cp "$root/sbin/ipvsadm" "$root/sbin/ipvsadm-save" "$root/sbin/ipvsadm-restore" "$payload/sbin/"
+cp "$root/usr/sbin/ipvsadm" "$payload/opt/fullnat/bin/ipvsadm"
+mkdir -p "$payload/usr/sbin"
+cp "$root/usr/sbin/ipvsadm" "$root/usr/sbin/ipvsadm-save" "$root/usr/sbin/ipvsadm-restore" "$payload/usr/sbin/"
 (cd "$top" && git ls-files -z --cached | xargs -0 tar -cf - --no-recursion) | tar -xf - -C "$payload/opt/fullnat/src"
 for p in fullnat compat; do
 	(cd "$top" && go test -c -tags vmtest -trimpath -o "$payload/opt/fullnat/tests/$p.test" "./test/$p")
@@ -196,9 +192,9 @@ grep -q 'updates/dkms/ip_vs.ko' /lib/modules/\$(uname -r)/modules.dep || { echo 
 [ -e /proc/net/ip_vs_ext_stats ] || { echo "pkgcheck: no /proc/net/ip_vs_ext_stats"; exit 1; }
 echo "pkgcheck: ip_vs \$v from updates/dkms on \$(uname -r)"
 # ipvsadm-restore / ipvsadm-save of the package
-printf '# saved\n-A -t 192.0.2.1:80 -s rr\n-a -t 192.0.2.1:80 -r 192.0.2.11:80 -m -w 1\n' | /sbin/ipvsadm-restore
-/sbin/ipvsadm-save -n | grep -q -- '-A -t 192.0.2.1:80 -s rr' || { echo "pkgcheck: ipvsadm-save lacks the restored service"; /sbin/ipvsadm-save -n; exit 1; }
-/sbin/ipvsadm -C
+printf '# saved\n-A -t 192.0.2.1:80 -s rr\n-a -t 192.0.2.1:80 -r 192.0.2.11:80 -m -w 1\n' | /usr/sbin/ipvsadm-restore
+/usr/sbin/ipvsadm-save -n | grep -q -- '-A -t 192.0.2.1:80 -s rr' || { echo "pkgcheck: ipvsadm-save lacks the restored service"; /usr/sbin/ipvsadm-save -n; exit 1; }
+/usr/sbin/ipvsadm -C
 echo "pkgcheck: ipvsadm-restore and ipvsadm-save work"
 cd /opt/fullnat/src/test/fullnat && /opt/fullnat/tests/fullnat.test -test.v -test.timeout 600s -test.run '^TestFullNATTraffic\$'
 cd /opt/fullnat/src/test/compat && /opt/fullnat/tests/compat.test -test.v -test.timeout 600s -test.run '^TestIptablesMatchIPVS\$'
