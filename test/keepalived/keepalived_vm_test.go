@@ -149,6 +149,11 @@ func startDaemon(t *testing.T, ns vmnet.NS, bin, conf string, args ...string) *d
 	go func() { _ = k.cmd.Wait(); close(k.done) }()
 	t.Cleanup(func() {
 		k.stop()
+		// keepalived respawns a child process that dies: the configuration is set up again
+		// and a test of its end state would pass through the crash.
+		if l := k.logs.String(); strings.Contains(l, "died: Respawning") || strings.Contains(l, "exited due to") {
+			t.Errorf("a keepalived process died (see the log below)")
+		}
 		if t.Failed() {
 			t.Logf("%s -f %s in %s log:\n%s", bin, conf, ns, k.logs.String())
 		}
