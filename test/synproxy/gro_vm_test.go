@@ -203,7 +203,7 @@ func TestSynProxyFraglistGRO(t *testing.T) {
 	}
 	const size = 4 << 20
 	// transfers per direction until GRO has chained segments
-	const groAttempts = 3
+	const groAttempts = 6
 	for _, c := range []struct {
 		fwd      ipvs.ForwardMethod
 		synproxy bool
