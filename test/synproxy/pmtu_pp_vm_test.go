@@ -94,35 +94,8 @@ func TestProxyProtocolPMTU(t *testing.T) {
 				if err := vmnet.SendRaw(rs, pkt, laddr); err != nil {
 					t.Fatal(err)
 				}
-				var q quotedTCP
-				if _, err := onCl.Next(false, 10*time.Second, func(fr vmnet.Frame) bool {
-					var ok bool
-					q, ok = parseTooBig(fr.Data)
-					return ok
-				}); err != nil {
-					t.Fatalf("no ICMP error reached the client: %v", err)
-				}
-				wantIn, wantOut := netip.AddrPortFrom(client, cport), netip.AddrPortFrom(vip, pmtuPort)
-				if q.dst != client || q.inSrc != wantIn || q.inDst != wantOut || q.mtu != mtu {
-					t.Errorf("error on the client: %s -> %s mtu %d about %s -> %s; want -> %s mtu %d about %s -> %s",
-						q.src, q.dst, q.mtu, q.inSrc, q.inDst, client, mtu, wantIn, wantOut)
-				}
-				if q.seq != clSeq {
-					t.Errorf("the error quotes sequence %d, want the client's own %d (the real server's is %d)", q.seq, clSeq, rsSeq)
-				}
-				var got int
-				for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-					if got = pathMTU(t, cl, vip); got == mtu {
-						break
-					}
-				}
-				if got != mtu {
-					t.Errorf("the client's route to %s has mtu %d after the error, want %d:\n%s", vip, got, mtu,
-						cl.Run(t, vmnet.IP, "route", "get", vip.String()))
-				}
-				if n := tcpExt(t, cl)["OutOfWindowIcmps"] - oow; n != 0 {
-					t.Errorf("the client dropped %d ICMP errors as out of window (TcpExtOutOfWindowIcmps)", n)
-				}
+				tooBigArrives(t, onCl, cl, "the client", netip.AddrPortFrom(client, cport), netip.AddrPortFrom(vip, pmtuPort),
+					clSeq, rsSeq, mtu, vip, oow)
 			})
 		}
 	}

@@ -329,34 +329,44 @@ func (f *fixture) checkPMTU(t *testing.T, onRS *vmnet.Capture, client, vip netip
 	if err := vmnet.SendRaw(f.tp.Client, pkt, vip); err != nil {
 		t.Fatal(err)
 	}
+	tooBigArrives(t, onRS, rs, "the real server", netip.AddrPortFrom(rsAddr, pmtuPort), netip.AddrPortFrom(peer, rsPort),
+		rsSeq, clSeq, mtu, peer, oow)
+}
+
+// tooBigArrives checks that the ICMP "too big" error reaches ns (its capture c, who names it)
+// about its own segment in -> out with its own sequence number seq (the other side's is other),
+// that ns's route to peer takes the MTU, and that its TCP dropped no ICMP error as out of window
+// since the TcpExtOutOfWindowIcmps count oow.
+func tooBigArrives(t *testing.T, c *vmnet.Capture, ns vmnet.NS, who string, in, out netip.AddrPort,
+	seq, other uint32, mtu int, peer netip.Addr, oow uint64) {
+	t.Helper()
 	var q quotedTCP
-	if _, err := onRS.Next(false, 10*time.Second, func(fr vmnet.Frame) bool {
+	if _, err := c.Next(false, 10*time.Second, func(fr vmnet.Frame) bool {
 		var ok bool
 		q, ok = parseTooBig(fr.Data)
 		return ok
 	}); err != nil {
-		t.Fatalf("no ICMP error reached the real server: %v", err)
+		t.Fatalf("no ICMP error reached %s: %v", who, err)
 	}
-	wantIn, wantOut := netip.AddrPortFrom(rsAddr, pmtuPort), netip.AddrPortFrom(peer, rsPort)
-	if q.dst != rsAddr || q.inSrc != wantIn || q.inDst != wantOut || q.mtu != mtu {
-		t.Errorf("error on the real server: %s -> %s mtu %d about %s -> %s; want -> %s mtu %d about %s -> %s",
-			q.src, q.dst, q.mtu, q.inSrc, q.inDst, rsAddr, mtu, wantIn, wantOut)
+	if q.dst != in.Addr() || q.inSrc != in || q.inDst != out || q.mtu != mtu {
+		t.Errorf("error on %s: %s -> %s mtu %d about %s -> %s; want -> %s mtu %d about %s -> %s",
+			who, q.src, q.dst, q.mtu, q.inSrc, q.inDst, in.Addr(), mtu, in, out)
 	}
-	if q.seq != rsSeq {
-		t.Errorf("the error quotes sequence %d, want the real server's own %d (the client's is %d)", q.seq, rsSeq, clSeq)
+	if q.seq != seq {
+		t.Errorf("the error quotes sequence %d, want %s's own %d (the other side's is %d)", q.seq, who, seq, other)
 	}
-	// The real server's TCP handles the error in softirq: give it a moment.
+	// TCP handles the error in softirq: give it a moment.
 	var got int
 	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if got = pathMTU(t, rs, peer); got == mtu {
+		if got = pathMTU(t, ns, peer); got == mtu {
 			break
 		}
 	}
 	if got != mtu {
-		t.Errorf("the real server's route to %s has mtu %d after the error, want %d:\n%s", peer, got, mtu,
-			rs.Run(t, vmnet.IP, "route", "get", peer.String()))
+		t.Errorf("%s's route to %s has mtu %d after the error, want %d:\n%s", who, peer, got, mtu,
+			ns.Run(t, vmnet.IP, "route", "get", peer.String()))
 	}
-	if n := tcpExt(t, rs)["OutOfWindowIcmps"] - oow; n != 0 {
-		t.Errorf("the real server dropped %d ICMP errors as out of window (TcpExtOutOfWindowIcmps)", n)
+	if n := tcpExt(t, ns)["OutOfWindowIcmps"] - oow; n != 0 {
+		t.Errorf("%s dropped %d ICMP errors as out of window (TcpExtOutOfWindowIcmps)", who, n)
 	}
 }
