@@ -100,8 +100,8 @@ bench: fetch kmod
 # KERNELS: CI's budget has room for two lines of every suite. The kernel-side suites run with our modules
 # (their stock runs are the upstream behaviour the 6.x lines pin), ipvs and cmd/ipvsadm with both sets.
 KERNEL7 ?= $(shell rig/fetch.sh 2>/dev/null | awk '$$1 ~ /^7\./ {print $$1; exit}')
-SUITES7_OURS ?= ./test/fullnat ./test/synproxy ./test/toa ./test/packets ./test/proxyproto ./test/dataplane ./test/compat ./test/cluster
-SUITES7_BOTH ?= ./ipvs ./cmd/ipvsadm
+SUITES7_OURS ?= ./test/fullnat ./test/synproxy ./test/toa ./test/packets ./test/proxyproto ./test/dataplane ./test/compat ./test/cluster ./test/keepalived ./cmd/lvsctl
+SUITES7_BOTH ?= ./ipvs ./ipvs/ipvstest ./cmd/ipvsadm
 
 test-7: fetch kmod
 	rig/vmtest.sh --kernels "$(KERNEL7)" --modules ours $(SUITES7_OURS)
