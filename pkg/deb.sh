@@ -44,6 +44,9 @@ log "dpkg-buildpackage in $stage"
 	{ tail -n 40 "$out/build/build.log" >&2; log "dpkg-buildpackage failed (whole log: $out/build/build.log)"; exit 1; }
 rm -f "$out"/*.deb "$out"/*.changes "$out"/*.buildinfo
 mv "$out/build"/*.deb "$out/build"/*.changes "$out/build"/*.buildinfo "$out/"
+# the staging tree is a copy of the repository: keep only the log
+mv "$out/build/build.log" "$out/build.log"
+rm -rf "$out/build"
 
 codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 case "${KEEPALIVED_DEB:-host}:$codename" in

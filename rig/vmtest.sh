@@ -42,7 +42,9 @@ case "$lane" in test|bench) ;; *) echo "rig/vmtest.sh: --lane must be test or be
 whole_lane=0
 if [ ${#pkgs[@]} -eq 0 ]; then
 	whole_lane=1
-	for p in $(grep -rl --include='*_test.go' '^//go:build vmtest' . | xargs -r -n1 dirname | sort -u); do
+	# out/ holds build trees (make deb stages a copy of the repository there)
+	for p in $(grep -rl --exclude-dir=out --exclude-dir=.git --include='*_test.go' '^//go:build vmtest' . |
+		xargs -r -n1 dirname | sort -u); do
 		l=$(sed -n 's/^lane=//p' "$p/vmtest.conf" 2>/dev/null || true)
 		[ "${l:-test}" != "$lane" ] || pkgs+=("$p")
 	done
