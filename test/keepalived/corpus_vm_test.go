@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,10 @@ func TestCorpusBad(t *testing.T) {
 	})
 }
 
+// tableSize is the connection table's size in `ipvsadm -Ln`'s first line: the kernel's, not what
+// keepalived built (7.x tables start at 256 entries and grow, 6.x ones have 4096).
+var tableSize = regexp.MustCompile(`\(size=\d+\)`)
+
 // TestCorpusGood: every configuration in testdata/keepalived/good passes `keepalived -t`, and each
 // build builds exactly the table pinned in its .table file (`ipvsadm -Ln`, `-G` and `-Sn`: FullNat
 // real servers with their weights, synproxy, the ESTABLISHED timeout, the local addresses of every
@@ -73,10 +78,11 @@ func TestCorpusGood(t *testing.T) {
 		for _, conf := range confs {
 			name := filepath.Base(conf)
 			stockWords := name == "stock.conf"
-			want, err := os.ReadFile(strings.TrimSuffix(conf, ".conf") + ".table")
+			wantFile, err := os.ReadFile(strings.TrimSuffix(conf, ".conf") + ".table")
 			if err != nil {
 				t.Errorf("%s: %v", name, err)
 			}
+			want := tableSize.ReplaceAllString(string(wantFile), "(size=N)")
 			if out, err := d.Command(k.bin, "-t", "-f", conf).CombinedOutput(); err != nil {
 				t.Errorf("%s: keepalived -t: %v\n%s", name, err, out)
 			}
@@ -100,8 +106,8 @@ func TestCorpusGood(t *testing.T) {
 				var got string
 				deadline := time.Now().Add(20 * time.Second)
 				for {
-					got = table(d)
-					if got == string(want) || time.Now().After(deadline) {
+					got = tableSize.ReplaceAllString(table(d), "(size=N)")
+					if got == want || time.Now().After(deadline) {
 						break
 					}
 					time.Sleep(200 * time.Millisecond)
@@ -111,10 +117,10 @@ func TestCorpusGood(t *testing.T) {
 					t.Fatalf("ipvsadm -C: %v", err)
 				}
 				switch {
-				case bin == k.bin && got != string(want):
+				case bin == k.bin && got != want:
 					t.Errorf("%s: keepalived %s built\n%s\nwant (%s.table)\n%s\nlog:\n%s", name, k.version, got,
 						strings.TrimSuffix(name, ".conf"), want, kd.logs.String())
-				case bin == stockKeepalived && got != string(want):
+				case bin == stockKeepalived && got != want:
 					t.Errorf("%s: Debian's keepalived built\n%s\nwant the same as ours\n%s", name, got, want)
 				}
 			}
