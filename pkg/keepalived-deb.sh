@@ -22,8 +22,8 @@ outdir=${2:?usage: keepalived-deb.sh VERSION OUTDIR}
 top=$(cd "$(dirname "$0")/.." && pwd)
 log() { echo "pkg/keepalived-deb: $*" >&2; }
 
-# Our local revision: bump it when patches/keepalived/ changes.
-rev=2
+# Our local revision: bump it when patches/keepalived/ changes (3: 0008 and 0009, reloads of groups and vip_bind_dev).
+rev=3
 case $version in
 2.2.7) debver=1:2.2.7-1 dist=bookworm ;;
 2.3.3) debver=1:2.3.3-1 dist=trixie ;;
