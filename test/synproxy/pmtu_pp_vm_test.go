@@ -8,8 +8,6 @@ package synproxy
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -62,15 +60,7 @@ func TestProxyProtocolPMTU(t *testing.T) {
 
 				onCl := vmnet.OpenCapture(t, cl, "eth0")
 				onRS := vmnet.OpenCapture(t, rs, "eth0")
-				c := dialIn(t, cl, netip.AddrPortFrom(vip, pmtuPort))
-				cport := uint16(c.LocalAddr().(*net.TCPAddr).Port)
-				_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-				if _, err := c.Write([]byte("hi\n")); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := io.ReadFull(c, make([]byte, pmtuReply)); err != nil {
-					t.Fatalf("reading the reply: %v", err)
-				}
+				cport := holdExchange(t, cl, netip.AddrPortFrom(vip, pmtuPort))
 				// The client's next sequence number as the client knows it, and as the real
 				// server does (behind the header).
 				clSeq, _, _, err := sentEnd(onCl, true, netip.AddrPortFrom(client, cport), netip.AddrPortFrom(vip, pmtuPort))

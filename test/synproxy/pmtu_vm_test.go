@@ -89,6 +89,21 @@ func holdServer(t *testing.T, ns vmnet.NS, addr netip.Addr) {
 	})
 }
 
+// holdExchange connects from ns to a holdServer at addr, sends a line, reads the reply and
+// leaves the connection open (closed at the test's end); it returns the client's port.
+func holdExchange(t *testing.T, ns vmnet.NS, addr netip.AddrPort) uint16 {
+	t.Helper()
+	c := dialIn(t, ns, addr)
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Write([]byte("hi\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, pmtuReply)); err != nil {
+		t.Fatalf("reading the reply: %v", err)
+	}
+	return uint16(c.LocalAddr().(*net.TCPAddr).Port)
+}
+
 // tcpSeg is a TCP segment a capture saw.
 type tcpSeg struct {
 	src, dst netip.AddrPort
@@ -286,15 +301,7 @@ func TestSynProxyPMTU(t *testing.T) {
 
 				onCl := vmnet.OpenCapture(t, f.tp.Client, "eth0")
 				onRS := vmnet.OpenCapture(t, rs, "eth0")
-				c := dialIn(t, f.tp.Client, netip.AddrPortFrom(vip, pmtuPort))
-				cport := uint16(c.LocalAddr().(*net.TCPAddr).Port)
-				_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-				if _, err := c.Write([]byte("hi\n")); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := io.ReadFull(c, make([]byte, pmtuReply)); err != nil {
-					t.Fatalf("reading the reply: %v", err)
-				}
+				cport := holdExchange(t, f.tp.Client, netip.AddrPortFrom(vip, pmtuPort))
 				// The next sequence number the real server sends, as the client knows it and
 				// as the real server does.
 				clSeq, _, err := nextSeq(onCl, false, netip.AddrPortFrom(client, cport), pmtuReply)
