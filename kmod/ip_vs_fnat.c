@@ -470,10 +470,12 @@ u32 ip_vs_fnat_client_seq(const struct ip_vs_conn *cp, u32 seq)
 }
 
 /* client -> real server, TCP part: sequence numbers, options, TOA, the
- * PROXY protocol header
+ * PROXY protocol header; *rst_past_pp: a reset that must also go where the
+ * header ends (see ip_vs_fnat_rst_past_pp())
  */
 static int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
-			     unsigned int thoff, unsigned int mtu)
+			     unsigned int thoff, unsigned int mtu,
+			     bool *rst_past_pp)
 {
 	struct ip_vs_fnat_net *fn = cp->ipvs->fnat;
 	bool pp = false;
@@ -520,7 +522,7 @@ static int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 
 		/* from the client's first byte on while the real server may
 		 * not have the header, a packet carries it; a reset there
-		 * goes where the header starts, in the real server's window
+		 * goes where the header starts, and where it ends
 		 */
 		if (cp->fnat.pp_len && !syn) {
 			if (seq != cp->fnat.init_seq + 1 ||
@@ -528,6 +530,8 @@ static int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 				seq += cp->fnat.pp_len;
 			else if (!th->rst)
 				pp = true;
+			else
+				*rst_past_pp = true;
 		}
 		if (pp && !ip_vs_pp_csum_ok(skb, cp->af, thoff))
 			return -EINVAL;
@@ -712,10 +716,36 @@ int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
 	return ip_vs_fnat_send(skb, af, cp->ipvs->net);
 }
 
+/* A copy of skb, the client's reset at the PROXY protocol header's start
+ * (translated), where the header ends.  The real server may have the header
+ * although its ACK of it has not reached us: then only this one is at its
+ * rcv_nxt, and the one at the header's start falls before its window and is
+ * dropped; if it does not have the header, the first reset closes the
+ * connection and this one finds none.  NULL if there is no memory.
+ */
+static struct sk_buff *ip_vs_fnat_rst_past_pp(struct sk_buff *skb,
+					      struct ip_vs_conn *cp,
+					      unsigned int thoff)
+{
+	struct sk_buff *nskb = skb_copy(skb, GFP_ATOMIC);
+	struct tcphdr *th;
+	__be32 seq;
+
+	if (!nskb)
+		return NULL;
+	th = (struct tcphdr *)(nskb->data + thoff);
+	seq = htonl(ntohl(th->seq) + cp->fnat.pp_len);
+	inet_proto_csum_replace4(&th->check, nskb, th->seq, seq, false);
+	th->seq = seq;
+	return nskb;
+}
+
 int ip_vs_fnat_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
 		    struct ip_vs_protocol *pp, struct ip_vs_iphdr *ipvsh)
 {
+	struct sk_buff *rst2 = NULL;
 	unsigned int thoff = ipvsh->len;
+	bool rst_past_pp = false;
 	unsigned int mtu, hlen;
 	int af = cp->af;
 	__wsum old;
@@ -739,12 +769,17 @@ int ip_vs_fnat_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
 		goto drop;
 	old = ip_vs_fnat_l4_sum(skb, af, thoff, cp->protocol);
 	if (cp->protocol == IPPROTO_TCP &&
-	    ip_vs_fnat_tcp_in(skb, cp, thoff, mtu))
+	    ip_vs_fnat_tcp_in(skb, cp, thoff, mtu, &rst_past_pp))
 		goto drop;
 	ip_vs_fnat_set_ports(skb, thoff, cp->fnat.lport, cp->dport);
 	ip_vs_fnat_set_addrs(skb, af, &cp->fnat.lip, &cp->daddr);
 	ip_vs_fnat_l4_csum(skb, af, thoff, cp->protocol, old);
-	return ip_vs_fnat_send(skb, af, cp->ipvs->net);
+	if (unlikely(rst_past_pp))
+		rst2 = ip_vs_fnat_rst_past_pp(skb, cp, thoff);
+	ip_vs_fnat_send(skb, af, cp->ipvs->net);
+	if (rst2)
+		ip_vs_fnat_send(rst2, af, cp->ipvs->net);
+	return NF_STOLEN;
 
 drop:
 	kfree_skb(skb);

@@ -13,6 +13,8 @@
  * the handshake's ACK takes it (so a server that speaks first has it at once,
  * SYNPROXY's ACK to the real server included), and whatever the client sends
  * or retransmits from its first byte takes it again while it may be lost.
+ * A reset from the client's first byte then goes to both ends of the header,
+ * since the real server may have it unbeknown to us.
  */
 
 #define KMSG_COMPONENT "IPVS"
