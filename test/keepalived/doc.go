@@ -8,7 +8,10 @@
 // to the backup and new FULLNAT connections go through it; on Debian's own ip_vs the FULLNAT and
 // SYNPROXY services are left out with a log line naming the module, and the rest still works;
 // proxy_protocol sets a FNAT TCP service's PROXY protocol version, a reload changes it or turns it
-// off by editing the service, and a UDP service with it is left out.
+// off by editing the service, and a UDP service with it is left out; configurations with none of
+// our words (NAT and DR, testdata/keepalived/same) leave the same IPVS state with Debian's
+// keepalived and ours, on Debian's ip_vs and on ours, through health check failures, returns,
+// reloads and the stop (TestSameAsDebian).
 // Run it with rig/vmtest.sh ./test/keepalived.
 //
 // Two builds, each a Debian release's keepalived tested on that release's kernel, as a subtest
@@ -17,7 +20,8 @@
 // behaves the same in both: the corpus (TestCorpusBad: `keepalived -t` refusals; TestCorpusGood:
 // `-t` and the pinned tables), FULLNAT+SYNPROXY with TCP_CHECK under traffic
 // (TestHealthCheckFullNAT), the reloads (TestReloadLocalAddresses, TestEstTimeoutRemoved) and
-// proxy_protocol (TestProxyProtocol). TestStockModule, TestVipBindDev and TestVRRPPair run 2.2.7 on every line:
+// proxy_protocol (TestProxyProtocol), and the comparison with Debian's (TestSameAsDebian).
+// TestStockModule, TestVipBindDev and TestVRRPPair run 2.2.7 on every line:
 // they exercise code that is the same in both series (the feature probe; vip_bind_dev's hooks sit
 // at the same places of 2.2.7's and 2.3.3's quorum code) or not ours (VRRP). The checks of
 // Debian's own keepalived, which show what a test catches, run with the first build of the line.

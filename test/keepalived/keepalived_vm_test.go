@@ -181,20 +181,23 @@ func (k *daemon) stop() {
 type server struct {
 	t        *testing.T
 	ns       vmnet.NS
-	name     string
-	addr     string
+	args     []string
 	stopPeer func()
 }
 
-func newServer(t *testing.T, ns vmnet.NS, name, addr string) *server {
-	s := &server{t: t, ns: ns, name: name, addr: addr}
+// newServer starts a server named name listening on TCP at each of addrs.
+func newServer(t *testing.T, ns vmnet.NS, name string, addrs ...string) *server {
+	s := &server{t: t, ns: ns, args: []string{"--name", name}}
+	for _, a := range addrs {
+		s.args = append(s.args, "--listen", a)
+	}
 	s.start()
 	return s
 }
 
 func (s *server) start() {
 	s.t.Helper()
-	s.stopPeer = vmnet.ServeArgs(s.t, s.ns, "--name", s.name, "--listen", s.addr)
+	s.stopPeer = vmnet.ServeArgs(s.t, s.ns, s.args...)
 }
 
 func (s *server) stop() {

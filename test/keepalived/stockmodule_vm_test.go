@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fullnat/fullnat/internal/vmnet"
 )
 
 // TestStockModule: on Debian's own ip_vs (no IPVS_INFO_ATTR_FEATURES), our keepalived leaves out
@@ -16,22 +18,7 @@ import (
 func TestStockModule(t *testing.T) {
 	tp := director(t, 1)
 	d := tp.Director
-	// Swap our modules for Debian's (rig/vm.sh keeps them at /opt/fullnat/stock), and back.
-	unload := func() {
-		for _, m := range []string{"ip_vs_wlc", "ip_vs_wrr", "ip_vs_rr", "ip_vs"} {
-			_, _ = d.Try("/sbin/rmmod", m)
-		}
-	}
-	d.Run(t, ipvsadm, "-C")
-	unload()
-	t.Cleanup(func() {
-		_, _ = d.Try(ipvsadm, "-C")
-		unload()
-		_, _ = d.Try("/sbin/modprobe", "ip_vs")
-	})
-	for _, m := range []string{"ip_vs", "ip_vs_rr"} {
-		d.Run(t, "/sbin/insmod", "/opt/fullnat/stock/"+m+".ko")
-	}
+	stockIPVS(t, d, "rr")
 
 	conf := filepath.Join(t.TempDir(), "keepalived.conf")
 	cfg := `global_defs {
@@ -88,5 +75,34 @@ virtual_server 203.0.113.10 82 {
 	time.Sleep(time.Second)
 	if ln, _ := d.Try(ipvsadm, "-Ln"); strings.Contains(ln, ":81") || strings.Contains(ln, ":82") {
 		t.Errorf("the FULLNAT or SYNPROXY service is on the stock module:\n%s", ln)
+	}
+}
+
+// stockIPVS swaps our modules for Debian's own ip_vs and the schedulers named (rig/vm.sh keeps
+// them at /opt/fullnat/stock) until the test ends, when ours are back. The table is empty.
+func stockIPVS(t *testing.T, d vmnet.NS, scheds ...string) {
+	t.Helper()
+	// Every ip_vs module loaded, the core last: ip_vs_* use it.
+	unload := func() {
+		mods, _ := os.ReadFile("/proc/modules")
+		for _, l := range strings.Split(string(mods), "\n") {
+			if m, _, _ := strings.Cut(l, " "); strings.HasPrefix(m, "ip_vs_") {
+				_, _ = d.Try("/sbin/rmmod", m)
+			}
+		}
+		_, _ = d.Try("/sbin/rmmod", "ip_vs")
+	}
+	d.Run(t, ipvsadm, "-C")
+	unload()
+	t.Cleanup(func() {
+		_, _ = d.Try(ipvsadm, "-C")
+		unload()
+		_, _ = d.Try("/sbin/modprobe", "ip_vs")
+	})
+	for _, m := range append([]string{"ip_vs"}, scheds...) {
+		if !strings.HasPrefix(m, "ip_vs") {
+			m = "ip_vs_" + m
+		}
+		d.Run(t, "/sbin/insmod", "/opt/fullnat/stock/"+m+".ko")
 	}
 }
