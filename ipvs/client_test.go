@@ -855,28 +855,38 @@ func TestServicesWithDestinations(t *testing.T) {
 	}
 }
 
-// TestTableDumpOutOfPlace refuses a GET_TABLE destination that does not
-// follow its service.
+// TestTableDumpOutOfPlace refuses a GET_TABLE destination or local address
+// that does not follow its service.
 func TestTableDumpOutOfPlace(t *testing.T) {
-	c := testClient(t, func(req genlReq) ([]reply, unix.Errno) {
-		if req.cmd == cmdGetInfo {
-			return []reply{{cmdSetInfo, attrs(t, func(ae *netlink.AttributeEncoder) {
-				ae.Uint32(infoAttrVersion, 0x010201)
-				ae.Uint32(infoAttrFeatures, uint32(FeatureTableDump))
+	for _, tc := range []struct {
+		what      string
+		cmd, nest uint8
+		attr      uint16
+	}{
+		{"destination", cmdNewDest, cmdAttrDest, destAttrAddr},
+		{"local address", cmdNewLaddr, cmdAttrLaddr, laddrAttrAddr},
+	} {
+		c := testClient(t, func(req genlReq) ([]reply, unix.Errno) {
+			if req.cmd == cmdGetInfo {
+				return []reply{{cmdSetInfo, attrs(t, func(ae *netlink.AttributeEncoder) {
+					ae.Uint32(infoAttrVersion, 0x010201)
+					ae.Uint32(infoAttrFeatures, uint32(FeatureTableDump|FeatureTableLaddrs))
+				})}}, 0
+			}
+			return []reply{{tc.cmd, attrs(t, func(ae *netlink.AttributeEncoder) {
+				kernelNest(ae, cmdAttrService, func(ae *netlink.AttributeEncoder) {
+					ae.Uint16(svcAttrAF, 2)
+					ae.Uint32(svcAttrFWMark, 7)
+				})
+				kernelNest(ae, uint16(tc.nest), func(ae *netlink.AttributeEncoder) {
+					ae.Bytes(tc.attr, ip16("198.51.100.1"))
+				})
 			})}}, 0
+		})
+		if _, err := c.ServicesWithDestinations(t.Context()); err == nil || !strings.Contains(err.Error(), tc.what+" of") ||
+			!strings.Contains(err.Error(), "out of its service's place") {
+			t.Errorf("%s: error %v, want the %s out of place named", tc.what, err, tc.what)
 		}
-		return []reply{{cmdNewDest, attrs(t, func(ae *netlink.AttributeEncoder) {
-			kernelNest(ae, cmdAttrService, func(ae *netlink.AttributeEncoder) {
-				ae.Uint16(svcAttrAF, 2)
-				ae.Uint32(svcAttrFWMark, 7)
-			})
-			kernelNest(ae, cmdAttrDest, func(ae *netlink.AttributeEncoder) {
-				ae.Bytes(destAttrAddr, ip16("198.51.100.1"))
-			})
-		})}}, 0
-	})
-	if _, err := c.ServicesWithDestinations(t.Context()); err == nil || !strings.Contains(err.Error(), "out of its service's place") {
-		t.Errorf("error %v, want the destination out of place named", err)
 	}
 }
 

@@ -91,7 +91,12 @@
 // consistency check: a dump that spans a change has NLM_F_DUMP_INTR on a
 // message. ServicesWithDestinations repeats such a dump up to five times,
 // then fails with an error matching ErrDumpInterrupted (cmd/ipvsadm then
-// lists service by service, as ipvsadm 1.31 does).
+// lists service by service, as ipvsadm 1.31 does). With
+// IPVS_FEATURE_TABLE_LADDRS (0x80, FeatureTableLaddrs) each service's
+// destinations are followed by its local addresses, as IPVS_CMD_NEW_LADDR
+// messages carrying the service's key and IPVS_CMD_ATTR_LADDR as GET_LADDR
+// gives it (ServiceDestinations.LocalAddresses); adding or removing one
+// interrupts a dump like any change.
 //
 // # Connection dump
 //

@@ -161,6 +161,12 @@ func checkFakeGolden(t *testing.T, c *Client, kernel string, stock bool) {
 			}
 			record("service-pp", cmdGetService, 0, serviceReq(goldenPPService))
 		}
+		if feat.Has(FeatureTableLaddrs) {
+			for _, s := range append([]Service{goldenEstService, goldenPPService}, goldenServices[1:]...) {
+				_ = c.DeleteService(ctx, s)
+			}
+			record("table", cmdGetTable, netlink.Dump, nil)
+		}
 	}
 	// every fixture of the kernel was asked for
 	files, err := filepath.Glob(filepath.Join("..", "testdata", "ipvs", kernel, "*.bin"))
@@ -199,8 +205,12 @@ func decodeGoldenReply(t *testing.T, name string, msgs []genlMsg) []string {
 			v, ok, err = decodeDestMsg(m.data, INET6)
 		case strings.HasPrefix(name, "dests-"):
 			v, ok, err = decodeDestMsg(m.data, INET)
-		case strings.HasPrefix(name, "laddrs-"):
+		case strings.HasPrefix(name, "laddrs-") || name == "table" && m.cmd == cmdNewLaddr:
 			v, ok, err = decodeLaddrMsg(m.data, INET)
+		case name == "table" && m.cmd == cmdNewService:
+			v, ok, err = decodeServiceMsg(m.data)
+		case name == "table" && m.cmd == cmdNewDest:
+			v, ok, err = decodeDestMsg(m.data, INET)
 		default:
 			t.Fatalf("%s: no decoder", name)
 		}

@@ -323,7 +323,7 @@ func TestProxyProtocolEncoding(t *testing.T) {
 			t.Errorf("ProxyProtocol(%d).String() = %q, want %q", uint8(p), p.String(), want)
 		}
 	}
-	if got := (FeatureFullNAT | FeatureProxyProtocol | 0x80).String(); got != "fullnat|proxy-protocol|0x80" {
+	if got := (FeatureFullNAT | FeatureProxyProtocol | FeatureTableLaddrs | 0x100).String(); got != "fullnat|proxy-protocol|table-laddrs|0x100" {
 		t.Errorf("Features.String() = %q", got)
 	}
 }

@@ -18,6 +18,10 @@ import (
 type ServiceDestinations struct {
 	Service      Service
 	Destinations []Destination
+	// LocalAddresses are the service's FULLNAT local addresses when the
+	// kernel lists them in the same dump (FeatureTableLaddrs); nil
+	// otherwise, when Client.LocalAddresses gives them.
+	LocalAddresses []LocalAddress
 }
 
 // maxListWorkers bounds the extra sockets ServicesWithDestinations uses.

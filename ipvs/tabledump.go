@@ -35,7 +35,8 @@ func (c *Client) tableLocked(ctx context.Context) ([]ServiceDestinations, error)
 }
 
 // tableOnce is one IPVS_CMD_GET_TABLE dump: each service message is
-// followed by its destinations, which carry their service's key.
+// followed by its destinations and, with FeatureTableLaddrs, its local
+// addresses, which carry their service's key.
 func (c *Client) tableOnce(ctx context.Context) ([]ServiceDestinations, error) {
 	msgs, err := c.do(ctx, cmdGetTable, netlink.Dump, nil)
 	if err != nil {
@@ -53,14 +54,10 @@ func (c *Client) tableOnce(ctx context.Context) ([]ServiceDestinations, error) {
 				out = append(out, ServiceDestinations{Service: s})
 			}
 		case cmdNewDest:
-			key, ok, err := decodeServiceMsg(m.data)
+			last, err := tableOwner(out, m.data, "destination")
 			if err != nil {
 				return nil, err
 			}
-			if !ok || len(out) == 0 || !key.SameKey(out[len(out)-1].Service) {
-				return nil, fmt.Errorf("destination of %v out of its service's place in the table dump", key)
-			}
-			last := &out[len(out)-1]
 			d, ok, err := decodeDestMsg(m.data, last.Service.family())
 			if err != nil {
 				return nil, fmt.Errorf("destination of %v: %w", last.Service, err)
@@ -68,10 +65,36 @@ func (c *Client) tableOnce(ctx context.Context) ([]ServiceDestinations, error) {
 			if ok {
 				last.Destinations = append(last.Destinations, d)
 			}
+		case cmdNewLaddr:
+			last, err := tableOwner(out, m.data, "local address")
+			if err != nil {
+				return nil, err
+			}
+			la, ok, err := decodeLaddrMsg(m.data, last.Service.family())
+			if err != nil {
+				return nil, fmt.Errorf("local address of %v: %w", last.Service, err)
+			}
+			if ok {
+				last.LocalAddresses = append(last.LocalAddresses, la)
+			}
 		}
 	}
 	if out == nil {
 		out = []ServiceDestinations{}
 	}
 	return out, nil
+}
+
+// tableOwner is the service that a destination or local address message
+// (what) of the table dump belongs to: the one listed last, whose key the
+// message carries.
+func tableOwner(out []ServiceDestinations, b []byte, what string) (*ServiceDestinations, error) {
+	key, ok, err := decodeServiceMsg(b)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || len(out) == 0 || !key.SameKey(out[len(out)-1].Service) {
+		return nil, fmt.Errorf("%s of %v out of its service's place in the table dump", what, key)
+	}
+	return &out[len(out)-1], nil
 }

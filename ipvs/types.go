@@ -380,6 +380,9 @@ const (
 	// FeatureConnDump: IPVS_CMD_GET_CONN, the connection table over
 	// netlink (Client.Connections uses it, else it reads /proc).
 	FeatureConnDump Features = 0x40
+	// FeatureTableLaddrs: IPVS_CMD_GET_TABLE lists each service's local
+	// addresses too (ServiceDestinations.LocalAddresses).
+	FeatureTableLaddrs Features = 0x80
 )
 
 // Has reports whether all bits of want are set.
@@ -409,7 +412,10 @@ func (f Features) String() string {
 	if f&FeatureConnDump != 0 {
 		parts = append(parts, "conn-dump")
 	}
-	if rest := f &^ (FeatureFullNAT | FeatureSynProxy | FeatureEstTimeout | FeatureTableDump | FeatureProxyProtocol | FeatureSyncFullNAT | FeatureConnDump); rest != 0 {
+	if f&FeatureTableLaddrs != 0 {
+		parts = append(parts, "table-laddrs")
+	}
+	if rest := f &^ (FeatureFullNAT | FeatureSynProxy | FeatureEstTimeout | FeatureTableDump | FeatureProxyProtocol | FeatureSyncFullNAT | FeatureConnDump | FeatureTableLaddrs); rest != 0 {
 		parts = append(parts, fmt.Sprintf("0x%x", uint32(rest)))
 	}
 	if len(parts) == 0 {

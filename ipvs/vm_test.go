@@ -942,6 +942,13 @@ func TestVMGolden(t *testing.T) {
 		}
 		record("service-pp", cmdGetService, 0, b)
 	}
+	if feat.Has(FeatureTableLaddrs) {
+		// one service, so that the order is the same in the fake
+		for _, s := range append([]Service{goldenEstService, goldenPPService}, goldenServices[1:]...) {
+			_ = c.DeleteService(t.Context(), s)
+		}
+		record("table", cmdGetTable, netlink.Dump, nil)
+	}
 }
 
 // TestVMDumpBesideOtherNamespaces: a service dump that takes several netlink messages lists every

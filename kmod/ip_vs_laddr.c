@@ -778,8 +778,12 @@ int ip_vs_genl_del_laddr(struct sk_buff *skb, struct genl_info *info)
 	return ip_vs_genl_laddr_cmd(skb, info, false);
 }
 
+/* One IPVS_CMD_NEW_LADDR message; with svc (IPVS_CMD_GET_TABLE), after the
+ * service's key, as the table's destinations have it.
+ */
 static int ip_vs_genl_fill_laddr(struct sk_buff *skb,
 				 struct netlink_callback *cb,
+				 struct ip_vs_service *svc,
 				 struct ip_vs_laddr *la)
 {
 	struct nlattr *nest;
@@ -789,6 +793,11 @@ static int ip_vs_genl_fill_laddr(struct sk_buff *skb,
 			  &ip_vs_genl_family, NLM_F_MULTI, IPVS_CMD_NEW_LADDR);
 	if (!hdr)
 		return -EMSGSIZE;
+	if (svc) {
+		genl_dump_check_consistent(cb, hdr);
+		if (ip_vs_genl_put_svc_key(skb, svc))
+			goto fail;
+	}
 	nest = nla_nest_start(skb, IPVS_CMD_ATTR_LADDR);
 	if (!nest)
 		goto fail;
@@ -828,7 +837,7 @@ int ip_vs_genl_dump_laddrs(struct sk_buff *skb, struct netlink_callback *cb)
 	list_for_each_entry(la, &svc->fnat.laddrs, n_list) {
 		if (idx++ < start)
 			continue;
-		if (ip_vs_genl_fill_laddr(skb, cb, la) < 0) {
+		if (ip_vs_genl_fill_laddr(skb, cb, NULL, la) < 0) {
 			idx--;
 			break;
 		}
@@ -838,6 +847,25 @@ int ip_vs_genl_dump_laddrs(struct sk_buff *skb, struct netlink_callback *cb)
 out:
 	mutex_unlock(ip_vs_service_mutex(ipvs));
 	return ret;
+}
+
+/* IPVS_CMD_GET_TABLE: the local addresses of svc, after its destinations
+ * (service mutex held).  idx counts the service's messages before them;
+ * cb->args[1] counts those sent when a part of the dump ended inside them.
+ */
+int ip_vs_laddr_dump_table(struct sk_buff *skb, struct ip_vs_service *svc,
+			   struct netlink_callback *cb, long idx)
+{
+	struct ip_vs_laddr *la;
+
+	list_for_each_entry(la, &svc->fnat.laddrs, n_list) {
+		if (++idx < cb->args[1])
+			continue;
+		if (ip_vs_genl_fill_laddr(skb, cb, svc, la) < 0)
+			return -EMSGSIZE;
+		cb->args[1] = idx + 1;
+	}
+	return 0;
 }
 
 /* /proc/net/ip_vs_conn_fnat: FULLNAT connections with their local side */

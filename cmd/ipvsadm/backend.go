@@ -60,6 +60,8 @@ const (
 	featSynProxy   uint32 = 0x2
 	featEstTimeout uint32 = 0x4
 	featProxyProto uint32 = 0x10
+	// featTableLaddrs: the table dump lists each service's local addresses.
+	featTableLaddrs uint32 = 0x80
 )
 
 // PROXY protocol versions of a service (IPVS_SVC_ATTR_PROXY_PROTOCOL).
@@ -215,7 +217,8 @@ type batcher interface {
 }
 
 // tableLister is implemented by backends that list every service with
-// its destinations in one call (in parallel); -L and -S use it.
+// its destinations in one call (in parallel); -L and -S use it. With
+// featTableLaddrs the entries have their local addresses too.
 type tableLister interface {
-	ServicesWithDests() ([]service, [][]dest, error)
+	ServicesWithDests() ([]svcDests, error)
 }

@@ -454,11 +454,15 @@ func (k *fakeKernel) Apply(ops []kop) []error {
 }
 
 // ServicesWithDests lists the table in one call, like the library does.
-func (k *fakeKernel) ServicesWithDests() ([]service, [][]dest, error) {
+func (k *fakeKernel) ServicesWithDests() ([]svcDests, error) {
 	svcs, _ := k.Services()
-	ds := make([][]dest, len(svcs))
+	tab := make([]svcDests, len(svcs))
 	for i := range svcs {
-		ds[i], _ = k.Dests(svcs[i])
+		tab[i].s = svcs[i]
+		tab[i].d, _ = k.Dests(svcs[i])
+		if k.inf.Features&featTableLaddrs != 0 {
+			tab[i].l, _ = k.LocalAddrs(svcs[i])
+		}
 	}
-	return svcs, ds, nil
+	return tab, nil
 }

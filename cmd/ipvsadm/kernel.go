@@ -257,11 +257,15 @@ func (k *kernel) LocalAddrs(s service) ([]laddr, error) {
 	if err != nil {
 		return nil, libErr(err)
 	}
+	return fromLibLaddrs(ll), nil
+}
+
+func fromLibLaddrs(ll []ipvs.LocalAddress) []laddr {
 	out := make([]laddr, len(ll))
 	for i, l := range ll {
 		out[i] = laddr{Addr: l.Address, PortConflicts: l.PortConflicts, Conns: l.Connections}
 	}
-	return out, nil
+	return out
 }
 
 func (k *kernel) AddLocalAddr(s service, a netip.Addr) error {
@@ -340,19 +344,19 @@ func (k *kernel) Apply(ops []kop) []error {
 }
 
 // ServicesWithDests lists the table with the library's parallel dumps.
-func (k *kernel) ServicesWithDests() ([]service, [][]dest, error) {
+func (k *kernel) ServicesWithDests() ([]svcDests, error) {
 	t, err := k.c.ServicesWithDestinations(context.Background())
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	svcs := make([]service, len(t))
-	ds := make([][]dest, len(t))
+	tab := make([]svcDests, len(t))
 	for i := range t {
-		svcs[i] = fromLibService(t[i].Service)
-		ds[i] = make([]dest, len(t[i].Destinations))
+		tab[i].s = fromLibService(t[i].Service)
+		tab[i].d = make([]dest, len(t[i].Destinations))
 		for j := range t[i].Destinations {
-			ds[i][j] = fromLibDest(t[i].Destinations[j])
+			tab[i].d[j] = fromLibDest(t[i].Destinations[j])
 		}
+		tab[i].l = fromLibLaddrs(t[i].LocalAddresses)
 	}
-	return svcs, ds, nil
+	return tab, nil
 }

@@ -417,23 +417,26 @@ func (t *tool) sortedServices(format uint) []service {
 type svcDests struct {
 	s service
 	d []dest
+	l []laddr // with featTableLaddrs, from the table dump
 }
 
 // table fetches the services, with their destinations when the backend
-// lists them in one go, sorted unless fmtNoSort. On an error of the
-// one-go listing it falls back to ipvsadm's order of requests, so that
+// lists them in one go, sorted unless fmtNoSort; laddrs tells whether that
+// listing gave their local addresses too (featTableLaddrs). On an error of
+// the one-go listing it falls back to ipvsadm's order of requests, so that
 // the error shows where 1.31 shows it.
-func (t *tool) table(format uint) []svcDests {
-	var tab []svcDests
+func (t *tool) table(format uint) (tab []svcDests, laddrs bool) {
 	if tl, ok := t.be.(tableLister); ok {
-		if svcs, ds, err := tl.ServicesWithDests(); err == nil {
-			tab = make([]svcDests, len(svcs))
-			for i := range svcs {
-				tab[i] = svcDests{svcs[i], ds[i]}
+		var err error
+		if tab, err = tl.ServicesWithDests(); err == nil {
+			for i := range tab {
 				if tab[i].d == nil {
 					tab[i].d = []dest{}
 				}
 			}
+			laddrs = t.inf.Features&featTableLaddrs != 0
+		} else {
+			tab = nil
 		}
 	}
 	if tab == nil {
@@ -449,7 +452,7 @@ func (t *tool) table(format uint) []svcDests {
 	if format&fmtNoSort == 0 {
 		msort(tab, func(a, b *svcDests) int { return cmpServices(&a.s, &b.s) })
 	}
-	return tab
+	return tab, laddrs
 }
 
 func (t *tool) listAll(format uint) {
@@ -457,20 +460,21 @@ func (t *tool) listAll(format uint) {
 		v := t.inf.Version
 		fmt.Fprintf(t.stdout, out.header, v>>16&0xff, v>>8&0xff, v&0xff, t.inf.Size)
 	}
-	tab := t.table(format)
-	svcs := make([]service, len(tab))
+	tab, haveLaddrs := t.table(format)
 	t.printTitle(format)
 	for i := range tab {
-		svcs[i] = tab[i].s
 		t.printServiceEntry(&tab[i].s, tab[i].d, format)
 	}
 	if format&fmtRule != 0 && t.inf.Features&featFullNAT != 0 {
-		for i := range svcs {
-			las, err := t.be.LocalAddrs(svcs[i])
-			if err != nil {
-				t.kernError(opGetLaddrs, err, 1)
+		for i := range tab {
+			las := tab[i].l
+			if !haveLaddrs {
+				var err error
+				if las, err = t.be.LocalAddrs(tab[i].s); err != nil {
+					t.kernError(opGetLaddrs, err, 1)
+				}
 			}
-			name := t.svcName(&svcs[i], format)
+			name := t.svcName(&tab[i].s, format)
 			for _, la := range las {
 				fmt.Fprintf(t.stdout, out.ruleLaddr, name, ntop(la.Addr))
 			}

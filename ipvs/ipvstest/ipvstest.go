@@ -7,13 +7,14 @@
 // decode path. It answers services, destinations, sync daemons, timeouts,
 // info and feature bits, zero and flush as the upstream module does, and
 // the extension's commands as our module does: local addresses,
-// IPVS_CMD_GET_TABLE (every service followed by its destinations, in one
-// dump) and IPVS_CMD_GET_CONN (the connections put in with
+// IPVS_CMD_GET_TABLE (every service followed by its destinations and local
+// addresses, in one dump) and IPVS_CMD_GET_CONN (the connections put in with
 // AddConnection).
 //
 // By default it is our module with every extension feature
 // (FeatureFullNAT, FeatureSynProxy, FeatureEstTimeout, FeatureTableDump,
-// FeatureProxyProtocol, FeatureSyncFullNAT, FeatureConnDump);
+// FeatureProxyProtocol, FeatureSyncFullNAT, FeatureConnDump,
+// FeatureTableLaddrs);
 // Options.Features narrows the set, and Options.Stock makes it the
 // upstream module. A command the kernel does not have (the extension's on
 // a stock kernel, GET_TABLE or GET_CONN without their feature) is
@@ -210,7 +211,7 @@ func New(opts Options) *Kernel {
 		k.features = opts.Features
 		if k.features == 0 {
 			k.features = ipvs.FeatureFullNAT | ipvs.FeatureSynProxy | ipvs.FeatureEstTimeout | ipvs.FeatureProxyProtocol |
-				ipvs.FeatureConnDump | ipvs.FeatureTableDump | ipvs.FeatureSyncFullNAT
+				ipvs.FeatureConnDump | ipvs.FeatureTableDump | ipvs.FeatureSyncFullNAT | ipvs.FeatureTableLaddrs
 		}
 	}
 	if k.opts.Schedulers == nil {
@@ -597,14 +598,7 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 	case cmdGetLaddr:
 		var out [][]byte
 		for _, la := range s.laddrs {
-			in := netlink.NewAttributeEncoder()
-			in.Bytes(laddrAddr, la)
-			in.Uint64(laddrPortConflict, 0)
-			in.Uint32(laddrConnCounts, 0)
-			nb, _ := in.Encode()
-			ae := netlink.NewAttributeEncoder()
-			ae.Bytes(attrLaddr|unix.NLA_F_NESTED, nb) // nla_nest_start, as our module
-			out = append(out, genl(cmdNewLaddr, ae))
+			out = append(out, laddrReply(nil, la))
 		}
 		return out, 0
 	case cmdNewLaddr, cmdDelLaddr:
@@ -841,8 +835,29 @@ func (k *Kernel) getTable(dump bool) ([][]byte, unix.Errno) {
 			ae.Bytes(attrDest, destNest(d))
 			out = append(out, genl(cmdNewDest, ae))
 		}
+		if k.features.Has(ipvs.FeatureTableLaddrs) {
+			for _, la := range s.laddrs {
+				out = append(out, laddrReply(key, la))
+			}
+		}
 	}
 	return out, 0
+}
+
+// laddrReply is a local address's IPVS_CMD_NEW_LADDR message, after the
+// service's key when the table dump sends it (patch 0014).
+func laddrReply(key, la []byte) []byte {
+	in := netlink.NewAttributeEncoder()
+	in.Bytes(laddrAddr, la)
+	in.Uint64(laddrPortConflict, 0)
+	in.Uint32(laddrConnCounts, 0)
+	nb, _ := in.Encode()
+	ae := netlink.NewAttributeEncoder()
+	if key != nil {
+		ae.Bytes(attrService, key)
+	}
+	ae.Bytes(attrLaddr|unix.NLA_F_NESTED, nb) // nla_nest_start, as our module
+	return genl(cmdNewLaddr, ae)
 }
 
 // listed yields the services in the order the dumps list them (k.mu

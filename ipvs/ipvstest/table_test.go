@@ -163,3 +163,67 @@ func TestServicesWithDestinations(t *testing.T) {
 		})
 	}
 }
+
+// TestServicesWithDestinationsLocalAddresses: with FeatureTableLaddrs the
+// table dump gives every service's local addresses, as LocalAddresses
+// lists them, address and fwmark services alike (none for a service
+// without); without the feature the listing leaves them nil.
+func TestServicesWithDestinationsLocalAddresses(t *testing.T) {
+	fnat := ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: 80, Scheduler: "rr"}
+	mark := ipvs.Service{FWMark: 9, Family: ipvs.INET6, Scheduler: "rr"}
+	nat := ipvs.Service{Protocol: ipvs.UDP, Address: netip.MustParseAddr("192.0.2.1"), Port: 53, Scheduler: "rr"}
+	laddrs := map[ipvs.Service][]string{
+		fnat: {"198.51.100.101", "198.51.100.102"},
+		mark: {"2001:db8:2::101"},
+	}
+	base := ipvs.FeatureFullNAT | ipvs.FeatureTableDump
+	for _, tc := range []struct {
+		name   string
+		opts   ipvstest.Options
+		listed bool
+	}{
+		{"default", ipvstest.Options{}, true},
+		{"with", ipvstest.Options{Features: base | ipvs.FeatureTableLaddrs}, true},
+		{"without", ipvstest.Options{Features: base}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			c := client(t, tc.opts)
+			var b ipvs.Batch
+			for _, s := range []ipvs.Service{fnat, mark, nat} {
+				b.CreateService(s)
+				for _, a := range laddrs[s] {
+					b.CreateLocalAddress(s, ipvs.LocalAddress{Address: netip.MustParseAddr(a)})
+				}
+			}
+			b.CreateDestination(fnat, ipvs.Destination{Address: netip.MustParseAddr("198.51.100.1"), Port: 8080, Weight: 1, ForwardMethod: ipvs.FullNAT})
+			if err := c.Apply(ctx, &b); err != nil {
+				t.Fatal(err)
+			}
+			check := func(when string) {
+				t.Helper()
+				got, err := c.ServicesWithDestinations(ctx)
+				if err != nil || len(got) != 3 {
+					t.Fatalf("%s: ServicesWithDestinations = %+v, %v", when, got, err)
+				}
+				for _, sd := range got {
+					want, err := c.LocalAddresses(ctx, sd.Service)
+					if err != nil {
+						t.Fatal(err)
+					}
+					switch {
+					case !tc.listed && sd.LocalAddresses != nil:
+						t.Errorf("%s: %v: local addresses %v without FeatureTableLaddrs", when, sd.Service, sd.LocalAddresses)
+					case tc.listed && !reflect.DeepEqual(sd.LocalAddresses, want):
+						t.Errorf("%s: %v: local addresses %v, LocalAddresses lists %v", when, sd.Service, sd.LocalAddresses, want)
+					}
+				}
+			}
+			check("created")
+			if err := c.DeleteLocalAddress(ctx, fnat, ipvs.LocalAddress{Address: netip.MustParseAddr("198.51.100.101")}); err != nil {
+				t.Fatal(err)
+			}
+			check("after a delete")
+		})
+	}
+}

@@ -162,7 +162,7 @@ unsigned int ip_vs_fnat_table_gen(struct netns_ipvs *ipvs);
 /* Feature bits in IPVS_INFO_ATTR_FEATURES */
 #define IP_VS_FEATURES	(IPVS_FEATURE_FULLNAT | IPVS_FEATURE_EST_TIMEOUT | \
 			 IPVS_FEATURE_PROXY_PROTOCOL | IPVS_FEATURE_SYNC_FULLNAT | \
-			 IPVS_FEATURE_CONN_DUMP)
+			 IPVS_FEATURE_CONN_DUMP | IPVS_FEATURE_TABLE_LADDRS)
 
 struct tcphdr;
 struct tcphdr *ip_vs_tcp_writable(struct sk_buff *skb, unsigned int thoff);
@@ -294,6 +294,10 @@ void ip_vs_laddr_flush(struct ip_vs_service *svc);
 int ip_vs_genl_new_laddr(struct sk_buff *skb, struct genl_info *info);
 int ip_vs_genl_del_laddr(struct sk_buff *skb, struct genl_info *info);
 int ip_vs_genl_dump_laddrs(struct sk_buff *skb, struct netlink_callback *cb);
+int ip_vs_laddr_dump_table(struct sk_buff *skb, struct ip_vs_service *svc,
+			   struct netlink_callback *cb, long idx);
+/* ip_vs_ctl.c: the key of svc in IPVS_CMD_ATTR_SERVICE */
+int ip_vs_genl_put_svc_key(struct sk_buff *skb, struct ip_vs_service *svc);
 int ip_vs_fnat_proc_init(struct netns_ipvs *ipvs);
 void ip_vs_fnat_proc_cleanup(struct netns_ipvs *ipvs);
 
