@@ -68,6 +68,7 @@ static bool ip_vs_conn_filter_match(const struct ip_vs_conn_filter *f,
 static int ip_vs_conn_fill(struct sk_buff *skb, const struct ip_vs_conn *cp)
 {
 	const struct ip_vs_pe *pe = READ_ONCE(cp->pe);
+	const struct ip_vs_synproxy_conn *sp = ip_vs_sp_of(cp);
 	u32 flags = READ_ONCE(cp->flags);
 	long expires = READ_ONCE(cp->timer.expires) - jiffies;
 
@@ -94,9 +95,9 @@ static int ip_vs_conn_fill(struct sk_buff *skb, const struct ip_vs_conn *cp)
 		     &cp->fnat.lip) ||
 	     nla_put_be16(skb, IPVS_CONN_ATTR_LPORT, cp->fnat.lport)))
 		return -EMSGSIZE;
-	if ((flags & IP_VS_CONN_F_SYNPROXY) &&
+	if ((flags & IP_VS_CONN_F_SYNPROXY) && sp &&
 	    nla_put_u32(skb, IPVS_CONN_ATTR_SYNPROXY,
-			(READ_ONCE(cp->sp.flags) & IP_VS_SP_F_EST) ?
+			(READ_ONCE(sp->flags) & IP_VS_SP_F_EST) ?
 			IPVS_CONN_SYNPROXY_ANSWERED : 0))
 		return -EMSGSIZE;
 	if (pe && (nla_put_string(skb, IPVS_CONN_ATTR_PE_NAME, pe->name) ||

@@ -478,6 +478,7 @@ static int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 			     bool *rst_past_pp)
 {
 	struct ip_vs_fnat_net *fn = cp->ipvs->fnat;
+	struct ip_vs_synproxy_conn *sp;
 	bool pp = false;
 	struct tcphdr *th;
 	bool syn;
@@ -512,8 +513,9 @@ static int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 		}
 		spin_unlock_bh(&cp->lock);
 		/* SYNPROXY's SYN has timestamps when it translates them */
+		sp = ip_vs_sp_of(cp);
 		if (READ_ONCE(fn->sysctl_timestamp_remove) &&
-		    !(cp->sp.flags & IP_VS_SP_F_TS))
+		    !(sp && (READ_ONCE(sp->flags) & IP_VS_SP_F_TS)))
 			ip_vs_tcp_opts(th, TCPOPT_TIMESTAMP,
 				       ip_vs_fnat_nop_ts, NULL);
 	}

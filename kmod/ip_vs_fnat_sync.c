@@ -106,8 +106,10 @@ int ip_vs_fnat_sync_len(const struct ip_vs_conn *cp)
 		len += 2 + IP_VS_SYNC_FNAT_LEN + ip_vs_sync_addr_len(cp->af);
 	}
 	if (cp->flags & IP_VS_CONN_F_SYNPROXY) {
+		const struct ip_vs_synproxy_conn *sp = ip_vs_sp_of(cp);
+
 		/* pairs with the release in ip_vs_synproxy_out: delta is valid */
-		if (!(smp_load_acquire(&cp->sp.flags) & IP_VS_SP_F_EST))
+		if (!sp || !(smp_load_acquire(&sp->flags) & IP_VS_SP_F_EST))
 			return -1;
 		len += 2 + IP_VS_SYNC_SP_LEN;
 	}
@@ -139,18 +141,20 @@ u8 *ip_vs_fnat_sync_put(const struct ip_vs_conn *cp, u8 *p)
 		p += IP_VS_SYNC_FNAT_LEN + alen;
 	}
 	if (cp->flags & IP_VS_CONN_F_SYNPROXY) {
+		const struct ip_vs_synproxy_conn *sp = ip_vs_sp_of(cp);
+
 		*p++ = IPVS_OPT_SYNPROXY;
 		*p++ = IP_VS_SYNC_SP_LEN;
-		put_unaligned_be32(cp->sp.delta, p);
-		put_unaligned_be32(cp->sp.isn, p + 4);
-		put_unaligned_be32(cp->sp.cisn, p + 8);
-		put_unaligned_be32(cp->sp.ts_coff, p + 12);
-		put_unaligned_be32(cp->sp.ts_soff, p + 16);
-		p[20] = READ_ONCE(cp->sp.flags) &
+		put_unaligned_be32(sp->delta, p);
+		put_unaligned_be32(sp->isn, p + 4);
+		put_unaligned_be32(sp->cisn, p + 8);
+		put_unaligned_be32(sp->ts_coff, p + 12);
+		put_unaligned_be32(sp->ts_soff, p + 16);
+		p[20] = READ_ONCE(sp->flags) &
 			(IP_VS_SP_F_EST | IP_VS_SP_F_TS);
-		p[21] = cp->sp.c_wscale;
-		p[22] = cp->sp.d_wscale;
-		p[23] = cp->sp.rs_wscale;
+		p[21] = sp->c_wscale;
+		p[22] = sp->d_wscale;
+		p[23] = sp->rs_wscale;
 		p += IP_VS_SYNC_SP_LEN;
 	}
 	return p;
@@ -325,19 +329,29 @@ void ip_vs_fnat_sync_apply(struct ip_vs_conn *cp,
 	 * the first message that has them sets them
 	 */
 	if ((fs->have & IP_VS_FNAT_SYNC_F_SP) && cp->protocol == IPPROTO_TCP &&
-	    !(cp->flags & IP_VS_CONN_F_SYNPROXY)) {
-		cp->sp.delta = fs->sp_delta;
-		cp->sp.isn = fs->sp_isn;
-		cp->sp.cisn = fs->sp_cisn;
-		cp->sp.ts_coff = fs->sp_ts_coff;
-		cp->sp.ts_soff = fs->sp_ts_soff;
-		cp->sp.c_wscale = fs->sp_c_wscale;
-		cp->sp.d_wscale = fs->sp_d_wscale;
-		cp->sp.rs_wscale = fs->sp_rs_wscale;
-		spin_lock_bh(&cp->sp.ack_q.lock);
-		/* the numbers before the flag */
-		smp_store_release(&cp->sp.flags, fs->sp_flags);
-		spin_unlock_bh(&cp->sp.ack_q.lock);
+	    !(cp->flags & IP_VS_CONN_F_SYNPROXY) && !cp->sp) {
+		struct ip_vs_synproxy_conn *sp = ip_vs_synproxy_conn_alloc();
+
+		if (!sp) {
+			/* a later message of the connection tries again */
+			ip_vs_fnat_sync_refused(cp->ipvs,
+						"no memory for SYNPROXY state");
+			return;
+		}
+		sp->cp = cp;
+		sp->delta = fs->sp_delta;
+		sp->isn = fs->sp_isn;
+		sp->cisn = fs->sp_cisn;
+		sp->ts_coff = fs->sp_ts_coff;
+		sp->ts_soff = fs->sp_ts_soff;
+		sp->c_wscale = fs->sp_c_wscale;
+		sp->d_wscale = fs->sp_d_wscale;
+		sp->rs_wscale = fs->sp_rs_wscale;
+		sp->flags = fs->sp_flags;
+		/* the numbers before the pointer (ip_vs_sp_of()), the pointer
+		 * before the flag
+		 */
+		smp_store_release(&cp->sp, sp);
 		spin_lock_bh(&cp->lock);
 		cp->flags |= IP_VS_CONN_F_SYNPROXY;
 		spin_unlock_bh(&cp->lock);

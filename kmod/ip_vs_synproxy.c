@@ -388,7 +388,7 @@ static struct sk_buff *ip_vs_sp_rs_pkt(struct ip_vs_conn *cp,
 {
 	unsigned int iplen = cp->af == AF_INET6 ? sizeof(struct ipv6hdr) :
 						  sizeof(struct iphdr);
-	u32 seq = cp->sp.cisn, data = cp->sp.data;
+	u32 seq = cp->sp->cisn, data = cp->sp->data;
 	struct sk_buff *skb;
 	struct tcphdr *th;
 	unsigned int tlen;
@@ -422,7 +422,7 @@ static struct sk_buff *ip_vs_sp_rs_pkt(struct ip_vs_conn *cp,
 	/* SACK permission shares the timestamp's padding, as Linux lays
 	 * them out: with TOA for IPv6 every byte of the 40 is taken
 	 */
-	if (cp->sp.flags & IP_VS_SP_F_TS) {
+	if (cp->sp->flags & IP_VS_SP_F_TS) {
 		opt = skb_put(skb, 2 + TCPOLEN_TIMESTAMP);
 		if (data & IP_VS_SP_D_SACK) {
 			opt[0] = TCPOPT_SACK_PERM;
@@ -433,7 +433,7 @@ static struct sk_buff *ip_vs_sp_rs_pkt(struct ip_vs_conn *cp,
 		}
 		opt[2] = TCPOPT_TIMESTAMP;
 		opt[3] = TCPOLEN_TIMESTAMP;
-		put_unaligned_be32(cp->sp.ts_syn, opt + 4);
+		put_unaligned_be32(cp->sp->ts_syn, opt + 4);
 		put_unaligned_be32(0, opt + 8);
 	} else if (data & IP_VS_SP_D_SACK) {
 		opt = skb_put(skb, 4);
@@ -517,9 +517,9 @@ static bool ip_vs_sp_hold(struct sk_buff *skb)
 /* May another SYN go to the real server?  Called with ack_q.lock held. */
 static bool ip_vs_sp_may_resend(struct ip_vs_conn *cp)
 {
-	return (cp->sp.flags & (IP_VS_SP_F_OPEN | IP_VS_SP_F_EST |
+	return (cp->sp->flags & (IP_VS_SP_F_OPEN | IP_VS_SP_F_EST |
 				IP_VS_SP_F_CLOSING)) == IP_VS_SP_F_OPEN &&
-	       cp->sp.retries < READ_ONCE(cp->ipvs->synproxy->sysctl_syn_retry);
+	       cp->sp->retries < READ_ONCE(cp->ipvs->synproxy->sysctl_syn_retry);
 }
 
 /* No more SYNs to the real server: the retransmission timer goes, and with
@@ -528,11 +528,11 @@ static bool ip_vs_sp_may_resend(struct ip_vs_conn *cp)
 static void ip_vs_sp_stop(struct ip_vs_conn *cp, bool closing)
 {
 	if (closing) {
-		spin_lock_bh(&cp->sp.ack_q.lock);
-		WRITE_ONCE(cp->sp.flags, cp->sp.flags | IP_VS_SP_F_CLOSING);
-		spin_unlock_bh(&cp->sp.ack_q.lock);
+		spin_lock_bh(&cp->sp->ack_q.lock);
+		WRITE_ONCE(cp->sp->flags, cp->sp->flags | IP_VS_SP_F_CLOSING);
+		spin_unlock_bh(&cp->sp->ack_q.lock);
 	}
-	if (timer_delete(&cp->sp.timer))
+	if (timer_delete(&cp->sp->timer))
 		__ip_vs_conn_put(cp);
 }
 
@@ -541,13 +541,13 @@ static void ip_vs_sp_stop(struct ip_vs_conn *cp, bool closing)
  */
 static void ip_vs_sp_ack_heard(struct ip_vs_conn *cp)
 {
-	if (likely(!(READ_ONCE(cp->sp.flags) & IP_VS_SP_F_ACKWAIT)))
+	if (likely(!(READ_ONCE(cp->sp->flags) & IP_VS_SP_F_ACKWAIT)))
 		return;
-	spin_lock_bh(&cp->sp.ack_q.lock);
-	WRITE_ONCE(cp->sp.flags, cp->sp.flags & ~IP_VS_SP_F_ACKWAIT);
-	__skb_queue_purge(&cp->sp.ack_q);
-	spin_unlock_bh(&cp->sp.ack_q.lock);
-	if (timer_delete(&cp->sp.timer))
+	spin_lock_bh(&cp->sp->ack_q.lock);
+	WRITE_ONCE(cp->sp->flags, cp->sp->flags & ~IP_VS_SP_F_ACKWAIT);
+	__skb_queue_purge(&cp->sp->ack_q);
+	spin_unlock_bh(&cp->sp->ack_q.lock);
+	if (timer_delete(&cp->sp->timer))
 		__ip_vs_conn_put(cp);
 }
 
@@ -578,12 +578,12 @@ static void ip_vs_sp_open_ts(struct ip_vs_conn *cp, struct tcphdr *th)
 	ip_vs_tcp_opts(th, TCPOPT_TIMESTAMP, ip_vs_sp_get_ts, &ts);
 	if (!ts.found)
 		return;		/* the client dropped them: none from here on */
-	cp->sp.ts_ours = ts.ecr;
+	cp->sp->ts_ours = ts.ecr;
 	if (IP_VS_FWD_METHOD(cp) == IP_VS_CONN_F_FULLNAT)
-		cp->sp.ts_coff = ip_vs_sp_ts_now(cp->af, &cp->fnat.lip,
-						 &cp->daddr) - ts.val;
-	cp->sp.ts_syn = ts.val + cp->sp.ts_coff;
-	WRITE_ONCE(cp->sp.flags, cp->sp.flags | IP_VS_SP_F_TS);
+		cp->sp->ts_coff = ip_vs_sp_ts_now(cp->af, &cp->fnat.lip,
+						  &cp->daddr) - ts.val;
+	cp->sp->ts_syn = ts.val + cp->sp->ts_coff;
+	WRITE_ONCE(cp->sp->flags, cp->sp->flags | IP_VS_SP_F_TS);
 }
 
 /* An ACK from the client on cp before the real server has answered: kept
@@ -596,21 +596,21 @@ static unsigned int ip_vs_sp_wait(struct ip_vs_conn *cp, struct sk_buff *skb,
 				  const struct tcphdr *th)
 {
 	struct ip_vs_synproxy_net *sp = cp->ipvs->synproxy;
-	struct sk_buff_head *q = &cp->sp.ack_q;
+	struct sk_buff_head *q = &cp->sp->ack_q;
 	struct sk_buff *syn = NULL;
 
 	spin_lock_bh(&q->lock);
-	if (cp->sp.flags & IP_VS_SP_F_EST) {
+	if (cp->sp->flags & IP_VS_SP_F_EST) {
 		spin_unlock_bh(&q->lock);
 		return NF_ACCEPT;
 	}
 	/* the client retransmits: the real server's SYN-ACK is late */
 	if (ip_vs_sp_may_resend(cp) &&
-	    time_after(jiffies, cp->sp.syn_sent + HZ)) {
+	    time_after(jiffies, cp->sp->syn_sent + HZ)) {
 		syn = ip_vs_sp_rs_pkt(cp, skb, false, 0);
 		if (syn) {
-			cp->sp.retries++;
-			cp->sp.syn_sent = jiffies;
+			cp->sp->retries++;
+			cp->sp->syn_sent = jiffies;
 		}
 	}
 	if (skb_queue_len(q) >= READ_ONCE(sp->sysctl_ack_skb_store_thresh) ||
@@ -637,6 +637,7 @@ static unsigned int ip_vs_sp_wait(struct ip_vs_conn *cp, struct sk_buff *skb,
 struct ip_vs_sp_new {
 	u32 isn, cisn, data;
 	u8 c_wscale, d_wscale;
+	struct ip_vs_synproxy_conn *sp;	/* allocated for the connection */
 };
 
 static DEFINE_PER_CPU(struct ip_vs_sp_new *, ip_vs_sp_new);
@@ -652,11 +653,12 @@ static struct ip_vs_conn *ip_vs_sp_opened(struct ip_vs_service *svc,
 					  struct ip_vs_iphdr *iph,
 					  const struct ip_vs_sp_new *n)
 {
+	struct ip_vs_synproxy_conn *sp;
 	struct ip_vs_conn *cp;
 
 	cp = pd->pp->conn_in_get(svc->ipvs, svc->af, skb, iph);
-	if (cp && (!(cp->flags & IP_VS_CONN_F_SYNPROXY) ||
-		   cp->sp.isn != n->isn || cp->sp.cisn != n->cisn)) {
+	sp = cp ? ip_vs_sp_of(cp) : NULL;
+	if (cp && (!sp || sp->isn != n->isn || sp->cisn != n->cisn)) {
 		/* an older connection with the same ports (a reuse) */
 		ip_vs_conn_put(cp);
 		cp = NULL;
@@ -715,10 +717,20 @@ static bool ip_vs_sp_open(struct ip_vs_service *svc, struct sk_buff *skb,
 		spin_unlock_bh(lock);
 		return false;
 	}
+	n.sp = ip_vs_synproxy_conn_alloc();
+	if (!n.sp) {
+		spin_unlock_bh(lock);
+		return false;
+	}
 	this_cpu_write(ip_vs_sp_new, &n);
 	cp = ip_vs_schedule(svc, skb, pd, &ignored, iph);
 	this_cpu_write(ip_vs_sp_new, NULL);
 	spin_unlock_bh(lock);
+	/* no connection took it (none was created, or it failed after
+	 * ip_vs_synproxy_conn_init() had given it the state)
+	 */
+	if (!cp || cp->sp != n.sp)
+		kfree(n.sp);
 	if (cp && !(cp->flags & IP_VS_CONN_F_SYNPROXY)) {
 		ip_vs_conn_put(cp);
 		cp = NULL;
@@ -731,23 +743,23 @@ static bool ip_vs_sp_open(struct ip_vs_service *svc, struct sk_buff *skb,
 		return true;
 	}
 
-	spin_lock_bh(&cp->sp.ack_q.lock);
+	spin_lock_bh(&cp->sp->ack_q.lock);
 	/* timestamps need the local address FULLNAT has just bound */
 	if (data & IP_VS_SP_D_TS)
 		ip_vs_sp_open_ts(cp, th);
 	syn = ip_vs_sp_rs_pkt(cp, skb, false, 0);
-	cp->sp.syn_sent = jiffies;
-	WRITE_ONCE(cp->sp.flags, cp->sp.flags | IP_VS_SP_F_OPEN);
+	cp->sp->syn_sent = jiffies;
+	WRITE_ONCE(cp->sp->flags, cp->sp->flags | IP_VS_SP_F_OPEN);
 	if (ip_vs_sp_hold(skb)) {
-		__skb_queue_tail(&cp->sp.ack_q, skb);
+		__skb_queue_tail(&cp->sp->ack_q, skb);
 		skb = NULL;
 	}
 	if (syn && ip_vs_sp_may_resend(cp)) {
 		/* the retransmission timer holds a reference */
 		refcount_inc(&cp->refcnt);
-		mod_timer(&cp->sp.timer, jiffies + IP_VS_SP_RETRY_TIME);
+		mod_timer(&cp->sp->timer, jiffies + IP_VS_SP_RETRY_TIME);
 	}
-	spin_unlock_bh(&cp->sp.ack_q.lock);
+	spin_unlock_bh(&cp->sp->ack_q.lock);
 	kfree_skb(skb);		/* when it could not wait */
 	if (syn)
 		ip_vs_sp_xmit(cp, pd, syn);
@@ -1133,8 +1145,7 @@ static bool ip_vs_sp_reuse(struct ip_vs_conn *cp, struct sk_buff *skb,
 	if (!item)
 		return false;
 	/* the old handshake's own ACK, retransmitted */
-	if ((cp->flags & IP_VS_CONN_F_SYNPROXY) &&
-	    ntohl(th->ack_seq) - 1 == cp->sp.isn)
+	if (ip_vs_sp_of(cp) && ntohl(th->ack_seq) - 1 == cp->sp->isn)
 		return false;
 	/* no cookie: an ACK of the old connection (its last one, say) */
 	data = ip_vs_sp_ack_cookie(cp->af, iph, th);
@@ -1269,20 +1280,20 @@ unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 	if (cp->protocol != IPPROTO_TCP || iph->fragoffs ||
 	    ip_vs_iph_icmp(iph))
 		return NF_ACCEPT;
-	if (!(cp->flags & IP_VS_CONN_F_SYNPROXY))
+	if (!(cp->flags & IP_VS_CONN_F_SYNPROXY) || !ip_vs_sp_of(cp))
 		return ip_vs_sp_in_closing(skb, cp, pd, iph);
 	th = ip_vs_tcp_writable(skb, iph->len);
 	if (!th)
 		return NF_DROP;
 
 	/* pairs with the release in ip_vs_synproxy_out: delta is valid */
-	if (!(smp_load_acquire(&cp->sp.flags) & IP_VS_SP_F_EST)) {
+	if (!(smp_load_acquire(&cp->sp->flags) & IP_VS_SP_F_EST)) {
 		unsigned int v;
 
 		if (th->rst) {
 			/* the client gives up: so do we */
 			ip_vs_sp_stop(cp, true);
-			skb_queue_purge(&cp->sp.ack_q);
+			skb_queue_purge(&cp->sp->ack_q);
 			return NF_ACCEPT;
 		}
 		if (th->syn || !th->ack)
@@ -1303,23 +1314,23 @@ unsigned int ip_vs_synproxy_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 	}
 	t.skb = skb;
 	t.th = th;
-	t.sack = th->ack ? cp->sp.delta : 0;
-	if (cp->sp.flags & IP_VS_SP_F_TS) {
+	t.sack = th->ack ? cp->sp->delta : 0;
+	if (cp->sp->flags & IP_VS_SP_F_TS) {
 		t.ts = true;
-		t.tsval = cp->sp.ts_coff;
-		t.tsecr = cp->sp.ts_soff;
+		t.tsval = cp->sp->ts_coff;
+		t.tsecr = cp->sp->ts_soff;
 	}
 	if (th->ack)
 		ip_vs_sp_set32(skb, th, &th->ack_seq,
-			       ntohl(th->ack_seq) - cp->sp.delta);
+			       ntohl(th->ack_seq) - cp->sp->delta);
 	/* SACK blocks name the real server's sequence numbers */
 	if (th->ack || t.ts)
 		ip_vs_tcp_opts(th, 0, ip_vs_sp_xlate_opt, &t);
 	/* the client scales its window, the real server does not */
-	if (cp->sp.c_wscale != IP_VS_SP_WS_NONE &&
-	    cp->sp.rs_wscale == IP_VS_SP_WS_NONE && cp->sp.c_wscale)
+	if (cp->sp->c_wscale != IP_VS_SP_WS_NONE &&
+	    cp->sp->rs_wscale == IP_VS_SP_WS_NONE && cp->sp->c_wscale)
 		ip_vs_sp_set_window(skb, th,
-				    (u32)ntohs(th->window) << cp->sp.c_wscale);
+				    (u32)ntohs(th->window) << cp->sp->c_wscale);
 	return NF_ACCEPT;
 }
 
@@ -1356,9 +1367,9 @@ static void ip_vs_sp_flush(struct ip_vs_conn *cp, struct ip_vs_proto_data *pd)
 	bool bare = true;
 
 	__skb_queue_head_init(&list);
-	spin_lock_bh(&cp->sp.ack_q.lock);
-	skb_queue_splice_init(&cp->sp.ack_q, &list);
-	spin_unlock_bh(&cp->sp.ack_q.lock);
+	spin_lock_bh(&cp->sp->ack_q.lock);
+	skb_queue_splice_init(&cp->sp->ack_q, &list);
+	spin_unlock_bh(&cp->sp->ack_q.lock);
 
 	skb_queue_walk(&list, skb)
 		bare = bare && ip_vs_sp_bare_ack(cp, skb);
@@ -1380,18 +1391,18 @@ static void ip_vs_sp_flush(struct ip_vs_conn *cp, struct ip_vs_proto_data *pd)
 
 	if (!tmpl)
 		return;
-	spin_lock_bh(&cp->sp.ack_q.lock);
-	if (!(cp->sp.flags & IP_VS_SP_F_CLOSING) &&
-	    skb_queue_empty(&cp->sp.ack_q)) {
-		__skb_queue_tail(&cp->sp.ack_q, tmpl);
+	spin_lock_bh(&cp->sp->ack_q.lock);
+	if (!(cp->sp->flags & IP_VS_SP_F_CLOSING) &&
+	    skb_queue_empty(&cp->sp->ack_q)) {
+		__skb_queue_tail(&cp->sp->ack_q, tmpl);
 		tmpl = NULL;
-		cp->sp.acks = 0;
-		WRITE_ONCE(cp->sp.flags, cp->sp.flags | IP_VS_SP_F_ACKWAIT);
+		cp->sp->acks = 0;
+		WRITE_ONCE(cp->sp->flags, cp->sp->flags | IP_VS_SP_F_ACKWAIT);
 		/* the timer holds a reference while it is pending */
-		if (!mod_timer(&cp->sp.timer, jiffies + IP_VS_SP_ACK_TIME))
+		if (!mod_timer(&cp->sp->timer, jiffies + IP_VS_SP_ACK_TIME))
 			refcount_inc(&cp->refcnt);
 	}
-	spin_unlock_bh(&cp->sp.ack_q.lock);
+	spin_unlock_bh(&cp->sp->ack_q.lock);
 	kfree_skb(tmpl);
 }
 
@@ -1406,7 +1417,7 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 	u8 rs_ws;
 
 	if (cp->protocol != IPPROTO_TCP || iph->fragoffs ||
-	    ip_vs_iph_icmp(iph))
+	    ip_vs_iph_icmp(iph) || !ip_vs_sp_of(cp))
 		return NF_ACCEPT;
 	th = ip_vs_tcp_writable(skb, iph->len);
 	if (!th)
@@ -1414,18 +1425,18 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 	seq = ntohl(th->seq);
 
 	/* pairs with the release below */
-	if (!(smp_load_acquire(&cp->sp.flags) & IP_VS_SP_F_EST)) {
+	if (!(smp_load_acquire(&cp->sp->flags) & IP_VS_SP_F_EST)) {
 		if (th->syn && th->ack) {
 			struct ip_vs_sp_ts ts = { };
 			u8 flags = IP_VS_SP_F_EST | IP_VS_SP_F_OPEN |
-				   (READ_ONCE(cp->sp.flags) & IP_VS_SP_F_TS);
+				   (READ_ONCE(cp->sp->flags) & IP_VS_SP_F_TS);
 
 			rs_ws = IP_VS_SP_WS_NONE;
-			if (cp->sp.c_wscale != IP_VS_SP_WS_NONE)
+			if (cp->sp->c_wscale != IP_VS_SP_WS_NONE)
 				ip_vs_tcp_opts(th, TCPOPT_WINDOW,
 					       ip_vs_sp_rs_wscale, &rs_ws);
-			cp->sp.rs_wscale = rs_ws;
-			cp->sp.delta = cp->sp.isn - seq;
+			cp->sp->rs_wscale = rs_ws;
+			cp->sp->delta = cp->sp->isn - seq;
 			/* the client sees our clock, not the real server's;
 			 * a real server without timestamps gets none
 			 */
@@ -1433,7 +1444,7 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 				ip_vs_tcp_opts(th, TCPOPT_TIMESTAMP,
 					       ip_vs_sp_get_ts, &ts);
 				if (ts.found)
-					cp->sp.ts_soff = cp->sp.ts_ours - ts.val;
+					cp->sp->ts_soff = cp->sp->ts_ours - ts.val;
 				else
 					flags &= ~IP_VS_SP_F_TS;
 			}
@@ -1442,12 +1453,12 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 			if (pd->pp->state_transition)
 				pd->pp->state_transition(cp, IP_VS_DIR_OUTPUT,
 							 skb, pd, iph->len);
-			spin_lock_bh(&cp->sp.ack_q.lock);
+			spin_lock_bh(&cp->sp->ack_q.lock);
 			/* delta, rs_wscale and ts_soff before the flag */
-			smp_store_release(&cp->sp.flags,
-					  flags | (cp->sp.flags &
+			smp_store_release(&cp->sp->flags,
+					  flags | (cp->sp->flags &
 						   IP_VS_SP_F_CLOSING));
-			spin_unlock_bh(&cp->sp.ack_q.lock);
+			spin_unlock_bh(&cp->sp->ack_q.lock);
 			ip_vs_sp_stop(cp, false);
 			ip_vs_sp_flush(cp, pd);
 			kfree_skb(skb);
@@ -1457,14 +1468,14 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 			return NF_DROP;
 		/* refused: the client sees a RST that fits its window */
 		IP_VS_SP_INC(cp->ipvs, SYNPROXY_RS_ERROR);
-		cp->sp.delta = cp->sp.isn + 1 - seq;
-		cp->sp.rs_wscale = IP_VS_SP_WS_NONE;
-		spin_lock_bh(&cp->sp.ack_q.lock);
+		cp->sp->delta = cp->sp->isn + 1 - seq;
+		cp->sp->rs_wscale = IP_VS_SP_WS_NONE;
+		spin_lock_bh(&cp->sp->ack_q.lock);
 		/* delta before the flag */
-		smp_store_release(&cp->sp.flags,
-				  cp->sp.flags | IP_VS_SP_F_EST);
-		__skb_queue_purge(&cp->sp.ack_q);
-		spin_unlock_bh(&cp->sp.ack_q.lock);
+		smp_store_release(&cp->sp->flags,
+				  cp->sp->flags | IP_VS_SP_F_EST);
+		__skb_queue_purge(&cp->sp->ack_q);
+		spin_unlock_bh(&cp->sp->ack_q.lock);
 		ip_vs_sp_stop(cp, false);
 	}
 
@@ -1489,39 +1500,39 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 	thresh = READ_ONCE(sp->sysctl_ack_storm_thresh);
 	if (thresh && th->ack && !th->syn && !th->rst && !th->fin &&
 	    skb->len == iph->len + th->doff * 4) {
-		if (seq == cp->sp.last_seq &&
-		    ntohl(th->ack_seq) == cp->sp.last_ack) {
-			if (++cp->sp.dup_acks >= thresh) {
+		if (seq == cp->sp->last_seq &&
+		    ntohl(th->ack_seq) == cp->sp->last_ack) {
+			if (++cp->sp->dup_acks >= thresh) {
 				IP_VS_SP_INC(cp->ipvs, SYNPROXY_ACK_STORM);
 				return NF_DROP;
 			}
 		} else {
-			cp->sp.last_seq = seq;
-			cp->sp.last_ack = ntohl(th->ack_seq);
-			cp->sp.dup_acks = 0;
+			cp->sp->last_seq = seq;
+			cp->sp->last_ack = ntohl(th->ack_seq);
+			cp->sp->dup_acks = 0;
 		}
 	}
 
-	ip_vs_sp_set32(skb, th, &th->seq, seq + cp->sp.delta);
-	if (cp->sp.flags & IP_VS_SP_F_TS) {
+	ip_vs_sp_set32(skb, th, &th->seq, seq + cp->sp->delta);
+	if (cp->sp->flags & IP_VS_SP_F_TS) {
 		struct ip_vs_sp_xlate t = {
 			.skb = skb,
 			.th = th,
-			.tsval = cp->sp.ts_soff,
-			.tsecr = cp->sp.ts_coff,
+			.tsval = cp->sp->ts_soff,
+			.tsecr = cp->sp->ts_coff,
 			.ts = true,
 		};
 
 		ip_vs_tcp_opts(th, TCPOPT_TIMESTAMP, ip_vs_sp_xlate_opt, &t);
 	}
-	if (cp->sp.c_wscale != IP_VS_SP_WS_NONE) {
-		u32 rs = cp->sp.rs_wscale == IP_VS_SP_WS_NONE ? 0 :
-			 cp->sp.rs_wscale;
+	if (cp->sp->c_wscale != IP_VS_SP_WS_NONE) {
+		u32 rs = cp->sp->rs_wscale == IP_VS_SP_WS_NONE ? 0 :
+			 cp->sp->rs_wscale;
 
-		if (rs != cp->sp.d_wscale)
+		if (rs != cp->sp->d_wscale)
 			ip_vs_sp_set_window(skb, th,
 					    ((u32)ntohs(th->window) << rs) >>
-					    cp->sp.d_wscale);
+					    cp->sp->d_wscale);
 	}
 	return NF_ACCEPT;
 }
@@ -1532,8 +1543,9 @@ unsigned int ip_vs_synproxy_out(struct sk_buff *skb, struct ip_vs_conn *cp,
  */
 static void ip_vs_sp_retry(struct timer_list *t)
 {
-	struct ip_vs_conn *cp = timer_container_of(cp, t, sp.timer);
-	struct sk_buff_head *q = &cp->sp.ack_q;
+	struct ip_vs_synproxy_conn *sp = timer_container_of(sp, t, timer);
+	struct ip_vs_conn *cp = sp->cp;
+	struct sk_buff_head *q = &sp->ack_q;
 	struct ip_vs_proto_data *pd;
 	struct sk_buff *syn = NULL;
 	bool again = false, ack = false;
@@ -1542,27 +1554,27 @@ static void ip_vs_sp_retry(struct timer_list *t)
 	if (ip_vs_sp_may_resend(cp) && !skb_queue_empty(q)) {
 		syn = ip_vs_sp_rs_pkt(cp, skb_peek(q), false, 0);
 		if (syn) {
-			cp->sp.retries++;
-			cp->sp.syn_sent = jiffies;
+			cp->sp->retries++;
+			cp->sp->syn_sent = jiffies;
 			/* a timer armed meanwhile has its own reference */
 			again = ip_vs_sp_may_resend(cp) &&
-				!mod_timer(&cp->sp.timer,
+				!mod_timer(&cp->sp->timer,
 					   jiffies + IP_VS_SP_RETRY_TIME);
 		}
-	} else if ((cp->sp.flags & (IP_VS_SP_F_ACKWAIT |
+	} else if ((cp->sp->flags & (IP_VS_SP_F_ACKWAIT |
 				    IP_VS_SP_F_CLOSING)) ==
 		   IP_VS_SP_F_ACKWAIT && !skb_queue_empty(q)) {
 		/* the real server is silent since the handshake's ACK */
 		syn = ip_vs_sp_rs_pkt(cp, skb_peek(q), true,
-				      cp->sp.isn - cp->sp.delta);
+				      cp->sp->isn - cp->sp->delta);
 		ack = true;
-		if (++cp->sp.acks < IP_VS_SP_ACK_REPEATS) {
+		if (++cp->sp->acks < IP_VS_SP_ACK_REPEATS) {
 			/* ip_vs_sp_flush() may have armed it meanwhile */
-			again = !mod_timer(&cp->sp.timer,
+			again = !mod_timer(&cp->sp->timer,
 					   jiffies + IP_VS_SP_ACK_TIME);
 		} else {
-			WRITE_ONCE(cp->sp.flags,
-				   cp->sp.flags & ~IP_VS_SP_F_ACKWAIT);
+			WRITE_ONCE(cp->sp->flags,
+				   cp->sp->flags & ~IP_VS_SP_F_ACKWAIT);
 			__skb_queue_purge(q);
 		}
 	}
@@ -1582,25 +1594,42 @@ static void ip_vs_sp_retry(struct timer_list *t)
 		__ip_vs_conn_put(cp);
 }
 
+/* The state of a SYNPROXY connection, not yet anyone's (GFP_ATOMIC) */
+struct ip_vs_synproxy_conn *ip_vs_synproxy_conn_alloc(void)
+{
+	struct ip_vs_synproxy_conn *sp = kzalloc(sizeof(*sp), GFP_ATOMIC);
+
+	if (!sp)
+		return NULL;
+	timer_setup(&sp->timer, ip_vs_sp_retry, 0);
+	skb_queue_head_init(&sp->ack_q);
+	sp->c_wscale = IP_VS_SP_WS_NONE;
+	sp->rs_wscale = IP_VS_SP_WS_NONE;
+	return sp;
+}
+
+/* ip_vs_conn_new(), before the connection is hashed: the state
+ * ip_vs_sp_open() allocated when it is creating cp, nothing otherwise
+ */
 void ip_vs_synproxy_conn_init(struct ip_vs_conn *cp)
 {
 	struct ip_vs_sp_new *n = this_cpu_read(ip_vs_sp_new);
+	struct ip_vs_synproxy_conn *sp;
 
-	memset(&cp->sp, 0, sizeof(cp->sp));
-	timer_setup(&cp->sp.timer, ip_vs_sp_retry, 0);
-	skb_queue_head_init(&cp->sp.ack_q);
-	cp->sp.c_wscale = IP_VS_SP_WS_NONE;
-	cp->sp.rs_wscale = IP_VS_SP_WS_NONE;
-	/* ip_vs_sp_open() is creating it (a template is not a connection) */
+	cp->sp = NULL;
+	/* a template is not a connection */
 	if (!n || (cp->flags & IP_VS_CONN_F_TEMPLATE) ||
 	    cp->protocol != IPPROTO_TCP)
 		return;
 	this_cpu_write(ip_vs_sp_new, NULL);
-	cp->sp.isn = n->isn;
-	cp->sp.cisn = n->cisn;
-	cp->sp.data = n->data;
-	cp->sp.c_wscale = n->c_wscale;
-	cp->sp.d_wscale = n->d_wscale;
+	sp = n->sp;
+	sp->cp = cp;
+	sp->isn = n->isn;
+	sp->cisn = n->cisn;
+	sp->data = n->data;
+	sp->c_wscale = n->c_wscale;
+	sp->d_wscale = n->d_wscale;
+	cp->sp = sp;
 	cp->flags |= IP_VS_CONN_F_SYNPROXY;
 }
 
@@ -1609,13 +1638,17 @@ void ip_vs_synproxy_conn_init(struct ip_vs_conn *cp)
  */
 void ip_vs_synproxy_conn_expire(struct ip_vs_conn *cp)
 {
-	if (cp->flags & IP_VS_CONN_F_SYNPROXY)
+	if (ip_vs_sp_of(cp))
 		ip_vs_sp_stop(cp, true);
 }
 
+/* The connection is unhashed and its last reference gone: the packets that
+ * wait.  The state itself goes with the connection, after RCU readers.
+ */
 void ip_vs_synproxy_conn_free(struct ip_vs_conn *cp)
 {
-	skb_queue_purge(&cp->sp.ack_q);
+	if (cp->sp)
+		skb_queue_purge(&cp->sp->ack_q);
 }
 
 /* An ICMP error from the client about a packet of the real server's, whose
@@ -1627,15 +1660,15 @@ bool ip_vs_synproxy_icmp(struct sk_buff *skb, struct ip_vs_conn *cp,
 {
 	__be32 *seq;
 
-	if (cp->protocol != IPPROTO_TCP)
+	if (cp->protocol != IPPROTO_TCP || !ip_vs_sp_of(cp))
 		return true;
 	/* pairs with the release in ip_vs_synproxy_out: delta is valid */
-	if (!(smp_load_acquire(&cp->sp.flags) & IP_VS_SP_F_EST))
+	if (!(smp_load_acquire(&cp->sp->flags) & IP_VS_SP_F_EST))
 		return true;
 	if (skb_ensure_writable(skb, thoff + 8))
 		return false;
 	seq = (__be32 *)(skb->data + thoff + 4);
-	*seq = htonl(ntohl(*seq) - cp->sp.delta);
+	*seq = htonl(ntohl(*seq) - cp->sp->delta);
 	return true;
 }
 

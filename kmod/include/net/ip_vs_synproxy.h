@@ -27,8 +27,15 @@ struct seq_file;
 #define IP_VS_CONN_F_SYNPROXY	0x8000		/* connection: SYNPROXY */
 #endif
 
-/* Per-connection SYNPROXY state, embedded in struct ip_vs_conn */
+/* Per-connection SYNPROXY state.  Only a SYNPROXY connection has it:
+ * struct ip_vs_conn points to it (cp->sp, NULL on every other connection),
+ * so NAT, DR and plain FULLNAT connections do not carry it.  It is set once:
+ * before the connection is hashed, or on a backup's copy by the sync thread
+ * (ip_vs_sp_of() pairs with that store), and freed with the connection,
+ * after its RCU grace period.  128 bytes without debug options.
+ */
 struct ip_vs_synproxy_conn {
+	struct ip_vs_conn	*cp;		/* the connection (its timer) */
 	struct sk_buff_head	ack_q;		/* client packets before RS */
 	struct timer_list	timer;		/* SYN and ACK retransmission */
 	u32			isn;		/* our cookie ISN to the client */
@@ -52,6 +59,12 @@ struct ip_vs_synproxy_conn {
 };
 
 #define IP_VS_SP_WS_NONE	15		/* no window scale option */
+
+/* The SYNPROXY state of cp, or NULL: the connection is not a SYNPROXY one
+ * (or a backup's sync thread has not given it the state yet).  A macro:
+ * struct ip_vs_conn is not complete here.
+ */
+#define ip_vs_sp_of(cp)		smp_load_acquire(&(cp)->sp)
 
 /* sp.flags: written under ack_q.lock, EST read with acquire semantics */
 #define IP_VS_SP_F_EST		0x01		/* RS answered, delta valid */
@@ -128,6 +141,7 @@ struct ip_vs_synproxy_net {
 int ip_vs_synproxy_net_init(struct netns_ipvs *ipvs);
 void ip_vs_synproxy_net_cleanup(struct netns_ipvs *ipvs);
 void ip_vs_synproxy_stats_lines(struct seq_file *seq, struct netns_ipvs *ipvs);
+struct ip_vs_synproxy_conn *ip_vs_synproxy_conn_alloc(void);
 void ip_vs_synproxy_conn_init(struct ip_vs_conn *cp);
 void ip_vs_synproxy_conn_expire(struct ip_vs_conn *cp);
 void ip_vs_synproxy_conn_free(struct ip_vs_conn *cp);
