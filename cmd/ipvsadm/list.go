@@ -402,17 +402,6 @@ func (t *tool) listService(svc *service, format uint) {
 	t.printServiceEntry(&se, nil, format)
 }
 
-func (t *tool) sortedServices(format uint) []service {
-	svcs, err := t.be.Services()
-	if err != nil {
-		t.kernError(opGetServices, err, 1)
-	}
-	if format&fmtNoSort == 0 {
-		msort(svcs, cmpServices)
-	}
-	return svcs
-}
-
 // svcDests is a service with its destinations once fetched.
 type svcDests struct {
 	s service
@@ -467,43 +456,48 @@ func (t *tool) listAll(format uint) {
 	}
 	if format&fmtRule != 0 && t.inf.Features&featFullNAT != 0 {
 		for i := range tab {
-			las := tab[i].l
-			if !haveLaddrs {
-				var err error
-				if las, err = t.be.LocalAddrs(tab[i].s); err != nil {
-					t.kernError(opGetLaddrs, err, 1)
-				}
-			}
 			name := t.svcName(&tab[i].s, format)
-			for _, la := range las {
+			for _, la := range t.laddrsOf(&tab[i], haveLaddrs) {
 				fmt.Fprintf(t.stdout, out.ruleLaddr, name, ntop(la.Addr))
 			}
 		}
 	}
 }
 
-// listLaddrs is -G: the local addresses of one service or of all.
+// laddrsOf is sd's local addresses: those the table dump gave (have), or
+// asked for now.
+func (t *tool) laddrsOf(sd *svcDests, have bool) []laddr {
+	if have {
+		return sd.l
+	}
+	las, err := t.be.LocalAddrs(sd.s)
+	if err != nil {
+		t.kernError(opGetLaddrs, err, 1)
+	}
+	return las
+}
+
+// listLaddrs is -G: the local addresses of one service or of all (from
+// the table dump where it lists them: one request for the whole table).
 func (t *tool) listLaddrs(svc *service, one bool) int {
-	var svcs []service
+	var tab []svcDests
+	have := false
 	if one {
 		se, err := t.be.Service(*svc)
 		if err != nil {
 			t.kernError(opGetLaddrs, err, 1)
 		}
-		svcs = []service{se}
+		tab = []svcDests{{s: se}}
 	} else {
-		svcs = t.sortedServices(0)
+		tab, have = t.table(0)
 	}
 	if t.inf.Features&featFullNAT == 0 {
 		t.kernError(opGetLaddrs, errNotSupported, 1)
 	}
 	fmt.Fprintf(t.stdout, out.laddrTitle, "VIP:VPORT", "TOTAL", "SNAT_IP", "CONFLICTS", "CONNS")
-	for i := range svcs {
-		se := &svcs[i]
-		las, err := t.be.LocalAddrs(*se)
-		if err != nil {
-			t.kernError(opGetLaddrs, err, 1)
-		}
+	for i := range tab {
+		se := &tab[i].s
+		las := t.laddrsOf(&tab[i], have)
 		var name string
 		if se.FWMark != 0 {
 			name = t.svcName(se, fmtNumeric)
