@@ -232,6 +232,7 @@ mkdir -p "$pl/opt/fullnat"
 cat >"$pl/opt/fullnat/env" <<EOF
 export RIG_KERNEL=${kernel%-debug} RIG_RELEASE=$rel RIG_MODULES=$modules RIG_DEBUG=$debug
 export RIG_DEBUG_FLOOD_DIVISOR=${RIG_DEBUG_FLOOD_DIVISOR:-}
+export RIG_BENCH_QUICK=${RIG_BENCH_QUICK:-}
 EOF
 (cd "$pl" && find . -mindepth 1 | cpio -o -H newc -R 0:0 --quiet) >>"$work/initrd"
 

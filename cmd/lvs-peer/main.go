@@ -5,7 +5,7 @@
 //	lvs-peer serve --name rs1 --listen 198.51.100.11:80 [--listen [2001:db8:2::11]:80] [--udp ...]
 //	               [--banner 198.51.100.11:25 ...] [--proxy-listen ADDR ...] [--proxy-banner ADDR ...]
 //	lvs-peer dial --addr 203.0.113.10:80 [--udp] [--count 1000] [--parallel 16]
-//	              [--op hello|get|put|banner] [--size 10485760] [--local-port 40000] [--human --tag NAME]
+//	              [--op hello|get|put|banner|pps] [--size 10485760] [--local-port 40000] [--human --tag NAME]
 //	lvs-peer flood --addr 203.0.113.10:80 [--count 200000] [--kind syn|ack|fin] [--workers 2] [--first 0]
 //	lvs-peer sniff --name rs1 --iface eth0 [--tag NAME]
 //	lvs-peer http --url http://203.0.113.10/f [--size 1048576] [--seed 1]
@@ -99,7 +99,7 @@ func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
   lvs-peer serve --name NAME --listen ADDR:PORT [--listen ...] [--udp ADDR:PORT ...]
                  [--banner ADDR:PORT ...] [--proxy-listen ADDR:PORT ...] [--proxy-banner ADDR:PORT ...]
-  lvs-peer dial --addr ADDR:PORT [--udp] [--count N] [--parallel P] [--op hello|get|put|banner]
+  lvs-peer dial --addr ADDR:PORT [--udp] [--count N] [--parallel P] [--op hello|get|put|banner|pps]
                 [--size BYTES] [--local-port PORT] [--timeout 10s] [--human [--tag NAME]]
   lvs-peer flood --addr ADDR:PORT [--count N] [--kind syn|ack|fin] [--workers W] [--first K]
                  [--limit 60s] [--human]
@@ -289,8 +289,10 @@ func udpLoop(c net.PacketConn, name string) {
 }
 
 type summary struct {
-	OK      int            `json:"ok"`
-	Failed  int            `json:"failed"`
+	OK     int `json:"ok"`
+	Failed int `json:"failed"`
+	// Lost is the datagrams of --op pps that got no answer.
+	Lost    int            `json:"lost,omitempty"`
 	Servers map[string]int `json:"servers"`
 	Peers   map[string]int `json:"peers"`
 	// Seen maps each server to the peer addresses (without port) it saw, with counts.
@@ -308,7 +310,7 @@ func dial(args []string) error {
 	udp := fs.Bool("udp", false, "use UDP (op hello only)")
 	count := fs.Int("count", 1, "number of operations")
 	par := fs.Int("parallel", 1, "operations in flight")
-	op := fs.String("op", "hello", "hello, get, put or banner")
+	op := fs.String("op", "hello", "hello, get, put, banner, or pps (UDP: --count datagrams on one flow, --parallel in flight)")
 	size := fs.Int64("size", 1<<20, "bytes for get and put")
 	lport := fs.Int("local-port", 0, "local port to bind (0: any)")
 	timeout := fs.Duration("timeout", 20*time.Second, "timeout of one operation")
@@ -317,6 +319,12 @@ func dial(args []string) error {
 	_ = fs.Parse(args)
 	if *addr == "" {
 		return errors.New("dial needs --addr")
+	}
+	if *op == "pps" {
+		if !*udp {
+			return errors.New("dial: --op pps needs --udp")
+		}
+		return pps(*addr, *count, *par, *timeout)
 	}
 	s := summary{Servers: map[string]int{}, Peers: map[string]int{}, Seen: map[string]map[string]int{}}
 	var mu sync.Mutex
@@ -393,6 +401,47 @@ func dial(args []string) error {
 	if s.Failed > 0 {
 		return fmt.Errorf("%d of %d operations failed", s.Failed, *count)
 	}
+	return nil
+}
+
+// pps sends count small datagrams to addr from one socket, one flow through the director,
+// keeping up to window of them unanswered, and prints the summary: OK is the datagrams the
+// server answered, Lost those it did not within timeout (never a failure: a datagram may be
+// dropped), ElapsedMS the time from the first to the last.
+func pps(addr string, count, window int, timeout time.Duration) error {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", addr, err)
+	}
+	defer c.Close()
+	window = max(window, 1)
+	msg, buf := make([]byte, 18), make([]byte, 256) // a 64-byte Ethernet frame over IPv4, FCS included
+	var s summary
+	sent, inflight := 0, 0
+	start := time.Now()
+	for sent < count || inflight > 0 {
+		for ; sent < count && inflight < window; sent, inflight = sent+1, inflight+1 {
+			if _, err := c.Write(msg); err != nil {
+				return fmt.Errorf("udp write: %w", err)
+			}
+		}
+		_ = c.SetReadDeadline(time.Now().Add(timeout))
+		if _, err := c.Read(buf); err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				return fmt.Errorf("udp read: %w", err)
+			}
+			// what is in flight will not come back
+			s.Lost += inflight
+			inflight = 0
+			continue
+		}
+		s.OK++
+		inflight--
+	}
+	s.ElapsedMS = time.Since(start).Milliseconds()
+	out, _ := json.Marshal(s)
+	fmt.Println(string(out))
 	return nil
 }
 

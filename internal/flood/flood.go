@@ -52,6 +52,8 @@ type Config struct {
 	Limit time.Duration
 	// CPUs, when not empty, are the only CPUs the senders run on.
 	CPUs []int
+	// Plain SYNs carry an MSS option only, no timestamp, SACK or window scale.
+	Plain bool
 	// First is the index of the first packet. Packet k comes from source k (an address and
 	// port of its own for k below 2^25), so floods with First 0 and First N send from
 	// different sources: a second flood adds new connections rather than repeating them.
@@ -133,7 +135,7 @@ func Run(c Config) (Result, error) {
 					return
 				}
 			}
-			errs[w] = send(fds[w], sockaddr(), target, c.Flags, first, n, deadline, &sent)
+			errs[w] = send(fds[w], sockaddr(), target, c.Flags, c.Plain, first, n, deadline, &sent)
 		}(w)
 	}
 	wg.Wait()
@@ -142,7 +144,14 @@ func Run(c Config) (Result, error) {
 }
 
 // send writes packets first..first+n-1 of a flood to fd.
-func send(fd int, to unix.Sockaddr, target netip.AddrPort, flags byte, first, n int, deadline time.Time, sent *atomic.Int64) error {
+func send(fd int, to unix.Sockaddr, target netip.AddrPort, flags byte, plain bool, first, n int, deadline time.Time, sent *atomic.Int64) error {
+	var opts []byte
+	if flags&SYN != 0 {
+		opts = linuxOptions
+		if plain {
+			opts = mssOption
+		}
+	}
 	buf := make([]byte, 96)
 	x := uint32(first + 1)
 	for i := 0; i < n; i++ {
@@ -156,7 +165,7 @@ func send(fd int, to unix.Sockaddr, target netip.AddrPort, flags byte, first, n 
 		if flags&ACK != 0 {
 			ack = x ^ 0x5bd1e995
 		}
-		p := Packet(buf, src, target.Addr(), uint16(1024+k%60000), target.Port(), flags, x, ack)
+		p := packet(buf, src, target.Addr(), uint16(1024+k%60000), target.Port(), flags, x, ack, opts)
 		if err := unix.Sendto(fd, p, 0, to); err != nil {
 			if err == unix.ENOBUFS || err == unix.EAGAIN {
 				// The qdisc is full: let it drain and send the same packet again.
@@ -185,8 +194,17 @@ func source(k uint32, v6 bool) netip.Addr {
 func Packet(buf []byte, src, dst netip.Addr, sport, dport uint16, flags byte, seq, ack uint32) []byte {
 	var opts []byte
 	if flags&SYN != 0 {
-		opts = []byte{2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7}
+		opts = linuxOptions
 	}
+	return packet(buf, src, dst, sport, dport, flags, seq, ack, opts)
+}
+
+// linuxOptions are the options of a Linux SYN: MSS 1460, SACK permitted, a timestamp and
+// window scale 7.
+var linuxOptions = []byte{2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7}
+
+// packet is Packet with the TCP options opts (a multiple of 4 bytes, at most 40).
+func packet(buf []byte, src, dst netip.Addr, sport, dport uint16, flags byte, seq, ack uint32, opts []byte) []byte {
 	tl := 20 + len(opts)
 	hl := 20
 	if src.Is6() {

@@ -245,8 +245,10 @@ func run(t testing.TB, argv ...string) {
 
 // Summary is what `lvs-peer dial` reports.
 type Summary struct {
-	OK      int            `json:"ok"`
-	Failed  int            `json:"failed"`
+	OK     int `json:"ok"`
+	Failed int `json:"failed"`
+	// Lost is the datagrams of --op pps that got no answer.
+	Lost    int            `json:"lost"`
 	Servers map[string]int `json:"servers"`
 	Peers   map[string]int `json:"peers"`
 	// Seen maps each server name to the peer addresses (without port) it saw, with counts.

@@ -10,8 +10,10 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 
+	"github.com/fullnat/fullnat/internal/benchdata"
 	"github.com/fullnat/fullnat/internal/vmnet"
 )
 
@@ -24,13 +26,15 @@ type setup struct {
 	stock bool   // Debian's ip_vs.ko instead of ours
 	fwd   string // ipvsadm's -m or -b
 	pp    string // the service's --proxy-protocol (FULLNAT), "" for none
+	sp    bool   // a SYNPROXY service (-j enable)
 }
 
 // result is what one setup measured.
 type result struct {
 	cps     float64 // hello connections per second
-	getMBps float64 // MB/s from the real servers
-	putMBps float64 // MB/s to the real servers
+	getMBps float64 // MB/s from the real servers, one connection
+	putMBps float64 // MB/s to the real servers, one connection
+	pps     float64 // small UDP packets per second through the director, both ways (0: not measured)
 }
 
 func sh(t *testing.T, script string) {
@@ -40,16 +44,19 @@ func sh(t *testing.T, script string) {
 	}
 }
 
-func load(t *testing.T, s setup) {
+// load loads Debian's ip_vs (stock) or ours, with the module parameters params
+// ("conn_tab_bits=20"), and the rr scheduler.
+func load(t *testing.T, stock bool, params ...string) {
 	t.Helper()
-	if s.stock {
+	p := strings.Join(params, " ")
+	if stock {
 		// What Debian's ip_vs needs: libcrc32c only where the kernel still has it (6.x; 7.x's
 		// crc32c is built in); insmod fails if anything is missing.
 		sh(t, "modprobe -a nf_conntrack nf_defrag_ipv6 && "+
 			"{ ! grep -q '/libcrc32c.ko' /lib/modules/$(uname -r)/modules.dep || modprobe libcrc32c; } && "+
-			"insmod "+stockDir+"/ip_vs.ko && insmod "+stockDir+"/ip_vs_rr.ko")
+			"insmod "+stockDir+"/ip_vs.ko "+p+" && insmod "+stockDir+"/ip_vs_rr.ko")
 	} else {
-		sh(t, "modprobe -a ip_vs ip_vs_rr")
+		sh(t, "modprobe ip_vs "+p+" && modprobe ip_vs_rr")
 	}
 }
 
@@ -62,7 +69,7 @@ func unload(t *testing.T) {
 // times connections and transfers through it.
 func measure(t *testing.T, s setup) result {
 	var r result
-	load(t, s)
+	load(t, s.stock)
 	defer unload(t)
 	t.Run(s.name, func(t *testing.T) {
 		tp := vmnet.New(t, vmnet.Options{Servers: 2, RouteBack: s.fwd == "-m"})
@@ -71,7 +78,8 @@ func measure(t *testing.T, s setup) result {
 			if s.pp != "" {
 				listen = "--proxy-listen" // the same server after the header
 			}
-			vmnet.ServeArgs(t, rs, "--name", fmt.Sprintf("rs%d", i+1), listen, netip.AddrPortFrom(tp.ServerAddrs[i], 80).String())
+			a := netip.AddrPortFrom(tp.ServerAddrs[i], 80).String()
+			vmnet.ServeArgs(t, rs, "--name", fmt.Sprintf("rs%d", i+1), listen, a, "--udp", a)
 		}
 		d := tp.Director
 		adm := "/usr/sbin/ipvsadm"
@@ -84,37 +92,69 @@ func measure(t *testing.T, s setup) result {
 		if s.pp != "" {
 			add = append(add, "--proxy-protocol", s.pp)
 		}
-		d.Run(t, add...)
-		if s.fwd == "-b" {
-			d.Run(t, adm, "-P", "-t", vip, "-z", "198.51.100.201")
+		if s.sp {
+			add = append(add, "-j", "enable")
 		}
-		for _, a := range tp.ServerAddrs {
-			d.Run(t, adm, "-a", "-t", vip, "-r", netip.AddrPortFrom(a, 80).String(), s.fwd)
+		d.Run(t, add...)
+		// the same real servers over UDP, for the small packets (no SYNPROXY there)
+		d.Run(t, adm, "-A", "-u", vip, "-s", "rr")
+		for _, proto := range []string{"-t", "-u"} {
+			if s.fwd == "-b" {
+				d.Run(t, adm, "-P", proto, vip, "-z", "198.51.100.201")
+			}
+			for _, a := range tp.ServerAddrs {
+				d.Run(t, adm, "-a", proto, vip, "-r", netip.AddrPortFrom(a, 80).String(), s.fwd)
+			}
 		}
 		t.Cleanup(func() { d.Run(t, adm, "-C") })
 		vmnet.Dial(t, tp.Client, "--addr", vip, "--count", "50", "--parallel", "4") // warm up
 		h := vmnet.Dial(t, tp.Client, "--addr", vip, "--count", "2000", "--parallel", "8")
-		const size, count = 8 << 20, 4
-		g := vmnet.Dial(t, tp.Client, "--addr", vip, "--op", "get", "--size", fmt.Sprint(size), "--count", fmt.Sprint(count), "--parallel", "2", "--timeout", "60s")
-		p := vmnet.Dial(t, tp.Client, "--addr", vip, "--op", "put", "--size", fmt.Sprint(size), "--count", fmt.Sprint(count), "--parallel", "2", "--timeout", "60s")
-		mbps := func(ms int64) float64 { return float64(size*count) / 1e6 / (float64(ms) / 1000) }
+		// bulk: one connection each way, the per-packet path rather than connection set-up
+		size := bulkMB << 20
+		g := vmnet.Dial(t, tp.Client, "--addr", vip, "--op", "get", "--size", fmt.Sprint(size), "--timeout", "180s")
+		p := vmnet.Dial(t, tp.Client, "--addr", vip, "--op", "put", "--size", fmt.Sprint(size), "--timeout", "180s")
+		mbps := func(ms int64) float64 { return float64(size) / 1e6 / (float64(ms) / 1000) }
 		r = result{cps: float64(h.OK) / (float64(h.ElapsedMS) / 1000), getMBps: mbps(g.ElapsedMS), putMBps: mbps(p.ElapsedMS)}
+		// small packets: 64-byte frames on one UDP flow, 32 in flight, each answered
+		u := vmnet.Dial(t, tp.Client, "--addr", vip, "--udp", "--op", "pps", "--count", "50000", "--parallel", "32", "--timeout", "1s")
+		if u.Lost > 5000 {
+			t.Errorf("small packets: %d of 50000 lost", u.Lost)
+		}
+		r.pps = 2 * float64(u.OK) / (float64(u.ElapsedMS) / 1000)
 	})
 	return r
 }
 
-// TestDataPlaneBenchmark: stock NAT, our NAT and our FULLNAT, two rounds in alternating order;
-// the best of each is reported.
+// quick is RIG_BENCH_QUICK=1 (`make bench RIG_BENCH_QUICK=1`): the same benchmarks at a small
+// scale, to try them out; their numbers are not the report's.
+var quick = os.Getenv("RIG_BENCH_QUICK") == "1"
+
+// scaled is full, or small in a quick run.
+func scaled(full, small int) int {
+	if quick {
+		return small
+	}
+	return full
+}
+
+// bulkMB is the size of each bulk transfer, on one connection.
+var bulkMB = scaled(256, 16)
+
+// TestDataPlaneBenchmark: stock NAT, our NAT, our FULLNAT (without and with the PROXY protocol)
+// and our FULLNAT+SYNPROXY, two rounds in alternating order; the best of each is reported.
+// Each measures connections per second (2000 short connections, 8 at a time), bulk throughput
+// (one connection of bulkMB each way) and small packets per second (one UDP flow).
 func TestDataPlaneBenchmark(t *testing.T) {
 	if _, err := os.Stat(stockDir + "/ip_vs.ko"); err != nil {
 		t.Fatalf("the stock modules are not in the VM: %v", err)
 	}
 	setups := []setup{
-		{"stock-NAT", true, "-m", ""},
-		{"ours-NAT", false, "-m", ""},
-		{"ours-FULLNAT", false, "-b", ""},
+		{"stock-NAT", true, "-m", "", false},
+		{"ours-NAT", false, "-m", "", false},
+		{"ours-FULLNAT", false, "-b", "", false},
 		// the cost of the PROXY protocol header: once per connection
-		{"ours-FULLNAT+PP", false, "-b", "v2"},
+		{"ours-FULLNAT+PP", false, "-b", "v2", false},
+		{"ours-FULLNAT+SYNPROXY", false, "-b", "", true},
 	}
 	best := map[string]result{}
 	for round := 0; round < 2; round++ {
@@ -127,17 +167,19 @@ func TestDataPlaneBenchmark(t *testing.T) {
 			if t.Failed() {
 				return
 			}
-			fmt.Printf("BENCH round %d %-15s %7.0f conn/s  get %6.1f MB/s  put %6.1f MB/s\n", round, s.name, r.cps, r.getMBps, r.putMBps)
+			fmt.Printf("BENCH round %d %-21s %7.0f conn/s  get %6.1f MB/s  put %6.1f MB/s  %7.0f pkt/s\n", round, s.name, r.cps, r.getMBps, r.putMBps, r.pps)
 			b := best[s.name]
-			b.cps, b.getMBps, b.putMBps = max(b.cps, r.cps), max(b.getMBps, r.getMBps), max(b.putMBps, r.putMBps)
+			b.cps, b.getMBps, b.putMBps, b.pps = max(b.cps, r.cps), max(b.getMBps, r.getMBps), max(b.putMBps, r.putMBps), max(b.pps, r.pps)
 			best[s.name] = b
 		}
 	}
 	base := best["stock-NAT"]
-	fmt.Printf("BENCH kernel=%s data plane, best of 2 rounds (2 real servers, 2000 connections, 4 x 8 MB each way)\n", os.Getenv("RIG_KERNEL"))
+	fmt.Printf("BENCH kernel=%s data plane, best of 2 rounds (2 real servers, 2000 connections, %d MB on one connection each way, 50000 UDP round trips)\n", os.Getenv("RIG_KERNEL"), bulkMB)
 	for _, s := range setups {
 		b := best[s.name]
-		fmt.Printf("BENCH %-15s %7.0f conn/s (%.2fx)  get %6.1f MB/s (%.2fx)  put %6.1f MB/s (%.2fx)  vs stock NAT\n",
-			s.name, b.cps, b.cps/base.cps, b.getMBps, b.getMBps/base.getMBps, b.putMBps, b.putMBps/base.putMBps)
+		fmt.Printf("BENCH %-21s %7.0f conn/s (%.2fx)  get %6.1f MB/s (%.2fx)  put %6.1f MB/s (%.2fx)  %7.0f pkt/s (%.2fx)  vs stock NAT\n",
+			s.name, b.cps, b.cps/base.cps, b.getMBps, b.getMBps/base.getMBps, b.putMBps, b.putMBps/base.putMBps, b.pps, b.pps/base.pps)
+		benchdata.Print(benchdata.Record{Suite: "dataplane", Name: s.name, Values: map[string]float64{
+			"cps": b.cps, "get_mbps": b.getMBps, "put_mbps": b.putMBps, "pps": b.pps}})
 	}
 }

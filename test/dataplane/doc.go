@@ -2,7 +2,10 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Package dataplane benchmarks the forwarding path in the VM rig: Debian's stock ip_vs.ko doing
-// NAT, ours doing NAT (our patches must cost NAT nothing) and ours doing FULLNAT, one after the
-// other in the same VM. It prints connections per second and transfer rates, and the ratios to
-// the stock module; it fails only when traffic fails, never on a time.
+// NAT, ours doing NAT (our patches must cost NAT nothing), ours doing FULLNAT, with the PROXY
+// protocol and with SYNPROXY, one after the other in the same VM. It prints connections per
+// second, bulk rates on one connection, small packets per second, the kernel memory a connection
+// takes at a million connections, and the ratios to the stock module, with a BENCHDATA record
+// per setup for out/bench/report.md (internal/benchreport); it fails only when traffic fails,
+// never on a time.
 package dataplane

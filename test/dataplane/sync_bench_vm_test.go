@@ -120,7 +120,7 @@ func (r *syncRig) lag(t *testing.T) time.Duration {
 // from a connection's first packet on the master to its presence on the backup, idle and while
 // the connection load runs (fullnat_sync_flush_ms at its default).
 func TestSyncBenchmark(t *testing.T) {
-	load(t, setup{})
+	load(t, false)
 	defer unload(t)
 	var offCPS, onCPS float64
 	var idle, busy []time.Duration

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fullnat/fullnat/internal/benchdata"
 	"github.com/fullnat/fullnat/internal/vmnet"
 	"github.com/fullnat/fullnat/ipvs"
 )
@@ -298,4 +299,12 @@ func TestVMIpvsadm(t *testing.T) {
 	perNAT := bg.restore.Seconds() / float64(natLines)
 	perF := bf.restore.Seconds() / float64(fLines)
 	fmt.Printf("BENCH ipvsadm -R per line: NAT %.1fus  FULLNAT %.1fus  FULLNAT/NAT %.2f (target <= 1.1)\n", perNAT*1e6, perF*1e6, perF/perNAT)
+	for _, r := range []struct {
+		name string
+		t    toolResult
+		n    int
+	}{{"c-nat", bc, natLines}, {"ours-nat", bg, natLines}, {"ours-fullnat", bf, fLines}} {
+		benchdata.Print(benchdata.Record{Suite: "ipvsadm", Name: r.name, Values: map[string]float64{
+			"restore_s": r.t.restore.Seconds(), "list_s": r.t.list.Seconds(), "save_s": r.t.save.Seconds(), "lines": float64(r.n)}})
+	}
 }

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fullnat/fullnat/internal/flood"
+	"github.com/fullnat/fullnat/internal/connfill"
 	"github.com/fullnat/fullnat/internal/vmnet"
 	"github.com/fullnat/fullnat/ipvs"
 )
@@ -62,7 +62,7 @@ func TestVMConnectionListing(t *testing.T) {
 	}
 	have := 0
 	for _, n := range sizes {
-		fill(t, c, tp, svc, have, n)
+		connfill.Fill(t, c, tp.Client, netip.AddrPortFrom(tp.VIP, 80), svc, have, n)
 		have = n
 		conns := func() int {
 			ds, err := c.Destinations(t.Context(), svc)
@@ -114,43 +114,6 @@ func TestVMConnectionListing(t *testing.T) {
 			os.Getenv("RIG_KERNEL"), os.Getenv("RIG_MODULES"), want, dump, tn.Seconds(), float64(nl)/tn.Seconds(),
 			procText, connSlab())
 	}
-}
-
-// fill floods ACKs from sources from..to-1 and waits until the service has counted them.
-func fill(t *testing.T, c *ipvs.Client, tp *vmnet.Topology, svc ipvs.Service, from, to int) {
-	t.Helper()
-	start := time.Now()
-	var r flood.Result
-	err := vmnet.InNetns(string(tp.Client), func() (err error) {
-		r, err = flood.Run(flood.Config{Target: netip.AddrPortFrom(tp.VIP, 80), Flags: flood.ACK,
-			First: from, Count: to - from, Workers: 2, Limit: 5 * time.Minute})
-		return err
-	})
-	if err != nil {
-		t.Fatalf("flood: %v", err)
-	}
-	out := fmt.Sprintf("%d ACKs in %v", r.Sent, r.Elapsed.Round(time.Millisecond))
-	last, stable := -1, 0
-	for time.Since(start) < 6*time.Minute {
-		s, err := c.Service(t.Context(), svc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := int(s.Stats64.Connections)
-		if n >= to {
-			fmt.Printf("BENCH conns: %s, %d connections after %v\n", out, n, time.Since(start).Round(time.Millisecond))
-			return
-		}
-		if n == last {
-			if stable++; stable == 10 {
-				t.Fatalf("the flood (%s) made %d connections of %d", out, n, to)
-			}
-		} else {
-			last, stable = n, 0
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("connections not counted after 6 minutes")
 }
 
 // connSlab is the size of an ip_vs_conn object (SLUB's object_size; the cache may be merged
