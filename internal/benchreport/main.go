@@ -257,7 +257,7 @@ func (r *report) chart(w io.Writer) {
 	height := top + rows*rowH + 20
 	fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", left+barW+90, height)
 	fmt.Fprintf(w, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(w, `<text x="10" y="20" font-size="15" font-weight="bold">fullnat benchmarks: ratios against their targets (bar: measured, black mark: target; green met, red not)</text>`+"\n")
+	fmt.Fprintf(w, `<text x="10" y="20" font-size="15" font-weight="bold">Ratios against the targets (bar: measured, mark: target; green: met, red: not)</text>`+"\n")
 	y := top
 	for _, k := range r.kernels {
 		fmt.Fprintf(w, `<text x="10" y="%d" font-weight="bold">Linux %s</text>`+"\n", y+14, html.EscapeString(k))
