@@ -77,9 +77,11 @@ func TestVMConnectionsProcResume(t *testing.T) {
 		}
 		return k
 	}
-	// a loaded machine may drop a few of the flood's packets
+	// A loaded machine may drop some of the flood's packets (a clean-clone run beside a
+	// timing-sensitive VM kept 2611 of 3000). What follows compares the listing with the
+	// connections there are; half the flood still spans dozens of pages.
 	have := count(clients[d])
-	if have < n*9/10 {
+	if have < n/2 {
 		t.Fatalf("the director has %d connections of the flood's %d", have, n)
 	}
 	listed := 0
