@@ -27,12 +27,9 @@
 #include <linux/seq_file.h>
 #include <linux/proc_fs.h>
 #include <net/ip_vs_compat.h>
-#include <net/icmp.h>
 #include <net/ip.h>
 #include <net/ipv6.h>
 #include <net/ip6_checksum.h>
-#include <net/ip6_route.h>
-#include <net/route.h>
 #include <net/tcp.h>
 #include <net/secure_seq.h>
 #include <net/ip_vs.h>
@@ -250,134 +247,6 @@ static void ip_vs_fnat_set_addrs(struct sk_buff *skb, int af,
 	ip_hdr(skb)->saddr = saddr->ip;
 	ip_hdr(skb)->daddr = daddr->ip;
 	ip_send_check(ip_hdr(skb));
-}
-
-/* The director is a hop: like a router, and like upstream's transmitters
- * (__ip_vs_get_out_rt()), it decrements the TTL or hop limit of what it
- * passes on and answers a packet whose TTL runs out with ICMP time exceeded.
- * The header is writable (ip_vs_fnat_l4_writable()).
- */
-static bool ip_vs_fnat_ttl(struct sk_buff *skb, int af, struct net *net)
-{
-	if (IS_ENABLED(CONFIG_IP_VS_IPV6) && af == AF_INET6) {
-		if (ipv6_hdr(skb)->hop_limit <= 1) {
-			if (!skb->dev)
-				skb->dev = net->loopback_dev;
-			icmpv6_send(skb, ICMPV6_TIME_EXCEED, ICMPV6_EXC_HOPLIMIT, 0);
-			return false;
-		}
-		ipv6_hdr(skb)->hop_limit--;
-		return true;
-	}
-	if (ip_hdr(skb)->ttl <= 1) {
-		icmp_send(skb, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0);
-		return false;
-	}
-	ip_decrease_ttl(ip_hdr(skb));
-	return true;
-}
-
-/* Does skb exceed mtu?  As upstream's transmitters judge it: a packet that
- * netfilter reassembled by the size of its largest fragment, a GSO packet by
- * its segments.
- */
-static bool ip_vs_fnat_toobig(struct sk_buff *skb, int af, unsigned int mtu)
-{
-	if (IS_ENABLED(CONFIG_IP_VS_IPV6) && af == AF_INET6) {
-		if (IP6CB(skb)->frag_max_size)
-			return IP6CB(skb)->frag_max_size > mtu;
-	} else {
-		if (!(ip_hdr(skb)->frag_off & htons(IP_DF)))
-			return false;	/* it will be fragmented */
-		/* reassembled from fragments that carried DF */
-		if (IPCB(skb)->frag_max_size)
-			return IPCB(skb)->frag_max_size > mtu;
-	}
-	if (skb->len <= mtu)
-		return false;
-	return !skb_is_gso(skb) || !skb_gso_validate_network_len(skb, mtu);
-}
-
-/* Route skb to daddr from saddr; checks the size of the packet (plus extra
- * bytes we may add) against the route's MTU while skb still is the packet
- * that arrived, so an ICMP error reaches its sender (none about an ICMP
- * error, icmp).
- */
-static int ip_vs_fnat_route(struct sk_buff *skb, struct ip_vs_conn *cp,
-			    int af, const union nf_inet_addr *saddr,
-			    const union nf_inet_addr *daddr,
-			    unsigned int *mtu, bool icmp)
-{
-	struct net *net = cp->ipvs->net;
-	struct dst_entry *dst;
-
-	if (IS_ENABLED(CONFIG_IP_VS_IPV6) && af == AF_INET6) {
-		struct flowi6 fl6 = {
-			.daddr = daddr->in6,
-			.saddr = saddr->in6,
-		};
-
-		dst = ip6_route_output(net, NULL, &fl6);
-		if (dst->error) {
-			dst_release(dst);
-			return -EHOSTUNREACH;
-		}
-		*mtu = dst_mtu(dst);
-		if (ip_vs_fnat_toobig(skb, af, *mtu)) {
-			if (!skb->dev)
-				skb->dev = net->loopback_dev;
-			if (!icmp)
-				icmpv6_send(skb, ICMPV6_PKT_TOOBIG, 0, *mtu);
-			dst_release(dst);
-			return -EMSGSIZE;
-		}
-	} else {
-		/* the local address may be a peer's: a connection synced from
-		 * it (kmod/CLUSTER.md) that this director carries on, whose
-		 * real server answers the peer, the address's owner
-		 */
-		struct flowi4 fl4 = {
-			.daddr = daddr->ip,
-			.saddr = saddr->ip,
-			.flowi4_flags = FLOWI_FLAG_ANYSRC,
-		};
-		struct rtable *rt;
-
-		rt = ip_route_output_key(net, &fl4);
-		if (IS_ERR(rt))
-			return PTR_ERR(rt);
-		dst = &rt->dst;
-		*mtu = dst_mtu(dst);
-		if (ip_vs_fnat_toobig(skb, af, *mtu)) {
-			if (!icmp)
-				icmp_send(skb, ICMP_DEST_UNREACH,
-					  ICMP_FRAG_NEEDED, htonl(*mtu));
-			dst_release(dst);
-			return -EMSGSIZE;
-		}
-	}
-	skb_dst_drop(skb);
-	skb_dst_set(skb, dst);
-	return 0;
-}
-
-static int ip_vs_fnat_send(struct sk_buff *skb, int af, struct net *net)
-{
-	/* what is too big was refused above; the rest may be fragmented
-	 * (a reassembled packet again into its fragments' sizes)
-	 */
-	skb->ignore_df = 1;
-	skb->ipvs_property = 1;
-	ip_vs_notrack(skb);
-	if (skb->dev)
-		skb_orphan(skb);
-	skb_forward_csum(skb);
-	if (skb->dev)
-		skb_clear_tstamp(skb);
-	NF_HOOK(af == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4,
-		NF_INET_LOCAL_OUT, net, NULL, skb, NULL, skb_dst(skb)->dev,
-		dst_output);
-	return NF_STOLEN;
 }
 
 /* Insert the TOA option right after the fixed TCP header. */
@@ -612,8 +481,12 @@ static void ip_vs_fnat_set_ports(struct sk_buff *skb, unsigned int thoff,
  */
 int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
 {
-	const union nf_inet_addr *osrc, *odst, *isrc, *idst;
-	unsigned int toff, coff, cthoff, mtu;
+	/* about an error, no error is sent: neither "too big" nor "unreachable" */
+	struct ip_vs_iphdr icmph = { .hdr_flags = IP_VS_HDR_ICMP };
+	const union nf_inet_addr *osrc, *isrc, *idst;
+	unsigned int toff, coff, cthoff;
+	union nf_inet_addr *odst;
+	struct ip_vs_dest *dest;
 	__be16 isport, idport;
 	int af = cp->af;
 	__be16 *ports;
@@ -623,6 +496,7 @@ int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
 	if (out) {
 		osrc = &cp->vaddr;
 		odst = &cp->caddr;
+		dest = NULL;
 		isrc = &cp->caddr;
 		isport = cp->cport;
 		idst = &cp->vaddr;
@@ -630,6 +504,7 @@ int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
 	} else {
 		osrc = &cp->fnat.lip;
 		odst = &cp->daddr;
+		dest = cp->dest;
 		isrc = &cp->daddr;
 		isport = cp->dport;
 		idst = &cp->fnat.lip;
@@ -665,12 +540,10 @@ int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
 		iproto = ciph->protocol;
 		cthoff = coff + ciph->ihl * 4;
 	}
-	/* a hop for errors too; none is sent about an error whose TTL ends */
+	/* a hop for errors too */
 	if (iproto != cp->protocol ||
 	    skb_ensure_writable(skb, cthoff + 8) ||
-	    !ip_vs_fnat_ttl(skb, af, cp->ipvs->net))
-		return NF_DROP;
-	if (ip_vs_fnat_route(skb, cp, af, osrc, odst, &mtu, true))
+	    ip_vs_fnat_get_out_rt(skb, cp, dest, odst, &icmph) < 0)
 		return NF_DROP;
 
 	/* the embedded packet */
@@ -715,7 +588,7 @@ int ip_vs_fnat_icmp(struct sk_buff *skb, struct ip_vs_conn *cp, bool out)
 		*check = csum_fold(skb_checksum(skb, toff, skb->len - toff, 0));
 	}
 	skb->ip_summed = CHECKSUM_UNNECESSARY;
-	return ip_vs_fnat_send(skb, af, cp->ipvs->net);
+	return ip_vs_fnat_send(skb, cp);
 }
 
 /* A copy of skb, the client's reset at the PROXY protocol header's start
@@ -748,9 +621,10 @@ int ip_vs_fnat_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
 	struct sk_buff *rst2 = NULL;
 	unsigned int thoff = ipvsh->len;
 	bool rst_past_pp = false;
-	unsigned int mtu, hlen;
+	unsigned int hlen;
 	int af = cp->af;
 	__wsum old;
+	int mtu;
 
 	if (!cp->fnat.laddr || ipvsh->fragoffs ||
 	    (cp->protocol != IPPROTO_TCP && cp->protocol != IPPROTO_UDP))
@@ -763,11 +637,10 @@ int ip_vs_fnat_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
 			return NF_STOLEN;
 		goto drop;
 	}
-	if (ip_vs_fnat_l4_writable(skb, thoff, cp->protocol, &hlen) ||
-	    !ip_vs_fnat_ttl(skb, af, cp->ipvs->net))
+	if (ip_vs_fnat_l4_writable(skb, thoff, cp->protocol, &hlen))
 		goto drop;
-	if (ip_vs_fnat_route(skb, cp, af, &cp->fnat.lip, &cp->daddr, &mtu,
-			     false))
+	mtu = ip_vs_fnat_get_out_rt(skb, cp, cp->dest, &cp->daddr, ipvsh);
+	if (mtu < 0)
 		goto drop;
 	old = ip_vs_fnat_l4_sum(skb, af, thoff, cp->protocol);
 	if (cp->protocol == IPPROTO_TCP &&
@@ -778,9 +651,9 @@ int ip_vs_fnat_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
 	ip_vs_fnat_l4_csum(skb, af, thoff, cp->protocol, old);
 	if (unlikely(rst_past_pp))
 		rst2 = ip_vs_fnat_rst_past_pp(skb, cp, thoff);
-	ip_vs_fnat_send(skb, af, cp->ipvs->net);
+	ip_vs_fnat_send(skb, cp);
 	if (rst2)
-		ip_vs_fnat_send(rst2, af, cp->ipvs->net);
+		ip_vs_fnat_send(rst2, cp);
 	return NF_STOLEN;
 
 drop:
@@ -795,19 +668,16 @@ int ip_vs_fnat_response(struct sk_buff *skb, struct ip_vs_proto_data *pd,
 			struct ip_vs_conn *cp, struct ip_vs_iphdr *iph)
 {
 	unsigned int thoff = iph->len;
-	struct net *net = cp->ipvs->net;
-	unsigned int mtu, hlen;
+	unsigned int hlen;
 	int af = cp->af;
 	__wsum old;
+	int rc;
 
 	if (iph->fragoffs ||
 	    (cp->protocol != IPPROTO_TCP && cp->protocol != IPPROTO_UDP))
 		goto drop;
 	if (ip_vs_fnat_l4_writable(skb, thoff, cp->protocol, &hlen) ||
-	    !ip_vs_fnat_ttl(skb, af, cp->ipvs->net))
-		goto drop;
-	if (ip_vs_fnat_route(skb, cp, af, &cp->vaddr, &cp->caddr, &mtu,
-			     false))
+	    ip_vs_fnat_get_out_rt(skb, cp, NULL, &cp->caddr, iph) < 0)
 		goto drop;
 	old = ip_vs_fnat_l4_sum(skb, af, thoff, cp->protocol);
 	if (cp->protocol == IPPROTO_TCP && ip_vs_fnat_tcp_out(skb, cp, thoff))
@@ -815,8 +685,9 @@ int ip_vs_fnat_response(struct sk_buff *skb, struct ip_vs_proto_data *pd,
 	ip_vs_fnat_set_ports(skb, thoff, cp->vport, cp->cport);
 	ip_vs_fnat_set_addrs(skb, af, &cp->vaddr, &cp->caddr);
 	ip_vs_fnat_l4_csum(skb, af, thoff, cp->protocol, old);
+	rc = ip_vs_fnat_send(skb, cp);
 	ip_vs_conn_put(cp);
-	return ip_vs_fnat_send(skb, af, net);
+	return rc;
 
 drop:
 	ip_vs_conn_put(cp);

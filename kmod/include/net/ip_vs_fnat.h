@@ -179,6 +179,12 @@ static inline bool ip_vs_sysctls_hidden(const struct net *net)
 	return IP_VS_SYSCTLS_HIDDEN_UNPRIV && net->user_ns != &init_user_ns;
 }
 
+/* ip_vs_xmit.c (patch 0015): FULLNAT's route and send, the transmitters' */
+int ip_vs_fnat_get_out_rt(struct sk_buff *skb, struct ip_vs_conn *cp,
+			  struct ip_vs_dest *dest, union nf_inet_addr *daddr,
+			  struct ip_vs_iphdr *ipvsh);
+int ip_vs_fnat_send(struct sk_buff *skb, struct ip_vs_conn *cp);
+
 /* ip_vs_fnat.c: per-netns state, data path */
 int ip_vs_fnat_net_init(struct netns_ipvs *ipvs);
 void ip_vs_fnat_net_cleanup(struct netns_ipvs *ipvs);
@@ -261,7 +267,7 @@ int ip_vs_fnat_sync_resend_sysctl(IP_VS_CTL_CONST struct ctl_table *table,
 				  loff_t *ppos);
 
 int ip_vs_fnat_sync_len(const struct ip_vs_conn *cp);
-u8 *ip_vs_fnat_sync_put(const struct ip_vs_conn *cp, u8 *p);
+u8 *ip_vs_fnat_sync_put(const struct ip_vs_conn *cp, u8 *p, int len);
 int ip_vs_fnat_sync_parse(u8 type, const u8 *p, unsigned int plen, int af,
 			  struct ip_vs_fnat_sync *fs);
 int ip_vs_fnat_sync_check(struct netns_ipvs *ipvs,
