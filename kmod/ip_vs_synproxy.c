@@ -251,36 +251,20 @@ static void ip_vs_sp_syn_opt(u8 *opt, int len, void *arg)
 	memset(opt, TCPOPT_NOP, len);
 }
 
+/* Send a packet of the director's own, a SYN-ACK, on the route the kernel
+ * gives such packets (by its addresses and mark), as netfilter's SYNPROXY
+ * target does: a reply, to where the SYN came from.
+ */
 static int ip_vs_sp_route_send(struct sk_buff *skb, int af, struct net *net)
 {
-	struct dst_entry *dst;
+	int err;
 
-	if (af == AF_INET6) {
-		struct flowi6 fl6 = {
-			.daddr = ipv6_hdr(skb)->daddr,
-			.saddr = ipv6_hdr(skb)->saddr,
-			.flowi6_proto = IPPROTO_TCP,
-		};
-
-		dst = ip6_route_output(net, NULL, &fl6);
-		if (dst->error) {
-			dst_release(dst);
-			return -EHOSTUNREACH;
-		}
-	} else {
-		struct flowi4 fl4 = {
-			.daddr = ip_hdr(skb)->daddr,
-			.saddr = ip_hdr(skb)->saddr,
-			.flowi4_proto = IPPROTO_TCP,
-		};
-		struct rtable *rt = ip_route_output_key(net, &fl4);
-
-		if (IS_ERR(rt))
-			return PTR_ERR(rt);
-		dst = &rt->dst;
-	}
-	skb_dst_drop(skb);
-	skb_dst_set(skb, dst);
+	if (af == AF_INET6)
+		err = ip6_route_me_harder(net, NULL, skb);
+	else
+		err = ip_route_me_harder(net, NULL, skb, RTN_UNSPEC);
+	if (err)
+		return err;
 	skb->ipvs_property = 1;
 	nf_reset_ct(skb);
 	ip_vs_notrack(skb);
