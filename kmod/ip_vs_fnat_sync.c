@@ -116,11 +116,12 @@ int ip_vs_fnat_sync_len(const struct ip_vs_conn *cp)
 	return len;
 }
 
-/* Write the options that ip_vs_fnat_sync_len() counted at p; returns the
- * end. What it tested does not change while the caller holds cp: a bound
- * connection keeps its local port, IP_VS_SP_F_EST is never cleared.
+/* Write the options that ip_vs_fnat_sync_len() counted, len bytes, at p;
+ * returns the end.  len, not the connection, says what to write: a backup's
+ * sync thread may set a copy's IP_VS_CONN_F_SYNPROXY in between (a director
+ * that is master and backup at once), and the buffer has room for len only.
  */
-u8 *ip_vs_fnat_sync_put(const struct ip_vs_conn *cp, u8 *p)
+u8 *ip_vs_fnat_sync_put(const struct ip_vs_conn *cp, u8 *p, int len)
 {
 	unsigned int alen = ip_vs_sync_addr_len(cp->af);
 
@@ -139,8 +140,9 @@ u8 *ip_vs_fnat_sync_put(const struct ip_vs_conn *cp, u8 *p)
 		put_unaligned_be32(cp->fnat.fdata_seq, p + 16);
 		memcpy(p + IP_VS_SYNC_FNAT_LEN, &cp->fnat.lip, alen);
 		p += IP_VS_SYNC_FNAT_LEN + alen;
+		len -= 2 + IP_VS_SYNC_FNAT_LEN + alen;
 	}
-	if (cp->flags & IP_VS_CONN_F_SYNPROXY) {
+	if (len >= 2 + IP_VS_SYNC_SP_LEN) {
 		const struct ip_vs_synproxy_conn *sp = ip_vs_sp_of(cp);
 
 		*p++ = IPVS_OPT_SYNPROXY;
