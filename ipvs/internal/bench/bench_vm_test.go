@@ -184,6 +184,10 @@ const ouripvsadm = "/opt/fullnat/bin/ipvsadm"
 // toolResult is one measured run of an ipvsadm binary.
 type toolResult struct {
 	restore, list, save time.Duration
+	// listUser and listSys split -Ln's CPU time: the program's own work
+	// (parsing, formatting) and the kernel's (building the dumps, which
+	// netlink does in the reader's recvmsg, and the syscalls).
+	listUser, listSys time.Duration
 }
 
 // runTool restores rules with bin in a fresh namespace (with the local
@@ -204,7 +208,13 @@ func runTool(t *testing.T, bin, name, rules string, lines int) toolResult {
 		return nil
 	})
 	r.list = timeIt(t, bin+" -Ln", func() error {
-		return ns.Command("/bin/sh", "-c", bin+" -Ln > /dev/null").Run()
+		cmd := ns.Command("/bin/sh", "-c", bin+" -Ln > /dev/null")
+		if err := cmd.Run(); err != nil {
+			return err
+		}
+		// the shell's usage includes the ipvsadm it waited for
+		r.listUser, r.listSys = cmd.ProcessState.UserTime(), cmd.ProcessState.SystemTime()
+		return nil
 	})
 	r.save = timeIt(t, bin+" -Sn", func() error {
 		return ns.Command("/bin/sh", "-c", bin+" -Sn > /dev/null").Run()
@@ -268,7 +278,9 @@ func TestVMIpvsadm(t *testing.T) {
 		b := rs[0]
 		for _, r := range rs[1:] {
 			b.restore = min(b.restore, r.restore)
-			b.list = min(b.list, r.list)
+			if r.list < b.list {
+				b.list, b.listUser, b.listSys = r.list, r.listUser, r.listSys
+			}
 			b.save = min(b.save, r.save)
 		}
 		return b
@@ -278,6 +290,8 @@ func TestVMIpvsadm(t *testing.T) {
 		os.Getenv("RIG_KERNEL"), os.Getenv("RIG_MODULES"), natLines, fLines)
 	fmt.Printf("BENCH ipvsadm -R:  C %.3fs  ours %.3fs  ours/C %.2f\n", bc.restore.Seconds(), bg.restore.Seconds(), bg.restore.Seconds()/bc.restore.Seconds())
 	fmt.Printf("BENCH ipvsadm -Ln: C %.3fs  ours %.3fs  ours/C %.2f (target <= 0.25)\n", bc.list.Seconds(), bg.list.Seconds(), bg.list.Seconds()/bc.list.Seconds())
+	fmt.Printf("BENCH ipvsadm -Ln CPU (the best run): C user %.3fs sys %.3fs | ours user %.3fs sys %.3fs | ours FULLNAT user %.3fs sys %.3fs\n",
+		bc.listUser.Seconds(), bc.listSys.Seconds(), bg.listUser.Seconds(), bg.listSys.Seconds(), bf.listUser.Seconds(), bf.listSys.Seconds())
 	fmt.Printf("BENCH ipvsadm -Sn: C %.3fs  ours %.3fs  ours/C %.2f | ours FULLNAT table %.3fs (%d lines)\n", bc.save.Seconds(), bg.save.Seconds(),
 		bg.save.Seconds()/bc.save.Seconds(), bf.save.Seconds(), fLines)
 	// What every run pays whatever the table: the program's start, the
@@ -305,6 +319,7 @@ func TestVMIpvsadm(t *testing.T) {
 		n    int
 	}{{"c-nat", bc, natLines}, {"ours-nat", bg, natLines}, {"ours-fullnat", bf, fLines}} {
 		benchdata.Print(benchdata.Record{Suite: "ipvsadm", Name: r.name, Values: map[string]float64{
-			"restore_s": r.t.restore.Seconds(), "list_s": r.t.list.Seconds(), "save_s": r.t.save.Seconds(), "lines": float64(r.n)}})
+			"restore_s": r.t.restore.Seconds(), "list_s": r.t.list.Seconds(), "save_s": r.t.save.Seconds(), "lines": float64(r.n),
+			"list_user_s": r.t.listUser.Seconds(), "list_sys_s": r.t.listSys.Seconds()}})
 	}
 }
