@@ -42,7 +42,27 @@ func (c *Client) tableOnce(ctx context.Context) ([]ServiceDestinations, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []ServiceDestinations
+	// Count first: the services, and each one's destinations, which all
+	// share one array (each service's part capped, so that appending to one
+	// never writes over the next), so that no slice grows while a table of
+	// thousands is decoded.
+	var nsvc, ndest int
+	var perSvc []int
+	for _, m := range msgs {
+		switch m.cmd {
+		case cmdNewService:
+			nsvc++
+			perSvc = append(perSvc, 0)
+		case cmdNewDest:
+			if nsvc > 0 {
+				perSvc[nsvc-1]++
+				ndest++
+			}
+		}
+	}
+	out := make([]ServiceDestinations, 0, nsvc)
+	dests := make([]Destination, ndest)
+	svc := 0
 	for _, m := range msgs {
 		switch m.cmd {
 		case cmdNewService:
@@ -50,8 +70,14 @@ func (c *Client) tableOnce(ctx context.Context) ([]ServiceDestinations, error) {
 			if err != nil {
 				return nil, err
 			}
+			n := perSvc[svc]
+			svc++
+			var ds []Destination
+			if n > 0 {
+				ds, dests = dests[:0:n], dests[n:]
+			}
 			if ok {
-				out = append(out, ServiceDestinations{Service: s})
+				out = append(out, ServiceDestinations{Service: s, Destinations: ds})
 			}
 		case cmdNewDest:
 			last, err := tableOwner(out, m.data, "destination")
@@ -78,9 +104,6 @@ func (c *Client) tableOnce(ctx context.Context) ([]ServiceDestinations, error) {
 				last.LocalAddresses = append(last.LocalAddresses, la)
 			}
 		}
-	}
-	if out == nil {
-		out = []ServiceDestinations{}
 	}
 	return out, nil
 }
