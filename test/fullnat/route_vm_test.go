@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fullnat/fullnat/internal/pktfix"
 	"github.com/fullnat/fullnat/internal/vmnet"
 	"golang.org/x/sys/unix"
 )
@@ -47,7 +48,8 @@ func TestFullNATRouteChange(t *testing.T) {
 					t.Fatalf("10 connections through %s: %+v", ifname, s)
 				}
 				if _, err := c.Next(true, 3*time.Second, func(fr vmnet.Frame) bool {
-					return synTo(fr.Data, rsa)
+					p, err := pktfix.Decode(fr.Data, fr.Partial)
+					return err == nil && p.Proto == unix.IPPROTO_TCP && p.Dst.Addr() == rsa && p.Flags&0x12 == 0x02
 				}); err != nil {
 					t.Errorf("no SYN to %s left the director through %s: %v", rsa, ifname, err)
 				}
@@ -59,24 +61,4 @@ func TestFullNATRouteChange(t *testing.T) {
 			via("br0")
 		})
 	}
-}
-
-// synTo reports whether pkt, an IP packet, is a TCP SYN (without ACK) to dst.
-func synTo(pkt []byte, dst netip.Addr) bool {
-	var th []byte
-	switch {
-	case dst.Is4() && len(pkt) >= 20 && pkt[0]>>4 == 4 && pkt[9] == unix.IPPROTO_TCP:
-		if netip.AddrFrom4([4]byte(pkt[16:20])) != dst {
-			return false
-		}
-		th = pkt[int(pkt[0]&0xf)*4:]
-	case dst.Is6() && len(pkt) >= 40 && pkt[0]>>4 == 6 && pkt[6] == unix.IPPROTO_TCP:
-		if netip.AddrFrom16([16]byte(pkt[24:40])) != dst {
-			return false
-		}
-		th = pkt[40:]
-	default:
-		return false
-	}
-	return len(th) >= 14 && th[13]&0x12 == 0x02
 }
