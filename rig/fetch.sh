@@ -4,7 +4,8 @@
 # Fetch everything the kernel test rig needs, without touching the host's /boot:
 #   - host tools (QEMU, busybox-static, cpio, kmod, iproute2, ethtool, Debian's ipvsadm, keepalived
 #     and iptables as the reference userland that goes into the VM, FRR (zebra, bgpd, vtysh) for the
-#     VM tests' routers; the compiler, patch, and git and perl for checkpatch);
+#     VM tests' routers, linux-perf for the benchmarks' profiles; the compiler, patch, and git and
+#     perl for checkpatch);
 #   - Debian's 6.1 and 6.12 cloud kernels, their headers and kbuild, and linux-source,
 #     downloaded with `apt-get download` and unpacked with `dpkg-deb -x` under $RIG_CACHE;
 #   - the newest 7.x cloud kernel of trixie-backports (same files; from 7.x Debian splits the
@@ -21,7 +22,7 @@ mkdir -p "$RIG_CACHE/debs" "$RIG_CACHE/kernels"
 
 log() { echo "rig/fetch: $*" >&2; }
 
-host_pkgs=(qemu-system-x86 busybox-static cpio kmod iproute2 xz-utils zstd ipvsadm keepalived ethtool iptables nginx haproxy frr
+host_pkgs=(qemu-system-x86 busybox-static cpio kmod iproute2 xz-utils zstd ipvsadm keepalived ethtool iptables nginx haproxy frr linux-perf
 	gcc libc6-dev make bc libelf-dev flex bison patch git perl)
 
 need_install=()

@@ -7,6 +7,7 @@
 #            modules (the closure of what IPVS tests need),
 #   modules: with --modules ours, our modules from kmod/out/<release>/ over the stock ip_vs*,
 #   keepalived: our patched keepalived (out/keepalived/<version>/, make keepalived) at /opt/fullnat/bin/,
+#   perf:    with --perf, Linux's profiler (the host's linux-perf) with its shared libraries,
 #   payload: a directory given with --payload, unpacked at / (our binaries, tests, scripts),
 # run /opt/fullnat/run/<NAME> inside (--run NAME), and exit with its status.
 # The run fails when the kernel log shows an oops, WARN, BUG, lockdep, KASAN, KFENCE, UBSAN,
@@ -27,7 +28,7 @@
 # RIG_MODULES (nothing from kmod/out is added).
 #
 # usage: rig/vm.sh --kernel 6.1|6.12|7.3|6.12-debug [--modules stock|ours] [--payload DIR] --run NAME
-#                  [--timeout SECONDS] [--mem MiB] [--cpus N] [--tcg multi|single] [--log FILE]
+#                  [--timeout SECONDS] [--mem MiB] [--cpus N] [--tcg multi|single] [--log FILE] [--perf]
 #                  [--root DIR --release REL]
 set -euo pipefail
 
@@ -35,7 +36,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 RIG_CACHE=${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lvs-rig}
 
-kernel=6.1 modules=stock payload= run= timeout=900 mem=2048 cpus=2 log= tcg=multi root= release=
+kernel=6.1 modules=stock payload= run= timeout=900 mem=2048 cpus=2 log= tcg=multi root= release= perf=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) kernel=$2; shift 2 ;;
@@ -47,6 +48,7 @@ while [ $# -gt 0 ]; do
 	--cpus) cpus=$2; shift 2 ;;
 	--log) log=$2; shift 2 ;;
 	--tcg) tcg=$2; shift 2 ;;
+	--perf) perf=1; shift ;;
 	--root) root=$2; shift 2 ;;
 	--release) release=$2; shift 2 ;;
 	*) echo "rig/vm.sh: unknown argument $1" >&2; exit 2 ;;
@@ -224,6 +226,20 @@ for b in "$top"/out/keepalived/*/keepalived; do
 	done
 done
 [ ! -d "$ka" ] || (cd "$ka" && find . -mindepth 1 | cpio -o -H newc -R 0:0 --quiet) >>"$work/initrd"
+
+# --- perf (--perf: a package's vmtest.conf says perf=1) ----------------------------------------
+# The host's perf reads any of the rig's kernels; under TCG only its software events count.
+if [ "$perf" = 1 ]; then
+	[ -x /usr/bin/perf ] || { echo "rig/vm.sh: --perf needs /usr/bin/perf (linux-perf, rig/fetch.sh)" >&2; exit 1; }
+	pf=$work/perf
+	mkdir -p "$pf/usr/bin"
+	cp /usr/bin/perf "$pf/usr/bin/perf"
+	ldd /usr/bin/perf | awk '/=> \// {print $3}' | while read -r lib; do
+		mkdir -p "$pf$(dirname "$lib")"
+		cp -L "$lib" "$pf$lib"
+	done
+	(cd "$pf" && find . -mindepth 1 | cpio -o -H newc -R 0:0 --quiet) >>"$work/initrd"
+fi
 
 # --- payload ---------------------------------------------------------------------------------
 pl=$work/payload

@@ -14,7 +14,8 @@
 # needs; default: both), `skip=KERNEL/MODULES ...` (pairs a whole-lane run leaves out for CI's
 # budget; naming the package runs them), `timeout=SECONDS`, `mem=MiB` and `tcg=single` (2 vCPUs under
 # single-threaded TCG, for tests that patch kernel text while the other vCPU runs it; see
-# rig/vm.sh), and `alone=1` (no other VM shares its CPUs: see Scheduling below). Kernel
+# rig/vm.sh), `perf=1` (Linux's profiler in the VM: rig/vm.sh --perf) and `alone=1` (no other
+# VM shares its CPUs: see Scheduling below). Kernel
 # "6.12-debug" is the sanitizer kernel (rig/debug-kernel.sh); there every timeout is multiplied
 # by $RIG_DEBUG_SLOWDOWN (default 3). RIG_TCG=multi|single overrides tcg=. RIG_VM_JOBS=N runs
 # up to N VMs side by side (default: 2 on 2 or more host CPUs).
@@ -69,7 +70,7 @@ git ls-files -z --cached --others --exclude-standard |
 	while IFS= read -r -d '' f; do [ ! -f "$f" ] || printf '%s\n' "$f"; done |
 	tar -cf - -T - | tar -xf - -C "$pl/opt/fullnat/src"
 
-declare -A conf_modules conf_timeout conf_mem conf_tcg conf_skip conf_alone
+declare -A conf_modules conf_timeout conf_mem conf_tcg conf_skip conf_alone conf_perf
 for p in "${pkgs[@]}"; do
 	p=./${p#./}
 	name=$(echo "${p#./}" | tr '/' '_')
@@ -90,6 +91,7 @@ EOF
 	conf_tcg[$p]=multi
 	conf_skip[$p]=
 	conf_alone[$p]=0
+	conf_perf[$p]=0
 	if [ -f "$p/vmtest.conf" ]; then
 		while IFS='=' read -r k v; do
 			case "$k" in
@@ -99,6 +101,7 @@ EOF
 			tcg) conf_tcg[$p]=$v ;;
 			skip) conf_skip[$p]=$v ;;
 			alone) conf_alone[$p]=$v ;;
+			perf) conf_perf[$p]=$v ;;
 			lane | '' | '#'*) ;;
 			*) echo "rig/vmtest.sh: $p/vmtest.conf: unknown key '$k'" >&2; exit 2 ;;
 			esac
@@ -146,6 +149,8 @@ run1() {
 	local i=$1 niceness=${2:-} k m p name to start out=$pl.out.$1 pre=()
 	[ -z "$niceness" ] || pre=(nice -n "$niceness")
 	read -r k m p <<<"${jobs[$i]}"
+	local perfopt=()
+	[ "${conf_perf[$p]}" != 1 ] || perfopt=(--perf)
 	name=$(echo "${p#./}" | tr '/' '_')
 	echo "=== vmtest: $p on $k with $m modules" >>"$out"
 	start=$(date +%s)
@@ -153,7 +158,7 @@ run1() {
 	case "$k" in *-debug) to=$((to * ${RIG_DEBUG_SLOWDOWN:-3})) ;; esac
 	[ -z "$niceness" ] || echo "=== vmtest: at nice $niceness, beside a timing-sensitive run" >>"$out"
 	if "${pre[@]}" "$here/vm.sh" --kernel "$k" --modules "$m" --payload "$pl" --run "$name" \
-		--timeout "$to" --mem "${conf_mem[$p]}" --tcg "${RIG_TCG:-${conf_tcg[$p]}}" >>"$out" 2>&1; then
+		--timeout "$to" --mem "${conf_mem[$p]}" --tcg "${RIG_TCG:-${conf_tcg[$p]}}" "${perfopt[@]}" >>"$out" 2>&1; then
 		echo "PASS $k/$m $p ($(($(date +%s) - start)) s)" >"$pl.res.$i"
 	else
 		{

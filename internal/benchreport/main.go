@@ -230,8 +230,42 @@ func (r *report) markdown(w io.Writer, log string) {
 				fmt.Fprintf(w, "| %s | %.0f | %.3f | %.3f | %.3f |\n", n, v["lines"], v["restore_s"], v["list_s"], v["save_s"])
 			}
 		}
+		if names := r.setups(k, "profile", []string{"c-ln", "ours-ln"}); len(names) > 0 {
+			fmt.Fprintf(w, "\n### Where -Ln's time goes (perf in the VM; %% of each program's samples, with what a part calls)\n\n| part |")
+			for _, n := range names {
+				fmt.Fprintf(w, " %s |", n)
+			}
+			fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---|", len(names)))
+			for _, p := range profileParts {
+				fmt.Fprintf(w, "| %s |", p.what)
+				for _, n := range names {
+					if v, ok := r.value(k, "profile", n, p.key); ok {
+						fmt.Fprintf(w, " %.1f |", v)
+					} else {
+						fmt.Fprintf(w, " - |")
+					}
+				}
+				fmt.Fprintln(w)
+			}
+		}
 		fmt.Fprintln(w)
 	}
+}
+
+// profileParts name the parts of TestVMIpvsadmProfile's records (suite
+// profile), in its order.
+var profileParts = []struct{ key, what string }{
+	{"kernel_pct", "in the kernel (all)"},
+	{"dump_pct", "the kernel builds the dumps"},
+	{"stats_pct", "of which the counters"},
+	{"copy_pct", "the kernel copies them to the program"},
+	{"fault_pct", "the kernel faults in and zeroes fresh memory"},
+	{"socket_pct", "sockets opened and closed"},
+	{"decode_pct", "the library reads and decodes the table"},
+	{"print_pct", "ipvsadm prints"},
+	{"sort_pct", "ipvsadm sorts"},
+	{"malloc_pct", "Go allocates"},
+	{"runtime_threads_pct", "Go's own threads (sysmon, GC)"},
 }
 
 // num prints a measured number with the precision it deserves.

@@ -6,9 +6,12 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -322,4 +325,200 @@ func TestVMIpvsadm(t *testing.T) {
 			"restore_s": r.t.restore.Seconds(), "list_s": r.t.list.Seconds(), "save_s": r.t.save.Seconds(), "lines": float64(r.n),
 			"list_user_s": r.t.listUser.Seconds(), "list_sys_s": r.t.listSys.Seconds()}})
 	}
+}
+
+// perfBin is Linux's profiler, which rig/vm.sh puts in the VM for a
+// package whose vmtest.conf says perf=1.
+const perfBin = "/usr/bin/perf"
+
+// TestVMIpvsadmProfile profiles -Ln of the 2,000 x 5 NAT table, by C's
+// ipvsadm and ours, with perf (a software clock under TCG: the shares
+// are relative costs, not cycles). It prints where each program's time
+// goes, the kernel's part (building the dumps) included, by binary and
+// by function, so that the -Ln ratio can be read against its parts.
+func TestVMIpvsadmProfile(t *testing.T) {
+	if os.Getenv("RIG_MODULES") != "ours" {
+		t.Skip("profiled on our module, as TestVMIpvsadm measures")
+	}
+	if _, err := os.Stat(perfBin); err != nil {
+		t.Fatalf("%v: this package's vmtest.conf (perf=1) has rig/vm.sh put perf in the VM", err)
+	}
+	if out, err := exec.Command("modprobe", "-a", "ip_vs", "ip_vs_wlc", "ip_vs_rr").CombinedOutput(); err != nil {
+		t.Fatalf("modprobe: %v\n%s", err, out)
+	}
+	w := New(2000, 5)
+	dir := t.TempDir()
+	nat := dir + "/nat"
+	if err := os.WriteFile(nat, []byte(w.Restore()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ns := vmnet.Add(t, "prof")
+	defer func() { _ = exec.Command(vmnet.IP, "netns", "del", "prof").Run() }()
+	if out, err := ns.Command("/bin/sh", "-c", ouripvsadm+" -R < "+nat).CombinedOutput(); err != nil {
+		t.Fatalf("ipvsadm -R: %v\n%s", err, out)
+	}
+	// Our -Ln under other heap policies (GOGC; transparent huge pages,
+	// which the profile shows zeroed on the heap's first touch), best of 3.
+	const thp = "/sys/kernel/mm/transparent_hugepage/enabled"
+	thpWas, err := os.ReadFile(thp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = os.WriteFile(thp, []byte(thpMode(string(thpWas))), 0o644) }()
+	var line []string
+	for _, v := range []struct{ gogc, thp string }{{"", "always"}, {"100", "always"}, {"off", "always"}, {"", "never"}} {
+		if err := os.WriteFile(thp, []byte(v.thp), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		best := time.Hour
+		for range 3 {
+			best = min(best, timeIt(t, "ipvsadm -Ln", func() error {
+				cmd := ns.Command("/bin/sh", "-c", ouripvsadm+" -Ln > /dev/null")
+				if v.gogc != "" {
+					cmd.Env = append(os.Environ(), "GOGC="+v.gogc)
+				}
+				return cmd.Run()
+			}))
+		}
+		line = append(line, fmt.Sprintf("GOGC=%s THP %s %.3fs", cmp.Or(v.gogc, "400 (ours)"), v.thp, best.Seconds()))
+	}
+	if err := os.WriteFile(thp, []byte(thpMode(string(thpWas))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("BENCH ipvsadm -Ln (ours) by heap policy: %s\n", strings.Join(line, " | "))
+
+	for _, bin := range []string{cipvsadm, ouripvsadm} {
+		data := dir + "/perf-" + strings.ReplaceAll(bin, "/", "_")
+		// Three listings in one profile, for more samples.
+		rec := ns.Command(perfBin, "record", "-q", "-N", "-g", "-e", "cpu-clock", "-F", "4000", "-o", data,
+			"--", "/bin/sh", "-c", strings.Repeat(bin+" -Ln > /dev/null; ", 3))
+		if out, err := rec.CombinedOutput(); err != nil {
+			t.Fatalf("perf record %s: %v\n%s", bin, err, out)
+		}
+		// Where the time goes: the kernel against the program and each
+		// of its libraries, from every sample of the program.
+		out, err := exec.Command(perfBin, "report", "-i", data, "--stdio", "-g", "none", "--percentage", "relative",
+			"--comm", comm(bin), "--no-children", "--sort", "dso,sym").CombinedOutput()
+		if err != nil {
+			t.Fatalf("perf report %s: %v\n%s", bin, err, out)
+		}
+		by, kernel := shares(string(out))
+		fmt.Printf("BENCH perf %s -Ln by binary: %s\n", bin, by)
+		// Then by function with what it calls (Go and the kernel keep
+		// frame pointers; C's libraries do not, so theirs stay flat).
+		out, err = exec.Command(perfBin, "report", "-i", data, "--stdio", "-g", "none", "--percentage", "relative",
+			"--comm", comm(bin), "--children", "--sort", "sym").CombinedOutput()
+		if err != nil {
+			t.Fatalf("perf report %s: %v\n%s", bin, err, out)
+		}
+		cum := map[string]float64{}
+		for _, l := range strings.Split(string(out), "\n") {
+			f := strings.Fields(l)
+			if len(f) < 4 || !strings.HasSuffix(f[0], "%") || strings.HasPrefix(f[3], "0x") {
+				continue
+			}
+			p, err := strconv.ParseFloat(strings.TrimSuffix(f[0], "%"), 64)
+			if err != nil {
+				continue
+			}
+			sym := strings.Join(f[3:], " ")
+			cum[sym] = p
+			if p >= 2 {
+				fmt.Printf("BENCH perf %s -Ln with callees: %s\n", bin, strings.TrimSpace(l))
+			}
+		}
+		vals := map[string]float64{"kernel_pct": kernel}
+		var line []string
+		for _, pt := range profileParts {
+			var v float64
+			for _, sym := range pt.syms {
+				if pre, ok := strings.CutSuffix(sym, "*"); ok {
+					for k, p := range cum {
+						if strings.HasPrefix(k, pre) {
+							v += p
+						}
+					}
+					continue
+				}
+				v += cum[sym]
+			}
+			if v > 0 {
+				vals[pt.key] = v
+				line = append(line, fmt.Sprintf("%s %.1f%%", pt.key, v))
+			}
+		}
+		fmt.Printf("BENCH profile %s -Ln: kernel_pct %.1f%% | %s\n", bin, kernel, strings.Join(line, " | "))
+		benchdata.Print(benchdata.Record{Suite: "profile", Name: map[string]string{cipvsadm: "c-ln", ouripvsadm: "ours-ln"}[bin], Values: vals})
+	}
+}
+
+// profileParts are the parts of -Ln that TestVMIpvsadmProfile reports, as
+// shares of the program's samples with what each part calls. A name
+// ending in * sums the functions it begins (alternatives, never nested).
+// internal/benchreport names them in the report.
+var profileParts = []struct {
+	key  string
+	syms []string
+}{
+	{"dump_pct", []string{"netlink_dump"}},                                     // the kernel builds the dumps
+	{"stats_pct", []string{"ip_vs_genl_fill_stats*"}},                          // of which the counters
+	{"copy_pct", []string{"skb_copy_datagram_iter"}},                           // the kernel copies them out
+	{"fault_pct", []string{"do_huge_pmd_anonymous_page", "do_anonymous_page"}}, // fresh memory faulted in, zeroed
+	{"socket_pct", []string{"__sys_socket", "__x64_sys_close"}},                // sockets opened, closed
+	{"decode_pct", []string{"github.com/fullnat/fullnat/ipvs.(*Client).tableOnce"}},
+	{"print_pct", []string{"main.(*tool).printServiceEntry"}},
+	{"sort_pct", []string{"main.msortRec*"}},
+	{"malloc_pct", []string{"runtime.mallocgc"}},
+	{"runtime_threads_pct", []string{"runtime.mstart1"}}, // sysmon, GC workers
+}
+
+// shares sums a perf report sorted by dso,sym ("12.5%  libc.so.6  [.] x")
+// by binary, the kernel's symbols ([k]) as one, and returns the kernel's
+// share apart too.
+func shares(report string) (string, float64) {
+	sum := map[string]float64{}
+	var names []string
+	for _, l := range strings.Split(report, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 3 || strings.HasPrefix(f[0], "#") || !strings.HasSuffix(f[0], "%") {
+			continue
+		}
+		p, err := strconv.ParseFloat(strings.TrimSuffix(f[0], "%"), 64)
+		if err != nil {
+			continue
+		}
+		name := f[1]
+		if f[2] == "[k]" {
+			name = "kernel"
+		}
+		if _, ok := sum[name]; !ok {
+			names = append(names, name)
+		}
+		sum[name] += p
+	}
+	sort.Slice(names, func(i, j int) bool { return sum[names[i]] > sum[names[j]] })
+	var b []string
+	for _, n := range names {
+		if sum[n] >= 0.5 {
+			b = append(b, fmt.Sprintf("%s %.1f%%", n, sum[n]))
+		}
+	}
+	return strings.Join(b, ", "), sum["kernel"]
+}
+
+// thpMode is the selected mode of a transparent_hugepage/enabled file
+// ("always [madvise] never" -> "madvise").
+func thpMode(s string) string {
+	if i := strings.IndexByte(s, '['); i >= 0 {
+		if j := strings.IndexByte(s[i:], ']'); j > 0 {
+			return s[i+1 : i+j]
+		}
+	}
+	return strings.TrimSpace(s)
+}
+
+// comm is the command name the kernel gives a process running bin.
+func comm(bin string) string {
+	b := bin[strings.LastIndexByte(bin, '/')+1:]
+	return b[:min(len(b), 15)]
 }
