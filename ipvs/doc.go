@@ -96,7 +96,14 @@
 // destinations are followed by its local addresses, as IPVS_CMD_NEW_LADDR
 // messages carrying the service's key and IPVS_CMD_ATTR_LADDR as GET_LADDR
 // gives it (ServiceDestinations.LocalAddresses); adding or removing one
-// interrupts a dump like any change.
+// interrupts a dump like any change. With IPVS_FEATURE_TABLE_NO_STATS
+// (0x100, FeatureTableNoStats) the request may carry
+// IPVS_CMD_ATTR_TABLE_FLAGS (9, a u32) with IPVS_TABLE_F_NO_STATS (0x1):
+// the dump then leaves the STATS and STATS64 nests out of every message
+// (ServicesWithDestinations with WithoutStats). A bit the kernel does not
+// know is EINVAL, and so is the attribute on a kernel without the feature
+// (genetlink's strict validation), so the library sends it only with the
+// feature.
 //
 // # Connection dump
 //

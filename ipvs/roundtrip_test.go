@@ -323,7 +323,7 @@ func TestProxyProtocolEncoding(t *testing.T) {
 			t.Errorf("ProxyProtocol(%d).String() = %q, want %q", uint8(p), p.String(), want)
 		}
 	}
-	if got := (FeatureFullNAT | FeatureProxyProtocol | FeatureTableLaddrs | 0x100).String(); got != "fullnat|proxy-protocol|table-laddrs|0x100" {
+	if got := (FeatureFullNAT | FeatureProxyProtocol | FeatureTableLaddrs | FeatureTableNoStats | 0x200).String(); got != "fullnat|proxy-protocol|table-laddrs|table-no-stats|0x200" {
 		t.Errorf("Features.String() = %q", got)
 	}
 }

@@ -24,6 +24,22 @@ type ServiceDestinations struct {
 	LocalAddresses []LocalAddress
 }
 
+// A ListOption changes what ServicesWithDestinations lists.
+type ListOption func(*listOptions)
+
+type listOptions struct {
+	noStats bool
+}
+
+// WithoutStats lets ServicesWithDestinations leave out the counters, for
+// a listing that shows none: with FeatureTableNoStats the kernel sends
+// none, and the Stats and Stats64 of every service and destination are
+// zero. That makes the dump about half as large. Other kernels send them
+// anyway, and they are listed.
+func WithoutStats() ListOption {
+	return func(o *listOptions) { o.noStats = true }
+}
+
 // maxListWorkers bounds the extra sockets ServicesWithDestinations uses.
 const maxListWorkers = 4
 
@@ -37,14 +53,19 @@ const maxListWorkers = 4
 // dump at a time is all a netlink socket allows). Without extra sockets
 // (a client that cannot dial more, or when they cannot be opened) the
 // dumps run one after the other on the client's socket. A service deleted between the two steps
-// is listed with no destinations, as with ipvsadm.
-func (c *Client) ServicesWithDestinations(ctx context.Context) ([]ServiceDestinations, error) {
+// is listed with no destinations, as with ipvsadm. Options (WithoutStats)
+// change what is listed.
+func (c *Client) ServicesWithDestinations(ctx context.Context, opts ...ListOption) ([]ServiceDestinations, error) {
+	var o listOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := c.lock(ctx); err != nil {
 		return nil, err
 	}
 	if have, err := c.featuresLocked(ctx); err == nil && have.Has(FeatureTableDump) {
 		defer c.unlock()
-		return c.tableLocked(ctx)
+		return c.tableLocked(ctx, o.noStats && have.Has(FeatureTableNoStats))
 	}
 	c.unlock()
 	svcs, err := c.Services(ctx)

@@ -16,14 +16,18 @@ import (
 const tableDumpAttempts = 5
 
 // tableLocked lists every service with its destinations in one
-// IPVS_CMD_GET_TABLE dump (FeatureTableDump), retrying when the kernel
-// reports a change during the dump (client locked). After
-// tableDumpAttempts interrupted dumps the error matches ErrDumpInterrupted.
-func (c *Client) tableLocked(ctx context.Context) ([]ServiceDestinations, error) {
-	var err error
+// IPVS_CMD_GET_TABLE dump (FeatureTableDump), without their counters if
+// noStats (FeatureTableNoStats), retrying when the kernel reports a change
+// during the dump (client locked). After tableDumpAttempts interrupted
+// dumps the error matches ErrDumpInterrupted.
+func (c *Client) tableLocked(ctx context.Context, noStats bool) ([]ServiceDestinations, error) {
+	req, err := tableRequest(noStats)
+	if err != nil {
+		return nil, wrapErr("list services with destinations", "", err)
+	}
 	for range tableDumpAttempts {
 		var out []ServiceDestinations
-		out, err = c.tableOnce(ctx)
+		out, err = c.tableOnce(ctx, req)
 		if !errors.Is(err, ErrDumpInterrupted) {
 			if err != nil {
 				return nil, wrapErr("list services with destinations", "", err)
@@ -34,11 +38,22 @@ func (c *Client) tableLocked(ctx context.Context) ([]ServiceDestinations, error)
 	return nil, wrapErr("list services with destinations", "", fmt.Errorf("%d attempts: %w", tableDumpAttempts, err))
 }
 
-// tableOnce is one IPVS_CMD_GET_TABLE dump: each service message is
-// followed by its destinations and, with FeatureTableLaddrs, its local
-// addresses, which carry their service's key.
-func (c *Client) tableOnce(ctx context.Context) ([]ServiceDestinations, error) {
-	msgs, err := c.do(ctx, cmdGetTable, netlink.Dump, nil)
+// tableRequest is the attributes of a GET_TABLE request: none, or
+// IPVS_CMD_ATTR_TABLE_FLAGS with IPVS_TABLE_F_NO_STATS if noStats.
+func tableRequest(noStats bool) ([]byte, error) {
+	if !noStats {
+		return nil, nil
+	}
+	ae := netlink.NewAttributeEncoder()
+	ae.Uint32(cmdAttrTableFlags, tableFlagNoStats)
+	return ae.Encode()
+}
+
+// tableOnce is one IPVS_CMD_GET_TABLE dump of request attributes req:
+// each service message is followed by its destinations and, with
+// FeatureTableLaddrs, its local addresses, which carry their service's key.
+func (c *Client) tableOnce(ctx context.Context, req []byte) ([]ServiceDestinations, error) {
+	msgs, err := c.do(ctx, cmdGetTable, netlink.Dump, req)
 	if err != nil {
 		return nil, err
 	}

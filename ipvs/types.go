@@ -383,6 +383,9 @@ const (
 	// FeatureTableLaddrs: IPVS_CMD_GET_TABLE lists each service's local
 	// addresses too (ServiceDestinations.LocalAddresses).
 	FeatureTableLaddrs Features = 0x80
+	// FeatureTableNoStats: IPVS_CMD_GET_TABLE can leave the counters out
+	// (ServicesWithDestinations with WithoutStats).
+	FeatureTableNoStats Features = 0x100
 )
 
 // Has reports whether all bits of want are set.
@@ -415,7 +418,11 @@ func (f Features) String() string {
 	if f&FeatureTableLaddrs != 0 {
 		parts = append(parts, "table-laddrs")
 	}
-	if rest := f &^ (FeatureFullNAT | FeatureSynProxy | FeatureEstTimeout | FeatureTableDump | FeatureProxyProtocol | FeatureSyncFullNAT | FeatureConnDump | FeatureTableLaddrs); rest != 0 {
+	if f&FeatureTableNoStats != 0 {
+		parts = append(parts, "table-no-stats")
+	}
+	if rest := f &^ (FeatureFullNAT | FeatureSynProxy | FeatureEstTimeout | FeatureTableDump | FeatureProxyProtocol |
+		FeatureSyncFullNAT | FeatureConnDump | FeatureTableLaddrs | FeatureTableNoStats); rest != 0 {
 		parts = append(parts, fmt.Sprintf("0x%x", uint32(rest)))
 	}
 	if len(parts) == 0 {

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -722,6 +723,7 @@ func TestVMConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkListingWithoutStats(t, c, info.Features)
 	if !info.Features.Has(FeatureFullNAT) {
 		if !stockModules() {
 			t.Errorf("our module lacks FULLNAT: %v", info.Features)
@@ -789,6 +791,74 @@ func TestVMConnections(t *testing.T) {
 	las, err := c.LocalAddresses(t.Context(), svc)
 	if err != nil || len(las) != 1 || las[0].Address != laddr {
 		t.Errorf("LocalAddresses() = %+v, %v", las, err)
+	}
+}
+
+// checkListingWithoutStats: after TestVMConnections' traffic (20
+// connections to each service), the table listed WithoutStats has no
+// counters where the module can leave them out (FeatureTableNoStats) and
+// the traffic's elsewhere, and is otherwise the full listing.
+func checkListingWithoutStats(t *testing.T, c *Client, feat Features) {
+	t.Helper()
+	// The kernel's estimator sums the per-CPU counters every 2 s (its
+	// kthreads may take longer to start).
+	var full []ServiceDestinations
+	for try := 0; ; try++ {
+		var err error
+		if full, err = c.ServicesWithDestinations(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, sd := range full {
+			if sd.Service.Stats.Connections == 20 {
+				n++
+			}
+		}
+		if n == len(full) || try == 40 {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	lean, err := c.ServicesWithDestinations(t.Context(), WithoutStats())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(full) != 2 || len(lean) != 2 {
+		t.Fatalf("listed %d services with counters, %d without; want 2", len(full), len(lean))
+	}
+	dropped := feat.Has(FeatureTableNoStats)
+	for i := range full {
+		if got := full[i].Service.Stats.Connections; got != 20 {
+			t.Errorf("%v: %d connections counted, want 20", full[i].Service, got)
+		}
+		want := uint64(20)
+		if dropped {
+			want = 0
+		}
+		if st := lean[i].Service; st.Stats.Connections != want || st.Stats64.Connections != want {
+			t.Errorf("%v listed without counters (features %v): %d and %d connections, want %d",
+				st, feat, st.Stats.Connections, st.Stats64.Connections, want)
+		}
+		var sum uint64
+		for _, d := range lean[i].Destinations {
+			sum += d.Stats64.Connections
+		}
+		if sum != want {
+			t.Errorf("%v listed without counters (features %v): its destinations count %d connections, want %d", lean[i].Service, feat, sum, want)
+		}
+		// the rest is the same (the rates move with the estimator: compare
+		// without any counters)
+		zero := func(sd ServiceDestinations) ServiceDestinations {
+			sd.Service.Stats, sd.Service.Stats64 = Stats{}, Stats{}
+			sd.Destinations = slices.Clone(sd.Destinations)
+			for j := range sd.Destinations {
+				sd.Destinations[j].Stats, sd.Destinations[j].Stats64 = Stats{}, Stats{}
+			}
+			return sd
+		}
+		if a, b := zero(full[i]), zero(lean[i]); !reflect.DeepEqual(a, b) {
+			t.Errorf("listed without counters:\n%+v\nwith:\n%+v", b, a)
+		}
 	}
 }
 
@@ -948,6 +1018,13 @@ func TestVMGolden(t *testing.T) {
 			_ = c.DeleteService(t.Context(), s)
 		}
 		record("table", cmdGetTable, netlink.Dump, nil)
+	}
+	if feat.Has(FeatureTableNoStats) {
+		req, err := tableRequest(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		record("table-no-stats", cmdGetTable, netlink.Dump, req)
 	}
 }
 

@@ -47,7 +47,12 @@ const (
 	cmdAttrTimeoutUDP    = 6
 	cmdAttrLaddr         = 7 // extension
 	cmdAttrConn          = 8 // extension
+	cmdAttrTableFlags    = 9 // extension: tableFlag* bits of GET_TABLE (u32)
 )
+
+// tableFlagNoStats (IPVS_TABLE_F_NO_STATS) has GET_TABLE leave out the
+// counters.
+const tableFlagNoStats = 0x1
 
 // Service attributes (IPVS_SVC_ATTR_*).
 const (

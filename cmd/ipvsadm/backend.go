@@ -218,7 +218,8 @@ type batcher interface {
 
 // tableLister is implemented by backends that list every service with
 // its destinations in one call (in parallel); -L and -S use it. With
-// featTableLaddrs the entries have their local addresses too.
+// featTableLaddrs the entries have their local addresses too. Without
+// stats the counters may be left zero (a listing that prints none).
 type tableLister interface {
-	ServicesWithDests() ([]svcDests, error)
+	ServicesWithDests(stats bool) ([]svcDests, error)
 }

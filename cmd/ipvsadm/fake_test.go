@@ -453,13 +453,20 @@ func (k *fakeKernel) Apply(ops []kop) []error {
 	return errs
 }
 
-// ServicesWithDests lists the table in one call, like the library does.
-func (k *fakeKernel) ServicesWithDests() ([]svcDests, error) {
+// ServicesWithDests lists the table in one call, like the library does,
+// and leaves out the counters without withStats, as our kernel module does.
+func (k *fakeKernel) ServicesWithDests(withStats bool) ([]svcDests, error) {
 	svcs, _ := k.Services()
 	tab := make([]svcDests, len(svcs))
 	for i := range svcs {
 		tab[i].s = svcs[i]
 		tab[i].d, _ = k.Dests(svcs[i])
+		if !withStats {
+			tab[i].s.Stats = stats{}
+			for j := range tab[i].d {
+				tab[i].d[j].Stats = stats{}
+			}
+		}
 		if k.inf.Features&featTableLaddrs != 0 {
 			tab[i].l, _ = k.LocalAddrs(svcs[i])
 		}

@@ -343,9 +343,14 @@ func (k *kernel) Apply(ops []kop) []error {
 	return errs
 }
 
-// ServicesWithDests lists the table with the library's parallel dumps.
-func (k *kernel) ServicesWithDests() ([]svcDests, error) {
-	t, err := k.c.ServicesWithDestinations(context.Background())
+// ServicesWithDests lists the table with the library's table dump (or
+// its parallel dumps), without the counters unless stats.
+func (k *kernel) ServicesWithDests(stats bool) ([]svcDests, error) {
+	var opts []ipvs.ListOption
+	if !stats {
+		opts = append(opts, ipvs.WithoutStats())
+	}
+	t, err := k.c.ServicesWithDestinations(context.Background(), opts...)
 	if err != nil {
 		return nil, err
 	}

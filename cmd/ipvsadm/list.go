@@ -417,7 +417,8 @@ type svcDests struct {
 func (t *tool) table(format uint) (tab []svcDests, laddrs bool) {
 	if tl, ok := t.be.(tableLister); ok {
 		var err error
-		if tab, err = tl.ServicesWithDests(); err == nil {
+		// only --stats and --rate print counters
+		if tab, err = tl.ServicesWithDests(format&(fmtStats|fmtRate) != 0); err == nil {
 			for i := range tab {
 				if tab[i].d == nil {
 					tab[i].d = []dest{}

@@ -14,7 +14,7 @@
 // By default it is our module with every extension feature
 // (FeatureFullNAT, FeatureSynProxy, FeatureEstTimeout, FeatureTableDump,
 // FeatureProxyProtocol, FeatureSyncFullNAT, FeatureConnDump,
-// FeatureTableLaddrs);
+// FeatureTableLaddrs, FeatureTableNoStats);
 // Options.Features narrows the set, and Options.Stock makes it the
 // upstream module. A command the kernel does not have (the extension's on
 // a stock kernel, GET_TABLE or GET_CONN without their feature) is
@@ -93,6 +93,9 @@ const (
 	attrTimeoutFin = 5
 	attrTimeoutUDP = 6
 	attrLaddr      = 7
+	attrTableFlags = 9 // IPVS_TABLE_F_* of GET_TABLE (u32)
+
+	tableNoStats = 0x1
 
 	svcAF         = 1
 	svcProtocol   = 2
@@ -211,7 +214,8 @@ func New(opts Options) *Kernel {
 		k.features = opts.Features
 		if k.features == 0 {
 			k.features = ipvs.FeatureFullNAT | ipvs.FeatureSynProxy | ipvs.FeatureEstTimeout | ipvs.FeatureProxyProtocol |
-				ipvs.FeatureConnDump | ipvs.FeatureTableDump | ipvs.FeatureSyncFullNAT | ipvs.FeatureTableLaddrs
+				ipvs.FeatureConnDump | ipvs.FeatureTableDump | ipvs.FeatureSyncFullNAT | ipvs.FeatureTableLaddrs |
+				ipvs.FeatureTableNoStats
 		}
 	}
 	if k.opts.Schedulers == nil {
@@ -405,7 +409,7 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 	case cmdGetConn:
 		return k.getConns(attrs)
 	case cmdGetTable:
-		return k.getTable(dump)
+		return k.getTable(dump, attrs)
 	case cmdGetInfo:
 		ae := netlink.NewAttributeEncoder()
 		ae.Uint32(infoVersion, k.opts.Version)
@@ -470,7 +474,7 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 		if dump {
 			var out [][]byte
 			for s := range k.listed() {
-				out = append(out, k.serviceReply(s))
+				out = append(out, k.serviceReply(s, true))
 			}
 			return out, 0
 		}
@@ -521,7 +525,7 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 	s := k.services[i]
 	switch cmd {
 	case cmdGetService:
-		return [][]byte{k.serviceReply(s)}, 0
+		return [][]byte{k.serviceReply(s, true)}, 0
 	case cmdSetService:
 		for _, a := range []uint16{svcProxyProto, svcEstTimeout} {
 			if _, ok := svcAttrs[a]; !ok && s.attrs[a] != nil {
@@ -553,7 +557,7 @@ func (k *Kernel) do(cmd uint8, dump bool, attrs map[uint16][]byte) ([][]byte, un
 		var out [][]byte
 		for _, d := range s.dests {
 			ae := netlink.NewAttributeEncoder()
-			ae.Bytes(attrDest, destNest(d))
+			ae.Bytes(attrDest, destNest(d, true))
 			out = append(out, genl(cmdNewDest, ae))
 		}
 		return out, 0
@@ -783,7 +787,7 @@ func putServiceKey(in *netlink.AttributeEncoder, s *service) {
 }
 
 // serviceReply is a service as the kernel lists it.
-func (k *Kernel) serviceReply(s *service) []byte {
+func (k *Kernel) serviceReply(s *service, stats bool) []byte {
 	in := netlink.NewAttributeEncoder()
 	putServiceKey(in, s)
 	in.Bytes(svcSchedName, s.attrs[svcSchedName])
@@ -806,8 +810,10 @@ func (k *Kernel) serviceReply(s *service) []byte {
 	if p := proxyProtocol(s.attrs); p != 0 {
 		in.Uint8(svcProxyProto, p)
 	}
-	in.Bytes(svcStats, zeroStats(false))
-	in.Bytes(svcStats64, zeroStats(true))
+	if stats {
+		in.Bytes(svcStats, zeroStats(false))
+		in.Bytes(svcStats64, zeroStats(true))
+	}
 	nb, _ := in.Encode()
 	ae := netlink.NewAttributeEncoder()
 	ae.Bytes(attrService, nb)
@@ -820,19 +826,29 @@ func (k *Kernel) serviceReply(s *service) []byte {
 // A kernel without FeatureTableDump does not know the command, and the
 // command has no answer but a dump: both are EOPNOTSUPP from genetlink.
 // The whole dump is made under the lock, so it is never interrupted
-// (NLM_F_DUMP_INTR).
-func (k *Kernel) getTable(dump bool) ([][]byte, unix.Errno) {
+// (NLM_F_DUMP_INTR). IPVS_CMD_ATTR_TABLE_FLAGS with IPVS_TABLE_F_NO_STATS
+// (FeatureTableNoStats) leaves the counters out; a kernel without the
+// feature refuses the attribute (EINVAL: genetlink's strict validation),
+// and one with it refuses bits it does not know.
+func (k *Kernel) getTable(dump bool, attrs map[uint16][]byte) ([][]byte, unix.Errno) {
 	if !k.features.Has(ipvs.FeatureTableDump) || !dump {
 		return nil, unix.EOPNOTSUPP
 	}
+	stats := true
+	if f, ok := attrs[attrTableFlags]; ok {
+		if !k.features.Has(ipvs.FeatureTableNoStats) || len(f) != 4 || binary.NativeEndian.Uint32(f)&^tableNoStats != 0 {
+			return nil, unix.EINVAL
+		}
+		stats = binary.NativeEndian.Uint32(f)&tableNoStats == 0
+	}
 	var out [][]byte
 	for s := range k.listed() {
-		out = append(out, k.serviceReply(s))
+		out = append(out, k.serviceReply(s, stats))
 		key := serviceKeyNest(s)
 		for _, d := range s.dests {
 			ae := netlink.NewAttributeEncoder()
 			ae.Bytes(attrService, key)
-			ae.Bytes(attrDest, destNest(d))
+			ae.Bytes(attrDest, destNest(d, stats))
 			out = append(out, genl(cmdNewDest, ae))
 		}
 		if k.features.Has(ipvs.FeatureTableLaddrs) {
@@ -894,7 +910,7 @@ func serviceKeyNest(s *service) []byte {
 
 // destNest is a destination's IPVS_CMD_ATTR_DEST nest as the kernel lists
 // it.
-func destNest(d *dest) []byte {
+func destNest(d *dest, stats bool) []byte {
 	in := netlink.NewAttributeEncoder()
 	// ip_vs_genl_fill_dest's attributes in its order, zero where not set
 	for _, a := range []struct{ typ, size uint16 }{
@@ -911,8 +927,10 @@ func destNest(d *dest) []byte {
 		}
 		in.Bytes(a.typ, v)
 	}
-	in.Bytes(destStats, zeroStats(false))
-	in.Bytes(destStats64, zeroStats(true))
+	if stats {
+		in.Bytes(destStats, zeroStats(false))
+		in.Bytes(destStats64, zeroStats(true))
+	}
 	nb, _ := in.Encode()
 	return nb
 }

@@ -19,6 +19,12 @@ import (
 // the replies.
 func getTable(t *testing.T, k *Kernel, dump bool) ([]netlink.Message, error) {
 	t.Helper()
+	return getTableAttrs(t, k, dump, nil)
+}
+
+// getTableAttrs is getTable with request attributes.
+func getTableAttrs(t *testing.T, k *Kernel, dump bool, attrs []byte) ([]netlink.Message, error) {
+	t.Helper()
 	nc, err := k.Dial()
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +34,85 @@ func getTable(t *testing.T, k *Kernel, dump bool) ([]netlink.Message, error) {
 	if dump {
 		flags |= netlink.Dump
 	}
-	return nc.Execute(netlink.Message{Header: netlink.Header{Type: familyID, Flags: flags}, Data: []byte{cmdGetTable, 1, 0, 0}})
+	return nc.Execute(netlink.Message{Header: netlink.Header{Type: familyID, Flags: flags}, Data: append([]byte{cmdGetTable, 1, 0, 0}, attrs...)})
+}
+
+// TestGetTableNoStats: IPVS_CMD_ATTR_TABLE_FLAGS with IPVS_TABLE_F_NO_STATS
+// (patch 0017) leaves the STATS and STATS64 nests out of every service and
+// destination message, and nothing else; a bit the kernel does not know,
+// or the attribute sent to a kernel without FeatureTableNoStats, is EINVAL.
+func TestGetTableNoStats(t *testing.T) {
+	k := New(Options{})
+	c, err := k.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tcp := ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: 80}
+	var b ipvs.Batch
+	b.CreateService(tcp)
+	b.CreateDestination(tcp, ipvs.Destination{Address: netip.MustParseAddr("198.51.100.1"), Port: 80, Weight: 1})
+	if err := c.Apply(t.Context(), &b); err != nil {
+		t.Fatal(err)
+	}
+	flags := func(v uint32) []byte {
+		ae := netlink.NewAttributeEncoder()
+		ae.Uint32(attrTableFlags, v)
+		out, err := ae.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// the nested attributes of each message's service or destination
+	nests := func(msgs []netlink.Message) []map[uint16][]byte {
+		var out []map[uint16][]byte
+		for _, m := range msgs {
+			top, err := parse(m.Data[4:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			nest := top[attrService]
+			if m.Data[0] == cmdNewDest {
+				nest = top[attrDest]
+			}
+			a, err := parse(nest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, a)
+		}
+		return out
+	}
+	full, err := getTable(t, k, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lean, err := getTableAttrs(t, k, true, flags(tableNoStats))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn, ln := nests(full), nests(lean)
+	if len(fn) != 2 || len(ln) != 2 {
+		t.Fatalf("%d messages, %d without counters; want 2", len(fn), len(ln))
+	}
+	for i, st := range [][2]uint16{{svcStats, svcStats64}, {destStats, destStats64}} {
+		for _, a := range st {
+			if _, ok := fn[i][a]; !ok {
+				t.Errorf("message %d: no attribute %d in the full dump", i, a)
+			}
+			delete(fn[i], a)
+		}
+		if !reflect.DeepEqual(fn[i], ln[i]) {
+			t.Errorf("message %d without counters: %v; want the full dump's less the counters: %v", i, ln[i], fn[i])
+		}
+	}
+	if _, err := getTableAttrs(t, k, true, flags(0x2)); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("unknown table flag: %v, want EINVAL", err)
+	}
+	if _, err := getTableAttrs(t, New(Options{Features: ipvs.FeatureTableDump}), true, flags(tableNoStats)); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("table flags to a kernel without FeatureTableNoStats: %v, want EINVAL", err)
+	}
 }
 
 // TestGetTableWire: the table dump's messages as patch 0007 lays them out:

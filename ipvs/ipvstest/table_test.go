@@ -93,6 +93,7 @@ func TestServicesWithDestinations(t *testing.T) {
 	}{
 		{"default", ipvstest.Options{}, true},
 		{"table dump only", ipvstest.Options{Features: ipvs.FeatureTableDump}, true},
+		{"table dump with its counters left out", ipvstest.Options{Features: ipvs.FeatureTableDump | ipvs.FeatureTableNoStats}, true},
 		{"without table dump", ipvstest.Options{Features: all}, false},
 		{"stock", ipvstest.Options{Stock: true}, false},
 	} {
@@ -144,6 +145,15 @@ func TestServicesWithDestinations(t *testing.T) {
 			}
 			if !sameTable(got, want) {
 				t.Errorf("ServicesWithDestinations =\n%+v\nServices and Destinations =\n%+v", got, want)
+			}
+			// without the counters (all zero in the fake), whether the
+			// kernel can leave them out or not
+			got, err = c.ServicesWithDestinations(ctx, ipvs.WithoutStats())
+			if err != nil {
+				t.Fatalf("WithoutStats (features %v): %v", info.Features, err)
+			}
+			if !sameTable(got, want) {
+				t.Errorf("ServicesWithDestinations(WithoutStats) =\n%+v\nServices and Destinations =\n%+v", got, want)
 			}
 			// a change shows in the next listing
 			if err := c.DeleteDestination(ctx, tableServices[0].Service, tableServices[0].Destinations[1]); err != nil {

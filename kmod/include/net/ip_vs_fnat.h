@@ -162,7 +162,8 @@ unsigned int ip_vs_fnat_table_gen(struct netns_ipvs *ipvs);
 /* Feature bits in IPVS_INFO_ATTR_FEATURES */
 #define IP_VS_FEATURES	(IPVS_FEATURE_FULLNAT | IPVS_FEATURE_EST_TIMEOUT | \
 			 IPVS_FEATURE_PROXY_PROTOCOL | IPVS_FEATURE_SYNC_FULLNAT | \
-			 IPVS_FEATURE_CONN_DUMP | IPVS_FEATURE_TABLE_LADDRS)
+			 IPVS_FEATURE_CONN_DUMP | IPVS_FEATURE_TABLE_LADDRS | \
+			 IPVS_FEATURE_TABLE_NO_STATS)
 
 struct tcphdr;
 struct tcphdr *ip_vs_tcp_writable(struct sk_buff *skb, unsigned int thoff);
