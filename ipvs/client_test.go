@@ -890,6 +890,61 @@ func TestTableDumpOutOfPlace(t *testing.T) {
 	}
 }
 
+// TestTableDumpOwnerAfterService: a destination that carries the key of
+// the service listed before the last one is out of place too, even right
+// after destinations that carried that key in their own service's place.
+func TestTableDumpOwnerAfterService(t *testing.T) {
+	svc := func(mark uint32) reply {
+		return reply{cmdNewService, attrs(t, func(ae *netlink.AttributeEncoder) {
+			kernelNest(ae, cmdAttrService, func(ae *netlink.AttributeEncoder) {
+				ae.Uint16(svcAttrAF, 2)
+				ae.Uint32(svcAttrFWMark, mark)
+				ae.String(svcAttrSchedName, "rr")
+				ae.Bytes(svcAttrFlags, make([]byte, 8))
+				ae.Uint32(svcAttrTimeout, 0)
+				ae.Uint32(svcAttrNetmask, 0xffffffff)
+			})
+		})}
+	}
+	dest := func(mark uint32, addr string) reply {
+		return reply{cmdNewDest, attrs(t, func(ae *netlink.AttributeEncoder) {
+			kernelNest(ae, cmdAttrService, func(ae *netlink.AttributeEncoder) {
+				ae.Uint16(svcAttrAF, 2)
+				ae.Uint32(svcAttrFWMark, mark)
+			})
+			kernelNest(ae, cmdAttrDest, func(ae *netlink.AttributeEncoder) {
+				ae.Bytes(destAttrAddr, ip16(addr))
+			})
+		})}
+	}
+	for _, tc := range []struct {
+		name    string
+		replies []reply
+		ok      bool
+	}{
+		{"in place", []reply{svc(7), dest(7, "198.51.100.1"), dest(7, "198.51.100.2"), svc(8), dest(8, "198.51.100.3")}, true},
+		{"after the next service", []reply{svc(7), dest(7, "198.51.100.1"), svc(8), dest(7, "198.51.100.2")}, false},
+		{"another service's among them", []reply{svc(7), dest(7, "198.51.100.1"), dest(8, "198.51.100.2")}, false},
+	} {
+		c := testClient(t, func(req genlReq) ([]reply, unix.Errno) {
+			if req.cmd == cmdGetInfo {
+				return []reply{{cmdSetInfo, attrs(t, func(ae *netlink.AttributeEncoder) {
+					ae.Uint32(infoAttrVersion, 0x010201)
+					ae.Uint32(infoAttrFeatures, uint32(FeatureTableDump))
+				})}}, 0
+			}
+			return tc.replies, 0
+		})
+		got, err := c.ServicesWithDestinations(t.Context())
+		switch {
+		case tc.ok && (err != nil || len(got) != 2 || len(got[0].Destinations) != 2 || len(got[1].Destinations) != 1):
+			t.Errorf("%s: %+v, %v", tc.name, got, err)
+		case !tc.ok && (err == nil || !strings.Contains(err.Error(), "out of its service's place")):
+			t.Errorf("%s: error %v, want the destination out of place", tc.name, err)
+		}
+	}
+}
+
 func TestConcurrentUse(t *testing.T) {
 	c, s := batchClient(t, nil)
 	done := make(chan error)

@@ -4,6 +4,7 @@
 package ipvs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -78,6 +79,21 @@ func (c *Client) tableOnce(ctx context.Context, req []byte) ([]ServiceDestinatio
 	out := make([]ServiceDestinations, 0, nsvc)
 	dests := make([]Destination, ndest)
 	svc := 0
+	// The key nest every destination and local address message carries,
+	// as checked last: the kernel writes a service's key the same way in
+	// each of its messages, so one decode and check per service does.
+	var ownerKey []byte
+	owner := func(b []byte, what string) (*ServiceDestinations, error) {
+		if key, ok, err := nestOf(b, cmdAttrService); err == nil && ok && ownerKey != nil && bytes.Equal(key, ownerKey) {
+			return &out[len(out)-1], nil
+		}
+		last, err := tableOwner(out, b, what)
+		if err != nil {
+			return nil, err
+		}
+		ownerKey, _, _ = nestOf(b, cmdAttrService)
+		return last, nil
+	}
 	for _, m := range msgs {
 		switch m.cmd {
 		case cmdNewService:
@@ -94,8 +110,9 @@ func (c *Client) tableOnce(ctx context.Context, req []byte) ([]ServiceDestinatio
 			if ok {
 				out = append(out, ServiceDestinations{Service: s, Destinations: ds})
 			}
+			ownerKey = nil // the next message's key is checked against this service
 		case cmdNewDest:
-			last, err := tableOwner(out, m.data, "destination")
+			last, err := owner(m.data, "destination")
 			if err != nil {
 				return nil, err
 			}
@@ -107,7 +124,7 @@ func (c *Client) tableOnce(ctx context.Context, req []byte) ([]ServiceDestinatio
 				last.Destinations = append(last.Destinations, d)
 			}
 		case cmdNewLaddr:
-			last, err := tableOwner(out, m.data, "local address")
+			last, err := owner(m.data, "local address")
 			if err != nil {
 				return nil, err
 			}
