@@ -53,6 +53,10 @@ type tool struct {
 	pending     []pendingOp
 	flushing    bool
 	lastOutcome int
+
+	// destScratch is the merge space of the listings' sorts of each
+	// service's real servers.
+	destScratch []dest
 }
 
 // pendingOp is a queued change and what is needed to report its failure.

@@ -338,7 +338,7 @@ func (t *tool) printServiceEntry(se *service, ds []dest, format uint) {
 	fmt.Fprint(w, out.eol)
 
 	if format&fmtNoSort == 0 {
-		msort(ds, cmpDests)
+		msort(ds, &t.destScratch, cmpDests)
 	}
 	for i := range ds {
 		e := &ds[i]
@@ -440,7 +440,8 @@ func (t *tool) table(format uint) (tab []svcDests, laddrs bool) {
 		}
 	}
 	if format&fmtNoSort == 0 {
-		msort(tab, func(a, b *svcDests) int { return cmpServices(&a.s, &b.s) })
+		var scratch []svcDests
+		msort(tab, &scratch, func(a, b *svcDests) int { return cmpServices(&a.s, &b.s) })
 	}
 	return tab, laddrs
 }

@@ -8,12 +8,16 @@ import "net/netip"
 // msort sorts s exactly as glibc 2.36's qsort (a top-down merge sort)
 // does. ipvsadm's comparators are not transitive (they subtract unsigned
 // values into an int), so only the same algorithm gives the same order.
-func msort[T any](s []T, cmp func(a, b *T) int) {
+// The merges use *scratch, grown to len(s) when shorter, so that sorting
+// many short lists (each service's real servers) allocates once.
+func msort[T any](s []T, scratch *[]T, cmp func(a, b *T) int) {
 	if len(s) <= 1 {
 		return
 	}
-	tmp := make([]T, len(s))
-	msortRec(s, tmp, cmp)
+	if len(*scratch) < len(s) {
+		*scratch = make([]T, len(s))
+	}
+	msortRec(s, *scratch, cmp)
 }
 
 func msortRec[T any](b, tmp []T, cmp func(a, b *T) int) {
