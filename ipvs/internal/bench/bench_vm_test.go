@@ -10,13 +10,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fullnat/fullnat/internal/benchdata"
+	"github.com/fullnat/fullnat/internal/perfreport"
 	"github.com/fullnat/fullnat/internal/vmnet"
 	"github.com/fullnat/fullnat/ipvs"
 )
@@ -327,10 +326,6 @@ func TestVMIpvsadm(t *testing.T) {
 	}
 }
 
-// perfBin is Linux's profiler, which rig/vm.sh puts in the VM for a
-// package whose vmtest.conf says perf=1.
-const perfBin = "/usr/bin/perf"
-
 // TestVMIpvsadmProfile profiles -Ln of the 2,000 x 5 NAT table, by C's
 // ipvsadm and ours, with perf (a software clock under TCG: the shares
 // are relative costs, not cycles). It prints where each program's time
@@ -340,7 +335,7 @@ func TestVMIpvsadmProfile(t *testing.T) {
 	if os.Getenv("RIG_MODULES") != "ours" {
 		t.Skip("profiled on our module, as TestVMIpvsadm measures")
 	}
-	if _, err := os.Stat(perfBin); err != nil {
+	if _, err := os.Stat(perfreport.Bin); err != nil {
 		t.Fatalf("%v: this package's vmtest.conf (perf=1) has rig/vm.sh put perf in the VM", err)
 	}
 	if out, err := exec.Command("modprobe", "-a", "ip_vs", "ip_vs_wlc", "ip_vs_rr").CombinedOutput(); err != nil {
@@ -390,59 +385,30 @@ func TestVMIpvsadmProfile(t *testing.T) {
 	for _, bin := range []string{cipvsadm, ouripvsadm} {
 		data := dir + "/perf-" + strings.ReplaceAll(bin, "/", "_")
 		// Three listings in one profile, for more samples.
-		rec := ns.Command(perfBin, "record", "-q", "-N", "-g", "-e", "cpu-clock", "-F", "4000", "-o", data,
+		rec := ns.Command(perfreport.Bin, "record", "-q", "-N", "-g", "-e", "cpu-clock", "-F", "4000", "-o", data,
 			"--", "/bin/sh", "-c", strings.Repeat(bin+" -Ln > /dev/null; ", 3))
 		if out, err := rec.CombinedOutput(); err != nil {
 			t.Fatalf("perf record %s: %v\n%s", bin, err, out)
 		}
-		// Where the time goes: the kernel against the program and each
-		// of its libraries, from every sample of the program.
-		out, err := exec.Command(perfBin, "report", "-i", data, "--stdio", "-g", "none", "--percentage", "relative",
-			"--comm", comm(bin), "--no-children", "--sort", "dso,sym").CombinedOutput()
+		prof, err := perfreport.Read(data, perfreport.Comm(bin))
 		if err != nil {
-			t.Fatalf("perf report %s: %v\n%s", bin, err, out)
+			t.Fatal(err)
 		}
-		by, kernel := shares(string(out))
-		fmt.Printf("BENCH perf %s -Ln by binary: %s\n", bin, by)
-		// Then by function with what it calls (Go and the kernel keep
-		// frame pointers; C's libraries do not, so theirs stay flat).
-		out, err = exec.Command(perfBin, "report", "-i", data, "--stdio", "-g", "none", "--percentage", "relative",
-			"--comm", comm(bin), "--children", "--sort", "sym").CombinedOutput()
-		if err != nil {
-			t.Fatalf("perf report %s: %v\n%s", bin, err, out)
-		}
-		cum := map[string]float64{}
-		for _, l := range strings.Split(string(out), "\n") {
-			f := strings.Fields(l)
-			if len(f) < 4 || !strings.HasSuffix(f[0], "%") || strings.HasPrefix(f[3], "0x") {
-				continue
-			}
-			p, err := strconv.ParseFloat(strings.TrimSuffix(f[0], "%"), 64)
-			if err != nil {
-				continue
-			}
-			sym := strings.Join(f[3:], " ")
-			cum[sym] = p
-			if p >= 2 {
-				fmt.Printf("BENCH perf %s -Ln with callees: %s\n", bin, strings.TrimSpace(l))
+		// Where the time goes: the kernel against the program and each of
+		// its libraries; then by function with what it calls (Go and the
+		// kernel keep frame pointers; C's libraries do not, so theirs stay
+		// flat).
+		fmt.Printf("BENCH perf %s -Ln by binary: %s\n", bin, prof.ByBinary())
+		for _, l := range prof.Lines {
+			if l.Cum >= 2 {
+				fmt.Printf("BENCH perf %s -Ln with callees: %s\n", bin, l.Text)
 			}
 		}
+		kernel := prof.Binaries["kernel"]
 		vals := map[string]float64{"kernel_pct": kernel}
 		var line []string
 		for _, pt := range profileParts {
-			var v float64
-			for _, sym := range pt.syms {
-				if pre, ok := strings.CutSuffix(sym, "*"); ok {
-					for k, p := range cum {
-						if strings.HasPrefix(k, pre) {
-							v += p
-						}
-					}
-					continue
-				}
-				v += cum[sym]
-			}
-			if v > 0 {
+			if v := prof.Sum(pt.syms...); v > 0 {
 				vals[pt.key] = v
 				line = append(line, fmt.Sprintf("%s %.1f%%", pt.key, v))
 			}
@@ -472,40 +438,6 @@ var profileParts = []struct {
 	{"runtime_threads_pct", []string{"runtime.mstart1"}}, // sysmon, GC workers
 }
 
-// shares sums a perf report sorted by dso,sym ("12.5%  libc.so.6  [.] x")
-// by binary, the kernel's symbols ([k]) as one, and returns the kernel's
-// share apart too.
-func shares(report string) (string, float64) {
-	sum := map[string]float64{}
-	var names []string
-	for _, l := range strings.Split(report, "\n") {
-		f := strings.Fields(l)
-		if len(f) < 3 || strings.HasPrefix(f[0], "#") || !strings.HasSuffix(f[0], "%") {
-			continue
-		}
-		p, err := strconv.ParseFloat(strings.TrimSuffix(f[0], "%"), 64)
-		if err != nil {
-			continue
-		}
-		name := f[1]
-		if f[2] == "[k]" {
-			name = "kernel"
-		}
-		if _, ok := sum[name]; !ok {
-			names = append(names, name)
-		}
-		sum[name] += p
-	}
-	sort.Slice(names, func(i, j int) bool { return sum[names[i]] > sum[names[j]] })
-	var b []string
-	for _, n := range names {
-		if sum[n] >= 0.5 {
-			b = append(b, fmt.Sprintf("%s %.1f%%", n, sum[n]))
-		}
-	}
-	return strings.Join(b, ", "), sum["kernel"]
-}
-
 // thpMode is the selected mode of a transparent_hugepage/enabled file
 // ("always [madvise] never" -> "madvise").
 func thpMode(s string) string {
@@ -515,10 +447,4 @@ func thpMode(s string) string {
 		}
 	}
 	return strings.TrimSpace(s)
-}
-
-// comm is the command name the kernel gives a process running bin.
-func comm(bin string) string {
-	b := bin[strings.LastIndexByte(bin, '/')+1:]
-	return b[:min(len(b), 15)]
 }
