@@ -99,7 +99,7 @@ func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
   lvs-peer serve --name NAME --listen ADDR:PORT [--listen ...] [--udp ADDR:PORT ...]
                  [--banner ADDR:PORT ...] [--proxy-listen ADDR:PORT ...] [--proxy-banner ADDR:PORT ...]
-  lvs-peer dial --addr ADDR:PORT [--udp] [--count N] [--parallel P] [--op hello|get|put|banner|pps]
+  lvs-peer dial --addr ADDR:PORT [--udp] [--count N] [--parallel P] [--op hello|get|put|get-raw|put-raw|banner|pps]
                 [--size BYTES] [--local-port PORT] [--timeout 10s] [--human [--tag NAME]]
   lvs-peer flood --addr ADDR:PORT [--count N] [--kind syn|ack|fin] [--workers W] [--first K]
                  [--limit 60s] [--human]
@@ -112,6 +112,34 @@ type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// rawBuf is what get-raw and put-raw send, over and over: bytes that cost
+// the peers nothing to make or check, so that a transfer measures the path
+// between them rather than the peers (TCP checks the bytes on the way).
+var rawBuf = func() []byte {
+	b := make([]byte, 256*1024)
+	for i := range b {
+		b[i] = byte(i * 7)
+	}
+	return b
+}()
+
+// discard reads r to its end in reads as large as rawBuf (io.Copy to
+// io.Discard would read 8 KB at a time) and counts the bytes.
+func discard(r io.Reader) (int64, error) {
+	buf := make([]byte, len(rawBuf))
+	var n int64
+	for {
+		k, err := r.Read(buf)
+		n += int64(k)
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
 
 // stream writes n bytes of the deterministic stream seed to w (xorshift64*).
 func stream(w io.Writer, n int64, seed uint64) error {
@@ -240,6 +268,19 @@ func handle(c net.Conn, name string) {
 		if stream(bw, n, seed) == nil {
 			_ = bw.Flush()
 		}
+	case f[0] == "rawget" && len(f) == 2:
+		n, _ := strconv.ParseInt(f[1], 10, 64)
+		for n > 0 {
+			w, err := c.Write(rawBuf[:min(n, int64(len(rawBuf)))])
+			if err != nil {
+				return
+			}
+			n -= int64(w)
+		}
+	case f[0] == "rawput" && len(f) == 2:
+		n, _ := strconv.ParseInt(f[1], 10, 64)
+		got, _ := discard(io.LimitReader(r, n))
+		fmt.Fprintf(c, "%d\n", got)
 	case f[0] == "opts":
 		o, err := tcpopt.Agreed(c)
 		if err != nil {
@@ -310,7 +351,7 @@ func dial(args []string) error {
 	udp := fs.Bool("udp", false, "use UDP (op hello only)")
 	count := fs.Int("count", 1, "number of operations")
 	par := fs.Int("parallel", 1, "operations in flight")
-	op := fs.String("op", "hello", "hello, get, put, banner, or pps (UDP: --count datagrams on one flow, --parallel in flight)")
+	op := fs.String("op", "hello", "hello, get, put, get-raw, put-raw, banner, or pps (UDP: --count datagrams on one flow, --parallel in flight)")
 	size := fs.Int64("size", 1<<20, "bytes for get and put")
 	lport := fs.Int("local-port", 0, "local port to bind (0: any)")
 	timeout := fs.Duration("timeout", 20*time.Second, "timeout of one operation")
@@ -531,6 +572,39 @@ func once(addr string, udp bool, op string, size int64, seed uint64, lport int, 
 			return "", "", got, fmt.Errorf("get: %d bytes received, %d expected, or content differs", got, size)
 		}
 		return "", "", got, nil
+	case "get-raw":
+		// as get, of a fixed buffer, only counted
+		if _, err := fmt.Fprintf(c, "rawget %d\n", size); err != nil {
+			return "", "", 0, err
+		}
+		got, err := discard(c)
+		if err != nil {
+			return "", "", got, fmt.Errorf("get-raw: after %d bytes: %w", got, err)
+		}
+		if got != size {
+			return "", "", got, fmt.Errorf("get-raw: %d bytes received, %d expected", got, size)
+		}
+		return "", "", got, nil
+	case "put-raw":
+		// as put, of a fixed buffer; the server counts what it got
+		if _, err := fmt.Fprintf(c, "rawput %d\n", size); err != nil {
+			return "", "", 0, err
+		}
+		for n := size; n > 0; {
+			w, err := c.Write(rawBuf[:min(n, int64(len(rawBuf)))])
+			if err != nil {
+				return "", "", size - n, fmt.Errorf("put-raw: %w", err)
+			}
+			n -= int64(w)
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return "", "", 0, fmt.Errorf("put-raw: reading the count: %w", err)
+		}
+		if strings.TrimSpace(line) != strconv.FormatInt(size, 10) {
+			return "", "", 0, fmt.Errorf("put-raw: the server counted %q of %d bytes", strings.TrimSpace(line), size)
+		}
+		return "", "", size, nil
 	case "put":
 		if _, err := fmt.Fprintf(c, "put %d\n", size); err != nil {
 			return "", "", 0, err
