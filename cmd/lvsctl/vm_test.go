@@ -237,7 +237,7 @@ func TestVMLvsctl(t *testing.T) {
 	}
 	o = lvsOK(t, d, "info", "--json")
 	if got := jsonPath(t, validate(t, o)[0], "info", "features"); !reflect.DeepEqual(got,
-		[]any{"fullnat", "synproxy", "est-timeout", "table-dump", "proxy-protocol", "sync-fullnat", "conn-dump", "table-laddrs"}) {
+		[]any{"fullnat", "synproxy", "est-timeout", "table-dump", "proxy-protocol", "sync-fullnat", "conn-dump", "table-laddrs", "table-no-stats"}) {
 		t.Errorf("features %v", got)
 	}
 	lvsOK(t, d, "sysctl", "set", "synproxy_syn_retry", "4")
