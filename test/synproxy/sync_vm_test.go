@@ -128,17 +128,21 @@ func (p *syncPair) serviceOn(t *testing.T, c *ipvs.Client, s ipvs.Service, fwd i
 }
 
 // hold opens n connections from the client to vip:80 that stay established (holdPort).
-func (p *syncPair) hold(t *testing.T, vip netip.Addr, n int) {
+func (p *syncPair) hold(t *testing.T, vip netip.Addr, n int) []uint16 {
 	t.Helper()
+	var ports []uint16
 	for i := 0; i < n; i++ {
-		p.holdPort(t, netip.AddrPortFrom(vip, 80))
+		ports = append(ports, p.holdPort(t, netip.AddrPortFrom(vip, 80)))
 	}
+	return ports
 }
 
 // connLines lists the established entries of a /proc/net connection file in ns towards vip
-// port 80 (ip_vs_conn or ip_vs_conn_fnat, which has the local address and port before the real
-// server), each cut to its tuple.
-func connLines(t *testing.T, ns vmnet.NS, file string, vip netip.Addr) []string {
+// port 80 from the client ports ports (ip_vs_conn or ip_vs_conn_fnat, which has the local
+// address and port before the real server), each cut to its tuple. An earlier test's entries
+// to the same VIP may still be listed as established: its connections closed as their service
+// went away, and the director drops what comes for a deleted real server, the FIN included.
+func connLines(t *testing.T, ns vmnet.NS, file string, vip netip.Addr, ports []uint16) []string {
 	t.Helper()
 	n := 7 // Pro FromIP FPrt ToIP TPrt DestIP DPrt
 	if strings.HasSuffix(file, "_fnat") {
@@ -151,10 +155,14 @@ func connLines(t *testing.T, ns vmnet.NS, file string, vip netip.Addr) []string 
 		b := vip.As4()
 		hex = fmt.Sprintf("%02X%02X%02X%02X", b[0], b[1], b[2], b[3])
 	}
+	ours := map[string]bool{}
+	for _, port := range ports {
+		ours[fmt.Sprintf("%04X", port)] = true
+	}
 	var out []string
 	for _, line := range strings.Split(ns.Run(t, "/bin/cat", file), "\n")[1:] {
 		f := strings.Fields(line)
-		if len(f) <= n || !strings.EqualFold(f[3], hex) || f[4] != "0050" || f[n] != "ESTABLISHED" {
+		if len(f) <= n || !strings.EqualFold(f[3], hex) || f[4] != "0050" || f[n] != "ESTABLISHED" || !ours[strings.ToUpper(f[2])] {
 			continue
 		}
 		out = append(out, strings.Join(f[:n], " "))
@@ -197,27 +205,27 @@ func TestSyncToBackup(t *testing.T) {
 			s := p.f.service(t, tc.vip, tc.fwd, tc.synproxy)
 			p.backupService(t, s, tc.fwd)
 			before := vmnet.ExtStats(t, p.b)
-			p.hold(t, tc.vip, conns)
+			ports := p.hold(t, tc.vip, conns)
 
 			file := "/proc/net/ip_vs_conn"
 			if tc.fwd == ipvs.FullNAT {
 				file = "/proc/net/ip_vs_conn_fnat"
 			}
-			want := connLines(t, d, file, tc.vip)
+			want := connLines(t, d, file, tc.vip, ports)
 			if len(want) != conns {
 				t.Fatalf("master has %d connections, want %d:\n%s", len(want), conns, strings.Join(want, "\n"))
 			}
 			if tc.v0 {
 				// a version 0 message cannot carry a local port: nothing is sent
 				time.Sleep(4 * time.Second)
-				if got := connLines(t, p.b, file, tc.vip); len(got) != 0 {
+				if got := connLines(t, p.b, file, tc.vip, ports); len(got) != 0 {
 					t.Errorf("version 0 sync gave the backup FULLNAT connections:\n%s", strings.Join(got, "\n"))
 				}
 				return
 			}
 			var got []string
 			for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-				if got = connLines(t, p.b, file, tc.vip); slices.Equal(got, want) {
+				if got = connLines(t, p.b, file, tc.vip, ports); slices.Equal(got, want) {
 					break
 				}
 			}
@@ -249,12 +257,12 @@ func TestSyncResend(t *testing.T) {
 	s := p.f.service(t, p.f.tp.VIP, ipvs.FullNAT, true)
 	p.backupService(t, s, ipvs.FullNAT)
 	const file = "/proc/net/ip_vs_conn_fnat"
-	p.hold(t, p.f.tp.VIP, 3)
-	want := connLines(t, d, file, p.f.tp.VIP)
+	ports := p.hold(t, p.f.tp.VIP, 3)
+	want := connLines(t, d, file, p.f.tp.VIP, ports)
 	if len(want) != 3 {
 		t.Fatalf("master has %d connections, want 3:\n%s", len(want), strings.Join(want, "\n"))
 	}
-	for end := time.Now().Add(10 * time.Second); !slices.Equal(connLines(t, p.b, file, p.f.tp.VIP), want); time.Sleep(200 * time.Millisecond) {
+	for end := time.Now().Add(10 * time.Second); !slices.Equal(connLines(t, p.b, file, p.f.tp.VIP, ports), want); time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(end) {
 			t.Fatalf("drb never learned the connections")
 		}
@@ -268,13 +276,13 @@ func TestSyncResend(t *testing.T) {
 	cc := p.join(t, c, "10.254.0.3/24")
 	p.serviceOn(t, cc, s, ipvs.FullNAT)
 	time.Sleep(2 * time.Second)
-	if got := connLines(t, c, file, p.f.tp.VIP); len(got) == len(want) {
+	if got := connLines(t, c, file, p.f.tp.VIP, ports); len(got) == len(want) {
 		t.Fatalf("drc learned the idle connections without a resend: the test proves nothing\n%s", strings.Join(got, "\n"))
 	}
 	d.Sysctl(t, "net.ipv4.vs.fullnat_sync_resend", "1")
 	var got []string
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-		if got = connLines(t, c, file, p.f.tp.VIP); slices.Equal(got, want) {
+		if got = connLines(t, c, file, p.f.tp.VIP, ports); slices.Equal(got, want) {
 			break
 		}
 	}
@@ -385,15 +393,18 @@ loop:
 }
 
 // holdPort opens a connection from the client to vip that stays established: it asks for a
-// long stream and reads only its start, so the server's window fills and nothing closes.
-func (p *syncPair) holdPort(t *testing.T, vip netip.AddrPort) {
+// long stream and reads only its start, so the server's window fills and nothing closes. It
+// returns the connection's client port.
+func (p *syncPair) holdPort(t *testing.T, vip netip.AddrPort) uint16 {
 	t.Helper()
+	var port uint16
 	err := vmnet.InNetns(string(p.f.tp.Client), func() error {
 		c, err := net.DialTimeout("tcp", vip.String(), 5*time.Second)
 		if err != nil {
 			return err
 		}
 		t.Cleanup(func() { _ = c.Close() })
+		port = uint16(c.LocalAddr().(*net.TCPAddr).Port)
 		if _, err := io.WriteString(c, "get 1000000000 1\n"); err != nil {
 			return err
 		}
@@ -404,6 +415,7 @@ func (p *syncPair) holdPort(t *testing.T, vip netip.AddrPort) {
 	if err != nil {
 		t.Fatalf("holding a connection to %s: %v", vip, err)
 	}
+	return port
 }
 
 // syncKinds names the connections of a version 1 sync message by what they carry: nat (no
