@@ -189,21 +189,21 @@ func (t *tool) exit(code int) { panic(exitCode(code)) }
 func (t *tool) errPrefix() {
 	t.flush()
 	if t.lineNumbers && t.lineNo > 0 {
-		fmt.Fprintf(t.stderr, out.lineError, t.lineNo)
+		t.eprintf(out.lineError, t.lineNo)
 	}
 }
 
 // fail prints msg and a newline to stderr and exits with code.
 func (t *tool) fail(code int, format string, a ...any) {
 	t.errPrefix()
-	fmt.Fprintf(t.stderr, format, a...)
-	fmt.Fprint(t.stderr, "\n")
+	t.eprintf(format, a...)
+	t.eprintf("\n")
 	t.exit(code)
 }
 
 func (t *tool) tryhelpExit(prog string, code int) {
 	t.errPrefix()
-	fmt.Fprintf(t.stderr, out.tryHelp, prog, prog)
+	t.eprintf(out.tryHelp, prog, prog)
 	t.exit(code)
 }
 
@@ -211,7 +211,7 @@ func (t *tool) tryhelpExit(prog string, code int) {
 // 1.31 was compiled with, not the kernel's.
 func (t *tool) version() {
 	t.flush()
-	fmt.Fprintf(t.stdout, out.version, 1, 2, 1)
+	t.printf(out.version, 1, 2, 1)
 }
 
 func (t *tool) usageExit(prog string) {
@@ -707,7 +707,7 @@ func (t *tool) parseOptions(argv []string, ce *entry, options *uint64, format *u
 	}
 	if c < -1 {
 		t.errPrefix()
-		fmt.Fprintf(t.stderr, out.poptError, pc.badOption(), poptStrerror(c))
+		t.eprintf(out.poptError, pc.badOption(), poptStrerror(c))
 		return -1
 	}
 	if ce.cmd == cmdTimeout {
@@ -1059,7 +1059,7 @@ func (t *tool) errorText(op int, err error, ce *entry) string {
 
 func (t *tool) printError(op int, err error, ce *entry) {
 	t.errPrefix()
-	fmt.Fprintf(t.stderr, out.errorLine, t.errorText(op, err, ce))
+	t.eprintf(out.errorLine, t.errorText(op, err, ce))
 }
 
 // notSupportedText names the missing extension and the module to load.

@@ -4,8 +4,8 @@
 package main
 
 // Every line ipvsadm prints, as one table of formats. The strings are
-// ipvsadm 1.31's output formats (Go verbs for C's: %d for %u and %i),
-// plus the extension's additions.
+// ipvsadm 1.31's output formats (with %d for C's %u and %i), plus the
+// extension's additions. appendf (printf.go) prints them.
 
 // Listing format flags (FMT_*).
 const (
@@ -66,6 +66,8 @@ var out = struct {
 	ruleDestGUE    string
 	ruleDestGRE    string
 	ruleLaddr      string
+
+	tunInfoGUE string
 
 	destDefault     string
 	destTunInfo     string
@@ -154,6 +156,8 @@ var out = struct {
 	ruleDestGUE:    "-a %s -r %s %s -w %d --tun-type %s --tun-port %d %s\n",
 	ruleDestGRE:    "-a %s -r %s %s -w %d --tun-type %s %s\n",
 	ruleLaddr:      "-P %s -z %s\n",
+
+	tunInfoGUE: "gue:%d:%s",
 
 	destDefault:     "  -> %-28s %-7s %-6d %-10d %-10d\n",
 	destTunInfo:     "  -> %-28s %-7s %-13s %-6d %-10d %-10d\n",

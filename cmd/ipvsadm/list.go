@@ -6,7 +6,6 @@ package main
 import (
 	"bufio"
 	"errors"
-	"fmt"
 	"net/netip"
 	"os"
 	"strconv"
@@ -17,70 +16,91 @@ import (
 // kernError prints a kernel error as ipvsadm does and exits with code.
 func (t *tool) kernError(op int, err error, code int) {
 	t.errPrefix()
-	fmt.Fprintf(t.stderr, out.errorLine, t.errorText(op, err, nil))
+	t.eprintf(out.errorLine, t.errorText(op, err, nil))
 	t.exit(code)
 }
 
 // ntop formats a as glibc's inet_ntop does. It differs from netip only
 // for the deprecated IPv4-compatible form (::a.b.c.d).
 func ntop(a netip.Addr) string {
+	var buf [64]byte
+	return string(appendNtop(buf[:0], a))
+}
+
+// appendNtop appends ntop(a) to b.
+func appendNtop(b []byte, a netip.Addr) []byte {
 	if a.Is6() && !a.Is4In6() {
-		b := a.As16()
+		b16 := a.As16()
 		zero := true
-		for _, x := range b[:12] {
+		for _, x := range b16[:12] {
 			if x != 0 {
 				zero = false
 			}
 		}
-		if zero && (b[12] != 0 || b[13] != 0) {
-			return "::" + netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}).String()
+		if zero && (b16[12] != 0 || b16[13] != 0) {
+			return netip.AddrFrom4([4]byte{b16[12], b16[13], b16[14], b16[15]}).AppendTo(append(b, "::"...))
 		}
 	}
-	return a.String()
+	return a.AppendTo(b)
 }
 
 func addrString(af uint16, a netip.Addr) string {
+	var buf [64]byte
+	return string(appendAddr(buf[:0], af, a))
+}
+
+// appendAddr appends a as ipvsadm prints an address of family af.
+func appendAddr(b []byte, af uint16, a netip.Addr) []byte {
 	if !a.IsValid() {
 		if af == afInet6 {
-			return "::"
+			return append(b, "::"...)
 		}
-		return "0.0.0.0"
+		return append(b, "0.0.0.0"...)
 	}
 	if af == afInet && a.Is6() {
-		b := a.As16()
-		return netip.AddrFrom4([4]byte{b[0], b[1], b[2], b[3]}).String()
+		b16 := a.As16()
+		return netip.AddrFrom4([4]byte{b16[0], b16[1], b16[2], b16[3]}).AppendTo(b)
 	}
 	if af != afInet && a.Is4() {
-		b := a.As4()
+		b4 := a.As4()
 		var b16 [16]byte
-		copy(b16[:], b[:])
-		return ntop(netip.AddrFrom16(b16))
+		copy(b16[:], b4[:])
+		return appendNtop(b, netip.AddrFrom16(b16))
 	}
-	return ntop(a)
+	return appendNtop(b, a)
 }
 
 // addrportToAnyname formats addr:port, with names unless fmtNumeric.
 func (t *tool) addrportToAnyname(af uint16, a netip.Addr, port uint16, proto uint16, format uint) string {
-	var host, ps string
-	if format&fmtNumeric != 0 {
-		host = addrString(af, a)
-		ps = strconv.Itoa(int(port))
-	} else {
-		host = addrString(af, a)
+	var buf [64]byte
+	return string(t.appendAddrport(buf[:0], af, a, port, proto, format))
+}
+
+// appendAddrport appends addrportToAnyname's result to b.
+func (t *tool) appendAddrport(b []byte, af uint16, a netip.Addr, port uint16, proto uint16, format uint) []byte {
+	var hbuf [64]byte
+	var pbuf [32]byte
+	host := appendAddr(hbuf[:0], af, a)
+	ps := strconv.AppendUint(pbuf[:0], uint64(port), 10)
+	if format&fmtNumeric == 0 {
 		if name, ok := t.res.addrToHost(hostAddr(af, a)); ok {
-			host = name
+			host = append(host[:0], name...)
 		}
-		ps = strconv.Itoa(int(port))
 		if name, ok := t.res.portToService(port, proto); ok {
-			ps = name
+			ps = append(ps[:0], name...)
 		}
 	}
 	f := out.addrPort6
 	if af == afInet {
 		f = out.addrPort
 	}
+	start := len(b)
+	b = appendf(b, f, host, ps)
 	// ipvsadm formats into a 60-byte buffer.
-	return truncate(fmt.Sprintf(f, host, ps), 59)
+	if len(b)-start > 59 {
+		b = b[:start+59]
+	}
+	return b
 }
 
 func hostAddr(af uint16, a netip.Addr) netip.Addr {
@@ -96,20 +116,20 @@ func (t *tool) printLargenum(i uint64, format uint) {
 		if n <= 8 {
 			w = 9
 		}
-		fmt.Fprintf(t.stdout, out.numExact, w, i)
+		t.printf(out.numExact, w, i)
 		return
 	}
 	switch {
 	case i < 100000000:
-		fmt.Fprintf(t.stdout, out.num, i)
+		t.printf(out.num, i)
 	case i < 1000000000:
-		fmt.Fprintf(t.stdout, out.numK, i/1000)
+		t.printf(out.numK, i/1000)
 	case i < 100000000000:
-		fmt.Fprintf(t.stdout, out.numM, i/1000000)
+		t.printf(out.numM, i/1000000)
 	case i < 100000000000000:
-		fmt.Fprintf(t.stdout, out.numG, i/1000000000)
+		t.printf(out.numG, i/1000000000)
 	default:
-		fmt.Fprintf(t.stdout, out.numT, i/1000000000000)
+		t.printf(out.numT, i/1000000000000)
 	}
 }
 
@@ -134,20 +154,19 @@ func schedFlagsString(se *service) string {
 }
 
 func (t *tool) printTitle(format uint) {
-	w := t.stdout
 	switch {
 	case format&fmtStats != 0:
-		fmt.Fprintf(w, out.titleStats, "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes")
+		t.printf(out.titleStats, "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes")
 	case format&fmtRate != 0:
-		fmt.Fprintf(w, out.titleRate, "Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS")
+		t.printf(out.titleRate, "Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS")
 	case format&fmtThresholds != 0:
-		fmt.Fprintf(w, out.titleThresholds, "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn")
+		t.printf(out.titleThresholds, "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn")
 	case format&fmtPersistConn != 0:
-		fmt.Fprintf(w, out.titlePersistConn, "Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn", "InActConn")
+		t.printf(out.titlePersistConn, "Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn", "InActConn")
 	case format&fmtTunInfo != 0:
-		fmt.Fprint(w, out.titleTunInfo)
+		t.printf(out.titleTunInfo)
 	case format&fmtRule == 0:
-		fmt.Fprint(w, out.titleDefault)
+		t.printf(out.titleDefault)
 	}
 }
 
@@ -223,7 +242,7 @@ func fwdTunInfo(e *dest) string {
 	case tunIPIP:
 		return "ipip"
 	case tunGUE:
-		return truncate(fmt.Sprintf("gue:%d:%s", e.TunPort, tunFlagNames[tunFlagIndex(e.TunFlags)]), 15)
+		return truncate(sprintf(out.tunInfoGUE, e.TunPort, tunFlagNames[tunFlagIndex(e.TunFlags)]), 15)
 	case tunGRE:
 		return "gre:" + tunFlagNames[tunFlagIndex(e.TunFlags)]
 	}
@@ -242,17 +261,18 @@ func (t *tool) svcName(se *service, format uint) string {
 		case se.AF == afInet6:
 			f = out.svcFWM6
 		}
-		return fmt.Sprintf(f, int32(se.FWMark))
+		return sprintf(f, int32(se.FWMark))
 	}
-	vname := t.addrportToAnyname(se.AF, se.Addr, se.Port, se.Protocol, format)
+	var vbuf, sbuf [128]byte
+	vname := t.appendAddrport(vbuf[:0], se.AF, se.Addr, se.Port, se.Protocol, format)
 	if format&fmtRule != 0 {
-		return fmt.Sprintf(out.svcRule, optionFromProtocol(se.Protocol), vname)
+		return string(appendf(sbuf[:0], out.svcRule, optionFromProtocol(se.Protocol), vname))
 	}
-	s := fmt.Sprintf(out.svcName, protocolName(se.Protocol), vname)
-	if se.AF != afInet6 {
-		s = truncate(s, 33)
+	s := appendf(sbuf[:0], out.svcName, protocolName(se.Protocol), vname)
+	if se.AF != afInet6 && len(s) > 33 {
+		s = s[:33]
 	}
-	return s
+	return string(s)
 }
 
 // printServiceEntry prints a service and its destinations; ds nil means
@@ -264,127 +284,127 @@ func (t *tool) printServiceEntry(se *service, ds []dest, format uint) {
 			t.kernError(opGetDests, err, 1)
 		}
 	}
-	w := t.stdout
 	name := t.svcName(se, format)
 	switch {
 	case format&fmtRule != 0:
-		fmt.Fprintf(w, out.ruleSvc, name, se.Sched)
+		t.printf(out.ruleSvc, name, se.Sched)
 		if se.Flags&svcPersistent != 0 {
-			fmt.Fprintf(w, out.rulePersistent, se.Timeout)
+			t.printf(out.rulePersistent, se.Timeout)
 			if se.AF == afInet && se.Netmask != 0xffffffff {
-				fmt.Fprintf(w, out.ruleMask, maskString(se.Netmask))
+				t.printf(out.ruleMask, maskString(se.Netmask))
 			}
 			if se.AF == afInet6 && se.Netmask != 128 {
-				fmt.Fprintf(w, out.ruleMask6, int32(se.Netmask))
+				t.printf(out.ruleMask6, int32(se.Netmask))
 			}
 		}
 		if se.PE != "" {
-			fmt.Fprintf(w, out.rulePE, se.PE)
+			t.printf(out.rulePE, se.PE)
 		}
 		if se.Flags&svcOnePacket != 0 {
-			fmt.Fprint(w, out.ruleOps)
+			t.printf(out.ruleOps)
 		}
 		if se.Flags&svcSchedMask != 0 {
-			fmt.Fprintf(w, out.ruleSchedFlags, schedFlagsString(se))
+			t.printf(out.ruleSchedFlags, schedFlagsString(se))
 		}
 		if se.Flags&svcSynProxy != 0 {
-			fmt.Fprint(w, out.ruleSynProxy)
+			t.printf(out.ruleSynProxy)
 		}
 		if se.EstTimeout != 0 {
-			fmt.Fprintf(w, out.ruleEstTimeout, se.EstTimeout)
+			t.printf(out.ruleEstTimeout, se.EstTimeout)
 		}
 		if se.ProxyProto != proxyProtoOff {
-			fmt.Fprintf(w, out.ruleProxyProto, se.ProxyProto)
+			t.printf(out.ruleProxyProto, se.ProxyProto)
 		}
 	case format&fmtStats != 0:
-		fmt.Fprintf(w, out.svcNamePadded, name)
+		t.printf(out.svcNamePadded, name)
 		st := se.Stats
 		for _, v := range []uint64{st.Conns, st.InPkts, st.OutPkts, st.InBytes, st.OutBytes} {
 			t.printLargenum(v, format)
 		}
 	case format&fmtRate != 0:
-		fmt.Fprintf(w, out.svcNamePadded, name)
+		t.printf(out.svcNamePadded, name)
 		st := se.Stats
 		for _, v := range []uint64{st.CPS, st.InPPS, st.OutPPS, st.InBPS, st.OutBPS} {
 			t.printLargenum(v, format)
 		}
 	default:
-		fmt.Fprintf(w, out.svcSched, name, se.Sched)
+		t.printf(out.svcSched, name, se.Sched)
 		if se.Flags&svcSchedMask != 0 {
-			fmt.Fprintf(w, out.svcSchedFlags, schedFlagsString(se))
+			t.printf(out.svcSchedFlags, schedFlagsString(se))
 		}
 		if se.Flags&svcPersistent != 0 {
-			fmt.Fprintf(w, out.svcPersistent, se.Timeout)
+			t.printf(out.svcPersistent, se.Timeout)
 			if se.AF == afInet && se.Netmask != 0xffffffff {
-				fmt.Fprintf(w, out.svcMask, maskString(se.Netmask))
+				t.printf(out.svcMask, maskString(se.Netmask))
 			}
 			if se.AF == afInet6 && se.Netmask != 128 {
-				fmt.Fprintf(w, out.svcMask6, int32(se.Netmask))
+				t.printf(out.svcMask6, int32(se.Netmask))
 			}
 			if se.PE != "" {
-				fmt.Fprintf(w, out.svcPE, se.PE)
+				t.printf(out.svcPE, se.PE)
 			}
 		}
 		if se.Flags&svcOnePacket != 0 {
-			fmt.Fprint(w, out.svcOps)
+			t.printf(out.svcOps)
 		}
 		if se.Flags&svcSynProxy != 0 {
-			fmt.Fprint(w, out.svcSynProxy)
+			t.printf(out.svcSynProxy)
 		}
 		if se.ProxyProto != proxyProtoOff {
-			fmt.Fprintf(w, out.svcProxyProto, se.ProxyProto)
+			t.printf(out.svcProxyProto, se.ProxyProto)
 		}
 	}
-	fmt.Fprint(w, out.eol)
+	t.printf(out.eol)
 
 	if format&fmtNoSort == 0 {
 		msort(ds, &t.destScratch, cmpDests)
 	}
+	var dbuf [128]byte
 	for i := range ds {
 		e := &ds[i]
 		// Destinations of fwmark services print their ports with the
 		// service's protocol, which the kernel reports as 0.
-		dname := t.addrportToAnyname(e.AF, e.Addr, e.Port, se.Protocol, format)
-		if format&fmtRule == 0 && e.AF != afInet6 {
-			dname = truncate(dname, 28)
+		dname := t.appendAddrport(dbuf[:0], e.AF, e.Addr, e.Port, se.Protocol, format)
+		if format&fmtRule == 0 && e.AF != afInet6 && len(dname) > 28 {
+			dname = dname[:28]
 		}
 		switch {
 		case format&fmtRule != 0:
 			if e.FwdMethod&fwdMask == fwdTunnel {
 				switch e.TunType {
 				case tunGRE:
-					fmt.Fprintf(w, out.ruleDestGRE, name, dname, fwdSwitch(e.FwdMethod), e.Weight, tunNames[e.TunType], tunFlagOpts[tunFlagIndex(e.TunFlags)])
+					t.printf(out.ruleDestGRE, name, dname, fwdSwitch(e.FwdMethod), e.Weight, tunNames[e.TunType], tunFlagOpts[tunFlagIndex(e.TunFlags)])
 				case tunGUE:
-					fmt.Fprintf(w, out.ruleDestGUE, name, dname, fwdSwitch(e.FwdMethod), e.Weight, tunNames[e.TunType], e.TunPort, tunFlagOpts[tunFlagIndex(e.TunFlags)])
+					t.printf(out.ruleDestGUE, name, dname, fwdSwitch(e.FwdMethod), e.Weight, tunNames[e.TunType], e.TunPort, tunFlagOpts[tunFlagIndex(e.TunFlags)])
 				case tunIPIP:
-					fmt.Fprintf(w, out.ruleDestIPIP, name, dname, fwdSwitch(e.FwdMethod), e.Weight, tunNames[e.TunType])
+					t.printf(out.ruleDestIPIP, name, dname, fwdSwitch(e.FwdMethod), e.Weight, tunNames[e.TunType])
 				default:
-					fmt.Fprintf(w, out.ruleDest, name, dname, fwdSwitch(e.FwdMethod), e.Weight)
+					t.printf(out.ruleDest, name, dname, fwdSwitch(e.FwdMethod), e.Weight)
 				}
 			} else {
-				fmt.Fprintf(w, out.ruleDest, name, dname, fwdSwitch(e.FwdMethod), e.Weight)
+				t.printf(out.ruleDest, name, dname, fwdSwitch(e.FwdMethod), e.Weight)
 			}
 		case format&fmtStats != 0:
-			fmt.Fprintf(w, out.destStatsName, dname)
+			t.printf(out.destStatsName, dname)
 			st := e.Stats
 			for _, v := range []uint64{st.Conns, st.InPkts, st.OutPkts, st.InBytes, st.OutBytes} {
 				t.printLargenum(v, format)
 			}
-			fmt.Fprint(w, out.eol)
+			t.printf(out.eol)
 		case format&fmtRate != 0:
 			st := e.Stats
-			fmt.Fprintf(w, out.destRate, dname, st.CPS, st.InPPS, st.OutPPS)
+			t.printf(out.destRate, dname, st.CPS, st.InPPS, st.OutPPS)
 			t.printLargenum(st.InBPS, format)
 			t.printLargenum(st.OutBPS, format)
-			fmt.Fprint(w, out.eol)
+			t.printf(out.eol)
 		case format&fmtThresholds != 0:
-			fmt.Fprintf(w, out.destThresholds, dname, e.UThresh, e.LThresh, e.Active, e.Inactive)
+			t.printf(out.destThresholds, dname, e.UThresh, e.LThresh, e.Active, e.Inactive)
 		case format&fmtPersistConn != 0:
-			fmt.Fprintf(w, out.destPersistConn, dname, e.Weight, e.Persist, e.Active, e.Inactive)
+			t.printf(out.destPersistConn, dname, e.Weight, e.Persist, e.Active, e.Inactive)
 		case format&fmtTunInfo != 0:
-			fmt.Fprintf(w, out.destTunInfo, dname, fwdName(e.FwdMethod), fwdTunInfo(e), e.Weight, e.Active, e.Inactive)
+			t.printf(out.destTunInfo, dname, fwdName(e.FwdMethod), fwdTunInfo(e), e.Weight, e.Active, e.Inactive)
 		default:
-			fmt.Fprintf(w, out.destDefault, dname, fwdName(e.FwdMethod), e.Weight, e.Active, e.Inactive)
+			t.printf(out.destDefault, dname, fwdName(e.FwdMethod), e.Weight, e.Active, e.Inactive)
 		}
 	}
 }
@@ -449,7 +469,7 @@ func (t *tool) table(format uint) (tab []svcDests, laddrs bool) {
 func (t *tool) listAll(format uint) {
 	if format&fmtRule == 0 {
 		v := t.inf.Version
-		fmt.Fprintf(t.stdout, out.header, v>>16&0xff, v>>8&0xff, v&0xff, t.inf.Size)
+		t.printf(out.header, v>>16&0xff, v>>8&0xff, v&0xff, t.inf.Size)
 	}
 	tab, haveLaddrs := t.table(format)
 	t.printTitle(format)
@@ -460,7 +480,7 @@ func (t *tool) listAll(format uint) {
 		for i := range tab {
 			name := t.svcName(&tab[i].s, format)
 			for _, la := range t.laddrsOf(&tab[i], haveLaddrs) {
-				fmt.Fprintf(t.stdout, out.ruleLaddr, name, ntop(la.Addr))
+				t.printf(out.ruleLaddr, name, ntop(la.Addr))
 			}
 		}
 	}
@@ -496,7 +516,7 @@ func (t *tool) listLaddrs(svc *service, one bool) int {
 	if t.inf.Features&featFullNAT == 0 {
 		t.kernError(opGetLaddrs, errNotSupported, 1)
 	}
-	fmt.Fprintf(t.stdout, out.laddrTitle, "VIP:VPORT", "TOTAL", "SNAT_IP", "CONFLICTS", "CONNS")
+	t.printf(out.laddrTitle, "VIP:VPORT", "TOTAL", "SNAT_IP", "CONFLICTS", "CONNS")
 	for i := range tab {
 		se := &tab[i].s
 		las := t.laddrsOf(&tab[i], have)
@@ -506,9 +526,9 @@ func (t *tool) listLaddrs(svc *service, one bool) int {
 		} else {
 			name = t.addrportToAnyname(se.AF, se.Addr, se.Port, se.Protocol, fmtNumeric)
 		}
-		fmt.Fprintf(t.stdout, out.laddrSvc, name, len(las))
+		t.printf(out.laddrSvc, name, len(las))
 		for _, la := range las {
-			fmt.Fprintf(t.stdout, out.laddrLine, "", "", ntop(la.Addr), la.PortConflicts, la.Conns)
+			t.printf(out.laddrLine, "", "", ntop(la.Addr), la.PortConflicts, la.Conns)
 		}
 	}
 	return 0
@@ -519,7 +539,7 @@ func (t *tool) listTimeout() {
 	if err != nil {
 		t.exit(1)
 	}
-	fmt.Fprintf(t.stdout, out.timeout, int32(to.TCP), int32(to.TCPFin), int32(to.UDP))
+	t.printf(out.timeout, int32(to.TCP), int32(to.TCPFin), int32(to.UDP))
 }
 
 func (t *tool) listDaemon() {
@@ -540,20 +560,20 @@ func (t *tool) listDaemon() {
 		default:
 			continue
 		}
-		fmt.Fprintf(t.stdout, out.daemon, typ, d.Ifname, int32(d.SyncID))
+		t.printf(out.daemon, typ, d.Ifname, int32(d.SyncID))
 		if d.SyncMaxLen != 0 {
-			fmt.Fprintf(t.stdout, out.daemonMaxLen, d.SyncMaxLen)
+			t.printf(out.daemonMaxLen, d.SyncMaxLen)
 		}
 		if d.Group.IsValid() {
-			fmt.Fprintf(t.stdout, out.daemonGroup, ntop(d.Group))
+			t.printf(out.daemonGroup, ntop(d.Group))
 		}
 		if d.Port != 0 {
-			fmt.Fprintf(t.stdout, out.daemonPort, d.Port)
+			t.printf(out.daemonPort, d.Port)
 		}
 		if d.TTL != 0 {
-			fmt.Fprintf(t.stdout, out.daemonTTL, d.TTL)
+			t.printf(out.daemonTTL, d.TTL)
 		}
-		fmt.Fprint(t.stdout, out.daemonEnd)
+		t.printf(out.daemonEnd)
 	}
 }
 
@@ -562,21 +582,21 @@ func (t *tool) listConn(format uint) {
 	f, err := os.Open(t.connPath)
 	if err != nil {
 		t.errPrefix()
-		fmt.Fprintf(t.stderr, "cannot open file %s\n", connProcFile)
+		t.eprintf("cannot open file %s\n", connProcFile)
 		t.exit(1)
 	}
 	defer f.Close()
 	r := bufio.NewReader(f)
 	if _, err := r.ReadString('\n'); err != nil {
 		t.errPrefix()
-		fmt.Fprintf(t.stderr, "unexpected input from %s\n", connProcFile)
+		t.eprintf("unexpected input from %s\n", connProcFile)
 		t.exit(1)
 	}
-	fmt.Fprint(t.stdout, out.connHeader)
+	t.printf(out.connHeader)
 	if format&fmtPersistConn != 0 {
-		fmt.Fprintf(t.stdout, out.connTitlePE, "state", "source", "virtual", "destination", "pe name", "pe_data")
+		t.printf(out.connTitlePE, "state", "source", "virtual", "destination", "pe name", "pe_data")
 	} else {
-		fmt.Fprintf(t.stdout, out.connTitle, "state", "source", "virtual", "destination")
+		t.printf(out.connTitle, "state", "source", "virtual", "destination")
 	}
 	for {
 		line, err := r.ReadString('\n')
@@ -637,11 +657,11 @@ func (t *tool) printConn(line string, format uint) {
 	dname := t.addrportToAnyname(daf, daddr, hex16(f[6]), proto, format)
 	exp, _, _, _ := cStrtol(f[8])
 	e := uint32(exp)
-	expire := fmt.Sprintf(out.connExpire, e/60, e%60)
+	expire := sprintf(out.connExpire, e/60, e%60)
 	if format&fmtPersistConn != 0 && len(f) >= 11 {
-		fmt.Fprintf(t.stdout, out.connLinePE, f[0], expire, f[7], cname, vname, dname, f[9], f[10])
+		t.printf(out.connLinePE, f[0], expire, f[7], cname, vname, dname, f[9], f[10])
 	} else {
-		fmt.Fprintf(t.stdout, out.connLine, f[0], expire, f[7], cname, vname, dname)
+		t.printf(out.connLine, f[0], expire, f[7], cname, vname, dname)
 	}
 }
 

@@ -6,7 +6,6 @@
 package bench
 
 import (
-	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
@@ -352,36 +351,6 @@ func TestVMIpvsadmProfile(t *testing.T) {
 	if out, err := ns.Command("/bin/sh", "-c", ouripvsadm+" -R < "+nat).CombinedOutput(); err != nil {
 		t.Fatalf("ipvsadm -R: %v\n%s", err, out)
 	}
-	// Our -Ln under other heap policies (GOGC; transparent huge pages,
-	// which the profile shows zeroed on the heap's first touch), best of 3.
-	const thp = "/sys/kernel/mm/transparent_hugepage/enabled"
-	thpWas, err := os.ReadFile(thp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = os.WriteFile(thp, []byte(thpMode(string(thpWas))), 0o644) }()
-	var line []string
-	for _, v := range []struct{ gogc, thp string }{{"", "always"}, {"100", "always"}, {"off", "always"}, {"", "never"}} {
-		if err := os.WriteFile(thp, []byte(v.thp), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		best := time.Hour
-		for range 3 {
-			best = min(best, timeIt(t, "ipvsadm -Ln", func() error {
-				cmd := ns.Command("/bin/sh", "-c", ouripvsadm+" -Ln > /dev/null")
-				if v.gogc != "" {
-					cmd.Env = append(os.Environ(), "GOGC="+v.gogc)
-				}
-				return cmd.Run()
-			}))
-		}
-		line = append(line, fmt.Sprintf("GOGC=%s THP %s %.3fs", cmp.Or(v.gogc, "400 (ours)"), v.thp, best.Seconds()))
-	}
-	if err := os.WriteFile(thp, []byte(thpMode(string(thpWas))), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Printf("BENCH ipvsadm -Ln (ours) by heap policy: %s\n", strings.Join(line, " | "))
-
 	for _, bin := range []string{cipvsadm, ouripvsadm} {
 		data := dir + "/perf-" + strings.ReplaceAll(bin, "/", "_")
 		// Three listings in one profile, for more samples.
@@ -436,15 +405,4 @@ var profileParts = []struct {
 	{"sort_pct", []string{"main.msortRec*"}},
 	{"malloc_pct", []string{"runtime.mallocgc"}},
 	{"runtime_threads_pct", []string{"runtime.mstart1"}}, // sysmon, GC workers
-}
-
-// thpMode is the selected mode of a transparent_hugepage/enabled file
-// ("always [madvise] never" -> "madvise").
-func thpMode(s string) string {
-	if i := strings.IndexByte(s, '['); i >= 0 {
-		if j := strings.IndexByte(s[i:], ']'); j > 0 {
-			return s[i+1 : i+j]
-		}
-	}
-	return strings.TrimSpace(s)
 }
