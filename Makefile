@@ -42,9 +42,12 @@ all: build
 fetch:
 	rig/fetch.sh >/dev/null
 
+# Every build of the commands (here, rig/vmtest.sh, rig/demo.sh, pkg/) sets urfave_cli_no_docs: it
+# leaves out urfave/cli's man and markdown generators, whose markdown parser's init was 40% of
+# ipvsadm's package initialisation, paid by every run.
 build:
 	mkdir -p out/bin
-	$(GO) build -trimpath -o out/bin/ ./cmd/...
+	$(GO) build -trimpath -tags urfave_cli_no_docs -o out/bin/ ./cmd/...
 
 kmod: fetch
 ifneq ($(wildcard kmod/Makefile),)

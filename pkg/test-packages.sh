@@ -181,7 +181,7 @@ fi
 # --- 3. boot it ----------------------------------------------------------------------------------
 export CGO_ENABLED=0
 mkdir -p "$payload/opt/fullnat/bin" "$payload/opt/fullnat/tests" "$payload/opt/fullnat/run" "$payload/opt/fullnat/src"
-(cd "$top" && go build -trimpath -o "$payload/opt/fullnat/bin/" ./cmd/...)
+(cd "$top" && go build -trimpath -tags urfave_cli_no_docs -o "$payload/opt/fullnat/bin/" ./cmd/...)
 # the packaged ipvsadm, ipvsadm-save and ipvsadm-restore, from the rootfs
 cp "$root/usr/sbin/ipvsadm" "$payload/opt/fullnat/bin/ipvsadm"
 mkdir -p "$payload/usr/sbin"

@@ -15,7 +15,7 @@ modules=stock
 pl=$(mktemp -d "${TMPDIR:-/tmp}/rig-demo.XXXXXX")
 trap 'rm -rf "$pl"' EXIT
 mkdir -p "$pl/opt/fullnat/bin" "$pl/opt/fullnat/run"
-CGO_ENABLED=0 go build -trimpath -o "$pl/opt/fullnat/bin/" "$top/cmd/..."
+CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -o "$pl/opt/fullnat/bin/" "$top/cmd/..."
 cp "$here/demo-vm.sh" "$pl/opt/fullnat/run/demo"
 chmod +x "$pl/opt/fullnat/run/demo"
 exec "$here/vm.sh" --kernel "$kernel" --modules "$modules" --payload "$pl" --run demo --timeout 300

@@ -62,7 +62,7 @@ export CGO_ENABLED=0
 echo "vmtest: building binaries" >&2
 # RIG_CMDS narrows the commands built (default: all of ./cmd/...).
 if [ -d cmd ]; then
-	go build -trimpath -o "$pl/opt/fullnat/bin/" ${RIG_CMDS:-./cmd/...}
+	go build -trimpath -tags urfave_cli_no_docs -o "$pl/opt/fullnat/bin/" ${RIG_CMDS:-./cmd/...}
 fi
 # The repository's files (tracked and new, not ignored) so tests find their testdata.
 # (Files deleted in the work tree but still tracked are left out.)
