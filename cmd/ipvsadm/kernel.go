@@ -112,7 +112,7 @@ func toLibDest(d dest) ipvs.Destination {
 	}
 }
 
-func fromLibDest(ld ipvs.Destination) dest {
+func fromLibDest(ld *ipvs.Destination) dest {
 	st := ld.Stats64
 	if st == (ipvs.Stats{}) {
 		st = ld.Stats
@@ -179,7 +179,7 @@ func (k *kernel) Dests(svc service) ([]dest, error) {
 	}
 	out := make([]dest, len(ld))
 	for i := range ld {
-		out[i] = fromLibDest(ld[i])
+		out[i] = fromLibDest(&ld[i])
 	}
 	return out, nil
 }
@@ -355,13 +355,22 @@ func (k *kernel) ServicesWithDests(stats bool) ([]svcDests, error) {
 		return nil, err
 	}
 	tab := make([]svcDests, len(t))
+	n := 0
+	for i := range t {
+		n += len(t[i].Destinations)
+	}
+	// every service's destinations in one array, each part capped
+	all := make([]dest, n)
 	for i := range t {
 		tab[i].s = fromLibService(t[i].Service)
-		tab[i].d = make([]dest, len(t[i].Destinations))
+		n = len(t[i].Destinations)
+		tab[i].d, all = all[:n:n], all[n:]
 		for j := range t[i].Destinations {
-			tab[i].d[j] = fromLibDest(t[i].Destinations[j])
+			tab[i].d[j] = fromLibDest(&t[i].Destinations[j])
 		}
-		tab[i].l = fromLibLaddrs(t[i].LocalAddresses)
+		if len(t[i].LocalAddresses) > 0 {
+			tab[i].l = fromLibLaddrs(t[i].LocalAddresses)
+		}
 	}
 	return tab, nil
 }

@@ -434,34 +434,40 @@ type svcDests struct {
 // listing gave their local addresses too (featTableLaddrs). On an error of
 // the one-go listing it falls back to ipvsadm's order of requests, so that
 // the error shows where 1.31 shows it.
-func (t *tool) table(format uint) (tab []svcDests, laddrs bool) {
+func (t *tool) table(format uint) (tab []*svcDests, laddrs bool) {
+	var all []svcDests
 	if tl, ok := t.be.(tableLister); ok {
 		var err error
 		// only --stats and --rate print counters
-		if tab, err = tl.ServicesWithDests(format&(fmtStats|fmtRate) != 0); err == nil {
-			for i := range tab {
-				if tab[i].d == nil {
-					tab[i].d = []dest{}
+		if all, err = tl.ServicesWithDests(format&(fmtStats|fmtRate) != 0); err == nil {
+			for i := range all {
+				if all[i].d == nil {
+					all[i].d = []dest{}
 				}
 			}
 			laddrs = t.inf.Features&featTableLaddrs != 0
 		} else {
-			tab = nil
+			all = nil
 		}
 	}
-	if tab == nil {
+	if all == nil {
 		svcs, err := t.be.Services()
 		if err != nil {
 			t.kernError(opGetServices, err, 1)
 		}
-		tab = make([]svcDests, len(svcs))
+		all = make([]svcDests, len(svcs))
 		for i := range svcs {
-			tab[i].s = svcs[i]
+			all[i].s = svcs[i]
 		}
 	}
+	// The sort moves pointers, not the entries.
+	tab = make([]*svcDests, len(all))
+	for i := range all {
+		tab[i] = &all[i]
+	}
 	if format&fmtNoSort == 0 {
-		var scratch []svcDests
-		msort(tab, &scratch, func(a, b *svcDests) int { return cmpServices(&a.s, &b.s) })
+		var scratch []*svcDests
+		msort(tab, &scratch, func(a, b **svcDests) int { return cmpServices(&(*a).s, &(*b).s) })
 	}
 	return tab, laddrs
 }
@@ -479,7 +485,7 @@ func (t *tool) listAll(format uint) {
 	if format&fmtRule != 0 && t.inf.Features&featFullNAT != 0 {
 		for i := range tab {
 			name := t.svcName(&tab[i].s, format)
-			for _, la := range t.laddrsOf(&tab[i], haveLaddrs) {
+			for _, la := range t.laddrsOf(tab[i], haveLaddrs) {
 				t.printf(out.ruleLaddr, name, ntop(la.Addr))
 			}
 		}
@@ -502,14 +508,14 @@ func (t *tool) laddrsOf(sd *svcDests, have bool) []laddr {
 // listLaddrs is -G: the local addresses of one service or of all (from
 // the table dump where it lists them: one request for the whole table).
 func (t *tool) listLaddrs(svc *service, one bool) int {
-	var tab []svcDests
+	var tab []*svcDests
 	have := false
 	if one {
 		se, err := t.be.Service(*svc)
 		if err != nil {
 			t.kernError(opGetLaddrs, err, 1)
 		}
-		tab = []svcDests{{s: se}}
+		tab = []*svcDests{{s: se}}
 	} else {
 		tab, have = t.table(0)
 	}
@@ -519,7 +525,7 @@ func (t *tool) listLaddrs(svc *service, one bool) int {
 	t.printf(out.laddrTitle, "VIP:VPORT", "TOTAL", "SNAT_IP", "CONFLICTS", "CONNS")
 	for i := range tab {
 		se := &tab[i].s
-		las := t.laddrsOf(&tab[i], have)
+		las := t.laddrsOf(tab[i], have)
 		var name string
 		if se.FWMark != 0 {
 			name = t.svcName(se, fmtNumeric)
