@@ -975,3 +975,81 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("kernel saw %d requests, want %d", len(s.handled), want)
 	}
 }
+
+// TestTableDumpMany lists a table whose destinations fill several of the
+// decoder's chunks, with runs across their ends and one service with more
+// destinations than a chunk holds: each service keeps its own, in order,
+// and appending to one service's never writes over the next one's.
+func TestTableDumpMany(t *testing.T) {
+	svcKey := func(ae *netlink.AttributeEncoder, mark uint32) {
+		ae.Uint16(svcAttrAF, 2)
+		ae.Uint32(svcAttrFWMark, mark)
+	}
+	count := func(mark uint32) int {
+		if mark == 300 {
+			return 2500
+		}
+		return int(mark % 7)
+	}
+	var reps []reply
+	for mark := uint32(1); mark <= 700; mark++ {
+		reps = append(reps, reply{cmdNewService, attrs(t, func(ae *netlink.AttributeEncoder) {
+			kernelNest(ae, cmdAttrService, func(ae *netlink.AttributeEncoder) {
+				svcKey(ae, mark)
+				ae.String(svcAttrSchedName, "rr")
+				ae.Bytes(svcAttrFlags, make([]byte, 8))
+				ae.Uint32(svcAttrTimeout, 0)
+				ae.Uint32(svcAttrNetmask, 0xffffffff)
+			})
+		})})
+		for j := range count(mark) {
+			reps = append(reps, reply{cmdNewDest, attrs(t, func(ae *netlink.AttributeEncoder) {
+				kernelNest(ae, cmdAttrService, func(ae *netlink.AttributeEncoder) { svcKey(ae, mark) })
+				kernelNest(ae, cmdAttrDest, func(ae *netlink.AttributeEncoder) {
+					ae.Bytes(destAttrAddr, ip16(fmt.Sprintf("198.51.%d.%d", j/250, 1+j%250)))
+					ae.Bytes(destAttrPort, bebytes16(uint16(mark)))
+					ae.Uint32(destAttrWeight, uint32(j))
+				})
+			})})
+		}
+	}
+	c := testClient(t, func(req genlReq) ([]reply, unix.Errno) {
+		if req.cmd == cmdGetInfo {
+			return []reply{{cmdSetInfo, attrs(t, func(ae *netlink.AttributeEncoder) {
+				ae.Uint32(infoAttrVersion, 0x010201)
+				ae.Uint32(infoAttrFeatures, uint32(FeatureTableDump))
+			})}}, 0
+		}
+		return reps, 0
+	})
+	got, err := c.ServicesWithDestinations(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 700 {
+		t.Fatalf("%d services, want 700", len(got))
+	}
+	for i := range got {
+		mark := uint32(i + 1)
+		ds := got[i].Destinations
+		if got[i].Service.FWMark != mark || len(ds) != count(mark) {
+			t.Fatalf("service %d: fwmark %d with %d destinations, want %d with %d", i, got[i].Service.FWMark, len(ds), mark, count(mark))
+		}
+		if len(ds) == 0 && ds != nil {
+			t.Errorf("fwmark %d: an empty destination list that is not nil", mark)
+		}
+		for j := range ds {
+			if ds[j].Port != uint16(mark) || ds[j].Weight != int32(j) {
+				t.Fatalf("fwmark %d destination %d: port %d weight %d", mark, j, ds[j].Port, ds[j].Weight)
+			}
+		}
+	}
+	for i := range got {
+		got[i].Destinations = append(got[i].Destinations, Destination{Port: 1})
+	}
+	for i := range got {
+		if ds := got[i].Destinations; len(ds) > 1 && ds[0].Port != uint16(i+1) {
+			t.Fatalf("fwmark %d: its first destination was written over by an append to another service's", i+1)
+		}
+	}
+}

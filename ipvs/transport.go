@@ -51,7 +51,9 @@ func exchange(nc *netlink.Conn, family uint16, flags netlink.HeaderFlags, msg []
 }
 
 // exchangeFunc is exchange handing each reply to fn as it is read,
-// without keeping it: m.data is valid only during the call. When fn
+// without keeping it. m.data is in the memory of its datagram, which
+// netlink.Conn reads into a buffer of its own, so fn may keep it (as
+// exchange and tableOnce do). When fn
 // returns false the exchange ends at once with errStopped and nc is
 // closed: netlink.Conn would otherwise read the rest of a multi-part dump
 // to its end before returning (a million entries to throw away).
