@@ -179,7 +179,7 @@ func (r *report) setups(kernel, suite string, order []string) []string {
 	return append(names, rest...)
 }
 
-var dataplaneOrder = []string{"stock-NAT", "ours-NAT", "ours-FULLNAT", "ours-FULLNAT+PP", "ours-FULLNAT+SYNPROXY"}
+var dataplaneOrder = []string{"stock-NAT", "ours-NAT", "ours-FULLNAT", "ours-FULLNAT+PP", "ours-FULLNAT+SYNPROXY", "ours-FULLNAT+SYNPROXY+WS"}
 
 func (r *report) markdown(w io.Writer, log string) {
 	fmt.Fprintf(w, "# Benchmark report\n\n")
@@ -213,6 +213,9 @@ func (r *report) markdown(w io.Writer, log string) {
 					fmt.Fprintf(w, " | %s (%.2f)", num(v), x)
 				}
 				fmt.Fprintln(w, " |")
+			}
+			if slices.Contains(names, "ours-FULLNAT+SYNPROXY+WS") {
+				fmt.Fprintf(w, "\n`+WS`: the director's `synproxy_wscale` set to 7. With its default, 0 (as in Alibaba's LVS), the SYN-ACK offers no window scaling, so a SYNPROXY connection has at most 64 KB in flight.\n")
 			}
 		}
 		if names := r.setups(k, "memory", []string{"stock-NAT", "ours-NAT", "ours-FULLNAT", "ours-FULLNAT+SYNPROXY"}); len(names) > 0 {

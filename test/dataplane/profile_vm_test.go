@@ -49,7 +49,7 @@ func TestDataPlaneProfile(t *testing.T) {
 		t.Fatalf("%v: this package's vmtest.conf (perf=1) has rig/vm.sh put perf in the VM", err)
 	}
 	size := scaled(64, 16) << 20
-	for _, s := range []setup{{"ours-NAT", false, "-m", "", false}, {"ours-FULLNAT", false, "-b", "", false}} {
+	for _, s := range []setup{{"ours-NAT", false, "-m", "", false, ""}, {"ours-FULLNAT", false, "-b", "", false, ""}} {
 		load(t, s.stock)
 		t.Run(s.name, func(t *testing.T) {
 			tp, vip := serve(t, s)
