@@ -82,6 +82,15 @@ case "$kernel" in
 esac
 fi
 
+# copy_libs BIN ROOT: the shared libraries BIN loads (ldd), the dynamic loader included, copied
+# under ROOT at their own paths.
+copy_libs() {
+	ldd "$1" | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' | while read -r lib; do
+		mkdir -p "$2$(dirname "$lib")"
+		cp -L "$lib" "$2$lib"
+	done
+}
+
 # --- base image (cached per release, rebuilt when this script or init changes) ---------------
 base_key=$(cat "$here/vm.sh" "$here/init" "$here/modules.list" | sha256sum | cut -c1-16)
 base=$RIG_CACHE/initramfs/$rel-base-$base_key.cpio
@@ -120,10 +129,7 @@ if [ ! -s "$base" ]; then
 		[ -e "$b" ] || continue
 		mkdir -p "$stage$(dirname "$b")"
 		cp "$b" "$stage$b"
-		ldd "$b" | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' | while read -r lib; do
-			mkdir -p "$stage$(dirname "$lib")"
-			cp -L "$lib" "$stage$lib"
-		done
+		copy_libs "$b" "$stage"
 	done
 	for b in iptables ip6tables iptables-save ip6tables-save; do
 		ln -sf xtables-nft-multi "$stage/usr/sbin/$b"
@@ -220,10 +226,7 @@ for b in "$top"/out/keepalived/*/keepalived; do
 	[ "$v" = 2.2.7 ] || name=keepalived-$v
 	mkdir -p "$ka/opt/fullnat/bin"
 	cp "$b" "$ka/opt/fullnat/bin/$name"
-	ldd "$b" | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' | while read -r lib; do
-		mkdir -p "$ka$(dirname "$lib")"
-		cp -L "$lib" "$ka$lib"
-	done
+	copy_libs "$b" "$ka"
 done
 [ ! -d "$ka" ] || (cd "$ka" && find . -mindepth 1 | cpio -o -H newc -R 0:0 --quiet) >>"$work/initrd"
 
@@ -234,10 +237,7 @@ if [ "$perf" = 1 ]; then
 	pf=$work/perf
 	mkdir -p "$pf/usr/bin"
 	cp /usr/bin/perf "$pf/usr/bin/perf"
-	ldd /usr/bin/perf | awk '/=> \// {print $3}' | while read -r lib; do
-		mkdir -p "$pf$(dirname "$lib")"
-		cp -L "$lib" "$pf$lib"
-	done
+	copy_libs /usr/bin/perf "$pf"
 	(cd "$pf" && find . -mindepth 1 | cpio -o -H newc -R 0:0 --quiet) >>"$work/initrd"
 fi
 
