@@ -227,7 +227,7 @@ func (r *report) markdown(w io.Writer, log string) {
 			}
 		}
 		if names := r.setups(k, "ipvsadm", []string{"c-nat", "ours-nat", "ours-fullnat"}); len(names) > 0 {
-			fmt.Fprintf(w, "\n### Control plane (best of 3; C is Debian's ipvsadm 1.31)\n\n| run | lines | -R s | -Ln s | -Sn s |\n|---|---|---|---|---|\n")
+			fmt.Fprintf(w, "\n### Control plane (best of 3 rounds, -Ln of 15 listings; C is Debian's ipvsadm 1.31)\n\n| run | lines | -R s | -Ln s | -Sn s |\n|---|---|---|---|---|\n")
 			for _, n := range names {
 				v := r.by[k]["ipvsadm"][n]
 				fmt.Fprintf(w, "| %s | %.0f | %.3f | %.3f | %.3f |\n", n, v["lines"], v["restore_s"], v["list_s"], v["save_s"])

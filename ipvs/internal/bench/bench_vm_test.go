@@ -191,9 +191,12 @@ type toolResult struct {
 	listUser, listSys time.Duration
 }
 
+// listReps is how often runTool lists the table.
+const listReps = 5
+
 // runTool restores rules with bin in a fresh namespace (with the local
-// addresses on lo), lists the table with -Ln, checks that it holds lines
-// rules, then removes the namespace.
+// addresses on lo), lists the table with -Ln (the best of listReps),
+// checks that it holds lines rules, then removes the namespace.
 func runTool(t *testing.T, bin, name, rules string, lines int) toolResult {
 	ns := vmnet.Add(t, name)
 	defer func() { _ = exec.Command(vmnet.IP, "netns", "del", name).Run() }()
@@ -208,15 +211,23 @@ func runTool(t *testing.T, bin, name, rules string, lines int) toolResult {
 		}
 		return nil
 	})
-	r.list = timeIt(t, bin+" -Ln", func() error {
-		cmd := ns.Command("/bin/sh", "-c", bin+" -Ln > /dev/null")
-		if err := cmd.Run(); err != nil {
-			return err
+	// A listing is short (a quarter of a second for ours) next to the
+	// jitter of a TCG VM on a shared host: the best of listReps.
+	for i := range listReps {
+		var user, sys time.Duration
+		d := timeIt(t, bin+" -Ln", func() error {
+			cmd := ns.Command("/bin/sh", "-c", bin+" -Ln > /dev/null")
+			if err := cmd.Run(); err != nil {
+				return err
+			}
+			// the shell's usage includes the ipvsadm it waited for
+			user, sys = cmd.ProcessState.UserTime(), cmd.ProcessState.SystemTime()
+			return nil
+		})
+		if i == 0 || d < r.list {
+			r.list, r.listUser, r.listSys = d, user, sys
 		}
-		// the shell's usage includes the ipvsadm it waited for
-		r.listUser, r.listSys = cmd.ProcessState.UserTime(), cmd.ProcessState.SystemTime()
-		return nil
-	})
+	}
 	r.save = timeIt(t, bin+" -Sn", func() error {
 		return ns.Command("/bin/sh", "-c", bin+" -Sn > /dev/null").Run()
 	})
@@ -287,8 +298,8 @@ func TestVMIpvsadm(t *testing.T) {
 		return b
 	}
 	bc, bg, bf := best(c), best(g), best(f)
-	fmt.Printf("BENCH ipvsadm kernel=%s modules=%s NAT table 2000x5 (%d lines), FULLNAT table (%d lines), best of 3\n",
-		os.Getenv("RIG_KERNEL"), os.Getenv("RIG_MODULES"), natLines, fLines)
+	fmt.Printf("BENCH ipvsadm kernel=%s modules=%s NAT table 2000x5 (%d lines), FULLNAT table (%d lines), best of 3 rounds (-Ln: of %d listings in each)\n",
+		os.Getenv("RIG_KERNEL"), os.Getenv("RIG_MODULES"), natLines, fLines, listReps)
 	fmt.Printf("BENCH ipvsadm -R:  C %.3fs  ours %.3fs  ours/C %.2f\n", bc.restore.Seconds(), bg.restore.Seconds(), bg.restore.Seconds()/bc.restore.Seconds())
 	fmt.Printf("BENCH ipvsadm -Ln: C %.3fs  ours %.3fs  ours/C %.2f (target <= 0.25)\n", bc.list.Seconds(), bg.list.Seconds(), bg.list.Seconds()/bc.list.Seconds())
 	fmt.Printf("BENCH ipvsadm -Ln CPU (the best run): C user %.3fs sys %.3fs | ours user %.3fs sys %.3fs | ours FULLNAT user %.3fs sys %.3fs\n",
