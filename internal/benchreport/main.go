@@ -186,7 +186,7 @@ func (r *report) markdown(w io.Writer, log string) {
 	fmt.Fprintf(w, "Made by `make bench` on %s from `%s`: each kernel's numbers come from VMs of one run under QEMU (TCG on the rig), ", time.Now().UTC().Format("2006-01-02 15:04 UTC"), log)
 	fmt.Fprintf(w, "the stock module and ours measured in the same VM, Debian's C ipvsadm 1.31 beside ours. Ratios are ours over the stock one; the chart is `chart.svg`.\n\n")
 	for _, k := range r.kernels {
-		fmt.Fprintf(w, "## Linux %s\n\n### Targets\n\n| target | measured | ratio | met |\n|---|---|---|---|\n", k)
+		fmt.Fprintf(w, "## Linux %s\n\n### Targets\n\n| target | goal | measured | met |\n|---|---|---|---|\n", k)
 		for _, c := range r.checks(k) {
 			switch {
 			case c.missing:
@@ -196,11 +196,11 @@ func (r *report) markdown(w io.Writer, log string) {
 				if c.met() {
 					met = "yes"
 				}
-				fmt.Fprintf(w, "| %s | %s | %.2f | %s |\n", c.what, c.target(), c.ratio, met)
+				fmt.Fprintf(w, "| %s | %s | %.3f | %s |\n", c.what, c.target(), c.ratio, met)
 			}
 		}
 		if names := r.setups(k, "dataplane", dataplaneOrder); len(names) > 0 {
-			fmt.Fprintf(w, "\n### Data plane (best of 2 rounds; ratio to stock NAT)\n\n| setup | connections/s | bulk get MB/s | bulk put MB/s | small packets/s |\n|---|---|---|---|---|\n")
+			fmt.Fprintf(w, "\n### Data plane (best of 3 rounds; ratio to stock NAT)\n\n| setup | connections/s | bulk get MB/s | bulk put MB/s | small packets/s |\n|---|---|---|---|---|\n")
 			for _, n := range names {
 				fmt.Fprintf(w, "| %s", n)
 				for _, key := range []string{"cps", "get_mbps", "put_mbps", "pps"} {
