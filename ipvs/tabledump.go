@@ -160,16 +160,15 @@ func (d *tableDecoder) owner(b []byte, what string) (*ServiceDestinations, error
 	if err == nil && ok && d.ownerKey != nil && bytes.Equal(key, d.ownerKey) {
 		return &d.out[len(d.out)-1], nil // ownerKey is nil unless a service is open
 	}
-	open := d.out
-	if !d.open {
-		open = nil
-	}
-	last, err := tableOwner(open, b, what)
+	s, ok, err := decodeServiceMsg(b)
 	if err != nil {
 		return nil, err
 	}
+	if !ok || !d.open || !s.SameKey(d.out[len(d.out)-1].Service) {
+		return nil, fmt.Errorf("%s of %v out of its service's place in the table dump", what, s)
+	}
 	d.ownerKey = key
-	return last, nil
+	return &d.out[len(d.out)-1], nil
 }
 
 // close gives the open service its destinations.
@@ -220,18 +219,4 @@ func (a *destArena) cut() []Destination {
 	run := a.chunk[a.start:n:n]
 	a.start = n
 	return run
-}
-
-// tableOwner is the service that a destination or local address message
-// (what) of the table dump belongs to: the one listed last, whose key the
-// message carries.
-func tableOwner(out []ServiceDestinations, b []byte, what string) (*ServiceDestinations, error) {
-	key, ok, err := decodeServiceMsg(b)
-	if err != nil {
-		return nil, err
-	}
-	if !ok || len(out) == 0 || !key.SameKey(out[len(out)-1].Service) {
-		return nil, fmt.Errorf("%s of %v out of its service's place in the table dump", what, key)
-	}
-	return &out[len(out)-1], nil
 }
