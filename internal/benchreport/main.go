@@ -200,10 +200,10 @@ func (r *report) markdown(w io.Writer, log string) {
 			}
 		}
 		if names := r.setups(k, "dataplane", dataplaneOrder); len(names) > 0 {
-			fmt.Fprintf(w, "\n### Data plane (best of 3 rounds; ratio to stock NAT)\n\n| setup | connections/s | bulk get MB/s | bulk put MB/s | small packets/s |\n|---|---|---|---|---|\n")
+			fmt.Fprintf(w, "\n### Data plane (best of 3 rounds; ratio to stock NAT)\n\n| setup | connections/s | bulk get MB/s | bulk put MB/s | small packets/s | CPU µs per small packet |\n|---|---|---|---|---|---|\n")
 			for _, n := range names {
 				fmt.Fprintf(w, "| %s", n)
-				for _, key := range []string{"cps", "get_mbps", "put_mbps", "pps"} {
+				for _, key := range []string{"cps", "get_mbps", "put_mbps", "pps", "pkt_cpu_us"} {
 					v, _ := r.value(k, "dataplane", n, key)
 					x, ok := r.ratio(k, "dataplane", n, "stock-NAT", key)
 					if v == 0 || !ok {
@@ -214,6 +214,7 @@ func (r *report) markdown(w io.Writer, log string) {
 				}
 				fmt.Fprintln(w, " |")
 			}
+			fmt.Fprintf(w, "\nCPU µs per small packet: the VM's busy CPU time (client, director and real servers) per packet of the small-packet runs, the least of the rounds; lower is better. Host noise that only delays packets lowers packets/s but not this.\n")
 			if slices.Contains(names, "ours-FULLNAT+SYNPROXY+WS") {
 				fmt.Fprintf(w, "\n`+WS`: the director's `synproxy_wscale` set to 7. With its default, 0 (as in Alibaba's LVS), the SYN-ACK offers no window scaling, so a SYNPROXY connection has at most 64 KB in flight.\n")
 			}

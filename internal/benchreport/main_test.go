@@ -12,9 +12,9 @@ import (
 )
 
 const sampleLog = `rig: 6.12 starting
-BENCHDATA kernel=6.12 suite=dataplane name=stock-NAT cps=600 get_mbps=100 put_mbps=100 pps=10000
+BENCHDATA kernel=6.12 suite=dataplane name=stock-NAT cps=600 get_mbps=100 put_mbps=100 pps=10000 pkt_cpu_us=60
 BENCHDATA kernel=6.12 suite=dataplane name=ours-NAT cps=600 get_mbps=99 put_mbps=97 pps=10000
-BENCHDATA kernel=6.12 suite=dataplane name=ours-FULLNAT cps=580 get_mbps=96 put_mbps=90 pps=9000
+BENCHDATA kernel=6.12 suite=dataplane name=ours-FULLNAT cps=580 get_mbps=96 put_mbps=90 pps=9000 pkt_cpu_us=66
 BENCHDATA kernel=6.12 suite=memory name=stock-NAT bytes_per_conn=320 conns=1e+06
 BENCHDATA kernel=6.12 suite=memory name=ours-FULLNAT bytes_per_conn=384 conns=1e+06
 BENCHDATA kernel=6.12 suite=ipvsadm name=c-nat lines=12000 list_s=1 restore_s=3 save_s=1
@@ -46,7 +46,9 @@ func TestReport(t *testing.T) {
 		"| FULLNAT memory per connection / stock NAT's | <= 1.20 | 1.200 | yes |",
 		"| ipvsadm -Ln 2000x5, ours/C | <= 0.25 | 0.500 | no |",
 		"| ipvsadm -R per line, FULLNAT table/NAT table | <= 1.10 | 0.800 | yes |",
-		"| ours-FULLNAT | 580 (0.97) | 96.0 (0.96) | 90.0 (0.90) | 9000 (0.90) |",
+		"| ours-FULLNAT | 580 (0.97) | 96.0 (0.96) | 90.0 (0.90) | 9000 (0.90) | 66.0 (1.10) |\n",
+		// a setup that did not measure the CPU time per packet
+		"| ours-NAT | 600 (1.00) | 99.0 (0.99) | 97.0 (0.97) | 10000 (1.00) | - |\n",
 		// 6.1 measured its memory only
 		"| FULLNAT/NAT connections/s | not measured | | no |",
 		// the profile of -Ln, a part measured by one program only

@@ -10,8 +10,10 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fullnat/fullnat/internal/benchdata"
 	"github.com/fullnat/fullnat/internal/vmnet"
@@ -38,6 +40,10 @@ type result struct {
 	getMBps float64 // MB/s from the real servers, one connection
 	putMBps float64 // MB/s to the real servers, one connection
 	pps     float64 // small UDP packets per second through the director, both ways (0: not measured)
+	// pktCPU is the VM's busy CPU time per small packet, in microseconds: the client's, the
+	// director's and the real servers' work together, so what differs between two setups is
+	// the director's; unlike pps, time spent waiting does not count.
+	pktCPU float64
 }
 
 func sh(t *testing.T, script string) {
@@ -88,15 +94,62 @@ func measure(t *testing.T, s setup) result {
 		p := vmnet.Dial(t, tp.Client, "--addr", vip, "--op", "put-raw", "--size", fmt.Sprint(size), "--timeout", "180s")
 		mbps := func(ms int64) float64 { return float64(size) / 1e6 / (float64(ms) / 1000) }
 		r = result{cps: float64(h.OK) / (float64(h.ElapsedMS) / 1000), getMBps: mbps(g.ElapsedMS), putMBps: mbps(p.ElapsedMS)}
-		// small packets: 64-byte frames on one UDP flow, 32 in flight, each answered
-		u := vmnet.Dial(t, tp.Client, "--addr", vip, "--udp", "--op", "pps", "--count", "50000", "--parallel", "32", "--timeout", "1s")
-		if u.Lost > 5000 {
-			t.Errorf("small packets: %d of 50000 lost", u.Lost)
+		// small packets, twice: the best rate and the least CPU time per packet
+		for i := range 2 {
+			pps, cpu := smallPackets(t, tp, vip)
+			if r.pps = max(r.pps, pps); i == 0 || cpu < r.pktCPU {
+				r.pktCPU = cpu
+			}
 		}
-		r.pps = 2 * float64(u.OK) / (float64(u.ElapsedMS) / 1000)
 	})
 	return r
 }
+
+// smallPackets measures small UDP packets through the director, both ways: 50000 64-byte
+// frames on one UDP flow to vip, 32 in flight, each answered. It returns the packets per
+// second and the VM's busy CPU time per packet in microseconds.
+func smallPackets(t *testing.T, tp *vmnet.Topology, vip string) (pps, cpuUS float64) {
+	t.Helper()
+	busy0 := busyCPU(t)
+	u := vmnet.Dial(t, tp.Client, "--addr", vip, "--udp", "--op", "pps", "--count", "50000", "--parallel", "32", "--timeout", "1s")
+	busy := busyCPU(t) - busy0
+	if u.Lost > 5000 {
+		t.Errorf("small packets: %d of 50000 lost", u.Lost)
+	}
+	if u.OK == 0 || u.ElapsedMS == 0 {
+		t.Fatalf("small packets: %d answered in %d ms", u.OK, u.ElapsedMS)
+	}
+	return 2 * float64(u.OK) / (float64(u.ElapsedMS) / 1000), busy.Seconds() * 1e6 / float64(2*u.OK)
+}
+
+// busyCPU is the time all the VM's CPUs have spent busy since it booted (/proc/stat's first
+// line: user, nice, system, irq, softirq and steal, not idle and iowait), to a clock tick.
+func busyCPU(t *testing.T) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		t.Fatalf("/proc/stat begins %q, not with the cpu line", line)
+	}
+	var ticks uint64
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("/proc/stat: cpu line %q: %v", line, err)
+		}
+		if i != 3 && i != 4 { // idle, iowait
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * time.Second / userHZ
+}
+
+// userHZ is the clock tick of /proc/stat's times (USER_HZ, 100 on x86).
+const userHZ = 100
 
 // serve builds the topology with two real servers and s's TCP and UDP services on its VIP
 // (port 80), and returns the topology and the VIP:port.
@@ -166,7 +219,9 @@ var bulkMB = scaled(256, 16)
 // (a TCG VM on a shared host has slow spells of tens of seconds: one setup's two rounds differed
 // by up to a half in the runs of stop 31).
 // Each measures connections per second (2000 short connections, 8 at a time), bulk throughput
-// (one connection of bulkMB each way) and small packets per second (one UDP flow).
+// (one connection of bulkMB each way), and small packets per second on one UDP flow with the
+// VM's CPU time per small packet (the least of the rounds'), which host noise that only delays
+// packets does not move.
 func TestDataPlaneBenchmark(t *testing.T) {
 	if _, err := os.Stat(stockDir + "/ip_vs.ko"); err != nil {
 		t.Fatalf("the stock modules are not in the VM: %v", err)
@@ -193,19 +248,22 @@ func TestDataPlaneBenchmark(t *testing.T) {
 			if t.Failed() {
 				return
 			}
-			fmt.Printf("BENCH round %d %-24s %7.0f conn/s  get %6.1f MB/s  put %6.1f MB/s  %7.0f pkt/s\n", round, s.name, r.cps, r.getMBps, r.putMBps, r.pps)
-			b := best[s.name]
+			fmt.Printf("BENCH round %d %-24s %7.0f conn/s  get %6.1f MB/s  put %6.1f MB/s  %7.0f pkt/s  %5.1f us CPU/pkt\n", round, s.name, r.cps, r.getMBps, r.putMBps, r.pps, r.pktCPU)
+			b, seen := best[s.name]
 			b.cps, b.getMBps, b.putMBps, b.pps = max(b.cps, r.cps), max(b.getMBps, r.getMBps), max(b.putMBps, r.putMBps), max(b.pps, r.pps)
+			if !seen || r.pktCPU < b.pktCPU {
+				b.pktCPU = r.pktCPU
+			}
 			best[s.name] = b
 		}
 	}
 	base := best["stock-NAT"]
-	fmt.Printf("BENCH kernel=%s data plane, best of %d rounds (2 real servers, 2000 connections, %d MB on one connection each way, 50000 UDP round trips)\n", os.Getenv("RIG_KERNEL"), dpRounds, bulkMB)
+	fmt.Printf("BENCH kernel=%s data plane, best of %d rounds (2 real servers, 2000 connections, %d MB on one connection each way, 2x50000 UDP round trips a round)\n", os.Getenv("RIG_KERNEL"), dpRounds, bulkMB)
 	for _, s := range setups {
 		b := best[s.name]
-		fmt.Printf("BENCH %-24s %7.0f conn/s (%.2fx)  get %6.1f MB/s (%.2fx)  put %6.1f MB/s (%.2fx)  %7.0f pkt/s (%.2fx)  vs stock NAT\n",
-			s.name, b.cps, b.cps/base.cps, b.getMBps, b.getMBps/base.getMBps, b.putMBps, b.putMBps/base.putMBps, b.pps, b.pps/base.pps)
+		fmt.Printf("BENCH %-24s %7.0f conn/s (%.2fx)  get %6.1f MB/s (%.2fx)  put %6.1f MB/s (%.2fx)  %7.0f pkt/s (%.2fx)  %5.1f us CPU/pkt (%.2fx)  vs stock NAT\n",
+			s.name, b.cps, b.cps/base.cps, b.getMBps, b.getMBps/base.getMBps, b.putMBps, b.putMBps/base.putMBps, b.pps, b.pps/base.pps, b.pktCPU, b.pktCPU/base.pktCPU)
 		benchdata.Print(benchdata.Record{Suite: "dataplane", Name: s.name, Values: map[string]float64{
-			"cps": b.cps, "get_mbps": b.getMBps, "put_mbps": b.putMBps, "pps": b.pps}})
+			"cps": b.cps, "get_mbps": b.getMBps, "put_mbps": b.putMBps, "pps": b.pps, "pkt_cpu_us": b.pktCPU}})
 	}
 }

@@ -28,6 +28,9 @@ var profileParts = []struct {
 }{
 	{"IPVS, packets towards the real servers (ip_vs_in_hook)", []string{"ip_vs_in_hook"}},
 	{"IPVS, replies (ip_vs_out_hook)", []string{"ip_vs_out_hook"}},
+	{"IPVS, looking connections up (ip_vs_conn_in_get, ip_vs_conn_out_get)", []string{"ip_vs_conn_in_get", "ip_vs_conn_out_get"}},
+	{"IPVS, NAT's transmitter (ip_vs_nat_xmit)", []string{"ip_vs_nat_xmit"}},
+	{"IPVS, UDP's address and port rewriting (udp_dnat_handler, udp_snat_handler)", []string{"udp_dnat_handler", "udp_snat_handler"}},
 	{"FULLNAT's route to a client or real server (ip_vs_fnat_get_out_rt)", []string{"ip_vs_fnat_get_out_rt"}},
 	{"route lookups for output (ip_route_output_key_hash)", []string{"ip_route_output_key_hash"}},
 	{"route lookups for input (ip_route_input_noref)", []string{"ip_route_input_noref"}},
@@ -35,14 +38,16 @@ var profileParts = []struct {
 	{"netfilter hooks (nf_hook_slow)", []string{"nf_hook_slow"}},
 	{"TCP receive (tcp_v4_rcv)", []string{"tcp_v4_rcv"}},
 	{"TCP send (tcp_sendmsg)", []string{"tcp_sendmsg"}},
+	{"UDP receive and send (udp_rcv, udp_sendmsg)", []string{"udp_rcv", "udp_sendmsg"}},
 	{"copies to and from user space (_copy_to_iter, _copy_from_iter)", []string{"_copy_to_iter", "_copy_from_iter"}},
 }
 
 // TestDataPlaneProfile profiles bulk transfers from the real servers to the client (the
-// replies carry the data; get-raw, what TestDataPlaneBenchmark times) through Debian's NAT,
-// our NAT and our FULLNAT, with perf recording the whole VM: the client, the director and the
-// real servers share its kernel, so each share is of the whole path, and the director's parts
-// are where the setups differ. It prints the parts (profileParts) and the costliest functions.
+// replies carry the data; get-raw, what TestDataPlaneBenchmark times) and the small UDP
+// packets' round trips (pps) through Debian's NAT, our NAT and our FULLNAT, with perf recording
+// the whole VM: the client, the director and the real servers share its kernel, so each share
+// is of the whole path, and the director's parts are where the setups differ. It prints the
+// parts (profileParts) and the costliest functions.
 // (Verified bytes, lvs-peer's get, cost half the VM's CPU in lvs-peer itself: stop 30.)
 func TestDataPlaneProfile(t *testing.T) {
 	if _, err := os.Stat(perfreport.Bin); err != nil {
@@ -54,7 +59,7 @@ func TestDataPlaneProfile(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			tp, vip := serve(t, s)
 			vmnet.Dial(t, tp.Client, "--addr", vip, "--count", "20", "--parallel", "4") // warm up
-			for _, op := range []string{"get-raw"} {
+			for _, op := range []string{"get-raw", "pps"} {
 				data := t.TempDir() + "/perf-" + op + ".data"
 				rec := exec.Command(perfreport.Bin, "record", "-a", "-g", "-q", "-N", "-e", "cpu-clock", "-F", "1000", "-o", data)
 				var out strings.Builder
@@ -63,7 +68,14 @@ func TestDataPlaneProfile(t *testing.T) {
 					t.Fatal(err)
 				}
 				time.Sleep(time.Second) // perf opens its events on every CPU
-				g := vmnet.Dial(t, tp.Client, "--addr", vip, "--op", op, "--size", fmt.Sprint(size), "--timeout", "180s")
+				var rate string
+				if op == "pps" {
+					pps, cpu := smallPackets(t, tp, vip)
+					rate = fmt.Sprintf("small UDP packets at %.0f packets/s, %.1f us of CPU each", pps, cpu)
+				} else {
+					g := vmnet.Dial(t, tp.Client, "--addr", vip, "--op", op, "--size", fmt.Sprint(size), "--timeout", "180s")
+					rate = fmt.Sprintf("%d MB at %.1f MB/s", size>>20, float64(size)/1e6/(float64(g.ElapsedMS)/1000))
+				}
 				if err := rec.Process.Signal(os.Interrupt); err != nil {
 					t.Fatal(err)
 				}
@@ -76,8 +88,7 @@ func TestDataPlaneProfile(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				fmt.Printf("BENCH perf dataplane %s %s %d MB at %.1f MB/s, the whole VM: %s\n", s.name, op, size>>20,
-					float64(size)/1e6/(float64(g.ElapsedMS)/1000), prof.ByBinary())
+				fmt.Printf("BENCH perf dataplane %s %s %s, the whole VM: %s\n", s.name, op, rate, prof.ByBinary())
 				for _, p := range profileParts {
 					fmt.Printf("BENCH perf dataplane %s %s %5.1f%%  %s\n", s.name, op, prof.Sum(p.syms...), p.what)
 				}
