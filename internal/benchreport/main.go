@@ -214,7 +214,7 @@ func (r *report) markdown(w io.Writer, log string) {
 				}
 				fmt.Fprintln(w, " |")
 			}
-			fmt.Fprintf(w, "\nCPU µs per small packet: the VM's busy CPU time (client, director and real servers) per packet of the small-packet runs, the least of the rounds; lower is better. Host noise that only delays packets lowers packets/s but not this.\n")
+			fmt.Fprintf(w, "\nCPU µs per small packet: the VM's busy CPU time (client, director and real servers) per packet of the small-packet runs, the least of the rounds; lower is better. Time the VM waits for the host lowers packets/s but not this; a slow spell of the host, which slows the emulated CPUs, raises both.\n")
 			if slices.Contains(names, "ours-FULLNAT+SYNPROXY+WS") {
 				fmt.Fprintf(w, "\n`+WS`: the director's `synproxy_wscale` set to 7. With its default, 0 (as in Alibaba's LVS), the SYN-ACK offers no window scaling, so a SYNPROXY connection has at most 64 KB in flight.\n")
 			}

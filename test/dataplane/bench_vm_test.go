@@ -220,8 +220,8 @@ var bulkMB = scaled(256, 16)
 // by up to a half in the runs of stop 31).
 // Each measures connections per second (2000 short connections, 8 at a time), bulk throughput
 // (one connection of bulkMB each way), and small packets per second on one UDP flow with the
-// VM's CPU time per small packet (the least of the rounds'), which host noise that only delays
-// packets does not move.
+// VM's CPU time per small packet (the least of the rounds'), which time spent waiting for the
+// shared host does not move.
 func TestDataPlaneBenchmark(t *testing.T) {
 	if _, err := os.Stat(stockDir + "/ip_vs.ko"); err != nil {
 		t.Fatalf("the stock modules are not in the VM: %v", err)
