@@ -90,7 +90,7 @@ static int ip_vs_conn_fill(struct sk_buff *skb, const struct ip_vs_conn *cp)
 	    nla_put_u32(skb, IPVS_CONN_ATTR_FWMARK, cp->fwmark))
 		return -EMSGSIZE;
 	/* the local side is fixed once the connection is bound */
-	if (READ_ONCE(cp->fnat.laddr) &&
+	if (ip_vs_fnat_has_state(cp) && READ_ONCE(cp->fnat.laddr) &&
 	    (nla_put(skb, IPVS_CONN_ATTR_LADDR, sizeof(cp->fnat.lip),
 		     &cp->fnat.lip) ||
 	     nla_put_be16(skb, IPVS_CONN_ATTR_LPORT, cp->fnat.lport)))

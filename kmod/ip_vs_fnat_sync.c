@@ -256,9 +256,11 @@ int ip_vs_fnat_sync_check(struct netns_ipvs *ipvs,
 bool ip_vs_fnat_sync_same(const struct ip_vs_conn *cp,
 			  const struct ip_vs_fnat_sync *fs)
 {
+	bool bound = ip_vs_fnat_has_state(cp) && cp->fnat.laddr;
+
 	if (!fs || !(fs->have & IP_VS_FNAT_SYNC_F_FNAT))
-		return !cp->fnat.laddr;
-	return cp->fnat.laddr && cp->fnat.lport == fs->lport &&
+		return !bound;
+	return bound && cp->fnat.lport == fs->lport &&
 	       ip_vs_addr_equal(cp->af, &cp->fnat.lip, &fs->lip);
 }
 
@@ -316,7 +318,8 @@ void ip_vs_fnat_sync_apply(struct ip_vs_conn *cp,
 	if (!fs || (cp->flags & IP_VS_CONN_F_TEMPLATE) ||
 	    !(cp->flags & IP_VS_CONN_F_SYNC))
 		return;
-	if ((fs->have & IP_VS_FNAT_SYNC_F_FNAT) && cp->fnat.laddr) {
+	if ((fs->have & IP_VS_FNAT_SYNC_F_FNAT) && ip_vs_fnat_has_state(cp) &&
+	    cp->fnat.laddr) {
 		spin_lock_bh(&cp->lock);
 		cp->fnat.pp = fs->pp;
 		cp->fnat.pp_len = fs->pp_len;

@@ -448,10 +448,13 @@ no_laddr:
 
 void ip_vs_fnat_conn_unbind(struct ip_vs_conn *cp)
 {
-	struct ip_vs_laddr *la = cp->fnat.laddr;
+	struct ip_vs_laddr *la;
 	unsigned int hash;
 	spinlock_t *lock;	/* of the bucket */
 
+	if (!ip_vs_fnat_has_state(cp))
+		return;
+	la = cp->fnat.laddr;
 	if (!la)
 		return;
 	if (cp->fnat.flags & IP_VS_FNAT_F_HASHED) {

@@ -47,19 +47,21 @@ func slabBytes(t *testing.T) int64 {
 	return 0
 }
 
-// connObject is the ip_vs_conn cache's object size and what one object takes in its slabs
-// (its slot, and its share of what a slab leaves over), from SLUB's sysfs: /proc/slabinfo does
-// not list a cache SLUB merged into another of its size.
-func connObject(t *testing.T) (size, footprint int) {
+// connObject is the object size of the connection cache cache (ip_vs_conn, or our module's
+// ip_vs_conn_fnat for the connections that carry FULLNAT state) and what one object takes in
+// its slabs (its slot, and its share of what a slab leaves over), from SLUB's sysfs:
+// /proc/slabinfo does not list a cache SLUB merged into another of its size.
+func connObject(t *testing.T, cache string) (size, footprint int) {
 	t.Helper()
 	read := func(f string) int {
-		b, err := os.ReadFile("/sys/kernel/slab/ip_vs_conn/" + f)
+		p := "/sys/kernel/slab/" + cache + "/" + f
+		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		n, err := strconv.Atoi(strings.TrimSpace(string(b)))
 		if err != nil {
-			t.Fatalf("/sys/kernel/slab/ip_vs_conn/%s: %v", f, err)
+			t.Fatalf("%s: %v", p, err)
 		}
 		return n
 	}
@@ -72,7 +74,7 @@ func connObject(t *testing.T) (size, footprint int) {
 
 // TestConnMemory: the kernel memory a connection takes, at a million connections, for stock
 // NAT, our NAT, our FULLNAT and our FULLNAT+SYNPROXY, in one VM: the growth of the kernel's slab
-// memory over the connections, and the ip_vs_conn cache's object. Both modules hash a million
+// memory over the connections, and the object of the connections' cache. Both modules hash a million
 // connections in 2^20 buckets (conn_tab_bits=20, outside the slab memory). The NAT and FULLNAT
 // tables are filled with spoofed ACKs (connfill.Fill: sloppy_tcp, one ESTABLISHED connection
 // per source, a blackhole real server); FULLNAT's connections take ports of 17 local addresses
@@ -153,10 +155,14 @@ func TestConnMemory(t *testing.T) {
 			// dropped the copy it kept.
 			time.Sleep(8 * time.Second)
 			grown := slabBytes(t) - before
-			size, foot := connObject(t)
+			cache := "ip_vs_conn"
+			if s.fnat {
+				cache = "ip_vs_conn_fnat"
+			}
+			size, foot := connObject(t, cache)
 			per[s.name] = float64(grown) / float64(n)
-			fmt.Printf("BENCH mem %-21s %d connections: slab +%d MB, %.0f bytes/connection (ip_vs_conn object %d bytes, %d with its slab's share)\n",
-				s.name, n, grown>>20, per[s.name], size, foot)
+			fmt.Printf("BENCH mem %-21s %d connections: slab +%d MB, %.0f bytes/connection (%s object %d bytes, %d with its slab's share)\n",
+				s.name, n, grown>>20, per[s.name], cache, size, foot)
 		})
 		unload(t)
 		if t.Failed() {

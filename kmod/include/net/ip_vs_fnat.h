@@ -78,7 +78,10 @@ struct ip_vs_fnat_svc {
 #define IP_VS_FNAT_EST_TIMEOUT_MAX \
 	((u32)min_t(unsigned long, 31UL * 24 * 3600, INT_MAX / HZ))
 
-/* Per-connection FULLNAT state, embedded in struct ip_vs_conn */
+/* Per-connection FULLNAT state, the last member of struct ip_vs_conn: only
+ * the connections of the FULLNAT cache carry it (ip_vs_fnat_has_state()),
+ * the others end before it.
+ */
 struct ip_vs_fnat_conn {
 	struct hlist_node	o_list;		/* in the out-direction table */
 	struct ip_vs_laddr	*laddr;		/* NULL: not a FULLNAT conn */
@@ -91,6 +94,15 @@ struct ip_vs_fnat_conn {
 	u32			delta;		/* init_seq - client ISN */
 	u32			fdata_seq;	/* RS SYN-ACK seq + 1 */
 };
+
+/* Whether connection cp carries its FULLNAT state: ip_vs_conn_new()
+ * allocates it for a connection to a FULLNAT real server and for every
+ * copy the sync backup makes (upstream's ip_vs_try_bind_dest() may give a
+ * copy its real server's forwarding method later), so a connection whose
+ * forwarding method is FULLNAT always has it.  Whatever meets connections
+ * of any kind checks this before it reads cp->fnat.
+ */
+#define ip_vs_fnat_has_state(cp)	((cp)->fnat_state)
 
 #define IP_VS_FNAT_F_HASHED	0x01		/* in the out-direction table */
 #define IP_VS_FNAT_F_SEQ	0x02		/* init_seq/delta are valid */
