@@ -272,14 +272,19 @@ int ip_vs_fnat_conn_new(struct ip_vs_conn *cp,
 			const struct ip_vs_fnat_sync *fs,
 			struct ip_vs_dest *dest)
 {
-	bool fullnat = dest && IP_VS_DFWD_METHOD(dest) == IP_VS_CONN_F_FULLNAT;
+	bool fullnat;
 
 	if (cp->flags & IP_VS_CONN_F_TEMPLATE)
 		return 0;
+	/* ip_vs_conn_new() gave cp the state if its real server was FULLNAT:
+	 * that read of the method decides, not a second one an edit of the
+	 * real server may change (its state is all a local port may use)
+	 */
 	if (!(cp->flags & IP_VS_CONN_F_SYNC))
-		return fullnat ? ip_vs_fnat_conn_bind(cp,
-						      rcu_dereference(dest->svc)) :
-				 0;
+		return ip_vs_fnat_has_state(cp) ?
+		       ip_vs_fnat_conn_bind(cp, rcu_dereference(dest->svc)) : 0;
+
+	fullnat = dest && IP_VS_DFWD_METHOD(dest) == IP_VS_CONN_F_FULLNAT;
 
 	if (!fs || !(fs->have & IP_VS_FNAT_SYNC_F_FNAT)) {
 		if (!fullnat)

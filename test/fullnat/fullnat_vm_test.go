@@ -28,10 +28,16 @@ type fixture struct {
 
 func newFixture(t *testing.T, servers int) *fixture {
 	t.Helper()
+	return newFixtureWith(t, vmnet.Options{Servers: servers})
+}
+
+// newFixtureWith is newFixture on a topology built with o.
+func newFixtureWith(t *testing.T, o vmnet.Options) *fixture {
+	t.Helper()
 	if os.Getenv("RIG_MODULES") != "ours" {
 		t.Fatalf("FULLNAT needs our modules (RIG_MODULES=ours), got %q", os.Getenv("RIG_MODULES"))
 	}
-	tp := vmnet.New(t, vmnet.Options{Servers: servers})
+	tp := vmnet.New(t, o)
 	d := tp.Director
 	d.Run(t, "/sbin/modprobe", "ip_vs")
 	d.Run(t, "/sbin/modprobe", "ip_vs_rr")
