@@ -112,7 +112,7 @@ KERNEL7 ?= $(shell rig/fetch.sh 2>/dev/null | awk '$$1 ~ /^7\./ {print $$1; exit
 SUITES7_OURS ?= ./test/fullnat ./test/synproxy ./test/toa ./test/packets ./test/proxyproto ./test/dataplane ./test/compat ./test/cluster ./test/keepalived ./cmd/lvsctl
 SUITES7_BOTH ?= ./ipvs ./ipvs/ipvstest ./cmd/ipvsadm
 
-test-7: fetch kmod
+test-7: fetch kmod keepalived
 	rig/vmtest.sh --kernels "$(KERNEL7)" --modules ours $(SUITES7_OURS)
 	rig/vmtest.sh --kernels "$(KERNEL7)" --modules "$(MODSETS)" $(SUITES7_BOTH)
 
