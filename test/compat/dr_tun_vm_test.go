@@ -55,8 +55,13 @@ func TestDirectRouting(t *testing.T) {
 			}
 			t.Cleanup(func() { d.Run(t, cipvsadm, "-C") })
 			s := vmnet.Dial(t, tp.Client, "--addr", vip, "--count", "90", "--parallel", "3", "--timeout", "5s")
-			if s.OK != 90 || s.Servers["rs1"] != 30 || s.Servers["rs2"] != 60 {
-				t.Errorf("want 90 connections split 30/60 by weight, got %+v", s.Servers)
+			// wrr with weights 1 and 2 sends one connection in three to rs1. The director
+			// sees only the client's half of a DR connection, so its entry may still be
+			// ESTABLISHED when the client reuses that port for a new connection: IPVS then
+			// sends the SYN down the old entry without scheduling (stock behaviour, and the likely
+			// cause of a 31/59 split seen once in CI). One connection off 30/60 is allowed.
+			if r1, r2 := s.Servers["rs1"], s.Servers["rs2"]; s.OK != 90 || r1+r2 != 90 || r1 < 29 || r1 > 31 {
+				t.Errorf("want 90 connections split 30/60 by weight (one either way), got %d ok, %+v", s.OK, s.Servers)
 			}
 			g := vmnet.Dial(t, tp.Client, "--addr", vip, "--op", "get", "--size", "2097152", "--count", "2")
 			if g.Bytes != 2*2097152 {
