@@ -266,34 +266,30 @@ bool ip_vs_fnat_sync_same(const struct ip_vs_conn *cp,
 
 /* ip_vs_conn_new(): bind a new connection to a local address and port, or
  * refuse it (nonzero). A synced FULLNAT connection takes its owner's, a
- * scheduled one a port of its service's local addresses. Under RCU.
+ * scheduled one a port of its service's local addresses. fullnat: the
+ * method ip_vs_conn_new() read once, which ip_vs_bind_dest() gives cp
+ * (dest's, or without dest the sender's). Under RCU.
  */
 int ip_vs_fnat_conn_new(struct ip_vs_conn *cp,
 			const struct ip_vs_fnat_sync *fs,
-			struct ip_vs_dest *dest)
+			struct ip_vs_dest *dest, bool fullnat)
 {
-	bool fullnat;
-
 	if (cp->flags & IP_VS_CONN_F_TEMPLATE)
 		return 0;
-	/* ip_vs_conn_new() gave cp the state if its real server was FULLNAT:
-	 * that read of the method decides, not a second one an edit of the
-	 * real server may change (its state is all a local port may use)
+	/* A director's own connection: it has the state exactly when its
+	 * real server is FULLNAT, as ip_vs_conn_new() read it once
 	 */
 	if (!(cp->flags & IP_VS_CONN_F_SYNC))
 		return ip_vs_fnat_has_state(cp) ?
 		       ip_vs_fnat_conn_bind(cp, rcu_dereference(dest->svc)) : 0;
 
-	fullnat = dest && IP_VS_DFWD_METHOD(dest) == IP_VS_CONN_F_FULLNAT;
-
 	if (!fs || !(fs->have & IP_VS_FNAT_SYNC_F_FNAT)) {
 		if (!fullnat)
 			return 0;
-		/* the sender's real server is not FULLNAT, ours is: the
-		 * connection inherits our forwarding method and has no local
-		 * port
+		/* FULLNAT here (our real server's method, or the sender's
+		 * without one) but not on the sender: no local port
 		 */
-		pr_warn_ratelimited("sync: connection to a FULLNAT real server is not FULLNAT on the sender: dropped\n");
+		pr_warn_ratelimited("sync: FULLNAT connection without the sender's local address: dropped\n");
 		goto refused;
 	}
 	/* and the other way round; without dest the message decides */

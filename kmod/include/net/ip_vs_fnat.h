@@ -292,7 +292,7 @@ void ip_vs_fnat_sync_apply(struct ip_vs_conn *cp,
 			   const struct ip_vs_fnat_sync *fs);
 int ip_vs_fnat_conn_new(struct ip_vs_conn *cp,
 			const struct ip_vs_fnat_sync *fs,
-			struct ip_vs_dest *dest);
+			struct ip_vs_dest *dest, bool fullnat);
 
 /* ip_vs_laddr.c: local addresses, port allocation, out-direction table */
 int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_service *svc);
